@@ -1,0 +1,1 @@
+"""creditline: customer credit for cloud resellers."""

@@ -1,0 +1,69 @@
+"""Engines and transactions. One transaction per request or command, begun and committed
+at the edge; the core only flushes (and uses savepoints so a refusal undoes itself)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from creditline.config import Settings, get_settings
+
+
+def normalise_url(url: str) -> str:
+    """Point plain ``postgresql://`` URLs at psycopg 3, the driver creditline uses."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
+    # pysqlite's own transaction handling defers BEGIN and breaks SAVEPOINT; take it over,
+    # as SQLAlchemy's documentation recommends. BEGIN IMMEDIATE takes the write lock at the
+    # start, so two writers queue on the busy timeout instead of failing on lock upgrade.
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_engine(url: str | None = None, settings: Settings | None = None) -> Engine:
+    """An engine for ``url`` (default: the configured database), set up for creditline."""
+    settings = settings or get_settings()
+    url = normalise_url(url or settings.database_url)
+    if make_url(url).get_backend_name() == "sqlite":
+        engine = create_engine(url)
+        _configure_sqlite(engine, settings.sqlite_busy_timeout_ms)
+        return engine
+    return create_engine(
+        url,
+        pool_size=settings.pool_size,
+        max_overflow=settings.pool_overflow,
+        pool_pre_ping=True,
+    )
+
+
+def is_postgres(engine: Engine) -> bool:
+    return engine.dialect.name == "postgresql"
+
+
+@contextmanager
+def transaction(engine: Engine) -> Iterator[Session]:
+    """A session in one transaction: committed when the block ends, rolled back if it raises."""
+    factory = sessionmaker(engine, expire_on_commit=False)
+    with factory.begin() as session:
+        yield session

@@ -1,0 +1,264 @@
+"""Tables. Every table of partner data carries ``partner_id`` (the natural distribution
+column should one machine be outgrown) and every index that serves a partner's pages
+leads with it. Money columns are BIGINT cents; CHECK constraints hold every invariant a
+single row can state."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    text,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+#: UINs of partners and customers share one number space and start here.
+FIRST_UIN = 100_000_000_001
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored as UTC and always read back timezone-aware (SQLite keeps none)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; creditline stores UTC only")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime(), dict[str, Any]: JSON, list[int]: JSON}
+
+
+class Account(Base):
+    """One UIN. Partners and customers both take theirs from here, so no two collide."""
+
+    __tablename__ = "accounts"
+    __table_args__ = (
+        CheckConstraint("kind IN ('partner', 'customer')", name="kind"),
+        {"sqlite_autoincrement": True},
+    )
+
+    uin: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), Identity(start=FIRST_UIN), primary_key=True
+    )
+    kind: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+
+
+class Partner(Base):
+    """A distributor, reseller or second-level reseller, and its allocatable pool."""
+
+    __tablename__ = "partners"
+    __table_args__ = (
+        CheckConstraint("kind IN ('distributor', 'reseller', 'sub-reseller')", name="kind"),
+        CheckConstraint(
+            "(kind = 'sub-reseller') = (parent_id IS NOT NULL)", name="parent_only_for_sub"
+        ),
+        CheckConstraint("pool_allocated >= 0", name="allocated_not_negative"),
+        CheckConstraint("pool_total >= pool_allocated", name="remaining_not_negative"),
+        Index("ix_partners_parent_id", "parent_id"),
+    )
+
+    #: The partner's UIN; in every other table this value is ``partner_id``.
+    id: Mapped[int] = mapped_column(BigInteger, ForeignKey("accounts.uin"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16))
+    parent_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("partners.id"))
+    pool_total: Mapped[int] = mapped_column(BigInteger, default=0)
+    pool_allocated: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: The partner's default alarm thresholds (percent of total credit).
+    thresholds: Mapped[list[int]] = mapped_column(default=lambda: [75, 90, 100])
+    created_at: Mapped[datetime]
+
+    @property
+    def pool_remaining(self) -> int:
+        return self.pool_total - self.pool_allocated
+
+
+class Customer(Base):
+    """A partner's customer (sub-customer) and its credit."""
+
+    __tablename__ = "customers"
+    __table_args__ = (
+        CheckConstraint("type IN ('personal', 'company')", name="type"),
+        CheckConstraint("identity_status IN (0, 1, 2)", name="identity_status"),
+        CheckConstraint("total_credit >= 0", name="total_credit_not_negative"),
+        Index("ix_customers_partner_id_associated_at", "partner_id", "associated_at", "uin"),
+        Index("ix_customers_partner_id_available", "partner_id", text("(total_credit - consumed)")),
+    )
+
+    uin: Mapped[int] = mapped_column(BigInteger, ForeignKey("accounts.uin"), primary_key=True)
+    partner_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("partners.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    type: Mapped[str] = mapped_column(String(16), default="personal")
+    email: Mapped[str] = mapped_column(String(320), default="")
+    mobile: Mapped[str] = mapped_column(String(40), default="")
+    remark: Mapped[str] = mapped_column(String(500), default="")
+    identity_status: Mapped[int] = mapped_column(Integer, default=0)
+    associated_at: Mapped[datetime]
+    total_credit: Mapped[int] = mapped_column(BigInteger, default=0)
+    consumed: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: The customer's own thresholds; None means the partner's default list.
+    thresholds: Mapped[list[int] | None] = mapped_column(default=None)
+    #: Thresholds already fired and not yet re-armed.
+    fired_thresholds: Mapped[list[int]] = mapped_column(default=list)
+    last_alarm_threshold: Mapped[int | None] = mapped_column(Integer, default=None)
+    last_alarm_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    @property
+    def available(self) -> int:
+        return self.total_credit - self.consumed
+
+
+class AllocationRecord(Base):
+    """One immutable line of the credit ledger: a grant, a pool allocation, an allocation or
+    a withdrawal. Corrections are new records, never edits."""
+
+    __tablename__ = "allocation_records"
+    __table_args__ = (
+        CheckConstraint(
+            "kind IN ('grant', 'pool_allocation', 'allocation', 'withdrawal')", name="kind"
+        ),
+        CheckConstraint("change <> 0", name="change_not_zero"),
+        CheckConstraint(
+            "source IN ('console', 'api', 'tc3', 'cli', 'bulk', 'demo')", name="source"
+        ),
+        Index("ix_allocation_records_partner_id_id", "partner_id", "id"),
+        Index(
+            "ix_allocation_records_partner_id_customer_uin_id", "partner_id", "customer_uin", "id"
+        ),
+        Index("ix_allocation_records_sub_partner_id", "sub_partner_id"),
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    partner_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("partners.id"))
+    kind: Mapped[str] = mapped_column(String(16))
+    customer_uin: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("customers.uin"))
+    #: For a pool allocation, the second-level reseller whose pool changed.
+    sub_partner_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("partners.id"))
+    operator: Mapped[str] = mapped_column(String(200))
+    change: Mapped[int] = mapped_column(BigInteger)
+    #: Customer total credit (or pool total) after the change.
+    total_after: Mapped[int] = mapped_column(BigInteger)
+    #: Customer available credit (or pool remaining) after the change.
+    available_after: Mapped[int] = mapped_column(BigInteger)
+    remark: Mapped[str] = mapped_column(String(500), default="")
+    source: Mapped[str] = mapped_column(String(16))
+    idempotency_key: Mapped[str | None] = mapped_column(String(255), default=None)
+    created_at: Mapped[datetime]
+
+
+class UsageEvent(Base):
+    """One charge or refund reported by the vendor's billing feed."""
+
+    __tablename__ = "usage_events"
+    __table_args__ = (
+        CheckConstraint("kind IN ('charge', 'refund')", name="kind"),
+        CheckConstraint("list_amount >= 0", name="list_not_negative"),
+        CheckConstraint("voucher_amount >= 0", name="voucher_not_negative"),
+        CheckConstraint("voucher_amount <= list_amount", name="voucher_within_list"),
+        CheckConstraint(
+            "counted = CASE WHEN kind = 'refund' THEN voucher_amount - list_amount "
+            "ELSE list_amount - voucher_amount END",
+            name="counted_rule",
+        ),
+        Index(
+            "ix_usage_events_partner_id_customer_uin_occurred_at",
+            "partner_id",
+            "customer_uin",
+            "occurred_at",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    event_id: Mapped[str] = mapped_column(String(128), unique=True)
+    partner_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("partners.id"))
+    customer_uin: Mapped[int] = mapped_column(BigInteger, ForeignKey("customers.uin"))
+    product: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(8))
+    list_amount: Mapped[int] = mapped_column(BigInteger)
+    voucher_amount: Mapped[int] = mapped_column(BigInteger)
+    #: What counts against credit: list - voucher, negative for a refund.
+    counted: Mapped[int] = mapped_column(BigInteger)
+    occurred_at: Mapped[datetime]
+    ingested_at: Mapped[datetime]
+
+
+class Alarm(Base):
+    """One alarm: a customer's consumption reached one or more thresholds at once."""
+
+    __tablename__ = "alarms"
+    __table_args__ = (
+        Index("ix_alarms_partner_id_id", "partner_id", "id"),
+        Index("ix_alarms_partner_id_customer_uin_id", "partner_id", "customer_uin", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    partner_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("partners.id"))
+    customer_uin: Mapped[int] = mapped_column(BigInteger, ForeignKey("customers.uin"))
+    #: The highest threshold newly reached; the one the alarm names.
+    threshold: Mapped[int] = mapped_column(Integer)
+    #: Every threshold newly reached by the change (all now count as fired).
+    thresholds_reached: Mapped[list[int]]
+    total_credit: Mapped[int] = mapped_column(BigInteger)
+    consumed: Mapped[int] = mapped_column(BigInteger)
+    #: What caused it: usage, refund, allocation, withdrawal.
+    cause: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+    read_at: Mapped[datetime | None] = mapped_column(default=None)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class OutboxEvent(Base):
+    """An event written in the same transaction as its cause, delivered after commit."""
+
+    __tablename__ = "outbox_events"
+    __table_args__ = (Index("ix_outbox_events_delivered_at_id", "delivered_at", "id"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    partner_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("partners.id"))
+    type: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+    delivered_at: Mapped[datetime | None] = mapped_column(default=None)

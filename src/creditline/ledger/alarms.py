@@ -1,0 +1,210 @@
+"""Alarm thresholds and the firing rule of DESIGN §3.
+
+A threshold ``t`` is reached when ``consumed >= t% x total_credit`` (and, with no credit at
+all, as soon as anything is consumed). After any change, the thresholds reached but not yet
+fired raise **one** alarm naming the highest of them, and all of them count as fired; a
+fired threshold no longer reached re-arms silently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from creditline import money
+from creditline.clock import utcnow
+from creditline.db.tables import Alarm, Customer, Partner
+from creditline.errors import InvalidInput
+from creditline.ledger.accounts import get_customer, get_partner
+from creditline.notify.outbox import THRESHOLD_REACHED, enqueue
+
+DEFAULT_THRESHOLDS = (75, 90, 100)
+MAX_THRESHOLDS = 10
+
+
+def validate_thresholds(values: Iterable[object]) -> list[int]:
+    """A threshold list as stored: distinct integers 1-1000, at most 10, ascending."""
+    result: set[int] = set()
+    for value in values:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InvalidInput(f"threshold {value!r} is not a whole percent", param="thresholds")
+        if not 1 <= value <= 1000:
+            raise InvalidInput(f"threshold {value} is outside 1-1000", param="thresholds")
+        result.add(value)
+    if not result:
+        raise InvalidInput("at least one threshold is needed", param="thresholds")
+    if len(result) > MAX_THRESHOLDS:
+        raise InvalidInput(f"at most {MAX_THRESHOLDS} thresholds", param="thresholds")
+    return sorted(result)
+
+
+def is_reached(threshold: int, *, total_credit: int, consumed: int) -> bool:
+    """Whether ``consumed`` has reached ``threshold`` percent of ``total_credit``."""
+    return consumed > 0 and consumed * 100 >= threshold * total_credit
+
+
+def reached(thresholds: Sequence[int], *, total_credit: int, consumed: int) -> list[int]:
+    """The thresholds of the list that are reached, ascending."""
+    return [
+        t for t in sorted(thresholds) if is_reached(t, total_credit=total_credit, consumed=consumed)
+    ]
+
+
+def utilization_basis_points(*, total_credit: int, consumed: int) -> int | None:
+    """Consumed as hundredths of a percent of total credit; None when there is no credit."""
+    if total_credit <= 0:
+        return None
+    return consumed * 10_000 // total_credit
+
+
+@dataclass(frozen=True)
+class CustomerCredit:
+    """What the alarm rule needs of a customer, read in the statement that changed it."""
+
+    partner_id: int
+    uin: int
+    name: str
+    total_credit: int
+    consumed: int
+    thresholds: list[int] | None
+    fired: list[int]
+
+
+def evaluate(
+    session: Session, credit: CustomerCredit, *, default: Sequence[int], cause: str
+) -> Alarm | None:
+    """Apply the firing rule to ``credit`` (already changed, row still locked by this
+    transaction); write the new fired set, and the alarm and its outbox event if one fires."""
+    effective = credit.thresholds if credit.thresholds is not None else list(default)
+    now_reached = reached(effective, total_credit=credit.total_credit, consumed=credit.consumed)
+    fired = set(credit.fired)
+    new = [t for t in now_reached if t not in fired]
+    next_fired = sorted(set(now_reached))
+    if next_fired == sorted(fired):
+        return None
+    values: dict[str, object] = {"fired_thresholds": next_fired}
+    alarm: Alarm | None = None
+    if new:
+        now = utcnow()
+        threshold = max(new)
+        values |= {"last_alarm_threshold": threshold, "last_alarm_at": now}
+        alarm_id = session.execute(
+            insert(Alarm)
+            .values(
+                partner_id=credit.partner_id,
+                customer_uin=credit.uin,
+                threshold=threshold,
+                thresholds_reached=new,
+                total_credit=credit.total_credit,
+                consumed=credit.consumed,
+                cause=cause,
+                created_at=now,
+            )
+            .returning(Alarm.id)
+        ).scalar_one()
+        alarm = Alarm(
+            id=alarm_id,
+            partner_id=credit.partner_id,
+            customer_uin=credit.uin,
+            threshold=threshold,
+            thresholds_reached=new,
+            total_credit=credit.total_credit,
+            consumed=credit.consumed,
+            cause=cause,
+            created_at=now,
+        )
+        enqueue(
+            session,
+            partner_id=credit.partner_id,
+            type=THRESHOLD_REACHED,
+            payload=threshold_payload(alarm, customer_name=credit.name),
+        )
+    session.execute(
+        update(Customer)
+        .where(Customer.partner_id == credit.partner_id, Customer.uin == credit.uin)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return alarm
+
+
+def threshold_payload(alarm: Alarm, *, customer_name: str) -> dict[str, object]:
+    """The ``credit.threshold_reached`` event data (amounts as decimal strings)."""
+    bp = utilization_basis_points(total_credit=alarm.total_credit, consumed=alarm.consumed)
+    return {
+        "alarm_id": alarm.id,
+        "partner_id": alarm.partner_id,
+        "customer_uin": alarm.customer_uin,
+        "customer_name": customer_name,
+        "threshold": alarm.threshold,
+        "thresholds_reached": list(alarm.thresholds_reached),
+        "utilization_percent": None if bp is None else money.to_text(bp),
+        "total_credit": money.to_text(alarm.total_credit),
+        "consumed": money.to_text(alarm.consumed),
+        "available_credit": money.to_text(alarm.total_credit - alarm.consumed),
+        "cause": alarm.cause,
+        "occurred_at": alarm.created_at.isoformat(),
+    }
+
+
+def set_thresholds(
+    session: Session,
+    *,
+    partner_id: int,
+    thresholds: Sequence[object] | None,
+    customer_uin: int | None = None,
+) -> list[int]:
+    """Set the partner's default list, or one customer's own list (None: back to the
+    default). The fired set is recomputed silently against the new list: changing a list
+    re-arms what is no longer reached but raises no alarm of its own."""
+    partner = get_partner(session, partner_id)
+    if thresholds is None and customer_uin is None:
+        raise InvalidInput("the partner's default list cannot be removed", param="thresholds")
+    values = None if thresholds is None else validate_thresholds(thresholds)
+    with session.begin_nested():
+        # Lock order everywhere: the partner row before any customer row.
+        if customer_uin is None:
+            assert values is not None
+            session.execute(
+                update(Partner)
+                .where(Partner.id == partner_id)
+                .values(thresholds=values)
+                .execution_options(synchronize_session=False)
+            )
+            default = values
+            targets = select(Customer).where(
+                Customer.partner_id == partner_id, Customer.thresholds.is_(None)
+            )
+        else:
+            default = list(partner.thresholds)
+            get_customer(session, partner_id, customer_uin)
+            targets = select(Customer).where(
+                Customer.partner_id == partner_id, Customer.uin == customer_uin
+            )
+        rows = session.execute(
+            targets.order_by(Customer.uin)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).scalars()
+        for customer in rows:
+            if customer_uin is not None:
+                customer.thresholds = values
+            effective = customer.thresholds if customer.thresholds is not None else default
+            customer.fired_thresholds = reached(
+                effective, total_credit=customer.total_credit, consumed=customer.consumed
+            )
+        session.flush()
+    return values if values is not None else default
+
+
+def effective_thresholds(session: Session, *, partner_id: int, customer_uin: int) -> list[int]:
+    """The list that applies to the customer: its own, or its partner's default."""
+    customer = get_customer(session, partner_id, customer_uin)
+    if customer.thresholds is not None:
+        return list(customer.thresholds)
+    return list(
+        session.execute(select(Partner.thresholds).where(Partner.id == partner_id)).scalar_one()
+    )

@@ -1,0 +1,128 @@
+"""Pools: the platform's grants to a partner, and a distributor's pool allocations to its
+second-level resellers (DESIGN §2). A reduction goes down to the pool's remaining, never
+below; the parent row is always locked before the child's."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from creditline.db.tables import AllocationRecord, Partner
+from creditline.errors import InsufficientPool, InvalidAmount, InvalidInput, NotFound
+from creditline.ledger import records
+from creditline.ledger.accounts import PoolState, get_partner
+from creditline.money import MAX_CENTS, to_text
+
+
+@dataclass(frozen=True)
+class PoolChange:
+    """The outcome of a grant or pool allocation: the record and the changed pool."""
+
+    record: AllocationRecord
+    pool: PoolState
+
+
+def _check_amount(amount: int) -> None:
+    if amount == 0:
+        raise InvalidAmount("amount must not be zero", param="amount")
+    if abs(amount) > MAX_CENTS:
+        raise InvalidAmount("amount is beyond the limit of 1,000,000,000.00", param="amount")
+
+
+def _change_total(session: Session, partner_id: int, amount: int) -> PoolState | None:
+    """Add ``amount`` to the pool's total, guarded so remaining never goes below zero.
+    None when the guard refuses (a reduction larger than what remains)."""
+    row = session.execute(
+        update(Partner)
+        .where(Partner.id == partner_id, Partner.pool_total - Partner.pool_allocated + amount >= 0)
+        .values(pool_total=Partner.pool_total + amount)
+        .returning(Partner.pool_total, Partner.pool_allocated)
+        .execution_options(synchronize_session=False)
+    ).one_or_none()
+    return None if row is None else PoolState(partner_id, row.pool_total, row.pool_allocated)
+
+
+def _refuse_reduction(session: Session, partner_id: int, amount: int) -> InsufficientPool:
+    remaining = get_partner(session, partner_id).pool_remaining
+    return InsufficientPool(
+        f"partner {partner_id} has {to_text(remaining)} remaining; "
+        f"its pool cannot be reduced by {to_text(-amount)}",
+        param="amount",
+    )
+
+
+def grant(session: Session, *, partner_id: int, amount: int, origin: records.Origin) -> PoolChange:
+    """The platform grants ``amount`` cents to a partner's pool (negative: reduces it)."""
+    _check_amount(amount)
+    origin = origin.checked()
+    with session.begin_nested():
+        get_partner(session, partner_id)
+        pool = _change_total(session, partner_id, amount)
+        if pool is None:
+            raise _refuse_reduction(session, partner_id, amount)
+        record = records.append(
+            session,
+            partner_id=partner_id,
+            kind="grant",
+            change=amount,
+            total_after=pool.total,
+            available_after=pool.remaining,
+            origin=origin,
+        )
+    return PoolChange(record, pool)
+
+
+def allocate_pool(
+    session: Session,
+    *,
+    distributor_id: int,
+    sub_reseller_id: int,
+    amount: int,
+    origin: records.Origin,
+) -> PoolChange:
+    """A distributor moves ``amount`` cents of its pool to one of its second-level
+    resellers (negative: takes back up to what that pool has remaining)."""
+    _check_amount(amount)
+    origin = origin.checked()
+    with session.begin_nested():
+        distributor = get_partner(session, distributor_id)
+        if distributor.kind != "distributor":
+            raise InvalidInput(
+                "only a distributor allocates pool to second-level resellers", param="partner"
+            )
+        sub = get_partner(session, sub_reseller_id)
+        if sub.parent_id != distributor_id:
+            # Someone else's partner answers exactly as a missing one.
+            raise NotFound(f"no sub-reseller {sub_reseller_id}", param="sub_reseller")
+        parent_row = session.execute(
+            update(Partner)
+            .where(
+                Partner.id == distributor_id,
+                Partner.pool_total - Partner.pool_allocated >= amount,
+            )
+            .values(pool_allocated=Partner.pool_allocated + amount)
+            .returning(Partner.pool_total, Partner.pool_allocated)
+            .execution_options(synchronize_session=False)
+        ).one_or_none()
+        if parent_row is None:
+            raise InsufficientPool(
+                f"the pool has {to_text(distributor.pool_remaining)} remaining; "
+                f"cannot allocate {to_text(amount)}",
+                param="amount",
+            )
+        pool = _change_total(session, sub_reseller_id, amount)
+        if pool is None:
+            raise _refuse_reduction(session, sub_reseller_id, amount)
+        record = records.append(
+            session,
+            partner_id=distributor_id,
+            kind="pool_allocation",
+            sub_partner_id=sub_reseller_id,
+            change=amount,
+            total_after=pool.total,
+            available_after=pool.remaining,
+            origin=origin,
+        )
+    return PoolChange(record, pool)

@@ -1,0 +1,181 @@
+"""Allocation records: the immutable ledger of every grant, pool allocation, allocation
+and withdrawal, and the queries that page through it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, insert, or_, select
+from sqlalchemy.orm import Session
+
+from creditline import money
+from creditline.clock import utcnow
+from creditline.db.tables import AllocationRecord
+from creditline.errors import InvalidInput
+from creditline.ledger.accounts import get_partner
+from creditline.notify.outbox import ALLOCATION_RECORDED, enqueue
+
+RECORD_KINDS = ("grant", "pool_allocation", "allocation", "withdrawal")
+SOURCES = ("console", "api", "tc3", "cli", "bulk", "demo")
+MAX_PAGE_SIZE = 500
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Who asked for a change and through which door; carried onto its record."""
+
+    operator: str
+    source: str
+    remark: str = ""
+    idempotency_key: str | None = None
+
+    def checked(self) -> Origin:
+        if self.source not in SOURCES:
+            raise InvalidInput(f"unknown source {self.source!r}", param="source")
+        operator = self.operator.strip()
+        if not operator or len(operator) > 200:
+            raise InvalidInput("operator must be 1-200 characters", param="operator")
+        remark = self.remark.strip()
+        if len(remark) > 500:
+            raise InvalidInput("remark is longer than 500 characters", param="remark")
+        if any(ord(c) < 32 and c != "\t" for c in remark):
+            raise InvalidInput("remark must not contain control characters", param="remark")
+        if self.idempotency_key is not None and len(self.idempotency_key) > 255:
+            raise InvalidInput("idempotency key is longer than 255 characters")
+        return Origin(operator, self.source, remark, self.idempotency_key)
+
+
+def append(
+    session: Session,
+    *,
+    partner_id: int,
+    kind: str,
+    change: int,
+    total_after: int,
+    available_after: int,
+    origin: Origin,
+    customer_uin: int | None = None,
+    sub_partner_id: int | None = None,
+) -> AllocationRecord:
+    """Append one record and its ``credit.allocation_recorded`` outbox event."""
+    now = utcnow()
+    values: dict[str, Any] = {
+        "partner_id": partner_id,
+        "kind": kind,
+        "customer_uin": customer_uin,
+        "sub_partner_id": sub_partner_id,
+        "operator": origin.operator,
+        "change": change,
+        "total_after": total_after,
+        "available_after": available_after,
+        "remark": origin.remark,
+        "source": origin.source,
+        "idempotency_key": origin.idempotency_key,
+        "created_at": now,
+    }
+    record_id = session.execute(
+        insert(AllocationRecord).values(**values).returning(AllocationRecord.id)
+    ).scalar_one()
+    record = AllocationRecord(id=record_id, **values)
+    enqueue(session, partner_id=partner_id, type=ALLOCATION_RECORDED, payload=as_payload(record))
+    return record
+
+
+def as_payload(record: AllocationRecord) -> dict[str, Any]:
+    """A record as event data and API answers: amounts as decimal strings."""
+    return {
+        "id": record.id,
+        "partner_id": record.partner_id,
+        "kind": record.kind,
+        "customer_uin": record.customer_uin,
+        "sub_partner_id": record.sub_partner_id,
+        "operator": record.operator,
+        "change": money.to_text(record.change),
+        "total_after": money.to_text(record.total_after),
+        "available_after": money.to_text(record.available_after),
+        "remark": record.remark,
+        "source": record.source,
+        "idempotency_key": record.idempotency_key,
+        "created_at": record.created_at.isoformat(),
+    }
+
+
+@dataclass(frozen=True)
+class RecordFilter:
+    """What a records page is narrowed to; every field optional."""
+
+    customer_uin: int | None = None
+    operator: str | None = None
+    kind: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def _filtered(
+    session: Session, partner_id: int, where: RecordFilter
+) -> Select[tuple[AllocationRecord]]:
+    if where.kind is not None and where.kind not in RECORD_KINDS:
+        raise InvalidInput(f"kind must be one of {', '.join(RECORD_KINDS)}", param="kind")
+    scope = AllocationRecord.partner_id == partner_id
+    # A second-level reseller also sees the pool allocations its distributor made to it
+    # (recorded once, under the distributor).
+    if where.kind in (None, "pool_allocation") and get_partner(session, partner_id).parent_id:
+        scope = or_(scope, AllocationRecord.sub_partner_id == partner_id)
+    query = select(AllocationRecord).where(scope)
+    if where.customer_uin is not None:
+        query = query.where(AllocationRecord.customer_uin == where.customer_uin)
+    if where.operator:
+        query = query.where(AllocationRecord.operator == where.operator)
+    if where.kind is not None:
+        query = query.where(AllocationRecord.kind == where.kind)
+    if where.since is not None:
+        query = query.where(AllocationRecord.created_at >= where.since)
+    if where.until is not None:
+        query = query.where(AllocationRecord.created_at < where.until)
+    return query
+
+
+def page(
+    session: Session,
+    *,
+    partner_id: int,
+    where: RecordFilter = RecordFilter(),
+    limit: int = 50,
+    before_id: int | None = None,
+) -> tuple[list[AllocationRecord], bool]:
+    """A page of the partner's records, newest first, and whether more follow.
+
+    Keyset pagination on the record id: pass the last id of one page as ``before_id`` for
+    the next, so a page costs the same at record 5,000,000 as at record 1.
+    """
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        raise InvalidInput(f"page size must be 1-{MAX_PAGE_SIZE}", param="limit")
+    query = _filtered(session, partner_id, where)
+    if before_id is not None:
+        query = query.where(AllocationRecord.id < before_id)
+    rows = list(
+        session.execute(query.order_by(AllocationRecord.id.desc()).limit(limit + 1)).scalars()
+    )
+    return rows[:limit], len(rows) > limit
+
+
+def iterate(
+    session: Session, *, partner_id: int, where: RecordFilter = RecordFilter(), chunk: int = 1000
+) -> Iterator[AllocationRecord]:
+    """Every matching record, newest first, fetched in keyset chunks (for CSV export)."""
+    before: int | None = None
+    while True:
+        rows, more = page(
+            session,
+            partner_id=partner_id,
+            where=where,
+            limit=min(chunk, MAX_PAGE_SIZE),
+            before_id=before,
+        )
+        yield from rows
+        if not more:
+            return
+        before = rows[-1].id

@@ -1,0 +1,128 @@
+"""Conservation, checkable at any time (DESIGN §2): every balance recomputed from the
+records it must equal, and every difference named."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, aliased
+
+from creditline import money
+from creditline.db.tables import AllocationRecord, Customer, Partner, UsageEvent
+from creditline.ledger.alarms import reached
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """One balance that disagrees with what its records add up to."""
+
+    subject: str
+    id: int
+    field: str
+    stored: int | str
+    expected: int | str
+
+    def describe(self) -> str:
+        def show(v: int | str) -> str:
+            return money.to_text(v) if isinstance(v, int) else v
+
+        return (
+            f"{self.subject} {self.id}: {self.field} is {show(self.stored)}, "
+            f"its records say {show(self.expected)}"
+        )
+
+
+def verify(session: Session) -> list[Mismatch]:
+    """Recompute every pool, credit and consumption from the records; [] when all agree.
+
+    - a pool's ``total`` equals its grants plus the pool allocations made to it;
+    - a pool's ``allocated`` equals its customers' total credit plus its sub-resellers' pools;
+    - a customer's ``total_credit`` equals the sum of its allocation records;
+    - a customer's ``consumed`` equals the sum of its counted usage;
+    - a customer's fired thresholds are exactly those its consumption reaches.
+    """
+    found: list[Mismatch] = []
+
+    granted = dict(
+        session.execute(
+            select(AllocationRecord.partner_id, func.sum(AllocationRecord.change))
+            .where(AllocationRecord.kind == "grant")
+            .group_by(AllocationRecord.partner_id)
+        ).tuples()
+    )
+    received = dict(
+        session.execute(
+            select(AllocationRecord.sub_partner_id, func.sum(AllocationRecord.change))
+            .where(AllocationRecord.kind == "pool_allocation")
+            .group_by(AllocationRecord.sub_partner_id)
+        ).tuples()
+    )
+    held = dict(
+        session.execute(
+            select(Customer.partner_id, func.sum(Customer.total_credit)).group_by(
+                Customer.partner_id
+            )
+        ).tuples()
+    )
+    child = aliased(Partner)
+    passed_on = dict(
+        session.execute(
+            select(child.parent_id, func.sum(child.pool_total))
+            .where(child.parent_id.is_not(None))
+            .group_by(child.parent_id)
+        ).tuples()
+    )
+    for partner in session.execute(select(Partner).order_by(Partner.id)).scalars():
+        total = int(granted.get(partner.id) or 0) + int(received.get(partner.id) or 0)
+        if partner.pool_total != total:
+            found.append(Mismatch("partner", partner.id, "pool total", partner.pool_total, total))
+        allocated = int(held.get(partner.id) or 0) + int(passed_on.get(partner.id) or 0)
+        if partner.pool_allocated != allocated:
+            found.append(
+                Mismatch("partner", partner.id, "pool allocated", partner.pool_allocated, allocated)
+            )
+
+    credited = dict(
+        session.execute(
+            select(AllocationRecord.customer_uin, func.sum(AllocationRecord.change))
+            .where(AllocationRecord.customer_uin.is_not(None))
+            .group_by(AllocationRecord.customer_uin)
+        ).tuples()
+    )
+    counted = dict(
+        session.execute(
+            select(UsageEvent.customer_uin, func.sum(UsageEvent.counted)).group_by(
+                UsageEvent.customer_uin
+            )
+        ).tuples()
+    )
+    defaults = dict(session.execute(select(Partner.id, Partner.thresholds)).tuples())
+    for customer in session.execute(select(Customer).order_by(Customer.uin)).scalars():
+        credit = int(credited.get(customer.uin) or 0)
+        if customer.total_credit != credit:
+            found.append(
+                Mismatch("customer", customer.uin, "total credit", customer.total_credit, credit)
+            )
+        consumed = int(counted.get(customer.uin) or 0)
+        if customer.consumed != consumed:
+            found.append(
+                Mismatch("customer", customer.uin, "consumed", customer.consumed, consumed)
+            )
+        effective = (
+            customer.thresholds
+            if customer.thresholds is not None
+            else defaults[customer.partner_id]
+        )
+        should = reached(effective, total_credit=customer.total_credit, consumed=customer.consumed)
+        if sorted(customer.fired_thresholds) != should:
+            found.append(
+                Mismatch(
+                    "customer",
+                    customer.uin,
+                    "fired thresholds",
+                    ",".join(map(str, sorted(customer.fired_thresholds))) or "none",
+                    ",".join(map(str, should)) or "none",
+                )
+            )
+    return found

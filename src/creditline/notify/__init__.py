@@ -1,0 +1,1 @@
+"""Notifications: the transactional outbox and, later, its delivery."""
