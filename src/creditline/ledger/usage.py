@@ -182,7 +182,7 @@ def ingest(
     owners = dict(
         session.execute(
             select(Customer.uin, Customer.partner_id).where(Customer.uin.in_(uins))
-        ).tuples()
+        ).all()
     )
     unknown = [
         LineError(numbers[i], f"no customer {r.customer_uin}", "customer_uin")
@@ -229,7 +229,7 @@ def ingest(
         defaults = dict(
             session.execute(
                 select(Partner.id, Partner.thresholds).where(Partner.id.in_(partner_ids))
-            ).tuples()
+            ).all()
         )
         for uin in sorted(delta):
             row = session.execute(

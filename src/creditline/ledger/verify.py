@@ -49,21 +49,21 @@ def verify(session: Session) -> list[Mismatch]:
             select(AllocationRecord.partner_id, func.sum(AllocationRecord.change))
             .where(AllocationRecord.kind == "grant")
             .group_by(AllocationRecord.partner_id)
-        ).tuples()
+        ).all()
     )
     received = dict(
         session.execute(
             select(AllocationRecord.sub_partner_id, func.sum(AllocationRecord.change))
             .where(AllocationRecord.kind == "pool_allocation")
             .group_by(AllocationRecord.sub_partner_id)
-        ).tuples()
+        ).all()
     )
     held = dict(
         session.execute(
             select(Customer.partner_id, func.sum(Customer.total_credit)).group_by(
                 Customer.partner_id
             )
-        ).tuples()
+        ).all()
     )
     child = aliased(Partner)
     passed_on = dict(
@@ -71,7 +71,7 @@ def verify(session: Session) -> list[Mismatch]:
             select(child.parent_id, func.sum(child.pool_total))
             .where(child.parent_id.is_not(None))
             .group_by(child.parent_id)
-        ).tuples()
+        ).all()
     )
     for partner in session.execute(select(Partner).order_by(Partner.id)).scalars():
         total = int(granted.get(partner.id) or 0) + int(received.get(partner.id) or 0)
@@ -88,16 +88,16 @@ def verify(session: Session) -> list[Mismatch]:
             select(AllocationRecord.customer_uin, func.sum(AllocationRecord.change))
             .where(AllocationRecord.customer_uin.is_not(None))
             .group_by(AllocationRecord.customer_uin)
-        ).tuples()
+        ).all()
     )
     counted = dict(
         session.execute(
             select(UsageEvent.customer_uin, func.sum(UsageEvent.counted)).group_by(
                 UsageEvent.customer_uin
             )
-        ).tuples()
+        ).all()
     )
-    defaults = dict(session.execute(select(Partner.id, Partner.thresholds)).tuples())
+    defaults = dict(session.execute(select(Partner.id, Partner.thresholds)).all())
     for customer in session.execute(select(Customer).order_by(Customer.uin)).scalars():
         credit = int(credited.get(customer.uin) or 0)
         if customer.total_credit != credit:

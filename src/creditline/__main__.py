@@ -1,0 +1,3 @@
+from creditline.cli import main
+
+main()

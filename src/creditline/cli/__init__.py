@@ -1,0 +1,37 @@
+"""The ``creditline`` command (Typer). Each command group lives in its own module."""
+
+from __future__ import annotations
+
+import typer
+
+from creditline.cli.common import state
+
+app = typer.Typer(
+    name="creditline",
+    help="Customer credit for cloud resellers: pools, allocations, usage and alarms.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _options(
+    database_url: str | None = typer.Option(
+        None,
+        "--database-url",
+        envvar="CREDITLINE_DATABASE_URL",
+        help="SQLAlchemy URL of the database (default sqlite:///creditline.db).",
+    ),
+) -> None:
+    state.database_url = database_url
+
+
+def _register() -> None:
+    # Each module adds its commands to ``app``.
+    from creditline.cli import ledger  # noqa: F401
+
+
+def main() -> None:
+    """Entry point of the console script."""
+    _register()
+    app()

@@ -1,0 +1,103 @@
+"""Fixtures shared by every test: a migrated database on each engine.
+
+Every stored-data test runs twice, on SQLite (a file per test) and on PostgreSQL (a
+database per test run, emptied between tests). PostgreSQL comes from
+``CREDITLINE_TEST_POSTGRES_URL`` (default ``postgresql://postgres@127.0.0.1:5432/test``);
+when it cannot be reached its half is skipped with the reason, unless
+``CREDITLINE_REQUIRE_POSTGRES=1``, where that is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, text
+from sqlalchemy.engine import make_url
+
+from creditline.db import make_engine
+from creditline.db.migrate import upgrade
+from creditline.db.tables import Base
+
+POSTGRES_URL = os.environ.get(
+    "CREDITLINE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+REQUIRE_POSTGRES = os.environ.get("CREDITLINE_REQUIRE_POSTGRES") == "1"
+
+
+def _postgres_admin_engine() -> Engine | str:
+    """An engine on the server's maintenance database, or why there is none."""
+    try:
+        engine = make_engine(POSTGRES_URL)
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        return engine
+    except Exception as exc:  # any failure to connect means "not reachable"
+        return f"PostgreSQL at {POSTGRES_URL} is not reachable: {exc.__class__.__name__}: {exc}"
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database for this test process, dropped at the end."""
+    admin = _postgres_admin_engine()
+    if isinstance(admin, str):
+        if REQUIRE_POSTGRES:
+            pytest.fail(admin + " (CREDITLINE_REQUIRE_POSTGRES=1)")
+        pytest.skip(admin)
+    name = f"creditline_test_{uuid.uuid4().hex[:12]}"
+    autocommit = admin.execution_options(isolation_level="AUTOCOMMIT")
+    with autocommit.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    yield url
+    with autocommit.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file, copied for each test (faster than migrating each time)."""
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    engine.dispose()  # the last connection to close folds the WAL back into the file
+    return path
+
+
+def _empty_postgres(engine: Engine) -> None:
+    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    with engine.begin() as connection:
+        connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        # UINs start where a new database starts them.
+        connection.execute(text("ALTER TABLE accounts ALTER COLUMN uin RESTART WITH 100000000001"))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of an empty, migrated database: once on SQLite, once on PostgreSQL."""
+    if request.param == "sqlite":
+        path = tmp_path / "creditline.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        yield f"sqlite:///{path}"
+        return
+    url = request.getfixturevalue("postgres_url")
+    engine = make_engine(url)
+    _empty_postgres(engine)
+    engine.dispose()
+    yield url
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    """An engine on an empty, migrated database (each engine in turn)."""
+    engine = make_engine(database_url)
+    yield engine
+    engine.dispose()
