@@ -63,13 +63,18 @@ def allocate_credit(
         get_customer(session, partner_id, customer_uin)
         pool_row = session.execute(
             update(Partner)
-            .where(Partner.id == partner_id, Partner.pool_total - Partner.pool_allocated >= amount)
+            .where(
+                Partner.id == partner_id,
+                Partner.pool_total - Partner.pool_allocated >= amount,
+                # A withdrawal larger than everything allocated is refused here, as
+                # insufficient credit below, not by the table's CHECK constraint.
+                Partner.pool_allocated + amount >= 0,
+            )
             .values(pool_allocated=Partner.pool_allocated + amount)
             .returning(Partner.pool_total, Partner.pool_allocated, Partner.thresholds)
             .execution_options(synchronize_session=False)
         ).one_or_none()
-        if pool_row is None:
-            # Only an allocation can fail here: a withdrawal lowers what is allocated.
+        if pool_row is None and amount > 0:
             pool = get_partner(session, partner_id)
             raise InsufficientPool(
                 f"the pool has {to_text(pool.pool_remaining)} remaining; "
@@ -94,7 +99,7 @@ def allocate_credit(
             )
             .execution_options(synchronize_session=False)
         ).one_or_none()
-        if customer_row is None:
+        if pool_row is None or customer_row is None:
             current = session.execute(
                 select(Customer.total_credit, Customer.consumed).where(
                     Customer.partner_id == partner_id, Customer.uin == customer_uin
