@@ -24,23 +24,96 @@ PRODUCTS = ("cvm", "cos", "cdn", "tencentdb", "clb", "tke", "scf", "vpc")
 MONTHS = 3
 
 FIRST_NAMES = (
-    "Aiko", "Ben", "Carmen", "Dmitri", "Elif", "Farah", "Gustavo", "Hana", "Ivan", "Jia",
-    "Kofi", "Lena", "Mateo", "Nadia", "Omar", "Priya", "Quentin", "Rosa", "Sven", "Tariq",
-    "Uma", "Vikram", "Wen", "Ximena", "Yusuf", "Zara",
+    "Aiko",
+    "Ben",
+    "Carmen",
+    "Dmitri",
+    "Elif",
+    "Farah",
+    "Gustavo",
+    "Hana",
+    "Ivan",
+    "Jia",
+    "Kofi",
+    "Lena",
+    "Mateo",
+    "Nadia",
+    "Omar",
+    "Priya",
+    "Quentin",
+    "Rosa",
+    "Sven",
+    "Tariq",
+    "Uma",
+    "Vikram",
+    "Wen",
+    "Ximena",
+    "Yusuf",
+    "Zara",
 )
 LAST_NAMES = (
-    "Abara", "Becker", "Chen", "Dubois", "Esposito", "Fernandes", "Goh", "Haddad", "Ito",
-    "Jensen", "Kim", "Lopez", "Mwangi", "Nguyen", "Okafor", "Petrov", "Rahman", "Silva",
-    "Tan", "Usman", "Varga", "Wong", "Yilmaz", "Zhou",
+    "Abara",
+    "Becker",
+    "Chen",
+    "Dubois",
+    "Esposito",
+    "Fernandes",
+    "Goh",
+    "Haddad",
+    "Ito",
+    "Jensen",
+    "Kim",
+    "Lopez",
+    "Mwangi",
+    "Nguyen",
+    "Okafor",
+    "Petrov",
+    "Rahman",
+    "Silva",
+    "Tan",
+    "Usman",
+    "Varga",
+    "Wong",
+    "Yilmaz",
+    "Zhou",
 )
 COMPANY_WORDS = (
-    "Apex", "Blue Harbor", "Cedar", "Delta", "Ember", "Fjord", "Granite", "Horizon", "Iris",
-    "Juniper", "Kestrel", "Lumen", "Meridian", "Nimbus", "Orchid", "Pioneer", "Quartz",
-    "Redwood", "Sable", "Tidal", "Vertex", "Willow",
+    "Apex",
+    "Blue Harbor",
+    "Cedar",
+    "Delta",
+    "Ember",
+    "Fjord",
+    "Granite",
+    "Horizon",
+    "Iris",
+    "Juniper",
+    "Kestrel",
+    "Lumen",
+    "Meridian",
+    "Nimbus",
+    "Orchid",
+    "Pioneer",
+    "Quartz",
+    "Redwood",
+    "Sable",
+    "Tidal",
+    "Vertex",
+    "Willow",
 )
 COMPANY_KINDS = (
-    "Analytics", "Games", "Logistics", "Media", "Health", "Retail", "Labs", "Fintech",
-    "Studios", "Travel", "Robotics", "Education",
+    "Analytics",
+    "Games",
+    "Logistics",
+    "Media",
+    "Health",
+    "Retail",
+    "Labs",
+    "Fintech",
+    "Studios",
+    "Travel",
+    "Robotics",
+    "Education",
 )
 COMPANY_SUFFIXES = ("Ltd", "Pte Ltd", "Inc", "GmbH", "LLC", "Sdn Bhd", "Co")
 REMARKS = ("", "", "", "key account", "trial", "pays monthly", "migrating from on-prem", "VIP")
@@ -114,9 +187,11 @@ def _plan(rng: random.Random, partner: DemoPartner, index: int, today: date) -> 
         email = f"{_slug(first)}.{_slug(last)}{rng.randint(1, 99)}@mail.example"
         ctype = "personal"
     # The first four of each partner cover every alarm level; the rest are drawn.
-    level = LEVELS[index] if index < len(LEVELS) else rng.choices(
-        LEVELS, weights=[w for *_, w in LEVELS]
-    )[0]
+    level = (
+        LEVELS[index]
+        if index < len(LEVELS)
+        else rng.choices(LEVELS, weights=[w for *_, w in LEVELS])[0]
+    )
     credit_cents = rng.choice(CREDITS) * 100
     # Some customers had more credit once and gave part of it back.
     withdraw = credit_cents // 4 if rng.random() < 0.15 else 0
@@ -159,9 +234,7 @@ def _usage(
             product = rng.choice(PRODUCTS)
             events.append(usage.UsageRecord("", uin, product, mistaken, 0, at, "charge"))
             events.append(
-                usage.UsageRecord(
-                    "", uin, product, mistaken, 0, at + timedelta(hours=6), "refund"
-                )
+                usage.UsageRecord("", uin, product, mistaken, 0, at + timedelta(hours=6), "refund")
             )
     return events
 
@@ -190,9 +263,7 @@ def build_demo(
     ]
     reseller = made(accounts.create_partner(session, name="Bluepeak Solutions", kind="reseller"))
     everyone = [distributor, *subs, reseller]
-    operators = {
-        p.id: f"finance@{_slug(p.name.split()[0])}.example" for p in everyone
-    }
+    operators = {p.id: f"finance@{_slug(p.name.split()[0])}.example" for p in everyone}
 
     # Shares of the customers: the distributor 30 %, its resellers 25 % and 20 %, the rest.
     shares = [0.30, 0.25, 0.20]

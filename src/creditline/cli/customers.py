@@ -23,9 +23,7 @@ MAX_LIST = 500
 
 def customer_payload(customer: Customer) -> dict[str, Any]:
     """A customer as the CLI prints it: amounts as decimal strings."""
-    used = utilization_basis_points(
-        total_credit=customer.total_credit, consumed=customer.consumed
-    )
+    used = utilization_basis_points(total_credit=customer.total_credit, consumed=customer.consumed)
     return {
         "uin": customer.uin,
         "partner_id": customer.partner_id,
@@ -99,7 +97,9 @@ def list_customers(
 
 
 @customers.command("show")
-def show(uin: int = typer.Argument(..., help="The customer's UIN."), as_json: bool = JSON_OPTION) -> None:
+def show(
+    uin: int = typer.Argument(..., help="The customer's UIN."), as_json: bool = JSON_OPTION
+) -> None:
     """One customer: credit, consumption, thresholds and the last alarm."""
     with session() as s:
         customer = accounts.get_customer(s, None, uin)

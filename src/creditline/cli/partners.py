@@ -140,10 +140,10 @@ def allocate_pool(
 def list_partners(as_json: bool = JSON_OPTION) -> None:
     """Every partner with its pool and number of customers."""
     with session() as s:
-        counts = dict(
-            s.execute(
-                select(Customer.partner_id, func.count()).group_by(Customer.partner_id)
-            ).all()
+        counts: dict[int, int] = dict(
+            s.execute(select(Customer.partner_id, func.count()).group_by(Customer.partner_id))
+            .tuples()
+            .all()
         )
         rows = [
             partner_payload(p, customers=int(counts.get(p.id, 0)))

@@ -41,8 +41,18 @@ def list_records(
     if as_json:
         emit({"records": data, "has_more": has_more}, as_json=True)
         return
-    table = Table("id", "time (UTC)", "kind", "customer / sub", "change", "total after",
-                  "available after", "operator", "source", "remark")
+    table = Table(
+        "id",
+        "time (UTC)",
+        "kind",
+        "customer / sub",
+        "change",
+        "total after",
+        "available after",
+        "operator",
+        "source",
+        "remark",
+    )
     for row in data:
         table.add_row(
             str(row["id"]),

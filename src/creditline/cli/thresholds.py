@@ -22,7 +22,9 @@ def _describe(data: dict[str, Any]) -> str:
     return f"customer {data['customer_uin']} thresholds: {listed} % ({whose})"
 
 
-def _state(partner_id: int, customer_uin: int | None, values: list[int], own: bool) -> dict[str, Any]:
+def _state(
+    partner_id: int, customer_uin: int | None, values: list[int], own: bool
+) -> dict[str, Any]:
     return {
         "partner_id": partner_id,
         "customer_uin": customer_uin,

@@ -8,7 +8,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
 
 from creditline import usage_file
 from creditline.cli import app
@@ -32,20 +39,21 @@ def _progress_bar(wanted: bool) -> Iterator[usage_file.Progress | None]:
         console=err,
         transient=True,
     ) as bar:
-        tasks: dict[str, object] = {}
+        tasks: dict[str, TaskID] = {}
 
         def advance(phase: str, done: int, total: int) -> None:
             if phase not in tasks:
                 tasks[phase] = bar.add_task(phase, total=total)
-            bar.update(tasks[phase], completed=done)  # type: ignore[arg-type]
+            bar.update(tasks[phase], completed=done)
 
         yield advance
 
 
 @usage.command("import")
 def import_command(
-    file: Path = typer.Argument(..., help="A .csv or .jsonl usage file.", exists=True,
-                                dir_okay=False, readable=True),
+    file: Path = typer.Argument(
+        ..., help="A .csv or .jsonl usage file.", exists=True, dir_okay=False, readable=True
+    ),
     fmt: str | None = typer.Option(
         None, "--format", help="csv or jsonl (default: from the file's extension)."
     ),
@@ -56,8 +64,12 @@ def import_command(
     with _progress_bar(not as_json) as progress, session() as s:
         result = usage_file.import_file(s, file, fmt, progress=progress)
     alarms = [
-        {"id": a.id, "customer_uin": a.customer_uin, "partner_id": a.partner_id,
-         "threshold": a.threshold}
+        {
+            "id": a.id,
+            "customer_uin": a.customer_uin,
+            "partner_id": a.partner_id,
+            "threshold": a.threshold,
+        }
         for a in result.alarms
     ]
     text = (
@@ -67,8 +79,13 @@ def import_command(
     for a in alarms:
         text += f"\n  customer {a['customer_uin']}: {a['threshold']} % of credit reached"
     emit(
-        {"file": str(file), "records": result.records, "accepted": result.accepted,
-         "duplicates": result.duplicates, "alarms": alarms},
+        {
+            "file": str(file),
+            "records": result.records,
+            "accepted": result.accepted,
+            "duplicates": result.duplicates,
+            "alarms": alarms,
+        },
         as_json=as_json,
         text=text,
     )
