@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select, true, update
+from sqlalchemy import and_, select, true, update
 from sqlalchemy.orm import Session
 
 from creditline.db.tables import Alarm, AllocationRecord, Customer, Partner
@@ -37,8 +37,9 @@ class CreditChange:
 
 
 def max_withdrawable(total_credit: int, consumed: int) -> int:
-    """The most that can be withdrawn: the available credit, never below zero."""
-    return max(total_credit - consumed, 0)
+    """The most that can be withdrawn: the available credit, never below zero, and never
+    more than the total credit (refunds beyond charges make available exceed it)."""
+    return max(min(total_credit - consumed, total_credit), 0)
 
 
 def allocate_credit(
@@ -63,38 +64,51 @@ def allocate_credit(
         get_customer(session, partner_id, customer_uin)
         pool_row = session.execute(
             update(Partner)
-            .where(Partner.id == partner_id, Partner.pool_total - Partner.pool_allocated >= amount)
+            .where(
+                Partner.id == partner_id,
+                Partner.pool_total - Partner.pool_allocated >= amount,
+                # A withdrawal beyond what the pool handed out is beyond the customer's
+                # credit too; refuse it here rather than trip the CHECK constraint.
+                Partner.pool_allocated + amount >= 0,
+            )
             .values(pool_allocated=Partner.pool_allocated + amount)
             .returning(Partner.pool_total, Partner.pool_allocated, Partner.thresholds)
             .execution_options(synchronize_session=False)
         ).one_or_none()
-        if pool_row is None:
-            # Only an allocation can fail here: a withdrawal lowers what is allocated.
+        if pool_row is None and amount > 0:
             pool = get_partner(session, partner_id)
             raise InsufficientPool(
                 f"the pool has {to_text(pool.pool_remaining)} remaining; "
                 f"cannot allocate {to_text(amount)}",
                 param="amount",
             )
-        customer_row = session.execute(
-            update(Customer)
-            .where(
-                Customer.partner_id == partner_id,
-                Customer.uin == customer_uin,
-                # A withdrawal may take at most what is available (never below zero).
-                (Customer.total_credit - Customer.consumed >= -amount) if amount < 0 else true(),
-            )
-            .values(total_credit=Customer.total_credit + amount)
-            .returning(
-                Customer.total_credit,
-                Customer.consumed,
-                Customer.name,
-                Customer.thresholds,
-                Customer.fired_thresholds,
-            )
-            .execution_options(synchronize_session=False)
-        ).one_or_none()
-        if customer_row is None:
+        customer_row = None
+        if pool_row is not None:
+            customer_row = session.execute(
+                update(Customer)
+                .where(
+                    Customer.partner_id == partner_id,
+                    Customer.uin == customer_uin,
+                    # A withdrawal may take at most what is available (never below zero)
+                    # and never more than the total credit, which stays >= 0.
+                    and_(
+                        Customer.total_credit - Customer.consumed >= -amount,
+                        Customer.total_credit >= -amount,
+                    )
+                    if amount < 0
+                    else true(),
+                )
+                .values(total_credit=Customer.total_credit + amount)
+                .returning(
+                    Customer.total_credit,
+                    Customer.consumed,
+                    Customer.name,
+                    Customer.thresholds,
+                    Customer.fired_thresholds,
+                )
+                .execution_options(synchronize_session=False)
+            ).one_or_none()
+        if pool_row is None or customer_row is None:
             current = session.execute(
                 select(Customer.total_credit, Customer.consumed).where(
                     Customer.partner_id == partner_id, Customer.uin == customer_uin

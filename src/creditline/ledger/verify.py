@@ -73,7 +73,12 @@ def verify(session: Session) -> list[Mismatch]:
             .group_by(child.parent_id)
         ).all()
     )
-    for partner in session.execute(select(Partner).order_by(Partner.id)).scalars():
+    # populate_existing: the core changes balances with Core UPDATEs, so objects already in
+    # this session's identity map may hold values from before them.
+    fresh = {"populate_existing": True}
+    for partner in session.execute(
+        select(Partner).order_by(Partner.id).execution_options(**fresh)
+    ).scalars():
         total = int(granted.get(partner.id) or 0) + int(received.get(partner.id) or 0)
         if partner.pool_total != total:
             found.append(Mismatch("partner", partner.id, "pool total", partner.pool_total, total))
@@ -98,7 +103,9 @@ def verify(session: Session) -> list[Mismatch]:
         ).all()
     )
     defaults = dict(session.execute(select(Partner.id, Partner.thresholds)).all())
-    for customer in session.execute(select(Customer).order_by(Customer.uin)).scalars():
+    for customer in session.execute(
+        select(Customer).order_by(Customer.uin).execution_options(**fresh)
+    ).scalars():
         credit = int(credited.get(customer.uin) or 0)
         if customer.total_credit != credit:
             found.append(
