@@ -99,6 +99,20 @@ def test_pool_reduction_of_sub_reseller_only_down_to_its_remaining(engine: Engin
     assert pool(engine, distributor) == (1_000_00, 500_00, 500_00)
 
 
+def test_taking_back_from_an_empty_sub_reseller_pool_is_refused(engine: Engine) -> None:
+    # Found by the stateful test: the distributor's allocated went below zero and the
+    # CHECK constraint failed instead of a refusal.
+    distributor, sub = _distributor_with_sub(engine, 1_000_00)
+    assert_refused_changes_nothing(
+        engine,
+        lambda s: pools.allocate_pool(
+            s, distributor_id=distributor, sub_reseller_id=sub, amount=-1, origin=OPS
+        ),
+        InsufficientPool,
+    )
+    assert pool(engine, sub) == (0, 0, 0)
+
+
 def test_another_distributors_sub_reseller_looks_missing(engine: Engine) -> None:
     distributor, sub = _distributor_with_sub(engine, 1_000_00)
     other, _ = _distributor_with_sub(engine, 1_000_00)
