@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from creditline import money
 from creditline.db.tables import AllocationRecord, Customer, Partner, UsageEvent
@@ -37,7 +37,8 @@ def verify(session: Session) -> list[Mismatch]:
     """Recompute every pool, credit and consumption from the records; [] when all agree.
 
     - a pool's ``total`` equals its grants plus the pool allocations made to it;
-    - a pool's ``allocated`` equals its customers' total credit plus its sub-resellers' pools;
+    - a pool's ``allocated`` equals its customers' total credit plus the pool allocations
+      it made to its sub-resellers;
     - a customer's ``total_credit`` equals the sum of its allocation records;
     - a customer's ``consumed`` equals the sum of its counted usage;
     - a customer's fired thresholds are exactly those its consumption reaches.
@@ -65,12 +66,13 @@ def verify(session: Session) -> list[Mismatch]:
             )
         ).all()
     )
-    child = aliased(Partner)
+    # What a distributor gave its sub-resellers is what its pool allocations add up to,
+    # not their pools' totals: the platform may grant to a sub-reseller directly too.
     passed_on = dict(
         session.execute(
-            select(child.parent_id, func.sum(child.pool_total))
-            .where(child.parent_id.is_not(None))
-            .group_by(child.parent_id)
+            select(AllocationRecord.partner_id, func.sum(AllocationRecord.change))
+            .where(AllocationRecord.kind == "pool_allocation")
+            .group_by(AllocationRecord.partner_id)
         ).all()
     )
     # populate_existing: the core changes balances with Core UPDATEs, so objects already in
