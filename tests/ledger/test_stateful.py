@@ -138,7 +138,9 @@ def run_ledger_machine(engine: Engine) -> None:
             expected: type[CreditlineError] | None = None
             if amount == 0:
                 expected = InvalidAmount
-            elif amount > parent.remaining or -amount > child.remaining:
+            elif amount > parent.remaining or -amount > min(child.remaining, parent.allocated):
+                # A distributor takes back at most what it has allocated: the platform may
+                # have granted part of the sub-reseller's pool directly.
                 expected = InsufficientPool
             with transaction(engine) as s:
                 try:

@@ -110,7 +110,11 @@ def allocate_pool(
             .execution_options(synchronize_session=False)
         ).one_or_none()
         if parent_row is None and amount < 0:
-            raise _refuse_reduction(session, sub_reseller_id, amount)
+            raise InsufficientPool(
+                f"distributor {distributor_id} has only {to_text(distributor.pool_allocated)} "
+                f"allocated; it cannot take back {to_text(-amount)}",
+                param="amount",
+            )
         if parent_row is None:
             raise InsufficientPool(
                 f"the pool has {to_text(distributor.pool_remaining)} remaining; "
