@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import Engine, select
+from tests.ledger.scenario import allocate, charge, ingest, post_usage, reseller
 
 from creditline.db import transaction
 from creditline.db.tables import Alarm, Customer, OutboxEvent
 from creditline.errors import InvalidInput
 from creditline.ledger import alarms
-from tests.ledger.scenario import allocate, charge, ingest, post_usage, reseller
 
 
 def _alarms(engine: Engine) -> list[tuple[int, list[int], str]]:

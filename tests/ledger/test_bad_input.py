@@ -8,10 +8,6 @@ from collections.abc import Callable
 import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
-
-from creditline.errors import CreditlineError, InvalidAmount, InvalidBatch
-from creditline.ledger import credit, pools
-from creditline.money import from_float, parse_amount
 from tests.ledger.scenario import (
     OPS,
     Reseller,
@@ -21,6 +17,10 @@ from tests.ledger.scenario import (
     post_usage,
     reseller,
 )
+
+from creditline.errors import CreditlineError, InvalidAmount, InvalidBatch
+from creditline.ledger import credit, pools
+from creditline.money import from_float, parse_amount
 
 BAD_AMOUNTS = [
     ("1.234", "more than two decimal places"),
@@ -86,7 +86,7 @@ def _without(record: dict[str, object], field: str) -> dict[str, object]:
     [
         (lambda uin: charge(uin, "1.234"), "more than two decimal places"),
         (lambda uin: charge(uin, "NaN"), "not a decimal amount"),
-        (lambda uin: charge(uin, 1.0) | {"list_amount": float("nan")}, "not a finite amount"),
+        (lambda uin: charge(uin, "1.00") | {"list_amount": float("nan")}, "not a finite amount"),
         (lambda uin: charge(uin, "1.00") | {"list_amount": float("inf")}, "not a finite amount"),
         (lambda uin: charge(uin, "1000000000.01"), "beyond the limit"),
         (lambda uin: charge(uin, "-5.00"), "must not be negative"),

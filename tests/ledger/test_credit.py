@@ -5,9 +5,6 @@ nothing; consumption may pass the credit."""
 from __future__ import annotations
 
 from sqlalchemy import Engine
-
-from creditline.errors import InsufficientCredit, InsufficientPool, InvalidAmount, NotFound
-from creditline.ledger import credit
 from tests.ledger.scenario import (
     OPS,
     allocate,
@@ -19,11 +16,18 @@ from tests.ledger.scenario import (
     reseller,
 )
 
+from creditline.errors import InsufficientCredit, InsufficientPool, InvalidAmount, NotFound
+from creditline.ledger import credit
+
 
 def test_allocation_takes_from_the_pool(engine: Engine) -> None:
     acme = reseller(engine, pool=1_000_00)
     change = allocate(engine, acme.id, acme.customer, 250_00)
-    assert (change.total_credit, change.available, change.pool.remaining) == (250_00, 250_00, 750_00)
+    assert (change.total_credit, change.available, change.pool.remaining) == (
+        250_00,
+        250_00,
+        750_00,
+    )
     assert balance(engine, acme.id, acme.customer) == (250_00, 0, 250_00)
     assert pool(engine, acme.id) == (1_000_00, 250_00, 750_00)
 

@@ -5,11 +5,11 @@ pool allocations to its second-level resellers alike."""
 from __future__ import annotations
 
 from sqlalchemy import Engine
+from tests.ledger.scenario import OPS, allocate, assert_refused_changes_nothing, pool, reseller
 
 from creditline.db import transaction
 from creditline.errors import InsufficientPool, InvalidAmount, NotFound
 from creditline.ledger import accounts, pools
-from tests.ledger.scenario import OPS, allocate, assert_refused_changes_nothing, pool, reseller
 
 
 def test_pool_total_allocated_and_remaining(engine: Engine) -> None:

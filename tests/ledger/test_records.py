@@ -8,12 +8,13 @@ from collections.abc import Callable
 import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
+from tests.ledger.scenario import charge, ingest, reseller
 
 from creditline.db import transaction
 from creditline.db.tables import AllocationRecord, OutboxEvent
+from creditline.errors import CreditlineError
 from creditline.ledger import accounts, credit, pools
 from creditline.ledger.records import Origin
-from tests.ledger.scenario import charge, ingest, reseller
 
 ORIGIN = Origin(
     operator="alice@acme.example",
@@ -129,7 +130,7 @@ def test_refused_operation_appends_no_record(engine: Engine, amount: int) -> Non
     acme = reseller(engine, pool=1_000_00)
     with transaction(engine) as s:
         count = s.execute(select(func.count()).select_from(AllocationRecord)).scalar_one()
-    with transaction(engine) as s, pytest.raises(Exception, match="amount|pool"):
+    with transaction(engine) as s, pytest.raises(CreditlineError, match=r"amount|pool"):
         credit.allocate_credit(
             s, partner_id=acme.id, customer_uin=acme.customer, amount=amount, origin=ORIGIN
         )

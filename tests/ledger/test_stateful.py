@@ -13,13 +13,13 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 from sqlalchemy import Engine
+from tests.ledger.scenario import OPS, empty_database
 
 from creditline.db import transaction
 from creditline.errors import CreditlineError, InsufficientCredit, InsufficientPool, InvalidAmount
 from creditline.ledger import accounts, alarms, credit, pools, usage
 from creditline.ledger.verify import verify
 from creditline.money import to_text
-from tests.ledger.scenario import OPS, empty_database
 
 SETTINGS = settings(
     max_examples=25,
@@ -94,9 +94,7 @@ def run_ledger_machine(engine: Engine) -> None:
             self.model = Model()
             with transaction(engine) as s:
                 dist = accounts.create_partner(s, name="Dist", kind="distributor").id
-                sub = accounts.create_partner(
-                    s, name="Sub", kind="sub-reseller", parent_id=dist
-                ).id
+                sub = accounts.create_partner(s, name="Sub", kind="sub-reseller", parent_id=dist).id
                 res = accounts.create_partner(s, name="Res", kind="reseller").id
                 alarms.set_thresholds(s, partner_id=res, thresholds=[50, 100, 200])
                 self.dist, self.sub = dist, sub

@@ -6,10 +6,6 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import Engine
-
-from creditline.db import transaction
-from creditline.errors import InvalidBatch
-from creditline.ledger import usage
 from tests.ledger.scenario import (
     assert_refused_changes_nothing,
     balance,
@@ -18,6 +14,10 @@ from tests.ledger.scenario import (
     post_usage,
     reseller,
 )
+
+from creditline.db import transaction
+from creditline.errors import InvalidBatch
+from creditline.ledger import usage
 
 
 def test_usage_counts_list_minus_voucher(engine: Engine) -> None:
@@ -94,9 +94,7 @@ def test_batch_with_invalid_records_is_refused_whole_naming_every_one(engine: En
         charge(acme.customer, "5.00", "6.00"),
         {k: v for k, v in charge(acme.customer, "1.00").items() if k != "product"},
     ]
-    refused = assert_refused_changes_nothing(
-        engine, lambda s: post_usage(s, *batch), InvalidBatch
-    )
+    refused = assert_refused_changes_nothing(engine, lambda s: post_usage(s, *batch), InvalidBatch)
     assert isinstance(refused, InvalidBatch)
     assert [e.line for e in refused.errors] == [2, 4, 5]
     assert "more than two decimal places" in refused.errors[0].message
@@ -109,9 +107,7 @@ def test_batch_with_invalid_records_is_refused_whole_naming_every_one(engine: En
 def test_unknown_customers_are_all_named(engine: Engine) -> None:
     acme = reseller(engine, pool=1_000_00, credits=(500_00,))
     batch = [charge(acme.customer, "1.00"), charge(999, "1.00"), charge(998, "2.00")]
-    refused = assert_refused_changes_nothing(
-        engine, lambda s: post_usage(s, *batch), InvalidBatch
-    )
+    refused = assert_refused_changes_nothing(engine, lambda s: post_usage(s, *batch), InvalidBatch)
     assert isinstance(refused, InvalidBatch)
     assert [(e.line, e.message) for e in refused.errors] == [
         (2, "no customer 999"),

@@ -4,11 +4,11 @@ balance changed behind the core's back."""
 from __future__ import annotations
 
 from sqlalchemy import Engine, text
+from tests.ledger.scenario import OPS, allocate, charge, ingest, post_usage
 
 from creditline.db import transaction
 from creditline.ledger import accounts, credit, pools
 from creditline.ledger.verify import verify
-from tests.ledger.scenario import OPS, allocate, charge, ingest, post_usage, reseller
 
 
 def _busy_ledger(engine: Engine) -> tuple[int, int, int]:
@@ -17,7 +17,9 @@ def _busy_ledger(engine: Engine) -> tuple[int, int, int]:
         dist = accounts.create_partner(s, name="Dist", kind="distributor").id
         sub = accounts.create_partner(s, name="Sub", kind="sub-reseller", parent_id=dist).id
         pools.grant(s, partner_id=dist, amount=10_000_00, origin=OPS)
-        pools.allocate_pool(s, distributor_id=dist, sub_reseller_id=sub, amount=3_000_00, origin=OPS)
+        pools.allocate_pool(
+            s, distributor_id=dist, sub_reseller_id=sub, amount=3_000_00, origin=OPS
+        )
         pools.allocate_pool(s, distributor_id=dist, sub_reseller_id=sub, amount=-500_00, origin=OPS)
         own = accounts.create_customer(s, partner_id=dist, name="Own").uin
         subs = accounts.create_customer(s, partner_id=sub, name="Sub's").uin
@@ -76,7 +78,9 @@ def test_verify_names_each_corrupted_balance(engine: Engine) -> None:
             text("UPDATE partners SET pool_total = pool_total + 700 WHERE id = :id"), {"id": sub}
         )
         connection.execute(
-            text("UPDATE customers SET total_credit = total_credit - 5, consumed = 0 WHERE uin = :u"),
+            text(
+                "UPDATE customers SET total_credit = total_credit - 5, consumed = 0 WHERE uin = :u"
+            ),
             {"u": subs},
         )
     with transaction(engine) as s:

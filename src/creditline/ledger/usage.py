@@ -196,9 +196,9 @@ def ingest(
     numbers = list(lines) if lines is not None else list(range(1, len(batch) + 1))
     uins = sorted({r.customer_uin for r in batch})
     owners = dict(
-        session.execute(
-            select(Customer.uin, Customer.partner_id).where(Customer.uin.in_(uins))
-        ).all()
+        session.execute(select(Customer.uin, Customer.partner_id).where(Customer.uin.in_(uins)))
+        .tuples()
+        .all()
     )
     unknown = [
         LineError(numbers[i], f"no customer {r.customer_uin}", "customer_uin")
@@ -247,7 +247,9 @@ def ingest(
         defaults = dict(
             session.execute(
                 select(Partner.id, Partner.thresholds).where(Partner.id.in_(partner_ids))
-            ).all()
+            )
+            .tuples()
+            .all()
         )
         for uin in sorted(delta):
             row = session.execute(

@@ -50,21 +50,27 @@ def verify(session: Session) -> list[Mismatch]:
             select(AllocationRecord.partner_id, func.sum(AllocationRecord.change))
             .where(AllocationRecord.kind == "grant")
             .group_by(AllocationRecord.partner_id)
-        ).all()
+        )
+        .tuples()
+        .all()
     )
     received = dict(
         session.execute(
             select(AllocationRecord.sub_partner_id, func.sum(AllocationRecord.change))
             .where(AllocationRecord.kind == "pool_allocation")
             .group_by(AllocationRecord.sub_partner_id)
-        ).all()
+        )
+        .tuples()
+        .all()
     )
     held = dict(
         session.execute(
             select(Customer.partner_id, func.sum(Customer.total_credit)).group_by(
                 Customer.partner_id
             )
-        ).all()
+        )
+        .tuples()
+        .all()
     )
     # What a distributor gave its sub-resellers is what its pool allocations add up to,
     # not their pools' totals: the platform may grant to a sub-reseller directly too.
@@ -73,7 +79,9 @@ def verify(session: Session) -> list[Mismatch]:
             select(AllocationRecord.partner_id, func.sum(AllocationRecord.change))
             .where(AllocationRecord.kind == "pool_allocation")
             .group_by(AllocationRecord.partner_id)
-        ).all()
+        )
+        .tuples()
+        .all()
     )
     # populate_existing: the core changes balances with Core UPDATEs, so objects already in
     # this session's identity map may hold values from before them.
@@ -95,16 +103,20 @@ def verify(session: Session) -> list[Mismatch]:
             select(AllocationRecord.customer_uin, func.sum(AllocationRecord.change))
             .where(AllocationRecord.customer_uin.is_not(None))
             .group_by(AllocationRecord.customer_uin)
-        ).all()
+        )
+        .tuples()
+        .all()
     )
     counted = dict(
         session.execute(
             select(UsageEvent.customer_uin, func.sum(UsageEvent.counted)).group_by(
                 UsageEvent.customer_uin
             )
-        ).all()
+        )
+        .tuples()
+        .all()
     )
-    defaults = dict(session.execute(select(Partner.id, Partner.thresholds)).all())
+    defaults = dict(session.execute(select(Partner.id, Partner.thresholds)).tuples().all())
     for customer in session.execute(
         select(Customer).order_by(Customer.uin).execution_options(**fresh)
     ).scalars():
