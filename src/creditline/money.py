@@ -9,7 +9,7 @@ never rounded.
 from __future__ import annotations
 
 import math
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation
 
 from creditline.errors import InvalidAmount
 
@@ -20,7 +20,9 @@ MAX_CENTS = 100_000_000_000
 def _from_decimal(value: Decimal, raw: object, *, allow_negative: bool, param: str) -> int:
     if not value.is_finite():
         raise InvalidAmount(f"{raw!r} is not a finite amount", param=param)
-    scaled = value * 100
+    # Scale in a context wide enough to be exact: the default 28 digits would round
+    # "12.500000000000000000000000001" to whole cents instead of refusing it.
+    scaled = value.scaleb(2, context=Context(prec=len(value.as_tuple().digits) + 3))
     if scaled != scaled.to_integral_value():
         raise InvalidAmount(
             f"{raw!r} has more than two decimal places; amounts are in whole cents", param=param

@@ -101,8 +101,8 @@ def allocate_pool(
             .where(
                 Partner.id == distributor_id,
                 Partner.pool_total - Partner.pool_allocated >= amount,
-                # Taking back more than was ever passed on is refused below as a reduction
-                # the sub-reseller's pool cannot take, not by the CHECK constraint.
+                # Taking back more than the distributor handed out is more than the
+                # sub-reseller's pool holds; refuse it rather than trip the CHECK constraint.
                 Partner.pool_allocated + amount >= 0,
             )
             .values(pool_allocated=Partner.pool_allocated + amount)
@@ -110,7 +110,11 @@ def allocate_pool(
             .execution_options(synchronize_session=False)
         ).one_or_none()
         if parent_row is None and amount < 0:
-            raise _refuse_reduction(session, sub_reseller_id, amount)
+            raise InsufficientPool(
+                f"distributor {distributor_id} has only {to_text(distributor.pool_allocated)} "
+                f"allocated; it cannot take back {to_text(-amount)}",
+                param="amount",
+            )
         if parent_row is None:
             raise InsufficientPool(
                 f"the pool has {to_text(distributor.pool_remaining)} remaining; "

@@ -142,21 +142,37 @@ def parse_record(raw: Mapping[str, object]) -> UsageRecord:
 
 
 def parse_batch(
-    raws: Sequence[tuple[int, Mapping[str, object]]], *, what: str = "record"
+    raws: Sequence[tuple[int, Mapping[str, object]]],
+    *,
+    what: str = "record",
+    session: Session | None = None,
 ) -> list[UsageRecord]:
-    """Validate a whole batch of (line, raw) pairs; every bad record is named at once."""
+    """Validate a whole batch of (line, raw) pairs; every bad record is named at once.
+
+    With ``session``, records naming an unknown customer are named in the same refusal
+    as malformed ones (otherwise :func:`ingest` names them, but only once the rest parse).
+    """
     errors: list[LineError] = []
-    parsed: list[UsageRecord] = []
+    parsed: list[tuple[int, UsageRecord]] = []
     for line, raw in raws:
         try:
-            parsed.append(parse_record(raw))
+            parsed.append((line, parse_record(raw)))
         except CreditlineError as exc:
             errors.append(LineError(line, exc.message, exc.param))
         except ValueError as exc:
             errors.append(LineError(line, str(exc)))
+    if session is not None and parsed:
+        uins = {r.customer_uin for _, r in parsed}
+        known = set(session.execute(select(Customer.uin).where(Customer.uin.in_(uins))).scalars())
+        errors.extend(
+            LineError(line, f"no customer {r.customer_uin}", "customer_uin")
+            for line, r in parsed
+            if r.customer_uin not in known
+        )
+        errors.sort(key=lambda e: e.line)
     if errors:
         raise InvalidBatch(errors, what=what)
-    return parsed
+    return [r for _, r in parsed]
 
 
 def _insert(session: Session) -> postgresql.Insert | sqlite.Insert:
@@ -180,9 +196,9 @@ def ingest(
     numbers = list(lines) if lines is not None else list(range(1, len(batch) + 1))
     uins = sorted({r.customer_uin for r in batch})
     owners = dict(
-        session.execute(
-            select(Customer.uin, Customer.partner_id).where(Customer.uin.in_(uins))
-        ).all()
+        session.execute(select(Customer.uin, Customer.partner_id).where(Customer.uin.in_(uins)))
+        .tuples()
+        .all()
     )
     unknown = [
         LineError(numbers[i], f"no customer {r.customer_uin}", "customer_uin")
@@ -210,7 +226,9 @@ def ingest(
             "occurred_at": r.occurred_at,
             "ingested_at": now,
         }
-        for r in first.values()
+        # Event-id order: concurrent batches sharing event ids then take the unique
+        # index's entries in one order and cannot deadlock on each other.
+        for r in sorted(first.values(), key=lambda r: r.event_id)
     ]
     alarms: list[Alarm] = []
     with session.begin_nested():
@@ -229,7 +247,9 @@ def ingest(
         defaults = dict(
             session.execute(
                 select(Partner.id, Partner.thresholds).where(Partner.id.in_(partner_ids))
-            ).all()
+            )
+            .tuples()
+            .all()
         )
         for uin in sorted(delta):
             row = session.execute(

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from creditline import money
 from creditline.db.tables import AllocationRecord, Customer, Partner, UsageEvent
@@ -37,7 +37,8 @@ def verify(session: Session) -> list[Mismatch]:
     """Recompute every pool, credit and consumption from the records; [] when all agree.
 
     - a pool's ``total`` equals its grants plus the pool allocations made to it;
-    - a pool's ``allocated`` equals its customers' total credit plus its sub-resellers' pools;
+    - a pool's ``allocated`` equals its customers' total credit plus the pool allocations
+      it made to its sub-resellers;
     - a customer's ``total_credit`` equals the sum of its allocation records;
     - a customer's ``consumed`` equals the sum of its counted usage;
     - a customer's fired thresholds are exactly those its consumption reaches.
@@ -49,31 +50,45 @@ def verify(session: Session) -> list[Mismatch]:
             select(AllocationRecord.partner_id, func.sum(AllocationRecord.change))
             .where(AllocationRecord.kind == "grant")
             .group_by(AllocationRecord.partner_id)
-        ).all()
+        )
+        .tuples()
+        .all()
     )
     received = dict(
         session.execute(
             select(AllocationRecord.sub_partner_id, func.sum(AllocationRecord.change))
             .where(AllocationRecord.kind == "pool_allocation")
             .group_by(AllocationRecord.sub_partner_id)
-        ).all()
+        )
+        .tuples()
+        .all()
     )
     held = dict(
         session.execute(
             select(Customer.partner_id, func.sum(Customer.total_credit)).group_by(
                 Customer.partner_id
             )
-        ).all()
+        )
+        .tuples()
+        .all()
     )
-    child = aliased(Partner)
+    # What a distributor gave its sub-resellers is what its pool allocations add up to,
+    # not their pools' totals: the platform may grant to a sub-reseller directly too.
     passed_on = dict(
         session.execute(
-            select(child.parent_id, func.sum(child.pool_total))
-            .where(child.parent_id.is_not(None))
-            .group_by(child.parent_id)
-        ).all()
+            select(AllocationRecord.partner_id, func.sum(AllocationRecord.change))
+            .where(AllocationRecord.kind == "pool_allocation")
+            .group_by(AllocationRecord.partner_id)
+        )
+        .tuples()
+        .all()
     )
-    for partner in session.execute(select(Partner).order_by(Partner.id)).scalars():
+    # populate_existing: the core changes balances with Core UPDATEs, so objects already in
+    # this session's identity map may hold values from before them.
+    fresh = {"populate_existing": True}
+    for partner in session.execute(
+        select(Partner).order_by(Partner.id).execution_options(**fresh)
+    ).scalars():
         total = int(granted.get(partner.id) or 0) + int(received.get(partner.id) or 0)
         if partner.pool_total != total:
             found.append(Mismatch("partner", partner.id, "pool total", partner.pool_total, total))
@@ -88,17 +103,23 @@ def verify(session: Session) -> list[Mismatch]:
             select(AllocationRecord.customer_uin, func.sum(AllocationRecord.change))
             .where(AllocationRecord.customer_uin.is_not(None))
             .group_by(AllocationRecord.customer_uin)
-        ).all()
+        )
+        .tuples()
+        .all()
     )
     counted = dict(
         session.execute(
             select(UsageEvent.customer_uin, func.sum(UsageEvent.counted)).group_by(
                 UsageEvent.customer_uin
             )
-        ).all()
+        )
+        .tuples()
+        .all()
     )
-    defaults = dict(session.execute(select(Partner.id, Partner.thresholds)).all())
-    for customer in session.execute(select(Customer).order_by(Customer.uin)).scalars():
+    defaults = dict(session.execute(select(Partner.id, Partner.thresholds)).tuples().all())
+    for customer in session.execute(
+        select(Customer).order_by(Customer.uin).execution_options(**fresh)
+    ).scalars():
         credit = int(credited.get(customer.uin) or 0)
         if customer.total_credit != credit:
             found.append(

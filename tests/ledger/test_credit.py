@@ -1,0 +1,139 @@
+"""Customer credit (DESIGN §2): allocate needs amount <= pool remaining; withdraw needs
+|amount| <= max(available, 0) and returns to the pool; 0 is invalid; a refusal changes
+nothing; consumption may pass the credit."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine
+from tests.ledger.scenario import (
+    OPS,
+    allocate,
+    assert_refused_changes_nothing,
+    balance,
+    charge,
+    ingest,
+    pool,
+    reseller,
+)
+
+from creditline.errors import InsufficientCredit, InsufficientPool, InvalidAmount, NotFound
+from creditline.ledger import credit
+
+
+def test_allocation_takes_from_the_pool(engine: Engine) -> None:
+    acme = reseller(engine, pool=1_000_00)
+    change = allocate(engine, acme.id, acme.customer, 250_00)
+    assert (change.total_credit, change.available, change.pool.remaining) == (
+        250_00,
+        250_00,
+        750_00,
+    )
+    assert balance(engine, acme.id, acme.customer) == (250_00, 0, 250_00)
+    assert pool(engine, acme.id) == (1_000_00, 250_00, 750_00)
+
+
+def test_allocation_of_exactly_the_remaining_pool(engine: Engine) -> None:
+    acme = reseller(engine, pool=1_000_00, credits=(400_00, 0))
+    allocate(engine, acme.id, acme.customers[1], 600_00)
+    assert pool(engine, acme.id) == (1_000_00, 1_000_00, 0)
+
+
+def test_allocation_beyond_the_pool_is_refused(engine: Engine) -> None:
+    acme = reseller(engine, pool=1_000_00, credits=(400_00, 0))
+    refused = assert_refused_changes_nothing(
+        engine,
+        lambda s: credit.allocate_credit(
+            s, partner_id=acme.id, customer_uin=acme.customers[1], amount=600_01, origin=OPS
+        ),
+        InsufficientPool,
+    )
+    assert "600.00 remaining" in refused.message
+
+
+def test_withdrawal_returns_credit_to_the_pool(engine: Engine) -> None:
+    acme = reseller(engine, pool=1_000_00, credits=(400_00,))
+    ingest(engine, charge(acme.customer, "100.00"))
+    change = allocate(engine, acme.id, acme.customer, -300_00)
+    assert (change.total_credit, change.consumed, change.available) == (100_00, 100_00, 0)
+    assert pool(engine, acme.id) == (1_000_00, 100_00, 900_00)
+
+
+def test_withdrawal_beyond_available_is_refused(engine: Engine) -> None:
+    acme = reseller(engine, pool=1_000_00, credits=(400_00,))
+    ingest(engine, charge(acme.customer, "100.00"))
+    refused = assert_refused_changes_nothing(
+        engine,
+        lambda s: credit.allocate_credit(
+            s, partner_id=acme.id, customer_uin=acme.customer, amount=-300_01, origin=OPS
+        ),
+        InsufficientCredit,
+    )
+    assert "at most 300.00 withdrawable" in refused.message
+
+
+def test_nothing_can_be_withdrawn_when_available_is_negative(engine: Engine) -> None:
+    acme = reseller(engine, pool=1_000_00, credits=(100_00,))
+    ingest(engine, charge(acme.customer, "150.00"))
+    assert balance(engine, acme.id, acme.customer) == (100_00, 150_00, -50_00)
+    assert credit.max_withdrawable(100_00, 150_00) == 0
+    assert_refused_changes_nothing(
+        engine,
+        lambda s: credit.allocate_credit(
+            s, partner_id=acme.id, customer_uin=acme.customer, amount=-1, origin=OPS
+        ),
+        InsufficientCredit,
+    )
+
+
+def test_withdrawal_never_takes_total_credit_below_zero_after_refunds(engine: Engine) -> None:
+    # A refund with no matching charge makes consumed negative and available exceed the
+    # total credit; the total credit still may not go below zero. (Found by this test:
+    # the core used to crash on the pool's CHECK constraint instead of refusing.)
+    acme = reseller(engine, pool=1_000_00, credits=(100_00,))
+    ingest(engine, charge(acme.customer, "50.00", kind="refund"))
+    assert balance(engine, acme.id, acme.customer) == (100_00, -50_00, 150_00)
+    assert credit.max_withdrawable(100_00, -50_00) == 100_00
+    assert_refused_changes_nothing(
+        engine,
+        lambda s: credit.allocate_credit(
+            s, partner_id=acme.id, customer_uin=acme.customer, amount=-100_01, origin=OPS
+        ),
+        InsufficientCredit,
+    )
+    allocate(engine, acme.id, acme.customer, -100_00)
+    assert balance(engine, acme.id, acme.customer) == (0, -50_00, 50_00)
+
+
+def test_amount_zero_is_invalid(engine: Engine) -> None:
+    acme = reseller(engine, pool=1_000_00, credits=(100_00,))
+    assert_refused_changes_nothing(
+        engine,
+        lambda s: credit.allocate_credit(
+            s, partner_id=acme.id, customer_uin=acme.customer, amount=0, origin=OPS
+        ),
+        InvalidAmount,
+    )
+
+
+def test_another_partners_customer_looks_missing(engine: Engine) -> None:
+    acme = reseller(engine, pool=1_000_00, credits=(100_00,))
+    rival = reseller(engine, pool=1_000_00)
+    refused = assert_refused_changes_nothing(
+        engine,
+        lambda s: credit.allocate_credit(
+            s, partner_id=rival.id, customer_uin=acme.customer, amount=10_00, origin=OPS
+        ),
+        NotFound,
+    )
+    assert refused.message == f"no customer {acme.customer}"
+
+
+def test_consumption_may_pass_the_credit(engine: Engine) -> None:
+    acme = reseller(engine, pool=1_000_00, credits=(100_00,))
+    result = ingest(engine, charge(acme.customer, "250.00"), charge(acme.customer, "40.00"))
+    assert result.accepted == 2
+    assert balance(engine, acme.id, acme.customer) == (100_00, 290_00, -190_00)
+    # Not suspended or restricted: more usage is still counted, allocation still works.
+    ingest(engine, charge(acme.customer, "10.00"))
+    allocate(engine, acme.id, acme.customer, 500_00)
+    assert balance(engine, acme.id, acme.customer) == (600_00, 300_00, 300_00)

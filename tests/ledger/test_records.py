@@ -1,0 +1,138 @@
+"""Every allocation, withdrawal, grant and pool allocation appends exactly one immutable
+allocation record, with a ``credit.allocation_recorded`` outbox event beside it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+from tests.ledger.scenario import charge, ingest, reseller
+
+from creditline.db import transaction
+from creditline.db.tables import AllocationRecord, OutboxEvent
+from creditline.errors import CreditlineError
+from creditline.ledger import accounts, credit, pools
+from creditline.ledger.records import Origin
+
+ORIGIN = Origin(
+    operator="alice@acme.example",
+    source="api",
+    remark="  Q3 top-up  ",
+    idempotency_key="key-123",
+)
+
+
+def _records_and_events(engine: Engine) -> tuple[list[AllocationRecord], list[OutboxEvent]]:
+    with transaction(engine) as s:
+        records = list(s.execute(select(AllocationRecord).order_by(AllocationRecord.id)).scalars())
+        events = list(s.execute(select(OutboxEvent).order_by(OutboxEvent.id)).scalars())
+        return records, events
+
+
+def _one_new_record(
+    engine: Engine, operation: Callable[[Session], object]
+) -> tuple[AllocationRecord, OutboxEvent]:
+    records_before, events_before = _records_and_events(engine)
+    with transaction(engine) as s:
+        operation(s)
+    records, events = _records_and_events(engine)
+    assert len(records) == len(records_before) + 1
+    new_events = [e for e in events if e.id not in {b.id for b in events_before}]
+    assert [e.type for e in new_events] == ["credit.allocation_recorded"]
+    return records[-1], new_events[0]
+
+
+def _check_fields(record: AllocationRecord, event: OutboxEvent) -> None:
+    assert record.operator == "alice@acme.example"
+    assert record.source == "api"
+    assert record.remark == "Q3 top-up"
+    assert record.idempotency_key == "key-123"
+    assert record.created_at.tzinfo is not None
+    assert event.partner_id == record.partner_id
+    assert event.payload["id"] == record.id
+    assert event.payload["operator"] == "alice@acme.example"
+    assert event.payload["idempotency_key"] == "key-123"
+
+
+def test_allocation_record(engine: Engine) -> None:
+    acme = reseller(engine, pool=1_000_00)
+    record, event = _one_new_record(
+        engine,
+        lambda s: credit.allocate_credit(
+            s, partner_id=acme.id, customer_uin=acme.customer, amount=300_00, origin=ORIGIN
+        ),
+    )
+    _check_fields(record, event)
+    assert (record.kind, record.partner_id, record.customer_uin) == (
+        "allocation",
+        acme.id,
+        acme.customer,
+    )
+    assert (record.change, record.total_after, record.available_after) == (300_00, 300_00, 300_00)
+    assert event.payload["change"] == "300.00"
+    assert event.payload["total_after"] == "300.00"
+
+
+def test_withdrawal_record_shows_available_after_usage(engine: Engine) -> None:
+    acme = reseller(engine, pool=1_000_00, credits=(300_00,))
+    ingest(engine, charge(acme.customer, "100.00"))
+    record, event = _one_new_record(
+        engine,
+        lambda s: credit.allocate_credit(
+            s, partner_id=acme.id, customer_uin=acme.customer, amount=-50_00, origin=ORIGIN
+        ),
+    )
+    _check_fields(record, event)
+    assert (record.kind, record.change, record.total_after, record.available_after) == (
+        "withdrawal",
+        -50_00,
+        250_00,
+        150_00,
+    )
+    assert event.payload["change"] == "-50.00"
+
+
+def test_grant_record(engine: Engine) -> None:
+    acme = reseller(engine, pool=1_000_00, credits=(300_00,))
+    record, event = _one_new_record(
+        engine, lambda s: pools.grant(s, partner_id=acme.id, amount=-200_00, origin=ORIGIN)
+    )
+    _check_fields(record, event)
+    assert (record.kind, record.partner_id, record.customer_uin, record.sub_partner_id) == (
+        "grant",
+        acme.id,
+        None,
+        None,
+    )
+    assert (record.change, record.total_after, record.available_after) == (-200_00, 800_00, 500_00)
+
+
+def test_pool_allocation_record(engine: Engine) -> None:
+    with transaction(engine) as s:
+        dist = accounts.create_partner(s, name="Dist", kind="distributor").id
+        sub = accounts.create_partner(s, name="Sub", kind="sub-reseller", parent_id=dist).id
+        pools.grant(s, partner_id=dist, amount=1_000_00, origin=ORIGIN)
+    record, event = _one_new_record(
+        engine,
+        lambda s: pools.allocate_pool(
+            s, distributor_id=dist, sub_reseller_id=sub, amount=400_00, origin=ORIGIN
+        ),
+    )
+    _check_fields(record, event)
+    assert (record.kind, record.partner_id, record.sub_partner_id) == ("pool_allocation", dist, sub)
+    assert (record.change, record.total_after, record.available_after) == (400_00, 400_00, 400_00)
+
+
+@pytest.mark.parametrize("amount", [0, 10_000_00])
+def test_refused_operation_appends_no_record(engine: Engine, amount: int) -> None:
+    acme = reseller(engine, pool=1_000_00)
+    with transaction(engine) as s:
+        count = s.execute(select(func.count()).select_from(AllocationRecord)).scalar_one()
+    with transaction(engine) as s, pytest.raises(CreditlineError, match=r"amount|pool"):
+        credit.allocate_credit(
+            s, partner_id=acme.id, customer_uin=acme.customer, amount=amount, origin=ORIGIN
+        )
+    with transaction(engine) as s:
+        assert s.execute(select(func.count()).select_from(AllocationRecord)).scalar_one() == count

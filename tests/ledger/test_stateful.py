@@ -1,0 +1,294 @@
+"""Random sequences of grants, pool allocations, allocations, withdrawals, usage and
+refunds — refused ones included — checked after every step against a plain in-memory
+model of DESIGN §2-3, with conservation (``verify``) and the alarm rule.
+
+Failures print the falsifying steps and a ``@reproduce_failure``/seed line to replay them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+from sqlalchemy import Engine
+from tests.ledger.scenario import OPS, empty_database
+
+from creditline.db import transaction
+from creditline.errors import CreditlineError, InsufficientCredit, InsufficientPool, InvalidAmount
+from creditline.ledger import accounts, alarms, credit, pools, usage
+from creditline.ledger.verify import verify
+from creditline.money import to_text
+
+SETTINGS = settings(
+    max_examples=25,
+    stateful_step_count=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+
+amounts = st.integers(min_value=-300_00, max_value=600_00)
+usage_amounts = st.integers(min_value=0, max_value=150_00)
+
+
+@dataclass
+class Pool:
+    total: int = 0
+    allocated: int = 0
+
+    @property
+    def remaining(self) -> int:
+        return self.total - self.allocated
+
+
+@dataclass
+class Credit:
+    partner: int
+    thresholds: list[int] | None = None
+    total: int = 0
+    consumed: int = 0
+    fired: set[int] = field(default_factory=set)
+
+    @property
+    def available(self) -> int:
+        return self.total - self.consumed
+
+
+class Model:
+    """The rules, written as plainly as possible, independent of the database."""
+
+    def __init__(self) -> None:
+        self.pools: dict[int, Pool] = {}
+        self.credits: dict[int, Credit] = {}
+        self.defaults: dict[int, list[int]] = {}
+        self.seen_events: set[str] = set()
+
+    def alarm(self, uin: int) -> tuple[int, list[int]] | None:
+        """Apply the firing rule after a change: (threshold named, thresholds reached)."""
+        c = self.credits[uin]
+        effective = c.thresholds if c.thresholds is not None else self.defaults[c.partner]
+        reached = {
+            t
+            for t in effective
+            if c.consumed > 0 and (c.total == 0 or c.consumed * 100 >= t * c.total)
+        }
+        new = sorted(reached - c.fired)
+        c.fired = reached
+        return (new[-1], new) if new else None
+
+
+def _alarm_tuple(alarm: object) -> tuple[int, list[int]] | None:
+    if alarm is None:
+        return None
+    return alarm.threshold, list(alarm.thresholds_reached)  # type: ignore[attr-defined]
+
+
+def run_ledger_machine(engine: Engine) -> None:
+    class LedgerMachine(RuleBasedStateMachine):
+        """A distributor with a sub-reseller, a reseller, and customers of each."""
+
+        @initialize()
+        def open_ledger(self) -> None:
+            empty_database(engine)
+            self.model = Model()
+            with transaction(engine) as s:
+                dist = accounts.create_partner(s, name="Dist", kind="distributor").id
+                sub = accounts.create_partner(s, name="Sub", kind="sub-reseller", parent_id=dist).id
+                res = accounts.create_partner(s, name="Res", kind="reseller").id
+                alarms.set_thresholds(s, partner_id=res, thresholds=[50, 100, 200])
+                self.dist, self.sub = dist, sub
+                self.partners = [dist, sub, res]
+                self.model.defaults = {dist: [75, 90, 100], sub: [75, 90, 100], res: [50, 100, 200]}
+                for p in self.partners:
+                    self.model.pools[p] = Pool()
+                for owner, own_list in [(dist, None), (sub, None), (sub, [10, 60]), (res, None)]:
+                    uin = accounts.create_customer(s, partner_id=owner, name="C").uin
+                    if own_list is not None:
+                        alarms.set_thresholds(
+                            s, partner_id=owner, thresholds=own_list, customer_uin=uin
+                        )
+                    self.model.credits[uin] = Credit(owner, own_list)
+            self.customers = sorted(self.model.credits)
+
+        @rule(partner=st.integers(0, 2), amount=amounts)
+        def grant(self, partner: int, amount: int) -> None:
+            pid = self.partners[partner]
+            pool = self.model.pools[pid]
+            expected: type[CreditlineError] | None = None
+            if amount == 0:
+                expected = InvalidAmount
+            elif pool.remaining + amount < 0:
+                expected = InsufficientPool
+            with transaction(engine) as s:
+                try:
+                    change = pools.grant(s, partner_id=pid, amount=amount, origin=OPS)
+                except CreditlineError as exc:
+                    assert type(exc) is expected, exc
+                    return
+            assert expected is None
+            pool.total += amount
+            assert (change.pool.total, change.pool.allocated) == (pool.total, pool.allocated)
+
+        @rule(amount=amounts)
+        def allocate_pool(self, amount: int) -> None:
+            parent, child = self.model.pools[self.dist], self.model.pools[self.sub]
+            expected: type[CreditlineError] | None = None
+            if amount == 0:
+                expected = InvalidAmount
+            elif amount > parent.remaining or -amount > min(child.remaining, parent.allocated):
+                # A distributor takes back at most what it has allocated: the platform may
+                # have granted part of the sub-reseller's pool directly.
+                expected = InsufficientPool
+            with transaction(engine) as s:
+                try:
+                    pools.allocate_pool(
+                        s,
+                        distributor_id=self.dist,
+                        sub_reseller_id=self.sub,
+                        amount=amount,
+                        origin=OPS,
+                    )
+                except CreditlineError as exc:
+                    assert type(exc) is expected, exc
+                    return
+            assert expected is None
+            parent.allocated += amount
+            child.total += amount
+
+        @rule(customer=st.integers(0, 3), amount=amounts)
+        def allocate_credit(self, customer: int, amount: int) -> None:
+            uin = self.customers[customer]
+            c = self.model.credits[uin]
+            pool = self.model.pools[c.partner]
+            expected: type[CreditlineError] | None = None
+            if amount == 0:
+                expected = InvalidAmount
+            elif amount > 0 and amount > pool.remaining:
+                expected = InsufficientPool
+            elif amount < 0 and -amount > max(min(c.available, c.total), 0):
+                expected = InsufficientCredit
+            with transaction(engine) as s:
+                try:
+                    change = credit.allocate_credit(
+                        s, partner_id=c.partner, customer_uin=uin, amount=amount, origin=OPS
+                    )
+                except CreditlineError as exc:
+                    assert type(exc) is expected, exc
+                    return
+            assert expected is None, f"{to_text(amount)} should have been refused"
+            c.total += amount
+            pool.allocated += amount
+            assert (change.total_credit, change.consumed) == (c.total, c.consumed)
+            assert _alarm_tuple(change.alarm) == self.model.alarm(uin)
+
+        @rule(
+            lines=st.lists(
+                st.tuples(
+                    st.integers(0, 3),
+                    usage_amounts,
+                    st.integers(0, 100),
+                    st.booleans(),
+                    st.integers(0, 40),
+                ),
+                min_size=1,
+                max_size=4,
+            )
+        )
+        def post_usage(self, lines: list[tuple[int, int, int, bool, int]]) -> None:
+            # Event ids come from a small space so repeats, within and across batches, happen.
+            raws: list[tuple[int, dict[str, object]]] = []
+            for n, (customer, list_amount, voucher_percent, refund, event) in enumerate(lines):
+                raws.append(
+                    (
+                        n + 1,
+                        {
+                            "event_id": f"ev-{event}",
+                            "customer_uin": self.customers[customer],
+                            "product": "cvm",
+                            "list_amount": to_text(list_amount),
+                            "voucher_amount": to_text(list_amount * voucher_percent // 100),
+                            "occurred_at": "2026-03-01T00:00:00Z",
+                            "kind": "refund" if refund else "charge",
+                        },
+                    )
+                )
+            with transaction(engine) as s:
+                result = usage.ingest(s, usage.parse_batch(raws))
+            changed: set[int] = set()
+            accepted = 0
+            for customer, list_amount, voucher_percent, refund, event in lines:
+                if f"ev-{event}" in self.model.seen_events:
+                    continue
+                self.model.seen_events.add(f"ev-{event}")
+                counted = list_amount - list_amount * voucher_percent // 100
+                uin = self.customers[customer]
+                self.model.credits[uin].consumed += -counted if refund else counted
+                changed.add(uin)
+                accepted += 1
+            assert (result.accepted, result.duplicates) == (accepted, len(lines) - accepted)
+            expected_alarms = {}
+            for uin in sorted(changed):
+                fired = self.model.alarm(uin)
+                if fired is not None:
+                    expected_alarms[uin] = fired
+            assert {a.customer_uin: _alarm_tuple(a) for a in result.alarms} == expected_alarms
+            assert len(result.alarms) == len(expected_alarms)
+
+        @rule(customer=st.integers(0, 3), bad=st.sampled_from(["1.001", "NaN", "-1.00"]))
+        def post_invalid_batch(self, customer: int, bad: str) -> None:
+            raws: list[tuple[int, dict[str, object]]] = [
+                (
+                    1,
+                    {
+                        "event_id": "never-counted-1",
+                        "customer_uin": self.customers[customer],
+                        "product": "cvm",
+                        "list_amount": "1.00",
+                        "voucher_amount": "0",
+                        "occurred_at": "2026-03-01T00:00:00Z",
+                    },
+                ),
+                (
+                    2,
+                    {
+                        "event_id": "never-counted-2",
+                        "customer_uin": self.customers[customer],
+                        "product": "cvm",
+                        "list_amount": bad,
+                        "voucher_amount": "0",
+                        "occurred_at": "2026-03-01T00:00:00Z",
+                    },
+                ),
+            ]
+            with transaction(engine) as s:
+                try:
+                    usage.ingest(s, usage.parse_batch(raws))
+                except usage.InvalidBatch as exc:
+                    assert [e.line for e in exc.errors] == [2]
+                else:
+                    raise AssertionError("an invalid batch was accepted")
+
+        @invariant()
+        def balances_match_the_model_and_verify_is_clean(self) -> None:
+            if not hasattr(self, "model"):
+                return
+            with transaction(engine) as s:
+                assert verify(s) == []
+                for pid, pool in self.model.pools.items():
+                    state = accounts.pool_state(s, pid)
+                    assert (state.total, state.allocated) == (pool.total, pool.allocated), pid
+                    assert state.remaining >= 0
+                for uin, c in self.model.credits.items():
+                    row = accounts.get_customer(s, c.partner, uin)
+                    assert (row.total_credit, row.consumed) == (c.total, c.consumed), uin
+                    assert sorted(row.fired_thresholds) == sorted(c.fired), uin
+                    assert row.total_credit >= 0
+
+    LedgerMachine.TestCase.settings = SETTINGS
+    run = LedgerMachine.TestCase("runTest")
+    run.runTest()
+
+
+def test_random_operations_keep_the_ledger_conserved(engine: Engine) -> None:
+    run_ledger_machine(engine)
