@@ -110,6 +110,9 @@ def allocate_pool(
             .execution_options(synchronize_session=False)
         ).one_or_none()
         if parent_row is None and amount < 0:
+            if get_partner(session, sub_reseller_id).pool_remaining < -amount:
+                raise _refuse_reduction(session, sub_reseller_id, amount)
+            # The sub-reseller holds enough only thanks to the platform's own grants.
             raise InsufficientPool(
                 f"distributor {distributor_id} has only {to_text(distributor.pool_allocated)} "
                 f"allocated; it cannot take back {to_text(-amount)}",
