@@ -7,10 +7,10 @@ import io
 
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
+from tests.api.conftest import World
 
 from creditline.db import transaction
 from creditline.ledger.verify import verify
-from tests.api.conftest import World
 
 
 def test_allocate_consume_alarm_records(client: TestClient, world: World, engine: Engine) -> None:
@@ -111,9 +111,7 @@ def test_allocate_consume_alarm_records(client: TestClient, world: World, engine
         assert verify(s) == []
 
 
-def test_batch_dry_run_and_all_or_nothing(
-    client: TestClient, world: World, engine: Engine
-) -> None:
+def test_batch_dry_run_and_all_or_nothing(client: TestClient, world: World, engine: Engine) -> None:
     ann = world.a_customer
     dry = client.post(
         "/v1/allocation-batches",

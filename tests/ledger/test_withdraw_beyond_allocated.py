@@ -20,7 +20,7 @@ def test_withdrawing_more_than_the_pool_has_allocated_is_refused(engine: Engine)
         pools.grant(s, partner_id=p.id, amount=100_000, origin=op)
         credit.allocate_credit(s, partner_id=p.id, customer_uin=c.uin, amount=10_000, origin=op)
     with transaction(engine) as s:
-        with pytest.raises(InsufficientCredit, match="100.00 withdrawable"):
+        with pytest.raises(InsufficientCredit, match=r"100\.00 withdrawable"):
             credit.allocate_credit(
                 s, partner_id=p.id, customer_uin=c.uin, amount=-10_001, origin=op
             )
