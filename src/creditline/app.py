@@ -10,7 +10,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from sqlalchemy import Engine
@@ -75,7 +74,15 @@ class RequestContext:
             if length > self.max_body:
                 await self._too_large(scope, receive, send_with_id)
                 return
-            await self.app(scope, self._capped(receive), send_with_id)
+            if "content-length" not in headers and scope["method"] not in ("GET", "HEAD"):
+                # A body of unannounced length is read (up to the cap) before the app runs,
+                # so an oversized one is refused with 413 rather than half-parsed.
+                buffered = await self._buffer(receive)
+                if buffered is None:
+                    await self._too_large(scope, receive, send_with_id)
+                    return
+                receive = buffered
+            await self.app(scope, receive, send_with_id)
         finally:
             state = scope.get("state", {})
             access_log.info(
@@ -92,33 +99,33 @@ class RequestContext:
                 )
             )
 
-    def _capped(self, receive: Receive) -> Receive:
-        seen = 0
-
-        async def wrapped() -> Message:
-            nonlocal seen
+    async def _buffer(self, receive: Receive) -> Receive | None:
+        body = b""
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_body:
-                    raise BodyTooLarge()
-            return message
+            if message["type"] != "http.request":
+                break
+            body += message.get("body", b"")
+            if len(body) > self.max_body:
+                return None
+            if not message.get("more_body", False):
+                break
+        sent = False
 
-        return wrapped
+        async def replay() -> Message:
+            nonlocal sent
+            if sent:
+                return await receive()
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        return replay
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = error_response(
             413, "body_too_large", f"the request body is larger than {self.max_body} bytes"
         )
         await response(scope, receive, send)
-
-
-class BodyTooLarge(Exception):
-    """A body without a truthful Content-Length grew past the cap while being read."""
-
-
-def _body_too_large(_request: Any, _exc: Exception) -> Any:
-    return error_response(413, "body_too_large", "the request body is too large")
 
 
 def v1_router() -> APIRouter:
@@ -168,7 +175,6 @@ def create_app(
     app.state.settings = settings
     app.state.rate_limiter = RateLimiter(settings.api_rate_limit_per_minute)
     install(app)
-    app.add_exception_handler(BodyTooLarge, _body_too_large)
     app.include_router(v1_router(), prefix="/v1")
     app.add_middleware(RequestContext, max_body=settings.api_max_body_bytes)
     return app
