@@ -65,7 +65,7 @@ def list_alarms(
     threshold: int | None = Query(None, ge=1, le=1000),
     unread: bool | None = Query(None, description="true: only unread; false: only read"),
     limit: int = Query(50, ge=1, le=MAX_PAGE_SIZE),
-    before: int | None = Query(None, ge=1),
+    before: int | None = Query(None, ge=1, le=2**63 - 1),
 ) -> AlarmPage:
     """The partner's alarms, newest first."""
     partner_id = c.principal.partner()

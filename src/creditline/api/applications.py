@@ -107,7 +107,7 @@ def list_applications(
     ),
     status: Literal["pending", "approved", "rejected"] | None = Query(None),
     limit: int = Query(50, ge=1, le=MAX_PAGE_SIZE),
-    before: int | None = Query(None, ge=1),
+    before: int | None = Query(None, ge=1, le=2**63 - 1),
 ) -> ApplicationPage:
     """Applications, newest first: the platform sees the ones it decides; a partner its own
     (or, a distributor with ``role=decider``, its sub-resellers')."""

@@ -87,7 +87,9 @@ def create_partner(body: PartnerIn, c: Call = Depends(write_call)) -> Response:
 def list_partners(
     c: Call = Depends(call),
     limit: int = Query(50, ge=1, le=MAX_PAGE_SIZE),
-    after: int | None = Query(None, ge=1, description="next_after of the previous page"),
+    after: int | None = Query(
+        None, ge=1, le=2**63 - 1, description="next_after of the previous page"
+    ),
 ) -> PartnerPage:
     """Every partner, by id."""
     c.principal.platform()

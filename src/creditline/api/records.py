@@ -52,7 +52,9 @@ def list_records(
     c: Call = Depends(call),
     where: records.RecordFilter = Depends(_filter),
     limit: int = Query(50, ge=1, le=MAX_PAGE_SIZE),
-    before: int | None = Query(None, ge=1, description="next_before of the previous page"),
+    before: int | None = Query(
+        None, ge=1, le=2**63 - 1, description="next_before of the previous page"
+    ),
 ) -> RecordPage:
     """The partner's allocation records, newest first."""
     partner_id = c.principal.partner()
