@@ -42,6 +42,22 @@ def max_withdrawable(total_credit: int, consumed: int) -> int:
     return max(min(total_credit - consumed, total_credit), 0)
 
 
+def _insufficient_credit(
+    session: Session, partner_id: int, customer_uin: int, amount: int
+) -> InsufficientCredit:
+    current = session.execute(
+        select(Customer.total_credit, Customer.consumed).where(
+            Customer.partner_id == partner_id, Customer.uin == customer_uin
+        )
+    ).one()
+    return InsufficientCredit(
+        f"customer {customer_uin} has at most "
+        f"{to_text(max_withdrawable(current.total_credit, current.consumed))} "
+        f"withdrawable; cannot withdraw {to_text(-amount)}",
+        param="amount",
+    )
+
+
 def allocate_credit(
     session: Session,
     *,
@@ -67,59 +83,50 @@ def allocate_credit(
             .where(
                 Partner.id == partner_id,
                 Partner.pool_total - Partner.pool_allocated >= amount,
-                # A withdrawal beyond what the pool handed out is beyond the customer's
-                # credit too; refuse it here rather than trip the CHECK constraint.
+                # A withdrawal larger than everything allocated must be refused here, not
+                # by the CHECK constraint (which would surface as a database error).
                 Partner.pool_allocated + amount >= 0,
             )
             .values(pool_allocated=Partner.pool_allocated + amount)
             .returning(Partner.pool_total, Partner.pool_allocated, Partner.thresholds)
             .execution_options(synchronize_session=False)
         ).one_or_none()
-        if pool_row is None and amount > 0:
+        if pool_row is None:
+            if amount < 0:
+                # The customer's credit is part of what is allocated, so it holds less.
+                raise _insufficient_credit(session, partner_id, customer_uin, amount)
             pool = get_partner(session, partner_id)
             raise InsufficientPool(
                 f"the pool has {to_text(pool.pool_remaining)} remaining; "
                 f"cannot allocate {to_text(amount)}",
                 param="amount",
             )
-        customer_row = None
-        if pool_row is not None:
-            customer_row = session.execute(
-                update(Customer)
-                .where(
-                    Customer.partner_id == partner_id,
-                    Customer.uin == customer_uin,
-                    # A withdrawal may take at most what is available (never below zero)
-                    # and never more than the total credit, which stays >= 0.
-                    and_(
-                        Customer.total_credit - Customer.consumed >= -amount,
-                        Customer.total_credit >= -amount,
-                    )
-                    if amount < 0
-                    else true(),
+        customer_row = session.execute(
+            update(Customer)
+            .where(
+                Customer.partner_id == partner_id,
+                Customer.uin == customer_uin,
+                # A withdrawal may take at most what is available (never below zero)
+                # and never more than the total credit, which stays >= 0.
+                and_(
+                    Customer.total_credit - Customer.consumed >= -amount,
+                    Customer.total_credit >= -amount,
                 )
-                .values(total_credit=Customer.total_credit + amount)
-                .returning(
-                    Customer.total_credit,
-                    Customer.consumed,
-                    Customer.name,
-                    Customer.thresholds,
-                    Customer.fired_thresholds,
-                )
-                .execution_options(synchronize_session=False)
-            ).one_or_none()
-        if pool_row is None or customer_row is None:
-            current = session.execute(
-                select(Customer.total_credit, Customer.consumed).where(
-                    Customer.partner_id == partner_id, Customer.uin == customer_uin
-                )
-            ).one()
-            raise InsufficientCredit(
-                f"customer {customer_uin} has at most "
-                f"{to_text(max_withdrawable(current.total_credit, current.consumed))} "
-                f"withdrawable; cannot withdraw {to_text(-amount)}",
-                param="amount",
+                if amount < 0
+                else true(),
             )
+            .values(total_credit=Customer.total_credit + amount)
+            .returning(
+                Customer.total_credit,
+                Customer.consumed,
+                Customer.name,
+                Customer.thresholds,
+                Customer.fired_thresholds,
+            )
+            .execution_options(synchronize_session=False)
+        ).one_or_none()
+        if customer_row is None:
+            raise _insufficient_credit(session, partner_id, customer_uin, amount)
         total, consumed = customer_row.total_credit, customer_row.consumed
         record = records.append(
             session,
