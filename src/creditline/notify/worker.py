@@ -73,15 +73,11 @@ class Worker:
 
     def run_once(self, *, delivery_ids: list[int] | None = None) -> int:
         """Expand new outbox events, then attempt every due delivery once (up to the batch
-        size). Returns the number of events expanded plus attempts made: 0 when idle."""
-        with transaction(self.engine) as session:
-            expanded = deliveries.expand(
-                session,
-                now=self.clock(),
-                backoff=self.backoff,
-                email_enabled=email.is_configured(self.settings),
-                limit=self.batch_size * 5,
-            )
+        size); with ``delivery_ids``, attempt only those. Returns the number of events
+        expanded plus attempts made: 0 when idle."""
+        expanded = 0
+        if delivery_ids is None:
+            expanded = self._expand()
         with transaction(self.engine) as session:
             jobs = deliveries.claim(
                 session,
@@ -97,6 +93,16 @@ class Worker:
             with ThreadPoolExecutor(min(self.concurrency, len(jobs))) as pool:
                 list(pool.map(self._attempt, jobs))
         return expanded + len(jobs)
+
+    def _expand(self) -> int:
+        with transaction(self.engine) as session:
+            return deliveries.expand(
+                session,
+                now=self.clock(),
+                backoff=self.backoff,
+                email_enabled=email.is_configured(self.settings),
+                limit=self.batch_size * 5,
+            )
 
     def _attempt(self, job: Job) -> str:
         try:
