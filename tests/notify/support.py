@@ -3,7 +3,6 @@ Webhooks signature, and an SMTP server (aiosmtpd) that keeps what it receives.""
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable

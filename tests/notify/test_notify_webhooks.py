@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from sqlalchemy import Engine, select
+from tests.notify.support import OPERATOR, Receiver, consume, customer_with_credit, drain
 
 from creditline.config import Settings
 from creditline.db import transaction
@@ -14,7 +15,6 @@ from creditline.notify import endpoints
 from creditline.notify.deliveries import Backoff
 from creditline.notify.outbox import ALLOCATION_RECORDED, THRESHOLD_REACHED
 from creditline.notify.worker import Worker
-from tests.notify.support import OPERATOR, Receiver, consume, customer_with_credit, drain
 
 SETTINGS = Settings(smtp_host="", webhook_timeout_s=2.0, smtp_timeout_s=2.0)
 
