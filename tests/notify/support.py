@@ -3,6 +3,7 @@ Webhooks signature, and an SMTP server (aiosmtpd) that keeps what it receives.""
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -121,13 +122,23 @@ class Receiver:
             self.server.server_close()
 
 
+def _free_port() -> int:
+    # aiosmtpd's controller checks its server by connecting to the port it was given, so
+    # it needs a real port number rather than 0.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 class SmtpSink:
     """An aiosmtpd server on 127.0.0.1 that keeps every message it is handed."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int | None = None) -> None:
         self.messages: list[EmailMessage] = []
         self.envelopes: list[tuple[str, list[str]]] = []
-        self.controller = Controller(self, hostname="127.0.0.1", port=0)
+        self.port = port or _free_port()
+        self.running = False
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         message = message_from_bytes(envelope.content, policy=policy.default)
@@ -136,18 +147,15 @@ class SmtpSink:
         self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
         return "250 Message accepted for delivery"
 
-    @property
-    def port(self) -> int:
-        server = self.controller.server
-        assert server is not None
-        return int(server.sockets[0].getsockname()[1])
-
     def start(self) -> SmtpSink:
         self.controller.start()
+        self.running = True
         return self
 
     def stop(self) -> None:
-        self.controller.stop()
+        if self.running:
+            self.running = False
+            self.controller.stop()
 
 
 class FakeClock:
