@@ -47,7 +47,7 @@ def _endpoint(engine: Engine, partner_id: int, receiver: Receiver) -> int:
 def _statuses(engine: Engine) -> dict[str, int]:
     with transaction(engine) as s:
         rows = s.execute(select(Delivery.status, func.count()).group_by(Delivery.status)).all()
-        return {status: count for status, count in rows}
+        return {str(row[0]): int(row[1]) for row in rows}
 
 
 def test_backoff_grows_with_jitter_and_a_cap() -> None:
