@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from email.message import EmailMessage
 
 from sqlalchemy import Engine
@@ -10,6 +11,7 @@ from tests.notify.support import SmtpSink, consume, customer_with_credit, drain
 from creditline.config import Settings
 from creditline.db import transaction
 from creditline.notify import recipients
+from creditline.notify.deliveries import Backoff
 from creditline.notify.worker import Worker
 
 
@@ -75,10 +77,6 @@ def test_no_email_when_the_partner_has_no_recipients(engine: Engine, smtp: SmtpS
 
 
 def test_smtp_down_is_retried(engine: Engine, smtp: SmtpSink) -> None:
-    from datetime import timedelta
-
-    from creditline.notify.deliveries import Backoff
-
     partner_id, uin = customer_with_credit(engine)
     with transaction(engine) as s:
         recipients.update_email_settings(s, partner_id=partner_id, add=["fin@acme.example"])
