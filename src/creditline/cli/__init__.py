@@ -34,6 +34,7 @@ def _register() -> None:
         db,
         demo,
         keys,
+        notify,
         partners,
         records,
         serve,
