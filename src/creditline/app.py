@@ -34,6 +34,7 @@ from creditline.auth.rate_limit import RateLimiter
 from creditline.config import Settings, get_settings
 from creditline.db import make_engine
 from creditline.db.migrate import upgrade
+from creditline.notify.worker import Worker
 
 access_log = logging.getLogger("creditline.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
@@ -159,11 +160,20 @@ def create_app(
         if engine.dialect.name == "sqlite":
             # The embedded database creates and upgrades its own schema.
             upgrade(engine)
+        delivery: Worker | None = None
         if worker:
-            # The outbox delivery worker (creditline.notify) is started here, and stopped
-            # after the yield, when it exists; ``creditline serve --no-worker`` skips it.
-            pass
-        yield
+            # The outbox delivery worker runs in-process, so the embedded default delivers
+            # alarms with nothing else started; ``creditline serve --no-worker`` skips it
+            # (for deployments that run ``creditline worker`` processes instead).
+            delivery = Worker(engine, settings)
+            delivery.start_in_thread()
+        app.state.worker = delivery
+        try:
+            yield
+        finally:
+            if delivery is not None:
+                delivery.stop()
+                delivery.close()
 
     app = FastAPI(
         title="creditline",

@@ -86,6 +86,6 @@ def world(engine: Engine) -> World:
 
 @pytest.fixture
 def client(engine: Engine, database_url: str) -> Iterator[TestClient]:
-    app = create_app(Settings(database_url=database_url), engine)
+    app = create_app(Settings(database_url=database_url), engine, worker=False)
     with TestClient(app) as test_client:
         yield test_client

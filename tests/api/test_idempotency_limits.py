@@ -80,7 +80,7 @@ def test_created_key_secret_is_not_kept_for_replay(
 def test_concurrent_requests_with_one_key_apply_once(
     world: World, engine: Engine, database_url: str
 ) -> None:
-    app = create_app(Settings(database_url=database_url), engine)
+    app = create_app(Settings(database_url=database_url), engine, worker=False)
     path = f"/v1/customers/{world.a_customer}/allocate"
     headers = world.h("a_operator", **{"Idempotency-Key": "race-1"})
     barrier = threading.Barrier(4)
@@ -118,7 +118,9 @@ def test_page_size_is_capped(client: TestClient, world: World) -> None:
 
 
 def test_body_size_is_capped(world: World, engine: Engine, database_url: str) -> None:
-    app = create_app(Settings(database_url=database_url, api_max_body_bytes=100), engine)
+    app = create_app(
+        Settings(database_url=database_url, api_max_body_bytes=100), engine, worker=False
+    )
     with TestClient(app) as c:
         answer = c.post("/v1/customers", json={"name": "x" * 200}, headers=world.h("a_operator"))
         assert answer.status_code == 413
@@ -141,7 +143,9 @@ def test_body_size_is_capped(world: World, engine: Engine, database_url: str) ->
 def test_rate_limit_answers_429_with_retry_after(
     world: World, engine: Engine, database_url: str
 ) -> None:
-    app = create_app(Settings(database_url=database_url, api_rate_limit_per_minute=3), engine)
+    app = create_app(
+        Settings(database_url=database_url, api_rate_limit_per_minute=3), engine, worker=False
+    )
     with TestClient(app) as c:
         codes = [c.get("/v1/pool", headers=world.h("a_viewer")).status_code for _ in range(3)]
         assert codes == [200, 200, 200]
