@@ -28,7 +28,7 @@ def _options(
 
 def _register() -> None:
     # Each module adds its commands to ``app``.
-    from creditline.cli import ledger  # noqa: F401
+    from creditline.cli import keys, ledger, serve  # noqa: F401
 
 
 def main() -> None:

@@ -1,0 +1,1 @@
+"""Who is asking: API keys, principals and roles, and the idempotency store."""
