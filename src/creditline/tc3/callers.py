@@ -7,6 +7,8 @@ from typing import Protocol
 
 from sqlalchemy.orm import Session
 
+from creditline.auth import keys
+
 PLATFORM = "platform"
 PARTNER = "partner"
 CUSTOMER = "customer"
@@ -43,3 +45,25 @@ class KeyStore(Protocol):
     def lookup(self, session: Session, secret_id: str) -> KeyMatch | None:
         """The key for ``secret_id``, or None."""
         ...
+
+
+class ApiKeyStore:
+    """The keys of :mod:`creditline.auth.keys` (the same keys REST accepts)."""
+
+    def lookup(self, session: Session, secret_id: str) -> KeyMatch | None:
+        """The live key for ``secret_id`` with its decrypted secret, or None."""
+        try:
+            key = keys.lookup(session, secret_id)
+        except keys.UnknownKey:
+            return None
+        assert key.secret_key is not None  # lookup() always decrypts it
+        return KeyMatch(
+            secret_key=key.secret_key,
+            caller=Caller(
+                key_name=key.name,
+                kind=key.principal,
+                partner_id=key.partner_id,
+                role=key.role,
+                customer_uin=key.customer_uin,
+            ),
+        )

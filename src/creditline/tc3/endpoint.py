@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
+from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -31,7 +32,7 @@ from creditline.db import transaction
 from creditline.errors import CreditlineError
 from creditline.tc3 import signature
 from creditline.tc3.actions import authorize, resolve
-from creditline.tc3.callers import KeyStore
+from creditline.tc3.callers import ApiKeyStore, KeyStore
 from creditline.tc3.envelope import failure, new_request_id, success
 from creditline.tc3.errors import (
     FAILED_OPERATION,
@@ -44,7 +45,7 @@ from creditline.tc3.errors import (
     TencentError,
     from_domain,
 )
-from creditline.tc3.limits import RateLimiter
+from creditline.tc3.limits import RateLimiter, Tc3Settings, parse_limits
 from creditline.tc3.params import Params, unflatten
 
 VERSION = "2022-09-28"
@@ -179,3 +180,10 @@ def _params(request: TencentRequest) -> Params:
     if not isinstance(values, dict):
         raise TencentError(INVALID_PARAMETER, "the request body must be a JSON object")
     return Params(values)
+
+
+def install(app: Starlette, engine: Engine) -> None:
+    """Put the Tencent-compatible endpoint in front of ``app``, with the API keys of
+    :mod:`creditline.auth.keys` and the rate limits of ``CREDITLINE_TC3_RATE_LIMITS``."""
+    limiter = RateLimiter(parse_limits(Tc3Settings().rate_limits))
+    app.add_middleware(TencentEndpoint, engine=engine, keys=ApiKeyStore(), limiter=limiter)
