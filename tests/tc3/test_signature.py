@@ -126,7 +126,7 @@ HEX = "0" * 64
         None,
         "",
         f"HMAC-SHA1 Credential={SCOPE}, SignedHeaders=content-type;host, Signature={HEX}",
-        f"TC3-HMAC-SHA256 Credential=a/2026-01-01/x, SignedHeaders=content-type;host, Signature={HEX}",
+        f"TC3-HMAC-SHA256 Credential=a/1/x, SignedHeaders=host;content-type, Signature={HEX}",
         f"TC3-HMAC-SHA256 Credential={SCOPE}, SignedHeaders=host, Signature={HEX}",
         f"TC3-HMAC-SHA256 Credential={SCOPE}, SignedHeaders=content-type;host, Signature=xyz",
         f"TC3-HMAC-SHA256 Credential={SCOPE}, Signature={HEX}",
