@@ -24,8 +24,7 @@ class Settings(BaseSettings):
     #: PostgreSQL; on SQLite, when unset, one is generated once into a file readable only by
     #: its owner beside the database (``<database>.secret-key``).
     secret_key: str | None = None
-    #: REST limits: largest page, largest request body, and requests per minute per API key.
-    api_max_page_size: int = 100
+    #: REST limits: largest request body, and requests per minute per API key (0: no limit).
     api_max_body_bytes: int = 2_000_000
     api_rate_limit_per_minute: int = 6_000
 
