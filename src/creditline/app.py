@@ -35,6 +35,7 @@ from creditline.auth.rate_limit import RateLimiter
 from creditline.config import Settings, get_settings
 from creditline.db import make_engine
 from creditline.db.migrate import upgrade
+from creditline.tc3 import endpoint as tc3_endpoint
 
 access_log = logging.getLogger("creditline.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
@@ -170,5 +171,9 @@ def create_app(
     install(app)
     app.add_exception_handler(BodyTooLarge, _body_too_large)
     app.include_router(v1_router(), prefix="/v1")
+    # --- Tencent Cloud API 3.0-compatible endpoint (tc3): POST / and GET / carrying
+    # X-TC-Action are answered in front of the app; every other request passes through.
+    tc3_endpoint.install(app, engine)
+    # --- end of the Tencent-compatible endpoint ---
     app.add_middleware(RequestContext, max_body=settings.api_max_body_bytes)
     return app

@@ -18,12 +18,12 @@ from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
 from tencentcloud.intlpartnersmgt.v20220928 import intlpartnersmgt_client
 
+from creditline.app import create_app
 from creditline.auth import keys
 from creditline.config import get_settings
 from creditline.db import make_engine, transaction
 from creditline.ledger import accounts, credit, pools
 from creditline.ledger.records import Origin
-from creditline.tc3.endpoint import install
 
 Client = intlpartnersmgt_client.IntlpartnersmgtClient
 
@@ -142,10 +142,8 @@ def _free_port() -> int:
 
 
 def build_app(engine: Engine) -> FastAPI:
-    """The application the server runs, with the Tencent-compatible endpoint in front."""
-    app = FastAPI()
-    install(app, engine)
-    return app
+    """The application ``creditline serve`` runs, on this test's database."""
+    return create_app(engine=engine, worker=False)
 
 
 @pytest.fixture
