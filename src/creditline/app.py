@@ -35,6 +35,7 @@ from creditline.config import Settings, get_settings
 from creditline.db import make_engine
 from creditline.db.migrate import upgrade
 from creditline.notify.worker import Worker
+from creditline.tc3 import endpoint as tc3_endpoint
 
 access_log = logging.getLogger("creditline.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
@@ -186,5 +187,9 @@ def create_app(
     app.state.rate_limiter = RateLimiter(settings.api_rate_limit_per_minute)
     install(app)
     app.include_router(v1_router(), prefix="/v1")
+    # --- Tencent Cloud API 3.0-compatible endpoint (tc3): POST / and GET / carrying
+    # X-TC-Action are answered in front of the app; every other request passes through.
+    tc3_endpoint.install(app, engine)
+    # --- end of the Tencent-compatible endpoint ---
     app.add_middleware(RequestContext, max_body=settings.api_max_body_bytes)
     return app

@@ -92,8 +92,11 @@ def allocate_pool(
             raise InvalidInput(
                 "only a distributor allocates pool to second-level resellers", param="partner"
             )
-        sub = get_partner(session, sub_reseller_id)
-        if sub.parent_id != distributor_id:
+        try:
+            sub_parent: int | None = get_partner(session, sub_reseller_id).parent_id
+        except NotFound:
+            sub_parent = None
+        if sub_parent != distributor_id:
             # Someone else's partner answers exactly as a missing one.
             raise NotFound(f"no sub-reseller {sub_reseller_id}", param="sub_reseller")
         parent_row = session.execute(

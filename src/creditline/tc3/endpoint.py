@@ -1,0 +1,189 @@
+"""The Tencent Cloud API 3.0-compatible endpoint: ``POST /`` or ``GET /`` carrying
+``X-TC-Action``.
+
+It sits in front of the rest of the application as ASGI middleware, because ``/`` is
+shared: a request to ``/`` with ``X-TC-Action`` is Tencent's, anything else (the console)
+passes through untouched. Each request is one transaction: the key is looked up, the
+signature verified, the role and rate limit checked, and the action run; any refusal
+rolls it back. Every answer is HTTP 200 with ``Content-Type: application/json`` (the SDK
+reads errors only from that content type).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+from urllib.parse import parse_qsl
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from creditline.db import transaction
+from creditline.errors import CreditlineError
+from creditline.tc3 import signature
+from creditline.tc3.actions import authorize, resolve
+from creditline.tc3.callers import ApiKeyStore, KeyStore
+from creditline.tc3.envelope import failure, new_request_id, success
+from creditline.tc3.errors import (
+    FAILED_OPERATION,
+    INTERNAL_ERROR,
+    INVALID_PARAMETER,
+    INVALID_PARAMETER_VALUE,
+    MISSING_PARAMETER,
+    REQUEST_LIMIT_EXCEEDED,
+    SECRET_ID_NOT_FOUND,
+    TencentError,
+    from_domain,
+)
+from creditline.tc3.limits import RateLimiter, Tc3Settings, parse_limits
+from creditline.tc3.params import Params, unflatten
+
+VERSION = "2022-09-28"
+#: A Tencent request body is a few fields; anything near this is not one.
+MAX_BODY_BYTES = 1_000_000
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TencentRequest:
+    """What the endpoint needs of one HTTP request, header names lower-cased."""
+
+    method: str
+    query: str
+    headers: Mapping[str, str]
+    body: bytes
+
+
+class TencentEndpoint:
+    """ASGI middleware answering Tencent-compatible calls, passing everything else on."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        engine: Engine,
+        keys: KeyStore,
+        limiter: RateLimiter | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.app = app
+        self.engine = engine
+        self.keys = keys
+        self.limiter = limiter or RateLimiter()
+        self.clock = clock
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not _is_tencent(scope):
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        body = await request.body()
+        incoming = TencentRequest(
+            method=request.method,
+            query=scope.get("query_string", b"").decode("latin-1"),
+            headers={name.lower(): value for name, value in request.headers.items()},
+            body=body,
+        )
+        answer = await run_in_threadpool(self.answer, incoming)
+        await Response(answer, media_type="application/json")(scope, receive, send)
+
+    def answer(self, request: TencentRequest) -> bytes:
+        """The response body for one request: success or a Tencent error, never a raise."""
+        request_id = new_request_id()
+        try:
+            fields = self._handle(request)
+        except TencentError as error:
+            return failure(error.code, error.message, request_id)
+        except OperationalError:
+            # Lock timeouts and serialization failures: nothing changed, a retry may pass.
+            log.warning("tc3 request %s failed in the database", request_id, exc_info=True)
+            return failure(
+                FAILED_OPERATION, "the operation could not complete; retry it", request_id
+            )
+        except Exception:
+            log.exception("tc3 request %s failed", request_id)
+            return failure(
+                INTERNAL_ERROR, f"internal error; quote RequestId {request_id}", request_id
+            )
+        return success(fields, request_id)
+
+    def _handle(self, request: TencentRequest) -> dict[str, Any]:
+        headers = request.headers
+        authorization = signature.parse_authorization(headers.get("authorization"))
+        timestamp = signature.request_time(headers, now=self.clock())
+        signature.check_scope(authorization, timestamp)
+        with transaction(self.engine) as session:
+            match = self.keys.lookup(session, authorization.secret_id)
+            if match is None:
+                raise TencentError(
+                    SECRET_ID_NOT_FOUND, "the SecretId is not found or has been revoked"
+                )
+            signature.verify(
+                authorization,
+                secret_key=match.secret_key,
+                method=request.method,
+                query=request.query,
+                headers=headers,
+                body=request.body,
+            )
+            _check_version(headers)
+            action = resolve(headers["x-tc-action"].strip())
+            authorize(action, match.caller)
+            if not self.limiter.admit(authorization.secret_id, action.name):
+                raise TencentError(
+                    REQUEST_LIMIT_EXCEEDED,
+                    f"the key has passed the request rate limit of {action.name}",
+                )
+            params = _params(request)
+            try:
+                return action.handler(session, match.caller, params)
+            except CreditlineError as error:
+                raise from_domain(error) from None
+
+
+def _is_tencent(scope: Scope) -> bool:
+    if scope["type"] != "http" or scope["path"] != "/" or scope["method"] not in ("GET", "POST"):
+        return False
+    return any(name.lower() == b"x-tc-action" for name, _ in scope["headers"])
+
+
+def _check_version(headers: Mapping[str, str]) -> None:
+    version = headers.get("x-tc-version")
+    if not version:
+        raise TencentError(MISSING_PARAMETER, "the X-TC-Version header is missing")
+    if version != VERSION:
+        raise TencentError(INVALID_PARAMETER_VALUE, f"X-TC-Version must be {VERSION}")
+
+
+def _params(request: TencentRequest) -> Params:
+    if request.method == "GET":
+        return Params(unflatten(parse_qsl(request.query, keep_blank_values=True)), textual=True)
+    if len(request.body) > MAX_BODY_BYTES:
+        raise TencentError(INVALID_PARAMETER, "the request body is too large")
+    if not request.headers.get("content-type", "").startswith("application/json"):
+        raise TencentError(INVALID_PARAMETER, "a POST body must be application/json")
+    try:
+        values = json.loads(request.body or b"{}", parse_float=Decimal)
+    except ValueError:
+        raise TencentError(INVALID_PARAMETER, "the request body is not valid JSON") from None
+    if not isinstance(values, dict):
+        raise TencentError(INVALID_PARAMETER, "the request body must be a JSON object")
+    return Params(values)
+
+
+def install(app: Starlette, engine: Engine) -> None:
+    """Put the Tencent-compatible endpoint in front of ``app``, with the API keys of
+    :mod:`creditline.auth.keys` and the rate limits of ``CREDITLINE_TC3_RATE_LIMITS``."""
+    limiter = RateLimiter(parse_limits(Tc3Settings().rate_limits))
+    app.add_middleware(TencentEndpoint, engine=engine, keys=ApiKeyStore(), limiter=limiter)

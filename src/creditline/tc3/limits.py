@@ -1,0 +1,87 @@
+"""Request rate limits per API key and action, as Tencent applies them.
+
+Tencent documents 5 requests a second per caller for AllocateCustomerCredit and 20 a
+second for the other actions of the service. Limits are kept in this process's memory (a
+sliding log per key and action, so no burst can pass twice the limit at a window's edge);
+with several server processes each enforces its own.
+
+Configured by ``CREDITLINE_TC3_RATE_LIMITS``, e.g. ``AllocateCustomerCredit=5/1,*=20/1``
+(``requests/seconds``; ``*`` is every action not named).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+@dataclass(frozen=True)
+class Limit:
+    """At most ``requests`` calls in any ``seconds``-long span."""
+
+    requests: int
+    seconds: float
+
+
+DEFAULT_LIMITS: Mapping[str, Limit] = {"AllocateCustomerCredit": Limit(5, 1.0), "*": Limit(20, 1.0)}
+
+
+class Tc3Settings(BaseSettings):
+    """Settings of the Tencent-compatible endpoint (``CREDITLINE_TC3_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="CREDITLINE_TC3_", extra="ignore")
+
+    #: ``Action=requests/seconds`` pairs, comma-separated; empty means Tencent's defaults.
+    rate_limits: str = ""
+
+
+def parse_limits(text: str) -> dict[str, Limit]:
+    """``"AllocateCustomerCredit=5/1,*=20/1"`` over the defaults; ValueError if malformed."""
+    limits = dict(DEFAULT_LIMITS)
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        action, sep, rate = item.partition("=")
+        requests, slash, seconds = rate.partition("/")
+        if not sep or not slash or not action.strip():
+            raise ValueError(f"rate limit {item!r} is not Action=requests/seconds")
+        limit = Limit(int(requests), float(seconds))
+        if limit.requests < 1 or limit.seconds <= 0:
+            raise ValueError(f"rate limit {item!r} must allow at least 1 request in > 0 s")
+        limits[action.strip()] = limit
+    return limits
+
+
+class RateLimiter:
+    """Admits or refuses each call of an action by a key."""
+
+    def __init__(
+        self,
+        limits: Mapping[str, Limit] | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._limits = dict(DEFAULT_LIMITS if limits is None else limits)
+        self._clock = clock
+        self._calls: dict[tuple[str, str], deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def limit_for(self, action: str) -> Limit | None:
+        """The limit applied to ``action``; None when neither it nor ``*`` is limited."""
+        return self._limits.get(action, self._limits.get("*"))
+
+    def admit(self, key: str, action: str) -> bool:
+        """Count one call; False (and not counted) when the key is over its limit."""
+        limit = self.limit_for(action)
+        if limit is None:
+            return True
+        now = self._clock()
+        with self._lock:
+            calls = self._calls.setdefault((key, action), deque(maxlen=limit.requests))
+            if len(calls) == limit.requests and now - calls[0] < limit.seconds:
+                return False
+            calls.append(now)
+            return True
