@@ -28,7 +28,10 @@ def _options(
 
 def _register() -> None:
     # Each module adds its commands to ``app``.
-    from creditline.cli import ledger  # noqa: F401
+    from creditline.cli import (
+        ledger,  # noqa: F401
+        users,  # noqa: F401
+    )
 
 
 def main() -> None:
