@@ -20,8 +20,10 @@ router = APIRouter(prefix="/platform")
 
 def _list(v: Visit, *, status: int = 200, error: str = "") -> Response:
     partners = list(v.s.execute(select(Partner).order_by(Partner.id)).scalars())
-    counts: dict[int, int] = dict(
-        v.s.execute(select(Customer.partner_id, func.count()).group_by(Customer.partner_id)).all()
+    counts = dict(
+        v.s.execute(select(Customer.partner_id, func.count()).group_by(Customer.partner_id))
+        .tuples()
+        .all()
     )
     distributors = [p for p in partners if p.kind == "distributor"]
     return v.render(

@@ -41,6 +41,22 @@ def max_withdrawable(total_credit: int, consumed: int) -> int:
     return max(total_credit - consumed, 0)
 
 
+def _refuse_withdrawal(
+    session: Session, partner_id: int, customer_uin: int, amount: int
+) -> InsufficientCredit:
+    current = session.execute(
+        select(Customer.total_credit, Customer.consumed).where(
+            Customer.partner_id == partner_id, Customer.uin == customer_uin
+        )
+    ).one()
+    return InsufficientCredit(
+        f"customer {customer_uin} has at most "
+        f"{to_text(max_withdrawable(current.total_credit, current.consumed))} "
+        f"withdrawable; cannot withdraw {to_text(-amount)}",
+        param="amount",
+    )
+
+
 def allocate_credit(
     session: Session,
     *,
@@ -63,13 +79,20 @@ def allocate_credit(
         get_customer(session, partner_id, customer_uin)
         pool_row = session.execute(
             update(Partner)
-            .where(Partner.id == partner_id, Partner.pool_total - Partner.pool_allocated >= amount)
+            .where(
+                Partner.id == partner_id,
+                Partner.pool_total - Partner.pool_allocated >= amount,
+                # A withdrawal beyond what the pool has out is beyond any customer's credit
+                # too; guarding it here keeps the refusal a refusal, not a CHECK failure.
+                Partner.pool_allocated + amount >= 0,
+            )
             .values(pool_allocated=Partner.pool_allocated + amount)
             .returning(Partner.pool_total, Partner.pool_allocated, Partner.thresholds)
             .execution_options(synchronize_session=False)
         ).one_or_none()
+        if pool_row is None and amount < 0:
+            raise _refuse_withdrawal(session, partner_id, customer_uin, amount)
         if pool_row is None:
-            # Only an allocation can fail here: a withdrawal lowers what is allocated.
             pool = get_partner(session, partner_id)
             raise InsufficientPool(
                 f"the pool has {to_text(pool.pool_remaining)} remaining; "
@@ -95,17 +118,7 @@ def allocate_credit(
             .execution_options(synchronize_session=False)
         ).one_or_none()
         if customer_row is None:
-            current = session.execute(
-                select(Customer.total_credit, Customer.consumed).where(
-                    Customer.partner_id == partner_id, Customer.uin == customer_uin
-                )
-            ).one()
-            raise InsufficientCredit(
-                f"customer {customer_uin} has at most "
-                f"{to_text(max_withdrawable(current.total_credit, current.consumed))} "
-                f"withdrawable; cannot withdraw {to_text(-amount)}",
-                param="amount",
-            )
+            raise _refuse_withdrawal(session, partner_id, customer_uin, amount)
         total, consumed = customer_row.total_credit, customer_row.consumed
         record = records.append(
             session,
