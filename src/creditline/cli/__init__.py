@@ -23,14 +23,22 @@ def _options(
         help="SQLAlchemy URL of the database (default sqlite:///creditline.db).",
     ),
 ) -> None:
-    state.database_url = database_url
+    state.use(database_url)
 
 
 def _register() -> None:
     # Each module adds its commands to ``app``.
-    from creditline.cli import (
-        ledger,  # noqa: F401
-        users,  # noqa: F401
+    from creditline.cli import (  # noqa: F401
+        credit,
+        customers,
+        db,
+        demo,
+        partners,
+        records,
+        thresholds,
+        usage,
+        users,
+        verify,
     )
 
 

@@ -3,6 +3,7 @@ mapping of refusals to a one-line reason and a non-zero exit status."""
 
 from __future__ import annotations
 
+import getpass
 import json
 import sys
 from collections.abc import Iterator
@@ -12,15 +13,21 @@ from typing import Any, NoReturn
 import typer
 from rich.console import Console
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from creditline.db import make_engine, transaction
+from creditline import money
+from creditline.db import is_postgres, make_engine, transaction
+from creditline.db.migrate import is_up_to_date, upgrade
 from creditline.errors import CreditlineError
 
 #: Exit statuses: 1 a check found problems (verify), 2 usage errors (Typer's own),
 #: 3 a refusal by the rules (bad input, not found, insufficient pool or credit).
 EXIT_FAILED_CHECK = 1
 EXIT_REFUSED = 3
+
+#: Commands that take a signed AMOUNT argument: ``-5.00`` is an amount, not an option.
+SIGNED_AMOUNT = {"ignore_unknown_options": True}
 
 out = Console()
 err = Console(stderr=True)
@@ -29,38 +36,80 @@ err = Console(stderr=True)
 class State:
     """Options given before the command (``creditline --database-url URL ...``)."""
 
-    database_url: str | None = None
-    _engine: Engine | None = None
+    def __init__(self) -> None:
+        self.database_url: str | None = None
+        self._engine: Engine | None = None
+        self._schema_checked = False
 
-    def engine(self) -> Engine:
+    def use(self, database_url: str | None) -> None:
+        """Point the following commands at ``database_url`` (None: the configured one)."""
+        if self._engine is not None:
+            self._engine.dispose()
+        self.database_url = database_url
+        self._engine = None
+        self._schema_checked = False
+
+    def raw_engine(self) -> Engine:
+        """The engine, whatever state its schema is in (for ``db upgrade``)."""
         if self._engine is None:
             self._engine = make_engine(self.database_url)
         return self._engine
+
+    def engine(self) -> Engine:
+        """The engine, its schema at head: an embedded SQLite file is upgraded in place;
+        a PostgreSQL database is left to the operator, who upgrades it deliberately."""
+        engine = self.raw_engine()
+        if not self._schema_checked:
+            try:
+                current = is_up_to_date(engine)
+            except OperationalError as exc:
+                refuse(f"cannot open the database: {_first_line(exc)}")
+            if not current:
+                if is_postgres(engine):
+                    refuse(
+                        "the database schema is not at the latest revision; "
+                        "run creditline db upgrade"
+                    )
+                upgrade(engine)
+            self._schema_checked = True
+        return engine
 
 
 state = State()
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else exc.__class__.__name__
+
+
 def refuse(message: str, *, code: int = EXIT_REFUSED) -> NoReturn:
     """Print a one-line reason on stderr and exit non-zero."""
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err.print(f"error: {message}", highlight=False, soft_wrap=True, markup=False)
     raise typer.Exit(code)
 
 
 @contextmanager
 def session() -> Iterator[Session]:
-    """One transaction for the command; a refusal rolls it back and exits with its reason."""
+    """One transaction for the command; a refusal rolls it back and exits with its reason
+    (followed, for a refused batch, by one indented line per bad record)."""
     try:
         with transaction(state.engine()) as s:
             yield s
     except CreditlineError as exc:
-        details = exc.details()
-        if details:
-            for item in details:
-                where = f"line {item['line']}" if "line" in item else ""
-                field = f" ({item['field']})" if item.get("field") else ""
-                err.print(f"  {where}{field}: {item['message']}", highlight=False, soft_wrap=True)
-        refuse(exc.message)
+        err.print(f"error: {exc.message}", highlight=False, soft_wrap=True, markup=False)
+        for item in exc.details():
+            where = f"line {item['line']}" if "line" in item else ""
+            field = f" ({item['field']})" if item.get("field") else ""
+            err.print(
+                f"  {where}{field}: {item['message']}",
+                highlight=False,
+                soft_wrap=True,
+                markup=False,
+            )
+        raise typer.Exit(EXIT_REFUSED) from None
+    except OperationalError as exc:
+        refuse(f"database error: {_first_line(exc)}")
 
 
 def emit(data: dict[str, Any] | list[Any], *, as_json: bool, text: str | None = None) -> None:
@@ -68,9 +117,22 @@ def emit(data: dict[str, Any] | list[Any], *, as_json: bool, text: str | None = 
     if as_json:
         sys.stdout.write(json.dumps(data, default=str) + "\n")
     elif text is not None:
-        out.print(text, highlight=False, soft_wrap=True)
+        out.print(text, highlight=False, soft_wrap=True, markup=False)
     else:
         out.print_json(data=data, default=str)
+
+
+def cents(amount: int) -> str:
+    """Cents as the decimal text every command prints ("12.50")."""
+    return money.to_text(amount)
+
+
+def default_operator() -> str:
+    """Who is at the keyboard, for records made without ``--operator``."""
+    try:
+        return getpass.getuser() or "cli"
+    except (KeyError, OSError):
+        return "cli"
 
 
 JSON_OPTION = typer.Option(False, "--json", help="Print one JSON object instead of text.")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select, true, update
+from sqlalchemy import and_, select, true, update
 from sqlalchemy.orm import Session
 
 from creditline.db.tables import Alarm, AllocationRecord, Customer, Partner
@@ -37,24 +37,9 @@ class CreditChange:
 
 
 def max_withdrawable(total_credit: int, consumed: int) -> int:
-    """The most that can be withdrawn: the available credit, never below zero."""
-    return max(total_credit - consumed, 0)
-
-
-def _refuse_withdrawal(
-    session: Session, partner_id: int, customer_uin: int, amount: int
-) -> InsufficientCredit:
-    current = session.execute(
-        select(Customer.total_credit, Customer.consumed).where(
-            Customer.partner_id == partner_id, Customer.uin == customer_uin
-        )
-    ).one()
-    return InsufficientCredit(
-        f"customer {customer_uin} has at most "
-        f"{to_text(max_withdrawable(current.total_credit, current.consumed))} "
-        f"withdrawable; cannot withdraw {to_text(-amount)}",
-        param="amount",
-    )
+    """The most that can be withdrawn: the available credit, never below zero, and never
+    more than the total credit (refunds beyond charges make available exceed it)."""
+    return max(min(total_credit - consumed, total_credit), 0)
 
 
 def allocate_credit(
@@ -82,43 +67,59 @@ def allocate_credit(
             .where(
                 Partner.id == partner_id,
                 Partner.pool_total - Partner.pool_allocated >= amount,
-                # A withdrawal beyond what the pool has out is beyond any customer's credit
-                # too; guarding it here keeps the refusal a refusal, not a CHECK failure.
+                # A withdrawal beyond what the pool handed out is beyond the customer's
+                # credit too; refuse it here rather than trip the CHECK constraint.
                 Partner.pool_allocated + amount >= 0,
             )
             .values(pool_allocated=Partner.pool_allocated + amount)
             .returning(Partner.pool_total, Partner.pool_allocated, Partner.thresholds)
             .execution_options(synchronize_session=False)
         ).one_or_none()
-        if pool_row is None and amount < 0:
-            raise _refuse_withdrawal(session, partner_id, customer_uin, amount)
-        if pool_row is None:
+        if pool_row is None and amount > 0:
             pool = get_partner(session, partner_id)
             raise InsufficientPool(
                 f"the pool has {to_text(pool.pool_remaining)} remaining; "
                 f"cannot allocate {to_text(amount)}",
                 param="amount",
             )
-        customer_row = session.execute(
-            update(Customer)
-            .where(
-                Customer.partner_id == partner_id,
-                Customer.uin == customer_uin,
-                # A withdrawal may take at most what is available (never below zero).
-                (Customer.total_credit - Customer.consumed >= -amount) if amount < 0 else true(),
+        customer_row = None
+        if pool_row is not None:
+            customer_row = session.execute(
+                update(Customer)
+                .where(
+                    Customer.partner_id == partner_id,
+                    Customer.uin == customer_uin,
+                    # A withdrawal may take at most what is available (never below zero)
+                    # and never more than the total credit, which stays >= 0.
+                    and_(
+                        Customer.total_credit - Customer.consumed >= -amount,
+                        Customer.total_credit >= -amount,
+                    )
+                    if amount < 0
+                    else true(),
+                )
+                .values(total_credit=Customer.total_credit + amount)
+                .returning(
+                    Customer.total_credit,
+                    Customer.consumed,
+                    Customer.name,
+                    Customer.thresholds,
+                    Customer.fired_thresholds,
+                )
+                .execution_options(synchronize_session=False)
+            ).one_or_none()
+        if pool_row is None or customer_row is None:
+            current = session.execute(
+                select(Customer.total_credit, Customer.consumed).where(
+                    Customer.partner_id == partner_id, Customer.uin == customer_uin
+                )
+            ).one()
+            raise InsufficientCredit(
+                f"customer {customer_uin} has at most "
+                f"{to_text(max_withdrawable(current.total_credit, current.consumed))} "
+                f"withdrawable; cannot withdraw {to_text(-amount)}",
+                param="amount",
             )
-            .values(total_credit=Customer.total_credit + amount)
-            .returning(
-                Customer.total_credit,
-                Customer.consumed,
-                Customer.name,
-                Customer.thresholds,
-                Customer.fired_thresholds,
-            )
-            .execution_options(synchronize_session=False)
-        ).one_or_none()
-        if customer_row is None:
-            raise _refuse_withdrawal(session, partner_id, customer_uin, amount)
         total, consumed = customer_row.total_credit, customer_row.consumed
         record = records.append(
             session,

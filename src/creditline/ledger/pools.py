@@ -101,11 +101,16 @@ def allocate_pool(
             .where(
                 Partner.id == distributor_id,
                 Partner.pool_total - Partner.pool_allocated >= amount,
+                # Taking back more than was ever passed on is refused below as a reduction
+                # the sub-reseller's pool cannot take, not by the CHECK constraint.
+                Partner.pool_allocated + amount >= 0,
             )
             .values(pool_allocated=Partner.pool_allocated + amount)
             .returning(Partner.pool_total, Partner.pool_allocated)
             .execution_options(synchronize_session=False)
         ).one_or_none()
+        if parent_row is None and amount < 0:
+            raise _refuse_reduction(session, sub_reseller_id, amount)
         if parent_row is None:
             raise InsufficientPool(
                 f"the pool has {to_text(distributor.pool_remaining)} remaining; "

@@ -1,0 +1,58 @@
+"""``creditline credit``: allocating and withdrawing a customer's credit."""
+
+from __future__ import annotations
+
+import typer
+
+from creditline.cli import app
+from creditline.cli.common import JSON_OPTION, SIGNED_AMOUNT, cents, emit, session
+from creditline.ledger import accounts, credit
+from creditline.ledger.records import Origin
+from creditline.money import parse_amount
+
+credit_app = typer.Typer(help="Customer credit.", no_args_is_help=True)
+app.add_typer(credit_app, name="credit")
+
+
+@credit_app.command("allocate", context_settings=SIGNED_AMOUNT)
+def allocate(
+    uin: int = typer.Argument(..., help="The customer's UIN."),
+    amount: str = typer.Argument(..., help="Decimal amount such as 500.00; negative withdraws."),
+    operator: str = typer.Option(..., "--operator", help="Who allocates (kept on the record)."),
+    remark: str = typer.Option("", "--remark", help="Kept on the allocation record."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Allocate AMOUNT of the partner's pool to a customer (negative: withdraw, at most the
+    available credit). Takes effect immediately."""
+    with session() as s:
+        cents_ = parse_amount(amount, allow_negative=True)
+        customer = accounts.get_customer(s, None, uin)
+        change = credit.allocate_credit(
+            s,
+            partner_id=customer.partner_id,
+            customer_uin=uin,
+            amount=cents_,
+            origin=Origin(operator=operator, source="cli", remark=remark),
+        )
+        partner_id = customer.partner_id
+    alarm = change.alarm
+    data = {
+        "uin": uin,
+        "partner_id": partner_id,
+        "record_id": change.record.id,
+        "change": cents(cents_),
+        "total_credit": cents(change.total_credit),
+        "consumed": cents(change.consumed),
+        "available": cents(change.available),
+        "pool_remaining": cents(change.pool.remaining),
+        "alarm": None if alarm is None else {"id": alarm.id, "threshold": alarm.threshold},
+    }
+    verb = "allocated" if cents_ > 0 else "withdrew"
+    text = (
+        f"{verb} {cents(abs(cents_))} for customer {uin}: total credit "
+        f"{data['total_credit']}, available {data['available']}; "
+        f"pool remaining {data['pool_remaining']}"
+    )
+    if alarm is not None:
+        text += f"\nalarm: {alarm.threshold} % of credit reached"
+    emit(data, as_json=as_json, text=text)

@@ -1,0 +1,198 @@
+"""``creditline partners``: distributors, resellers and second-level resellers, and their
+pools (the platform's grants and a distributor's pool allocations)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+from rich.table import Table
+from sqlalchemy import func, select
+
+from creditline.cli import app
+from creditline.cli.common import (
+    JSON_OPTION,
+    SIGNED_AMOUNT,
+    cents,
+    default_operator,
+    emit,
+    out,
+    session,
+)
+from creditline.db.tables import Customer, Partner
+from creditline.ledger import accounts, pools
+from creditline.ledger.records import Origin
+from creditline.money import parse_amount
+
+partners = typer.Typer(help="Partners and their pools.", no_args_is_help=True)
+app.add_typer(partners, name="partners")
+
+
+def partner_payload(partner: Partner, *, customers: int | None = None) -> dict[str, Any]:
+    """A partner as the CLI prints it: amounts as decimal strings."""
+    data: dict[str, Any] = {
+        "id": partner.id,
+        "name": partner.name,
+        "kind": partner.kind,
+        "parent_id": partner.parent_id,
+        "total": cents(partner.pool_total),
+        "allocated": cents(partner.pool_allocated),
+        "remaining": cents(partner.pool_remaining),
+        "thresholds": list(partner.thresholds),
+        "created_at": partner.created_at.isoformat(),
+    }
+    if customers is not None:
+        data["customers"] = customers
+    return data
+
+
+@partners.command("create")
+def create(
+    name: str = typer.Option(..., "--name", help="The partner's name."),
+    kind: str = typer.Option(..., "--kind", help="distributor, reseller or sub-reseller."),
+    parent: int | None = typer.Option(
+        None, "--parent", help="The distributor of a sub-reseller (its partner id)."
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Create a partner with an empty pool."""
+    with session() as s:
+        partner = accounts.create_partner(s, name=name, kind=kind, parent_id=parent)
+        data = partner_payload(partner)
+    emit(data, as_json=as_json, text=f"partner {partner.id} created: {partner.name} ({kind})")
+
+
+@partners.command("grant", context_settings=SIGNED_AMOUNT)
+def grant(
+    partner_id: int = typer.Argument(..., help="The partner whose pool is granted."),
+    amount: str = typer.Argument(..., help="Decimal amount such as 1000.00; negative reduces."),
+    remark: str = typer.Option("", "--remark", help="Kept on the allocation record."),
+    operator: str | None = typer.Option(
+        None, "--operator", help="Who grants (default: the login name)."
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Grant AMOUNT to a partner's pool from the platform (negative: reduce, down to what
+    remains unallocated)."""
+    with session() as s:
+        cents_ = parse_amount(amount, allow_negative=True)
+        origin = Origin(operator=operator or default_operator(), source="cli", remark=remark)
+        change = pools.grant(s, partner_id=partner_id, amount=cents_, origin=origin)
+    pool = change.pool
+    emit(
+        {
+            "partner_id": partner_id,
+            "record_id": change.record.id,
+            "change": cents(cents_),
+            "total": cents(pool.total),
+            "allocated": cents(pool.allocated),
+            "remaining": cents(pool.remaining),
+        },
+        as_json=as_json,
+        text=(
+            f"partner {partner_id}: pool total {cents(pool.total)}, "
+            f"allocated {cents(pool.allocated)}, remaining {cents(pool.remaining)}"
+        ),
+    )
+
+
+@partners.command("allocate-pool", context_settings=SIGNED_AMOUNT)
+def allocate_pool(
+    distributor_id: int = typer.Argument(..., help="The distributor giving pool."),
+    sub_id: int = typer.Argument(..., help="Its second-level reseller."),
+    amount: str = typer.Argument(..., help="Decimal amount; negative takes pool back."),
+    remark: str = typer.Option("", "--remark", help="Kept on the allocation record."),
+    operator: str | None = typer.Option(
+        None, "--operator", help="Who allocates (default: the login name)."
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Move AMOUNT of a distributor's pool to one of its second-level resellers."""
+    with session() as s:
+        cents_ = parse_amount(amount, allow_negative=True)
+        origin = Origin(operator=operator or default_operator(), source="cli", remark=remark)
+        change = pools.allocate_pool(
+            s, distributor_id=distributor_id, sub_reseller_id=sub_id, amount=cents_, origin=origin
+        )
+        distributor = accounts.pool_state(s, distributor_id)
+    pool = change.pool
+    emit(
+        {
+            "distributor_id": distributor_id,
+            "sub_reseller_id": sub_id,
+            "record_id": change.record.id,
+            "change": cents(cents_),
+            "total": cents(pool.total),
+            "allocated": cents(pool.allocated),
+            "remaining": cents(pool.remaining),
+            "distributor_remaining": cents(distributor.remaining),
+        },
+        as_json=as_json,
+        text=(
+            f"sub-reseller {sub_id}: pool total {cents(pool.total)}, remaining "
+            f"{cents(pool.remaining)}; distributor {distributor_id} has "
+            f"{cents(distributor.remaining)} remaining"
+        ),
+    )
+
+
+@partners.command("list")
+def list_partners(as_json: bool = JSON_OPTION) -> None:
+    """Every partner with its pool and number of customers."""
+    with session() as s:
+        counts: dict[int, int] = dict(
+            s.execute(select(Customer.partner_id, func.count()).group_by(Customer.partner_id))
+            .tuples()
+            .all()
+        )
+        rows = [
+            partner_payload(p, customers=int(counts.get(p.id, 0)))
+            for p in s.execute(select(Partner).order_by(Partner.id)).scalars()
+        ]
+    if as_json:
+        emit({"partners": rows}, as_json=True)
+        return
+    table = Table("id", "name", "kind", "parent", "total", "allocated", "remaining", "customers")
+    for row in rows:
+        table.add_row(
+            str(row["id"]),
+            row["name"],
+            row["kind"],
+            str(row["parent_id"] or ""),
+            row["total"],
+            row["allocated"],
+            row["remaining"],
+            str(row["customers"]),
+        )
+    out.print(table)
+
+
+@partners.command("show")
+def show(
+    partner_id: int = typer.Argument(..., help="The partner."), as_json: bool = JSON_OPTION
+) -> None:
+    """One partner: its pool, default thresholds, customers and sub-resellers."""
+    with session() as s:
+        partner = accounts.get_partner(s, partner_id)
+        count = s.execute(
+            select(func.count()).select_from(Customer).where(Customer.partner_id == partner_id)
+        ).scalar_one()
+        subs = list(
+            s.execute(
+                select(Partner.id).where(Partner.parent_id == partner_id).order_by(Partner.id)
+            ).scalars()
+        )
+        data = partner_payload(partner, customers=int(count))
+        data["sub_resellers"] = subs
+    lines = [
+        f"{data['name']} ({data['kind']}, id {data['id']})",
+        f"pool: total {data['total']}, allocated {data['allocated']}, "
+        f"remaining {data['remaining']}",
+        f"customers: {data['customers']}",
+        f"default thresholds: {', '.join(map(str, data['thresholds']))} %",
+    ]
+    if data["parent_id"]:
+        lines.append(f"distributor: {data['parent_id']}")
+    if subs:
+        lines.append(f"sub-resellers: {', '.join(map(str, subs))}")
+    emit(data, as_json=as_json, text="\n".join(lines))
