@@ -20,6 +20,13 @@ class Settings(BaseSettings):
     pool_overflow: int = 10
     #: Milliseconds SQLite waits for a lock held by another connection before giving up.
     sqlite_busy_timeout_ms: int = 10_000
+    #: Server key that encrypts API secrets at rest (any long random text). Required on
+    #: PostgreSQL; on SQLite, when unset, one is generated once into a file readable only by
+    #: its owner beside the database (``<database>.secret-key``).
+    secret_key: str | None = None
+    #: REST limits: largest request body, and requests per minute per API key (0: no limit).
+    api_max_body_bytes: int = 2_000_000
+    api_rate_limit_per_minute: int = 6_000
 
 
 @lru_cache

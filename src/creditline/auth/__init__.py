@@ -1,1 +1,2 @@
-"""Who is asking: console users and sessions (and, on the API side, keys and principals)."""
+"""Who is asking: API keys, principals and roles, the idempotency store; console users,
+passwords and sessions."""

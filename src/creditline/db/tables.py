@@ -19,6 +19,8 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Text,
+    UniqueConstraint,
     text,
 )
 from sqlalchemy.engine import Dialect
@@ -136,7 +138,7 @@ class Customer(Base):
     total_credit: Mapped[int] = mapped_column(BigInteger, default=0)
     consumed: Mapped[int] = mapped_column(BigInteger, default=0)
     #: The customer's own thresholds; None means the partner's default list.
-    thresholds: Mapped[list[int] | None] = mapped_column(JSON(none_as_null=True), default=None)
+    thresholds: Mapped[list[int] | None] = mapped_column(default=None)
     #: Thresholds already fired and not yet re-armed.
     fired_thresholds: Mapped[list[int]] = mapped_column(default=list)
     last_alarm_threshold: Mapped[int | None] = mapped_column(Integer, default=None)
@@ -266,6 +268,98 @@ class OutboxEvent(Base):
     payload: Mapped[dict[str, Any]]
     created_at: Mapped[datetime]
     delivered_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+# --- API: keys, idempotency, credit applications ---
+
+
+class ApiKey(Base):
+    """An API key: the platform's, a partner's (with a role) or a customer's own. The
+    secret is stored encrypted with the server key, so signatures can be recomputed."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (
+        CheckConstraint("principal IN ('platform', 'partner', 'customer')", name="principal"),
+        CheckConstraint("role IS NULL OR role IN ('admin', 'operator', 'viewer')", name="role"),
+        CheckConstraint(
+            "(principal = 'platform' AND partner_id IS NULL AND customer_uin IS NULL"
+            " AND role IS NULL)"
+            " OR (principal = 'partner' AND partner_id IS NOT NULL AND customer_uin IS NULL"
+            " AND role IS NOT NULL)"
+            " OR (principal = 'customer' AND partner_id IS NOT NULL"
+            " AND customer_uin IS NOT NULL AND role IS NULL)",
+            name="principal_shape",
+        ),
+        Index("ix_api_keys_partner_id_id", "partner_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    secret_id: Mapped[str] = mapped_column(String(64), unique=True)
+    #: The secret key, encrypted (Fernet token); never stored or logged in plain text.
+    secret_encrypted: Mapped[str] = mapped_column(String(512))
+    principal: Mapped[str] = mapped_column(String(16))
+    partner_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("partners.id"))
+    customer_uin: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("customers.uin"))
+    role: Mapped[str | None] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class IdempotentRequest(Base):
+    """A write made with an ``Idempotency-Key``: inserted in the same transaction as the
+    write, so of two concurrent requests with one key exactly one commits; its stored
+    answer is replayed for 24 hours."""
+
+    __tablename__ = "idempotent_requests"
+    __table_args__ = (
+        UniqueConstraint("api_key_id", "key"),
+        Index("ix_idempotent_requests_created_at", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    api_key_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("api_keys.id"))
+    partner_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("partners.id"))
+    key: Mapped[str] = mapped_column(String(255))
+    #: SHA-256 of the method, path, query and canonical body.
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int | None] = mapped_column(Integer, default=None)
+    response_body: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime]
+
+
+class CreditApplication(Base):
+    """A partner asks for more pool; the platform (or, for a second-level reseller, its
+    distributor) approves — which grants — or rejects."""
+
+    __tablename__ = "credit_applications"
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'approved', 'rejected')", name="status"),
+        CheckConstraint("amount > 0", name="amount_positive"),
+        Index("ix_credit_applications_partner_id_id", "partner_id", "id"),
+        Index("ix_credit_applications_decider_id_status", "decider_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    partner_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("partners.id"))
+    #: Who decides: the parent distributor of a second-level reseller, else None (platform).
+    decider_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("partners.id"))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(String(500), default="")
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    requested_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+    decided_by: Mapped[str | None] = mapped_column(String(200), default=None)
+    decided_at: Mapped[datetime | None] = mapped_column(default=None)
+    decision_note: Mapped[str] = mapped_column(String(500), default="")
+    #: The allocation record of the grant an approval made.
+    record_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("allocation_records.id"))
 
 
 # --- Console: users and sessions ---

@@ -1,0 +1,121 @@
+"""One error shape for every refusal: ``{"error": {"type", "code", "message", "param"}}``
+(plus ``details`` naming each bad record of a batch), with the HTTP status the refusal's
+kind calls for."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException
+
+from creditline.auth.rate_limit import RateLimited
+from creditline.errors import CreditlineError
+
+#: Domain error kind -> (HTTP status, error type).
+KINDS: dict[str, tuple[int, str]] = {
+    "invalid": (400, "invalid_request_error"),
+    "unauthenticated": (401, "authentication_error"),
+    "forbidden": (403, "permission_error"),
+    "not_found": (404, "not_found_error"),
+    "conflict": (409, "conflict_error"),
+    "rate_limited": (429, "rate_limit_error"),
+}
+STATUS_TYPES = dict(KINDS.values()) | {
+    405: "invalid_request_error",
+    413: "invalid_request_error",
+    422: "invalid_request_error",
+}
+
+
+class ErrorDetail(BaseModel):
+    type: str
+    code: str
+    message: str
+    param: str | None = None
+    details: list[dict[str, Any]] | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
+
+
+#: What every endpoint may answer besides success, for the OpenAPI document.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse} for status in (400, 401, 403, 404, 409, 413, 422, 429)
+}
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    *,
+    param: str | None = None,
+    details: list[dict[str, Any]] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    """An error answer in the one shape."""
+    detail = ErrorDetail(
+        type=STATUS_TYPES.get(status, "api_error"),
+        code=code,
+        message=message,
+        param=param,
+        details=details or None,
+    )
+    return JSONResponse(
+        ErrorResponse(error=detail).model_dump(mode="json"), status_code=status, headers=headers
+    )
+
+
+def from_domain(exc: CreditlineError) -> JSONResponse:
+    """Map a refusal of the core (or of authentication) to its answer."""
+    status, _ = KINDS.get(exc.kind, (500, "api_error"))
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+    if status == 401:
+        headers = {"WWW-Authenticate": "Bearer"}
+    message = exc.message if status != 500 else "internal error"
+    return error_response(
+        status, exc.code, message, param=exc.param, details=exc.details(), headers=headers
+    )
+
+
+def _validation(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    details = [
+        {
+            "field": ".".join(str(p) for p in e.get("loc", ())[1:]) or None,
+            "message": str(e.get("msg", "")),
+        }
+        for e in errors
+    ]
+    first = details[0] if details else {"field": None, "message": "invalid request"}
+    where = f"{first['field']}: " if first["field"] else ""
+    return error_response(
+        422, "invalid_request", f"{where}{first['message']}", param=first["field"], details=details
+    )
+
+
+def _http(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(
+        exc.status_code, "http_error"
+    )
+    return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
+
+
+def _domain(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, CreditlineError)
+    return from_domain(exc)
+
+
+def install(app: FastAPI) -> None:
+    """Answer every refusal of ``app`` in the one shape."""
+    app.add_exception_handler(CreditlineError, _domain)
+    app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(HTTPException, _http)

@@ -1,0 +1,128 @@
+"""Allocation records: filtered keyset pages, and a streamed CSV export."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from datetime import datetime
+from enum import StrEnum
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
+
+from creditline import money
+from creditline.api.context import MAX_PAGE_SIZE, Call, call
+from creditline.api.errors import ERROR_RESPONSES
+from creditline.api.pool import RecordOut
+from creditline.db import transaction
+from creditline.ledger import records
+from creditline.ledger.accounts import get_partner
+
+router = APIRouter(tags=["allocation records"], responses=ERROR_RESPONSES)
+
+RecordKind = StrEnum("RecordKind", {k: k for k in records.RECORD_KINDS})  # type: ignore[misc]
+
+
+class RecordPage(BaseModel):
+    data: list[RecordOut]
+    has_more: bool
+    next_before: int | None
+
+
+def _filter(
+    customer_uin: int | None = Query(None, ge=1, le=2**63 - 1),
+    operator: str | None = Query(None, max_length=200),
+    kind: RecordKind | None = Query(None),
+    since: datetime | None = Query(None, description="from this time (inclusive)"),
+    until: datetime | None = Query(None, description="up to this time (exclusive)"),
+) -> records.RecordFilter:
+    return records.RecordFilter(
+        customer_uin=customer_uin,
+        operator=operator,
+        kind=None if kind is None else kind.value,
+        since=since,
+        until=until,
+    )
+
+
+@router.get("/allocation-records", response_model=RecordPage)
+def list_records(
+    c: Call = Depends(call),
+    where: records.RecordFilter = Depends(_filter),
+    limit: int = Query(50, ge=1, le=MAX_PAGE_SIZE),
+    before: int | None = Query(None, ge=1, description="next_before of the previous page"),
+) -> RecordPage:
+    """The partner's allocation records, newest first."""
+    partner_id = c.principal.partner()
+    with c.read() as s:
+        rows, more = records.page(
+            s, partner_id=partner_id, where=where, limit=limit, before_id=before
+        )
+        data = [RecordOut.of(r) for r in rows]
+    return RecordPage(data=data, has_more=more, next_before=data[-1].id if more else None)
+
+
+CSV_COLUMNS = (
+    "id",
+    "created_at",
+    "kind",
+    "customer_uin",
+    "sub_partner_id",
+    "operator",
+    "change",
+    "total_after",
+    "available_after",
+    "remark",
+    "source",
+)
+
+
+@router.get(
+    "/allocation-records.csv",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
+)
+def export_records(
+    c: Call = Depends(call), where: records.RecordFilter = Depends(_filter)
+) -> StreamingResponse:
+    """The same records as CSV, streamed (amounts as decimal text)."""
+    partner_id = c.principal.partner()
+    with c.read() as s:
+        get_partner(s, partner_id)  # refuse before the stream starts
+        # Check the filter before the 200 is sent: a refusal after it could not be answered.
+        records.page(s, partner_id=partner_id, where=where, limit=1)
+
+    def rows() -> Iterator[str]:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(CSV_COLUMNS)
+        with transaction(c.engine) as s:
+            for n, r in enumerate(records.iterate(s, partner_id=partner_id, where=where), 1):
+                writer.writerow(
+                    [
+                        r.id,
+                        r.created_at.isoformat(),
+                        r.kind,
+                        r.customer_uin or "",
+                        r.sub_partner_id or "",
+                        r.operator,
+                        money.to_text(r.change),
+                        money.to_text(r.total_after),
+                        money.to_text(r.available_after),
+                        r.remark,
+                        r.source,
+                    ]
+                )
+                if n % 500 == 0:
+                    yield buffer.getvalue()
+                    buffer.seek(0)
+                    buffer.truncate()
+        yield buffer.getvalue()
+
+    return StreamingResponse(
+        rows(),
+        media_type="text/csv",
+        headers={"Content-Disposition": 'attachment; filename="allocation-records.csv"'},
+    )

@@ -1,0 +1,174 @@
+"""The one ASGI app: the REST API under ``/v1`` (OpenAPI at ``/openapi.json``), with ``/``
+kept for the web console and the Tencent-compatible endpoint (``POST /``)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from sqlalchemy import Engine
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from creditline.api import (
+    alarms,
+    applications,
+    customers,
+    me,
+    platform,
+    pool,
+    records,
+    sub_resellers,
+    usage,
+)
+from creditline.api import (
+    settings as partner_settings,
+)
+from creditline.api.errors import error_response, install
+from creditline.auth.rate_limit import RateLimiter
+from creditline.config import Settings, get_settings
+from creditline.db import make_engine
+from creditline.db.migrate import upgrade
+
+access_log = logging.getLogger("creditline.access")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
+
+
+class RequestContext:
+    """ASGI middleware: an ``X-Request-Id`` on every answer (the caller's, if sane), a
+    body-size cap, and one structured JSON log line per request — never a secret."""
+
+    def __init__(self, app: ASGIApp, *, max_body: int) -> None:
+        self.app = app
+        self.max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        given = headers.get("x-request-id", "")
+        request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        started = time.perf_counter()
+        status = 500
+        id_header = (b"x-request-id", request_id.encode())
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), id_header]
+            await send(message)
+
+        try:
+            length = int(headers.get("content-length") or 0)
+        except ValueError:
+            length = 0
+        try:
+            if length > self.max_body:
+                await self._too_large(scope, receive, send_with_id)
+                return
+            await self.app(scope, self._capped(receive), send_with_id)
+        finally:
+            state = scope.get("state", {})
+            access_log.info(
+                json.dumps(
+                    {
+                        "event": "request",
+                        "request_id": request_id,
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "status": status,
+                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                        "secret_id": state.get("secret_id"),
+                    }
+                )
+            )
+
+    def _capped(self, receive: Receive) -> Receive:
+        seen = 0
+
+        async def wrapped() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_body:
+                    raise BodyTooLarge()
+            return message
+
+        return wrapped
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = error_response(
+            413, "body_too_large", f"the request body is larger than {self.max_body} bytes"
+        )
+        await response(scope, receive, send)
+
+
+class BodyTooLarge(Exception):
+    """A body without a truthful Content-Length grew past the cap while being read."""
+
+
+def _body_too_large(_request: Any, _exc: Exception) -> Any:
+    return error_response(413, "body_too_large", "the request body is too large")
+
+
+def v1_router() -> APIRouter:
+    """Every REST endpoint, to be mounted at ``/v1``."""
+    router = APIRouter()
+    for area in (
+        pool,
+        customers,
+        records,
+        usage,
+        alarms,
+        partner_settings,
+        sub_resellers,
+        applications,
+        platform,
+        me,
+    ):
+        router.include_router(area.router)
+    return router
+
+
+def create_app(
+    settings: Settings | None = None, engine: Engine | None = None, *, worker: bool = True
+) -> FastAPI:
+    """The creditline ASGI app on ``engine`` (default: the configured database)."""
+    settings = settings or get_settings()
+    engine = engine or make_engine(settings=settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if engine.dialect.name == "sqlite":
+            # The embedded database creates and upgrades its own schema.
+            upgrade(engine)
+        if worker:
+            # The outbox delivery worker (creditline.notify) is started here, and stopped
+            # after the yield, when it exists; ``creditline serve --no-worker`` skips it.
+            pass
+        yield
+
+    app = FastAPI(
+        title="creditline",
+        version="1",
+        summary="Customer credit for cloud resellers: pools, allocations, usage and alarms.",
+        lifespan=lifespan,
+    )
+    app.state.engine = engine
+    app.state.settings = settings
+    app.state.rate_limiter = RateLimiter(settings.api_rate_limit_per_minute)
+    install(app)
+    app.add_exception_handler(BodyTooLarge, _body_too_large)
+    app.include_router(v1_router(), prefix="/v1")
+    app.add_middleware(RequestContext, max_body=settings.api_max_body_bytes)
+    return app

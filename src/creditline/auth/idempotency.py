@@ -1,0 +1,108 @@
+"""The idempotency store. A write with an ``Idempotency-Key`` inserts one row — unique per
+(API key, idempotency key) — in the same transaction as the write itself, so of two
+concurrent requests with one key exactly one commits, and the other then finds its answer.
+Answers are kept for 24 hours; an error changes nothing and stores nothing, so retrying a
+refused request asks again."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.orm import Session
+
+from creditline.clock import utcnow
+from creditline.db.tables import IdempotentRequest
+from creditline.errors import CreditlineError, InvalidInput
+
+RETENTION = timedelta(hours=24)
+MAX_KEY_LENGTH = 255
+
+
+class IdempotencyConflict(CreditlineError):
+    code = "idempotency_key_reused"
+    kind = "conflict"
+
+
+@dataclass(frozen=True)
+class StoredAnswer:
+    status_code: int
+    body: str
+
+
+def request_hash(method: str, path: str, query: str, body: bytes) -> str:
+    """A fingerprint of the request: a JSON body is compared by meaning, not spacing."""
+    try:
+        canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode()
+    except ValueError:
+        canonical = body
+    digest = hashlib.sha256()
+    for part in (method.upper().encode(), path.encode(), query.encode(), canonical):
+        digest.update(len(part).to_bytes(8, "big") + part)
+    return digest.hexdigest()
+
+
+def check_key(key: str) -> str:
+    """An idempotency key as accepted: 1-255 printable ASCII characters."""
+    if not 1 <= len(key) <= MAX_KEY_LENGTH or not all(32 < ord(c) < 127 for c in key):
+        raise InvalidInput(
+            "Idempotency-Key must be 1-255 printable ASCII characters", param="Idempotency-Key"
+        )
+    return key
+
+
+def recall(session: Session, *, api_key_id: int, key: str, fingerprint: str) -> StoredAnswer | None:
+    """The stored answer for ``key`` within 24 hours, or None if the key is fresh.
+    The same key with another request is :class:`IdempotencyConflict`."""
+    row = session.execute(
+        select(IdempotentRequest).where(
+            IdempotentRequest.api_key_id == api_key_id,
+            IdempotentRequest.key == key,
+            IdempotentRequest.created_at >= utcnow() - RETENTION,
+        )
+    ).scalar_one_or_none()
+    if row is None:
+        return None
+    if row.request_hash != fingerprint:
+        raise IdempotencyConflict(
+            "this Idempotency-Key was used with a different request", param="Idempotency-Key"
+        )
+    assert row.status_code is not None and row.response_body is not None
+    return StoredAnswer(row.status_code, row.response_body)
+
+
+def claim(
+    session: Session, *, api_key_id: int, partner_id: int | None, key: str, fingerprint: str
+) -> int:
+    """Insert the key's row in the caller's transaction (raises ``IntegrityError`` when a
+    concurrent request holds it); an expired row of the same key is cleared first."""
+    session.execute(
+        delete(IdempotentRequest).where(
+            IdempotentRequest.api_key_id == api_key_id,
+            IdempotentRequest.key == key,
+            IdempotentRequest.created_at < utcnow() - RETENTION,
+        )
+    )
+    return session.execute(
+        insert(IdempotentRequest)
+        .values(
+            api_key_id=api_key_id,
+            partner_id=partner_id,
+            key=key,
+            request_hash=fingerprint,
+            created_at=utcnow(),
+        )
+        .returning(IdempotentRequest.id)
+    ).scalar_one()
+
+
+def store(session: Session, row_id: int, *, status_code: int, body: str) -> None:
+    """Keep the answer of the claimed row, in the same transaction as the write."""
+    session.execute(
+        update(IdempotentRequest)
+        .where(IdempotentRequest.id == row_id)
+        .values(status_code=status_code, response_body=body)
+    )
