@@ -171,4 +171,9 @@ def create_app(
     app.add_exception_handler(BodyTooLarge, _body_too_large)
     app.include_router(v1_router(), prefix="/v1")
     app.add_middleware(RequestContext, max_body=settings.api_max_body_bytes)
+    # --- Console: the partner console's pages at /, static files, security headers ---
+    from creditline import console
+
+    console.install(app)
+    # --- end console ---
     return app
