@@ -185,3 +185,33 @@ def test_bad_jsonl_is_refused_naming_every_bad_line(cli: Any, tmp_path: Path) ->
         f"line {n}" for n in range(2, 7)
     ]
     assert consumed(cli, uin) == "0.00"
+
+
+def test_large_file_goes_in_batches_in_one_transaction(
+    cli: Any, tmp_path: Path, monkeypatch: Any
+) -> None:
+    from creditline.ledger import usage
+
+    # Small batches, so a short file crosses several of them.
+    monkeypatch.setattr(usage, "MAX_BATCH", 3)
+    _, uin = setup_customer(cli, credit="1000.00")
+    lines = [HEADER] + [f"b{i % 8},{uin},cos,1.00,0,2026-01-01T00:00:00Z,charge" for i in range(11)]
+    path = tmp_path / "big.csv"
+    path.write_text("\n".join(lines) + "\n")
+    result = cli("usage", "import", path, "--json").json()
+    assert (result["records"], result["accepted"], result["duplicates"]) == (11, 8, 3)
+    assert consumed(cli, uin) == "8.00"
+
+    # A bad line in the last batch refuses the good batches before it too.
+    bad = tmp_path / "bad.csv"
+    bad.write_text(
+        "\n".join(
+            [HEADER]
+            + [f"c{i},{uin},cos,1.00,0,2026-01-01T00:00:00Z,charge" for i in range(7)]
+            + [f"c7,{uin},cos,-1.00,0,2026-01-01T00:00:00Z,charge"]
+        )
+        + "\n"
+    )
+    named = bad_lines(cli("usage", "import", bad, expect=3).stderr)
+    assert [line.split(" (")[0] for line in named] == ["line 9"]
+    assert consumed(cli, uin) == "8.00"

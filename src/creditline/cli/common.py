@@ -63,7 +63,7 @@ class State:
             try:
                 current = is_up_to_date(engine)
             except OperationalError as exc:
-                refuse(f"cannot open the database: {_first_line(exc)}")
+                refuse(f"cannot open the database: {first_line(exc)}")
             if not current:
                 if is_postgres(engine):
                     refuse(
@@ -78,7 +78,8 @@ class State:
 state = State()
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
+    """The first line of what went wrong, the driver's own words when there are some."""
     text = str(getattr(exc, "orig", None) or exc).strip()
     return text.splitlines()[0] if text else exc.__class__.__name__
 
@@ -109,7 +110,7 @@ def session() -> Iterator[Session]:
             )
         raise typer.Exit(EXIT_REFUSED) from None
     except OperationalError as exc:
-        refuse(f"database error: {_first_line(exc)}")
+        refuse(f"database error: {first_line(exc)}")
 
 
 def emit(data: dict[str, Any] | list[Any], *, as_json: bool, text: str | None = None) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from creditline.cli import app
-from creditline.cli.common import JSON_OPTION, emit, refuse, state
+from creditline.cli.common import JSON_OPTION, emit, first_line, refuse, state
 from creditline.db.migrate import current_revision, head_revision, upgrade
 
 db = typer.Typer(help="The database schema.", no_args_is_help=True)
@@ -21,7 +21,7 @@ def upgrade_command(as_json: bool = JSON_OPTION) -> None:
         upgrade(engine)
         after = current_revision(engine)
     except Exception as exc:  # any failure here is the operator's to read, in one line
-        refuse(f"upgrade failed: {str(exc).strip().splitlines()[0] if str(exc) else exc!r}")
+        refuse(f"upgrade failed: {first_line(exc)}")
     emit(
         {"revision_before": before, "revision": after, "head": head_revision()},
         as_json=as_json,
