@@ -57,6 +57,7 @@ def usage_by_day(session: Session, *, partner_id: int, uin: int) -> bytes:
         show_legend=False,
         x_label_rotation=0,
         show_minor_x_labels=False,
+        truncate_label=-1,
         title="Counted usage by day (USD, last 30 days)",
         value_formatter=lambda x: f"{x:,.2f}",
     )
