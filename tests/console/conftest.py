@@ -123,3 +123,17 @@ def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(
         passwords, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
     )
+
+
+@pytest.fixture(autouse=True)
+def server_key(monkeypatch: pytest.MonkeyPatch, database_url: str) -> Iterator[None]:
+    """API keys need the server key: given on PostgreSQL, generated beside a SQLite file."""
+    from creditline.config import get_settings
+
+    if database_url.startswith("postgresql"):
+        monkeypatch.setenv("CREDITLINE_SECRET_KEY", "test-server-key-" + "x" * 32)
+    else:
+        monkeypatch.delenv("CREDITLINE_SECRET_KEY", raising=False)
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()

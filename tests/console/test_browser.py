@@ -289,3 +289,48 @@ def test_viewer_sees_no_write_buttons_and_a_forged_post_is_refused(
     )
     assert answer.status == 403
     assert _credit(engine, uin) == 0
+
+
+def test_api_key_creation(page: playwright_api.Page, engine: Engine) -> None:
+    build_world(engine)
+    login(page, "admin@acme.example")
+    page.click("text=Settings")
+    page.fill("input[placeholder='e.g. billing sync']", "billing sync")
+    page.click("text=Create API key")
+    secret_id = page.inner_text("[data-testid=secret-id]")
+    secret_key = page.inner_text("[data-testid=secret-key]")
+    assert secret_id.startswith("AKID") and len(secret_key) >= 32
+    page.goto("/settings")
+    assert secret_id in page.inner_text("[data-testid=keys]")
+    assert secret_key not in page.content()  # shown once only
+
+
+def test_application_approved_by_a_platform_admin(
+    browser: playwright_api.Browser, page: playwright_api.Page, server: str, engine: Engine
+) -> None:
+    build_world(engine)
+    login(page, "admin@bravo.example")
+    assert page.inner_text("[data-testid=pool-remaining]") == "5,000.00"
+    page.click("text=Credit applications")
+    page.fill("input[name=amount]", "2500.00")
+    page.fill("input[name=reason]", "year-end projects")
+    page.click("text=Send application")
+    assert "pending" in page.inner_text("[data-testid=own]")
+
+    context = browser.new_context(base_url=server)
+    staff = context.new_page()
+    staff.goto("/login")
+    staff.fill("input[name=email]", "staff@vendor.example")
+    staff.fill("input[name=password]", PASSWORD)
+    staff.click("button[type=submit]")
+    staff.wait_for_url("**/platform/partners")
+    staff.click("text=Credit applications")
+    assert "year-end projects" in staff.inner_text("[data-testid=queue]")
+    staff.click("[data-testid^=approve-]")
+    assert "approved" in staff.inner_text("[data-testid=flash]")
+    context.close()
+
+    page.goto("/")
+    assert page.inner_text("[data-testid=pool-remaining]") == "7,500.00"
+    page.goto("/applications")
+    assert "approved" in page.inner_text("[data-testid=own]")

@@ -374,3 +374,77 @@ def test_partner_admin_adds_and_removes_users(client: TestClient, world: World) 
     user_id = page.split("/settings/users/")[-1].split("/remove")[0]
     removed = client.post(f"/settings/users/{user_id}/remove", data={"csrf_token": token})
     assert "Removed new@acme.example" in removed.text
+
+
+def test_api_key_secret_shown_once_and_revoked(client: TestClient, world: World) -> None:
+    token = login(client, "admin@acme.example")
+    r = client.post(
+        "/settings/keys", data={"name": "billing sync", "role": "viewer", "csrf_token": token}
+    )
+    assert r.status_code == 200 and "not shown again" in r.text, r.text[r.text.find("alert") :][
+        :300
+    ]
+    assert r.headers["cache-control"] == "no-store"
+    secret_key = r.text.split('data-testid="secret-key">')[1].split("<")[0]
+    secret_id = r.text.split('data-testid="secret-id">')[1].split("<")[0]
+    assert len(secret_key) >= 32
+    later = client.get("/settings").text
+    assert secret_id in later and secret_key not in later
+    revoked = client.post(f"/settings/keys/{secret_id}/revoke", data={"csrf_token": token})
+    assert "Revoked API key billing sync" in revoked.text
+    with TestClient(client.app) as other:
+        other_token = login(other, "admin@bravo.example")
+        assert secret_id not in other.get("/settings").text
+        r = other.post(f"/settings/keys/{secret_id}/revoke", data={"csrf_token": other_token})
+        assert r.status_code == 404
+
+
+def test_credit_application_approved_by_the_platform(
+    app: object, world: World, engine: Engine
+) -> None:
+    with TestClient(app) as partner, TestClient(app) as staff:  # type: ignore[arg-type]
+        token = login(partner, "admin@bravo.example")
+        r = partner.post(
+            "/applications", data={"amount": "1500.00", "reason": "Q4", "csrf_token": token}
+        )
+        assert "for 1,500.00 USD sent" in r.text
+        application_id = r.text.split("<td>")[1].split("<")[0]
+        staff_token = login(staff, "staff@vendor.example")
+        queue = staff.get("/platform/applications").text
+        assert "Bravo Hosting" in queue and "1,500.00" in queue
+        assert partner.get("/platform/applications").status_code == 404
+        r = staff.post(
+            f"/platform/applications/{application_id}/approve",
+            data={"note": "ok", "csrf_token": staff_token},
+        )
+        assert "approved" in r.text
+        again = staff.post(
+            f"/platform/applications/{application_id}/approve", data={"csrf_token": staff_token}
+        )
+        assert again.status_code == 422 and "already decided" in again.text
+    with transaction(engine) as s:
+        assert s.get(Partner, world.b).pool_total == 650_000  # type: ignore[union-attr]
+        assert verify(s) == []
+
+
+def test_distributor_decides_its_sub_resellers_application(
+    app: object, world: World, engine: Engine
+) -> None:
+    from creditline.auth import users
+
+    with transaction(engine) as s:
+        users.create_user(
+            s, partner_id=world.sub, email="admin@sub.example", password=PASSWORD, role="admin"
+        )
+    with TestClient(app) as sub, TestClient(app) as dist:  # type: ignore[arg-type]
+        token = login(sub, "admin@sub.example")
+        sub.post("/applications", data={"amount": "200", "csrf_token": token})
+        dist_token = login(dist, "admin@acme.example")
+        queue = dist.get("/applications").text
+        assert "Acme Sub" in queue
+        application_id = queue.split('data-testid="approve-')[1].split('"')[0]
+        r = dist.post(f"/applications/{application_id}/approve", data={"csrf_token": dist_token})
+        assert "approved" in r.text
+    with transaction(engine) as s:
+        assert s.get(Partner, world.sub).pool_total == 20_000  # type: ignore[union-attr]
+        assert verify(s) == []

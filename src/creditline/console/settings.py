@@ -6,7 +6,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 
-from creditline.auth import users
+from creditline.auth import keys, users
 from creditline.console.customers import _parse_thresholds
 from creditline.console.visit import Visit, visit
 from creditline.errors import CreditlineError
@@ -15,12 +15,17 @@ from creditline.ledger import alarms
 router = APIRouter()
 
 
-def _settings(v: Visit, *, status: int = 200, **errors: str) -> Response:
+def _settings(
+    v: Visit, *, status: int = 200, new_key: keys.ApiKey | None = None, **errors: str
+) -> Response:
     return v.render(
         "settings.html",
         status=status,
         users=users.list_users(v.s, v.partner_id),
         roles=users.PARTNER_ROLES,
+        # The partner's own keys; its customers' keys are theirs to see.
+        keys=[k for k in keys.list_keys(v.s, partner_id=v.partner_id) if k.principal == "partner"],
+        new_key=new_key,
         errors=errors,
     )
 
@@ -74,4 +79,31 @@ def remove_user(request: Request, user_id: int) -> Response:
         except users.LastAdmin as exc:
             return _settings(v, status=409, users=exc.message)
         v.notice(f"Removed {user.email}.")
+    return RedirectResponse("/settings", status_code=303)
+
+
+@router.post("/settings/keys")
+def create_key(request: Request, name: str = Form(""), role: str = Form("")) -> Response:
+    """Create an API key for the partner; its secret is shown on this page, once."""
+    with visit(request) as v:
+        v.require_manage()
+        try:
+            key = keys.create(
+                v.s, principal="partner", partner_id=v.partner_id, role=role, name=name
+            )
+        except CreditlineError as exc:
+            return _settings(v, status=422, api_keys=exc.message)
+        # Rendered, not redirected: the secret must never sit in a stored message.
+        response = _settings(v, new_key=key)
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+
+@router.post("/settings/keys/{secret_id}/revoke")
+def revoke_key(request: Request, secret_id: str) -> Response:
+    """Revoke one of the partner's API keys; it fails from the next request on."""
+    with visit(request) as v:
+        v.require_manage()
+        key = keys.revoke(v.s, secret_id, partner_id=v.partner_id)
+        v.notice(f"Revoked API key {key.name} ({key.secret_id}).")
     return RedirectResponse("/settings", status_code=303)

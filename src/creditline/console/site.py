@@ -11,6 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.responses import Response
 
 from creditline.console import (
+    applications,
     bulk,
     customers,
     dashboard,
@@ -40,6 +41,7 @@ def router() -> APIRouter:
         bulk,
         distributors,
         platform,
+        applications,
     ):
         pages.include_router(area.router)
     return pages
