@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -27,6 +28,22 @@ class Settings(BaseSettings):
     #: REST limits: largest request body, and requests per minute per API key (0: no limit).
     api_max_body_bytes: int = 2_000_000
     api_rate_limit_per_minute: int = 6_000
+
+    #: Outgoing mail for alarm emails. No host means no email is sent (webhooks and the
+    #: message centre still work).
+    smtp_host: str = ""
+    smtp_port: int = 25
+    #: ``none`` (plain), ``starttls`` (upgrade after connecting) or ``tls`` (implicit TLS).
+    smtp_security: Literal["none", "starttls", "tls"] = "none"
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_from: str = "creditline@localhost"
+    #: Seconds an SMTP conversation may take before the attempt counts as failed.
+    smtp_timeout_s: float = 10.0
+    #: Base URL of the web console, for links in emails (customer at ``/customers/<uin>``).
+    public_url: str = "http://127.0.0.1:8000"
+    #: Seconds a webhook POST may take before the attempt counts as failed.
+    webhook_timeout_s: float = 10.0
 
 
 @lru_cache

@@ -35,6 +35,7 @@ def _register() -> None:
         db,
         demo,
         keys,
+        notify,
         partners,
         records,
         serve,

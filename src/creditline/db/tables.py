@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     ForeignKey,
@@ -422,3 +423,127 @@ class ConsoleSession(Base):
     expires_at: Mapped[datetime]
     #: A one-time message for the next page (the result of the last form).
     flash: Mapped[str | None] = mapped_column(String(1000), default=None)
+
+
+# --- Notifications: delivery, endpoints, settings ---
+
+
+class NotificationSettings(Base):
+    """A partner's email settings for alarms: who receives them, and whether the
+    customer's own address is emailed too."""
+
+    __tablename__ = "notification_settings"
+
+    partner_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("partners.id"), primary_key=True)
+    email_recipients: Mapped[list[str]] = mapped_column(JSON, default=list)
+    email_customer: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime]
+
+
+class WebhookEndpoint(Base):
+    """A partner's URL that receives signed events of the types it subscribes to."""
+
+    __tablename__ = "webhook_endpoints"
+    __table_args__ = (Index("ix_webhook_endpoints_partner_id_id", "partner_id", "id"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    partner_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("partners.id"))
+    url: Mapped[str] = mapped_column(String(2000))
+    event_types: Mapped[list[str]] = mapped_column(JSON)
+    description: Mapped[str] = mapped_column(String(500), default="")
+    secret: Mapped[str] = mapped_column(String(100))
+    #: The secret before the last rotation, still signed with until it expires.
+    previous_secret: Mapped[str | None] = mapped_column(String(100), default=None)
+    previous_secret_expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    disabled_at: Mapped[datetime | None] = mapped_column(default=None)
+    disabled_reason: Mapped[str] = mapped_column(String(500), default="")
+    #: Start of the current run of failed attempts; None while the endpoint answers.
+    failing_since: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime]
+
+
+class Delivery(Base):
+    """One outbox event on its way to one target (a webhook endpoint or an email address).
+
+    A worker claims a delivery by setting ``claim_token`` and a lease (``locked_until``);
+    a worker that dies mid-delivery leaves the lease to expire, and the delivery is tried
+    again: at least once, never lost.
+    """
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        CheckConstraint("channel IN ('webhook', 'email')", name="channel"),
+        CheckConstraint("status IN ('pending', 'delivered', 'failed')", name="status"),
+        UniqueConstraint("event_id", "target", name="uq_deliveries_event_id_target"),
+        Index("ix_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
+        Index("ix_deliveries_partner_id_endpoint_id_id", "partner_id", "endpoint_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    partner_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("partners.id"))
+    event_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("outbox_events.id"))
+    channel: Mapped[str] = mapped_column(String(16))
+    #: ``webhook:<endpoint id>`` or ``email:<address>``: one delivery per event and target.
+    target: Mapped[str] = mapped_column(String(400))
+    endpoint_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("webhook_endpoints.id", ondelete="SET NULL"), default=None
+    )
+    email: Mapped[str | None] = mapped_column(String(320), default=None)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime]
+    #: After this time a failed attempt is final (at least 24 hours after the first).
+    give_up_at: Mapped[datetime]
+    locked_until: Mapped[datetime | None] = mapped_column(default=None)
+    claim_token: Mapped[str | None] = mapped_column(String(64), default=None)
+    last_error: Mapped[str] = mapped_column(String(1000), default="")
+    last_status_code: Mapped[int | None] = mapped_column(Integer, default=None)
+    delivered_at: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime]
+
+
+class DeliveryAttempt(Base):
+    """The delivery log: one line per attempt, with what the target answered."""
+
+    __tablename__ = "delivery_attempts"
+    __table_args__ = (
+        Index("ix_delivery_attempts_partner_id_delivery_id_id", "partner_id", "delivery_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    partner_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("partners.id"))
+    delivery_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("deliveries.id", ondelete="CASCADE")
+    )
+    attempted_at: Mapped[datetime]
+    succeeded: Mapped[bool] = mapped_column(Boolean)
+    status_code: Mapped[int | None] = mapped_column(Integer, default=None)
+    latency_ms: Mapped[int] = mapped_column(Integer)
+    error: Mapped[str] = mapped_column(String(1000), default="")
+
+
+class PartnerNotice(Base):
+    """A message to the partner about its own setup (e.g. a webhook endpoint disabled after
+    failing for days), shown in its message centre beside the alarms."""
+
+    __tablename__ = "partner_notices"
+    __table_args__ = (Index("ix_partner_notices_partner_id_id", "partner_id", "id"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    partner_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("partners.id"))
+    kind: Mapped[str] = mapped_column(String(32))
+    message: Mapped[str] = mapped_column(String(1000))
+    endpoint_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("webhook_endpoints.id", ondelete="SET NULL"), default=None
+    )
+    created_at: Mapped[datetime]
+    read_at: Mapped[datetime | None] = mapped_column(default=None)

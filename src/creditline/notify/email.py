@@ -1,0 +1,101 @@
+"""The email channel: an alarm as a plain-text and HTML message through SMTP."""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+import time
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+from creditline.config import Settings
+from creditline.notify.deliveries import Job, Outcome
+from creditline.notify.outbox import THRESHOLD_REACHED
+
+_templates = Environment(
+    loader=PackageLoader("creditline.notify", "templates"),
+    autoescape=select_autoescape(["html"]),
+    undefined=StrictUndefined,
+    keep_trailing_newline=True,
+)
+
+
+def is_configured(settings: Settings) -> bool:
+    """Whether an SMTP server is set; without one, no email deliveries are made."""
+    return bool(settings.smtp_host)
+
+
+def customer_link(settings: Settings, customer_uin: int) -> str:
+    """The customer's page in the web console."""
+    return f"{settings.public_url.rstrip('/')}/customers/{customer_uin}"
+
+
+def compose(job: Job, settings: Settings) -> EmailMessage:
+    """The alarm email for ``job``: which customer, which threshold, total credit,
+    consumed, available, and a link to the customer in the console."""
+    if job.event_type != THRESHOLD_REACHED or job.email is None:
+        raise ValueError(f"no email for a {job.event_type} event")
+    data: dict[str, Any] = dict(job.payload)
+    context = {
+        **data,
+        "link": customer_link(settings, int(data["customer_uin"])),
+        "currency": "USD",
+    }
+    message = EmailMessage()
+    utilization = data.get("utilization_percent")
+    used = f"{utilization}% of its credit" if utilization is not None else "credit it does not have"
+    message["Subject"] = (
+        f"Credit alarm: {data['customer_name']} ({data['customer_uin']}) has used {used} "
+        f"- {data['threshold']}% threshold reached"
+    )
+    message["From"] = settings.smtp_from
+    message["To"] = job.email
+    message["Date"] = formatdate(localtime=False)
+    message["Message-ID"] = make_msgid(idstring=job.message_id)
+    message["X-Creditline-Event"] = job.message_id
+    message.set_content(_templates.get_template("threshold_reached.txt").render(context))
+    message.add_alternative(
+        _templates.get_template("threshold_reached.html").render(context), subtype="html"
+    )
+    return message
+
+
+def deliver(job: Job, settings: Settings) -> Outcome:
+    """Send the alarm email; an SMTP or network failure is retried."""
+    if not is_configured(settings):
+        return Outcome(False, 0, error="no SMTP server is configured")
+    message = compose(job, settings)
+    started = time.monotonic()
+    try:
+        _send(message, settings)
+    except (smtplib.SMTPException, OSError) as exc:
+        latency = int((time.monotonic() - started) * 1000)
+        code = getattr(exc, "smtp_code", None)
+        return Outcome(
+            False,
+            latency,
+            status_code=code if isinstance(code, int) else None,
+            error=f"{exc.__class__.__name__}: {exc}",
+        )
+    return Outcome(True, int((time.monotonic() - started) * 1000), status_code=250)
+
+
+def _send(message: EmailMessage, settings: Settings) -> None:
+    timeout = settings.smtp_timeout_s
+    context = ssl.create_default_context()
+    client: smtplib.SMTP
+    if settings.smtp_security == "tls":
+        client = smtplib.SMTP_SSL(
+            settings.smtp_host, settings.smtp_port, timeout=timeout, context=context
+        )
+    else:
+        client = smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=timeout)
+    with client:
+        if settings.smtp_security == "starttls":
+            client.starttls(context=context)
+        if settings.smtp_user:
+            client.login(settings.smtp_user, settings.smtp_password)
+        client.send_message(message)
