@@ -139,7 +139,7 @@ class Customer(Base):
     total_credit: Mapped[int] = mapped_column(BigInteger, default=0)
     consumed: Mapped[int] = mapped_column(BigInteger, default=0)
     #: The customer's own thresholds; None means the partner's default list.
-    thresholds: Mapped[list[int] | None] = mapped_column(default=None)
+    thresholds: Mapped[list[int] | None] = mapped_column(JSON(none_as_null=True), default=None)
     #: Thresholds already fired and not yet re-armed.
     fired_thresholds: Mapped[list[int]] = mapped_column(default=list)
     last_alarm_threshold: Mapped[int | None] = mapped_column(Integer, default=None)
