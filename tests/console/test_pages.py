@@ -448,3 +448,34 @@ def test_distributor_decides_its_sub_resellers_application(
     with transaction(engine) as s:
         assert s.get(Partner, world.sub).pool_total == 20_000  # type: ignore[union-attr]
         assert verify(s) == []
+
+
+def test_email_recipients_and_webhooks(client: TestClient, world: World) -> None:
+    token = login(client, "admin@acme.example")
+    r = client.post(
+        "/settings/notifications/email",
+        data={"addresses": "finance@acme.example\nops@acme.example", "csrf_token": token},
+    )
+    assert "Email recipients saved" in r.text and "ops@acme.example" in r.text
+    bad = client.post(
+        "/settings/notifications/email", data={"addresses": "not-an-address", "csrf_token": token}
+    )
+    assert bad.status_code == 422
+    added = client.post(
+        "/settings/webhooks",
+        data={"url": "https://hooks.acme.example/credit", "csrf_token": token},
+    )
+    assert "whsec_" in added.text
+    hook_id = added.text.split('href="/settings/webhooks/')[1].split('"')[0]
+    assert "whsec_" not in client.get("/settings/notifications").text  # shown once
+    tested = client.post(f"/settings/webhooks/{hook_id}/test", data={"csrf_token": token})
+    assert "Test event queued" in tested.text
+    assert "pending" in tested.text  # the delivery log lists it
+    rotated = client.post(f"/settings/webhooks/{hook_id}/rotate", data={"csrf_token": token})
+    assert "whsec_" in rotated.text
+    with TestClient(client.app) as other:
+        other_token = login(other, "admin@bravo.example")
+        assert other.get(f"/settings/webhooks/{hook_id}").status_code == 404
+        r = other.post(f"/settings/webhooks/{hook_id}/remove", data={"csrf_token": other_token})
+        assert r.status_code == 404
+        assert "hooks.acme.example" not in other.get("/settings/notifications").text

@@ -18,6 +18,7 @@ from creditline.console import (
     distributors,
     login,
     messages,
+    notifications,
     platform,
     records,
     settings,
@@ -42,6 +43,7 @@ def router() -> APIRouter:
         distributors,
         platform,
         applications,
+        notifications,
     ):
         pages.include_router(area.router)
     return pages
