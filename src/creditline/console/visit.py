@@ -15,7 +15,7 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.templating import Jinja2Templates
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
@@ -23,8 +23,9 @@ from creditline import money
 from creditline.auth import sessions
 from creditline.auth.users import Role
 from creditline.db import transaction
-from creditline.db.tables import Alarm, Partner, User
+from creditline.db.tables import Partner, User
 from creditline.errors import CreditlineError
+from creditline.notify import inbox
 
 SESSION_COOKIE = "creditline_session"
 #: Carries the CSRF basis of the login form, before there is a session.
@@ -119,11 +120,7 @@ def visit(request: Request, *, platform: bool = False) -> Iterator[Visit]:
             unread = 0
             if logged.user.partner_id is not None:
                 partner = s.get(Partner, logged.user.partner_id)
-                unread = s.execute(
-                    select(func.count())
-                    .select_from(Alarm)
-                    .where(Alarm.partner_id == logged.user.partner_id, Alarm.read_at.is_(None))
-                ).scalar_one()
+                unread = inbox.unread_counts(s, logged.user.partner_id).total
             yield Visit(
                 request=request,
                 s=s,
