@@ -111,6 +111,16 @@ def main() -> None:
                 _shot(page, "07-allocation-records", "/records")
                 _shot(page, "08-message-centre", "/messages")
                 _shot(page, "09-settings", "/settings")
+                page.goto("/settings/notifications")
+                page.fill("input[name=url]", "https://hooks.northwind.example/credit")
+                page.fill("input[name=description]", "finance system")
+                page.click("text=Add webhook")
+                _shot(page, "14-notifications")
+                page.goto("/applications")
+                page.fill("input[name=amount]", "50000.00")
+                page.fill("input[name=reason]", "new enterprise customers in Q1")
+                page.click("text=Send application")
+                _shot(page, "15-credit-applications")
                 page.goto("/bulk")
                 bulk_csv.write_text(
                     "customer_uin,amount,remark\n"
@@ -124,6 +134,7 @@ def main() -> None:
                 _login(page, "platform@demo.example")
                 _shot(page, "12-platform-partners", "/platform/partners")
                 _shot(page, "13-platform-partner", f"/platform/partners/{summary.look_at}")
+                _shot(page, "16-platform-applications", "/platform/applications")
                 browser.close()
         finally:
             bulk_csv.unlink(missing_ok=True)
