@@ -192,4 +192,9 @@ def create_app(
     tc3_endpoint.install(app, engine)
     # --- end of the Tencent-compatible endpoint ---
     app.add_middleware(RequestContext, max_body=settings.api_max_body_bytes)
+    # --- Console: the partner console's pages at /, static files, security headers ---
+    from creditline import console
+
+    console.install(app)
+    # --- end console ---
     return app

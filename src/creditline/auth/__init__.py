@@ -1,1 +1,2 @@
-"""Who is asking: API keys, principals and roles, and the idempotency store."""
+"""Who is asking: API keys, principals and roles, the idempotency store; console users,
+passwords and sessions."""

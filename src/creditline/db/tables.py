@@ -363,6 +363,68 @@ class CreditApplication(Base):
     record_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("allocation_records.id"))
 
 
+# --- Console: users and sessions ---
+
+
+class User(Base):
+    """A person who logs in to the console: a partner's user (admin, operator, viewer) or,
+    with no partner, a platform admin of the vendor."""
+
+    __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint("role IN ('admin', 'operator', 'viewer', 'platform')", name="role"),
+        CheckConstraint(
+            "(role = 'platform') = (partner_id IS NULL)", name="platform_has_no_partner"
+        ),
+        Index("ix_users_partner_id_id", "partner_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    #: None for a platform admin; every other user belongs to exactly one partner.
+    partner_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("partners.id"))
+    #: Lower-cased; one login per address across the whole system.
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+    last_login_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class LoginAttempt(Base):
+    """One failed login, kept for throttling: by address and by client."""
+
+    __tablename__ = "login_attempts"
+    __table_args__ = (
+        Index("ix_login_attempts_email_at", "email", "at"),
+        Index("ix_login_attempts_client_at", "client", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    email: Mapped[str] = mapped_column(String(320))
+    client: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime]
+
+
+class ConsoleSession(Base):
+    """A logged-in browser. Only a hash of the cookie's token is stored, so a copy of the
+    database cannot be used to log in."""
+
+    __tablename__ = "console_sessions"
+    __table_args__ = (Index("ix_console_sessions_user_id", "user_id"),)
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="CASCADE"))
+    partner_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("partners.id"))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    #: A one-time message for the next page (the result of the last form).
+    flash: Mapped[str | None] = mapped_column(String(1000), default=None)
+
+
 # --- Notifications: delivery, endpoints, settings ---
 
 

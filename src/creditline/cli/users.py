@@ -1,0 +1,67 @@
+"""``creditline users``: console logins for partners' staff and the platform's admins."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from creditline.auth import users
+from creditline.cli import app
+from creditline.cli.common import JSON_OPTION, emit, refuse, session
+
+users_app = typer.Typer(help="Console users: partner admins, operators, viewers; platform admins.")
+app.add_typer(users_app, name="users")
+
+
+def _read_password() -> str:
+    # The password comes from standard input, never from the command line, where it would
+    # sit in the shell history and in the process list.
+    if sys.stdin.isatty():
+        return typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    line = sys.stdin.readline()
+    return line.rstrip("\r\n")
+
+
+@users_app.command("create")
+def create(
+    email: str = typer.Option(..., "--email", help="The user's login address."),
+    partner: int | None = typer.Option(None, "--partner", help="The partner (UIN) it works for."),
+    role: str | None = typer.Option(None, "--role", help="admin, operator or viewer."),
+    platform: bool = typer.Option(False, "--platform", help="A platform admin (no partner)."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Create a console user; the password is read from standard input."""
+    if platform == (partner is not None):
+        refuse("give either --partner PARTNER_ID with --role, or --platform")
+    if platform and role not in (None, users.PLATFORM_ROLE):
+        refuse("a platform admin takes no --role")
+    if not platform and role is None:
+        refuse("--role is needed: admin, operator or viewer")
+    password = _read_password()
+    with session() as s:
+        user = users.create_user(
+            s,
+            partner_id=partner,
+            email=email,
+            password=password,
+            role=users.PLATFORM_ROLE if platform else str(role),
+        )
+        data = {"id": user.id, "email": user.email, "role": user.role, "partner_id": partner}
+    where = "platform admin" if platform else f"{user.role} of partner {partner}"
+    emit(data, as_json=as_json, text=f"created {user.email} ({where})")
+
+
+@users_app.command("list")
+def list_(
+    partner: int = typer.Option(..., "--partner", help="The partner (UIN)."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """List a partner's console users."""
+    with session() as s:
+        rows = [
+            {"id": u.id, "email": u.email, "role": u.role, "created_at": u.created_at.isoformat()}
+            for u in users.list_users(s, partner)
+        ]
+    text = "\n".join(f"{r['id']}\t{r['email']}\t{r['role']}" for r in rows) or "no users"
+    emit(rows, as_json=as_json, text=text)

@@ -1,0 +1,224 @@
+"""My Customers: the list with search, sorting and pages; the customer's detail; the
+Setting Credit form; per-customer thresholds; usage charts."""
+
+from __future__ import annotations
+
+import math
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import RedirectResponse
+from sqlalchemy import ColumnElement, func, or_, select
+from starlette.responses import Response
+
+from creditline import money
+from creditline.console import charts
+from creditline.console.visit import Visit, visit
+from creditline.db.tables import Alarm, Customer
+from creditline.errors import CreditlineError
+from creditline.ledger import alarms, credit, records
+from creditline.ledger.accounts import get_customer
+from creditline.ledger.records import Origin, RecordFilter
+
+router = APIRouter()
+
+PAGE_SIZE = 20
+SORTS: dict[str, ColumnElement[object]] = {
+    "associated": Customer.associated_at,  # type: ignore[dict-item]
+    "uin": Customer.uin,  # type: ignore[dict-item]
+    "name": Customer.name,  # type: ignore[dict-item]
+    "total": Customer.total_credit,  # type: ignore[dict-item]
+    "consumed": Customer.consumed,  # type: ignore[dict-item]
+    "available": (Customer.total_credit - Customer.consumed),  # type: ignore[dict-item]
+}
+
+
+def _search(q: str) -> ColumnElement[bool] | None:
+    q = q.strip()
+    if not q:
+        return None
+    pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    terms: list[ColumnElement[bool]] = [
+        Customer.name.ilike(pattern, escape="\\"),
+        Customer.remark.ilike(pattern, escape="\\"),
+        Customer.email.ilike(pattern, escape="\\"),
+    ]
+    if q.isascii() and q.isdigit() and len(q) < 19:
+        terms.append(Customer.uin == int(q))
+    return or_(*terms)
+
+
+@router.get("/customers")
+def customer_list(
+    request: Request, q: str = "", sort: str = "associated", dir: str = "desc", page: int = 1
+) -> Response:
+    """My Customers: search by UIN, name, remark or email; sort; pages."""
+    with visit(request) as v:
+        if sort not in SORTS:
+            sort = "associated"
+        descending = dir != "asc"
+        where = [Customer.partner_id == v.partner_id]
+        found = _search(q)
+        if found is not None:
+            where.append(found)
+        total = v.s.execute(select(func.count()).select_from(Customer).where(*where)).scalar_one()
+        pages = max(1, math.ceil(total / PAGE_SIZE))
+        page = min(max(page, 1), pages)
+        key = SORTS[sort]
+        order = [key.desc(), Customer.uin.desc()] if descending else [key.asc(), Customer.uin]
+        rows = list(
+            v.s.execute(
+                select(Customer)
+                .where(*where)
+                .order_by(*order)
+                .limit(PAGE_SIZE)
+                .offset((page - 1) * PAGE_SIZE)
+            ).scalars()
+        )
+        return v.render(
+            "customers.html",
+            rows=rows,
+            q=q,
+            sort=sort,
+            dir="desc" if descending else "asc",
+            page=page,
+            pages=pages,
+            total=total,
+        )
+
+
+def _detail(v: Visit, uin: int, *, threshold_error: str = "", status: int = 200) -> Response:
+    customer = get_customer(v.s, v.partner_id, uin)
+    history, more = records.page(
+        v.s, partner_id=v.partner_id, where=RecordFilter(customer_uin=uin), limit=20
+    )
+    customer_alarms = list(
+        v.s.execute(
+            select(Alarm)
+            .where(Alarm.partner_id == v.partner_id, Alarm.customer_uin == uin)
+            .order_by(Alarm.id.desc())
+            .limit(20)
+        ).scalars()
+    )
+    effective = alarms.effective_thresholds(v.s, partner_id=v.partner_id, customer_uin=uin)
+    return v.render(
+        "customer.html",
+        status=status,
+        c=customer,
+        history=history,
+        more_history=more,
+        alarms=customer_alarms,
+        thresholds=effective,
+        own_thresholds=customer.thresholds is not None,
+        threshold_error=threshold_error,
+        max_withdrawable=credit.max_withdrawable(customer.total_credit, customer.consumed),
+    )
+
+
+@router.get("/customers/{uin}")
+def customer_detail(request: Request, uin: int) -> Response:
+    """One customer: account, credit, usage charts, history, alarms, thresholds."""
+    with visit(request) as v:
+        return _detail(v, uin)
+
+
+def _credit_form(
+    v: Visit, uin: int, *, amount: str = "", remark: str = "", error: str = "", status: int = 200
+) -> Response:
+    customer = get_customer(v.s, v.partner_id, uin)
+    assert v.partner is not None
+    return v.render(
+        "credit.html",
+        status=status,
+        c=customer,
+        pool_remaining=v.partner.pool_remaining,
+        max_withdrawable=credit.max_withdrawable(customer.total_credit, customer.consumed),
+        amount=amount,
+        remark=remark,
+        error=error,
+    )
+
+
+@router.get("/customers/{uin}/credit")
+def credit_form(request: Request, uin: int) -> Response:
+    """Setting Credit: the allocation form, with the pool's remaining and the most that can
+    be withdrawn beside it."""
+    with visit(request) as v:
+        v.require_allocate()
+        return _credit_form(v, uin)
+
+
+@router.post("/customers/{uin}/credit")
+def set_credit(
+    request: Request, uin: int, amount: str = Form(""), remark: str = Form("")
+) -> Response:
+    """Allocate (positive) or withdraw (negative) credit; on refusal the form again, with
+    the reason and nothing changed."""
+    with visit(request) as v:
+        v.require_allocate()
+        get_customer(v.s, v.partner_id, uin)
+        try:
+            cents = money.parse_amount(amount, allow_negative=True)
+            change = credit.allocate_credit(
+                v.s,
+                partner_id=v.partner_id,
+                customer_uin=uin,
+                amount=cents,
+                origin=Origin(operator=v.operator, source="console", remark=remark),
+            )
+        except CreditlineError as exc:
+            return _credit_form(v, uin, amount=amount, remark=remark, error=exc.message, status=422)
+        verb = "Allocated" if cents > 0 else "Withdrew"
+        v.notice(
+            f"{verb} {money.to_display(abs(cents))} USD for customer {uin}. "
+            f"Total credit is now {money.to_display(change.total_credit)}, "
+            f"available {money.to_display(change.available)}."
+        )
+        return RedirectResponse(f"/customers?q={uin}", status_code=303)
+
+
+def _parse_thresholds(text: str) -> list[object]:
+    values: list[object] = []
+    for part in text.replace(";", ",").split(","):
+        part = part.strip().rstrip("%").strip()
+        if part:
+            values.append(int(part) if part.isdigit() else part)
+    return values
+
+
+@router.post("/customers/{uin}/thresholds")
+def customer_thresholds(
+    request: Request, uin: int, thresholds: str = Form(""), use_default: str = Form("")
+) -> Response:
+    """Set the customer's own alarm thresholds, or return it to the partner's default."""
+    with visit(request) as v:
+        v.require_manage()
+        get_customer(v.s, v.partner_id, uin)
+        try:
+            alarms.set_thresholds(
+                v.s,
+                partner_id=v.partner_id,
+                customer_uin=uin,
+                thresholds=None if use_default else _parse_thresholds(thresholds),
+            )
+        except CreditlineError as exc:
+            return _detail(v, uin, threshold_error=exc.message, status=422)
+        v.notice("Thresholds saved.")
+        return RedirectResponse(f"/customers/{uin}", status_code=303)
+
+
+@router.get("/customers/{uin}/usage-by-day.svg")
+def chart_by_day(request: Request, uin: int) -> Response:
+    """The customer's usage by day, drawn on the server."""
+    with visit(request) as v:
+        get_customer(v.s, v.partner_id, uin)
+        svg = charts.usage_by_day(v.s, partner_id=v.partner_id, uin=uin)
+    return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": "no-store"})
+
+
+@router.get("/customers/{uin}/usage-by-product.svg")
+def chart_by_product(request: Request, uin: int) -> Response:
+    """The customer's usage by product, drawn on the server."""
+    with visit(request) as v:
+        get_customer(v.s, v.partner_id, uin)
+        svg = charts.usage_by_product(v.s, partner_id=v.partner_id, uin=uin)
+    return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": "no-store"})

@@ -1,0 +1,53 @@
+"""The dashboard: the pool, the customers' credit, and what happened lately."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from fastapi import APIRouter, Request
+from sqlalchemy import func, select
+from starlette.responses import Response
+
+from creditline.console.visit import visit
+from creditline.db.tables import Alarm, Customer
+from creditline.ledger import records
+
+router = APIRouter()
+
+
+@router.get("/")
+def dashboard(request: Request) -> Response:
+    """Pool total, allocated and remaining; customers' credit; alarm levels; recent events."""
+    with visit(request) as v:
+        pid = v.partner_id
+        count, total_credit, available = v.s.execute(
+            select(
+                func.count(),
+                func.coalesce(func.sum(Customer.total_credit), 0),
+                func.coalesce(func.sum(Customer.total_credit - Customer.consumed), 0),
+            ).where(Customer.partner_id == pid)
+        ).one()
+        # The level of a customer is the highest threshold it has fired (and not re-armed):
+        # exactly the alarm state the ledger keeps.
+        levels: Counter[int] = Counter()
+        for fired in v.s.execute(
+            select(Customer.fired_thresholds).where(Customer.partner_id == pid)
+        ).scalars():
+            levels[max(fired) if fired else 0] += 1
+        recent_alarms = v.s.execute(
+            select(Alarm, Customer.name)
+            .join(Customer, Customer.uin == Alarm.customer_uin)
+            .where(Alarm.partner_id == pid)
+            .order_by(Alarm.id.desc())
+            .limit(5)
+        ).all()
+        recent_records, _ = records.page(v.s, partner_id=pid, limit=5)
+        return v.render(
+            "dashboard.html",
+            customers=int(count),
+            total_credit=int(total_credit),
+            available=int(available),
+            levels=sorted(levels.items()),
+            recent_alarms=recent_alarms,
+            recent_records=recent_records,
+        )

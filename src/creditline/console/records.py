@@ -1,0 +1,157 @@
+"""Allocation Records: every record, filtered, in keyset pages, and as a CSV download."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
+from starlette.responses import Response
+
+from creditline import money
+from creditline.console.visit import PageError, engine_of, visit
+from creditline.db import transaction
+from creditline.ledger import records
+from creditline.ledger.records import RecordFilter
+
+router = APIRouter()
+
+PAGE_SIZE = 50
+CSV_COLUMNS = (
+    "id",
+    "time_utc",
+    "kind",
+    "customer_uin",
+    "sub_reseller",
+    "operator",
+    "change",
+    "total_after",
+    "available_after",
+    "remark",
+    "source",
+)
+
+
+def _day(text: str, name: str) -> datetime | None:
+    if not text.strip():
+        return None
+    try:
+        return datetime.strptime(text.strip(), "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError:
+        raise PageError(
+            400, "Refused", f"{name} {text!r} is not a date such as 2026-01-31"
+        ) from None
+
+
+def _filter(customer: str, since: str, until: str, operator: str, kind: str) -> RecordFilter:
+    uin: int | None = None
+    if customer.strip():
+        if not (customer.strip().isascii() and customer.strip().isdigit()):
+            raise PageError(400, "Refused", f"customer {customer!r} is not a UIN")
+        uin = int(customer.strip())
+    end = _day(until, "until")
+    return RecordFilter(
+        customer_uin=uin,
+        operator=operator.strip() or None,
+        kind=kind or None,
+        since=_day(since, "since"),
+        # "until" names a whole day: everything before the next midnight.
+        until=None if end is None else end + timedelta(days=1),
+    )
+
+
+@router.get("/records")
+def record_list(
+    request: Request,
+    customer: str = "",
+    since: str = "",
+    until: str = "",
+    operator: str = "",
+    kind: str = "",
+    before: int | None = None,
+) -> Response:
+    """Allocation Records, newest first: filters, next pages, CSV download."""
+    with visit(request) as v:
+        where = _filter(customer, since, until, operator, kind)
+        rows, more = records.page(
+            v.s, partner_id=v.partner_id, where=where, limit=PAGE_SIZE, before_id=before
+        )
+        filters = {
+            "customer": customer,
+            "since": since,
+            "until": until,
+            "operator": operator,
+            "kind": kind,
+        }
+        query = urlencode({k: val for k, val in filters.items() if val})
+        next_query = (
+            urlencode({**{k: val for k, val in filters.items() if val}, "before": rows[-1].id})
+            if more and rows
+            else ""
+        )
+        return v.render(
+            "records.html",
+            rows=rows,
+            filters=filters,
+            kinds=records.RECORD_KINDS,
+            query=query,
+            next_query=next_query,
+            first_page=before is None,
+        )
+
+
+@router.get("/records.csv")
+def record_csv(
+    request: Request,
+    customer: str = "",
+    since: str = "",
+    until: str = "",
+    operator: str = "",
+    kind: str = "",
+) -> Response:
+    """Every matching record as CSV, streamed in keyset chunks (amounts as decimal text)."""
+    with visit(request) as v:
+        where = _filter(customer, since, until, operator, kind)
+        partner_id = v.partner_id
+        # Refuse a bad filter now, while an error page can still be shown.
+        records.page(v.s, partner_id=partner_id, where=where, limit=1)
+    engine = engine_of(request)
+
+    def lines() -> Iterator[str]:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(CSV_COLUMNS)
+        # One read transaction for the whole download, so it is one consistent snapshot.
+        with transaction(engine) as s:
+            for r in records.iterate(s, partner_id=partner_id, where=where):
+                writer.writerow(
+                    (
+                        r.id,
+                        r.created_at.isoformat(),
+                        r.kind,
+                        r.customer_uin or "",
+                        r.sub_partner_id or "",
+                        r.operator,
+                        money.to_text(r.change),
+                        money.to_text(r.total_after),
+                        money.to_text(r.available_after),
+                        r.remark,
+                        r.source,
+                    )
+                )
+                if buffer.tell() > 64_000:
+                    yield buffer.getvalue()
+                    buffer.seek(0)
+                    buffer.truncate()
+        yield buffer.getvalue()
+
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    return StreamingResponse(
+        lines(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="allocation-records-{stamp}.csv"'},
+    )

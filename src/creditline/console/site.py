@@ -1,0 +1,72 @@
+"""How the console joins an application: its pages, its static files, its error pages
+and its security headers, in one call."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.responses import Response
+
+from creditline.console import (
+    applications,
+    bulk,
+    customers,
+    dashboard,
+    distributors,
+    login,
+    messages,
+    notifications,
+    platform,
+    records,
+    settings,
+)
+from creditline.console.security import SecurityHeaders, check_csrf
+from creditline.console.visit import LoginRequired, PageError, templates
+
+STATIC = Path(__file__).parent / "static"
+
+
+def router() -> APIRouter:
+    """Every console page, each unsafe request checked for its CSRF token first."""
+    pages = APIRouter(dependencies=[Depends(check_csrf)], include_in_schema=False)
+    for area in (
+        login,
+        dashboard,
+        customers,
+        records,
+        messages,
+        settings,
+        bulk,
+        distributors,
+        platform,
+        applications,
+        notifications,
+    ):
+        pages.include_router(area.router)
+    return pages
+
+
+async def _page_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, PageError)
+    return templates.TemplateResponse(
+        request,
+        "error.html",
+        {"v": None, "title": exc.title, "message": exc.message, "status": exc.status},
+        status_code=exc.status,
+    )
+
+
+async def _login_required(request: Request, exc: Exception) -> Response:
+    return RedirectResponse("/login", status_code=303)
+
+
+def install(app: FastAPI) -> None:
+    """Add the console to ``app`` (whose ``state.engine`` is the database)."""
+    app.include_router(router())
+    app.mount("/static", StaticFiles(directory=STATIC), name="console-static")
+    app.add_exception_handler(PageError, _page_error)
+    app.add_exception_handler(LoginRequired, _login_required)
+    app.add_middleware(SecurityHeaders)

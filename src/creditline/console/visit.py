@@ -1,0 +1,141 @@
+"""One console request: its transaction, the logged-in user, and what it may do.
+
+Every page opens exactly one transaction with :func:`visit` and does all its reading and
+writing in it. Refusals leave the request as :class:`PageError`, which the console turns
+into its own error page; the REST API's handlers never see them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.templating import Jinja2Templates
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+from starlette.responses import Response
+
+from creditline import money
+from creditline.auth import sessions
+from creditline.auth.users import Role
+from creditline.db import transaction
+from creditline.db.tables import Partner, User
+from creditline.errors import CreditlineError
+from creditline.notify import inbox
+
+SESSION_COOKIE = "creditline_session"
+#: Carries the CSRF basis of the login form, before there is a session.
+VISITOR_COOKIE = "creditline_visitor"
+
+templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+templates.env.filters["money"] = money.to_display
+templates.env.filters["amount"] = money.to_text
+templates.env.filters["when"] = lambda t: "" if t is None else t.strftime("%Y-%m-%d %H:%M:%S")
+templates.env.filters["day"] = lambda t: "" if t is None else t.strftime("%Y-%m-%d")
+
+
+class PageError(Exception):
+    """A request the console refuses as a whole: shown as an error page with a status."""
+
+    def __init__(self, status: int, title: str, message: str = "") -> None:
+        super().__init__(message or title)
+        self.status = status
+        self.title = title
+        self.message = message
+
+
+class LoginRequired(Exception):
+    """No live session: the browser goes to the login page."""
+
+
+@dataclass
+class Visit:
+    """What a page knows about the request it serves."""
+
+    request: Request
+    s: Session
+    user: User
+    role: Role
+    partner: Partner | None
+    token_hash: str
+    csrf: str
+    flash: str | None
+    unread: int
+
+    @property
+    def partner_id(self) -> int:
+        """The partner every query of this page is scoped to."""
+        if self.partner is None:
+            raise PageError(404, "Not found")
+        return self.partner.id
+
+    @property
+    def operator(self) -> str:
+        """How this user is named on allocation records."""
+        return self.user.email
+
+    def require_allocate(self) -> None:
+        if not self.role.can_allocate:
+            raise PageError(403, "Not permitted", "Your role can only view.")
+
+    def require_manage(self) -> None:
+        if not self.role.can_manage:
+            raise PageError(403, "Not permitted", "Only a partner admin changes settings.")
+
+    def notice(self, message: str) -> None:
+        """A one-time message shown on the next page (after a redirect)."""
+        sessions.set_flash(self.s, self.token_hash, message)
+
+    def render(self, template: str, status: int = 200, **context: Any) -> Response:
+        return templates.TemplateResponse(
+            self.request, template, {"v": self, **context}, status_code=status
+        )
+
+
+def engine_of(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+@contextmanager
+def visit(request: Request, *, platform: bool = False) -> Iterator[Visit]:
+    """The logged-in request in its one transaction. ``platform``: a platform admin's page;
+    otherwise a partner's page (a platform admin is sent to the platform pages)."""
+    token = request.cookies.get(SESSION_COOKIE)
+    try:
+        with transaction(engine_of(request)) as s:
+            logged = sessions.load_session(s, token)
+            if logged is None or token is None:
+                raise LoginRequired()
+            role = Role(logged.user.role)
+            if platform and not role.is_platform:
+                raise PageError(404, "Not found")
+            if not platform and role.is_platform:
+                raise PageError(404, "Not found", "Platform admins work in the Platform pages.")
+            partner = None
+            unread = 0
+            if logged.user.partner_id is not None:
+                partner = s.get(Partner, logged.user.partner_id)
+                unread = inbox.unread_counts(s, logged.user.partner_id).total
+            yield Visit(
+                request=request,
+                s=s,
+                user=logged.user,
+                role=role,
+                partner=partner,
+                token_hash=logged.token_hash,
+                csrf=sessions.csrf_token(token),
+                flash=logged.flash,
+                unread=unread,
+            )
+    except CreditlineError as exc:
+        # Refusals not handled by the page itself: another partner's object is a missing one.
+        if exc.kind == "not_found":
+            raise PageError(404, "Not found", exc.message) from exc
+        if exc.kind == "forbidden":
+            raise PageError(403, "Not permitted", exc.message) from exc
+        raise PageError(400, "Refused", exc.message) from exc
