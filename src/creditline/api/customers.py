@@ -10,7 +10,6 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
-from sqlalchemy import ColumnElement, Select, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from creditline import money
@@ -19,7 +18,7 @@ from creditline.api.errors import ERROR_RESPONSES
 from creditline.api.pool import Amount, Pool, RecordOut, Remark
 from creditline.db.tables import Customer
 from creditline.errors import CreditlineError, InvalidBatch, LineError
-from creditline.ledger import accounts, alarms, credit
+from creditline.ledger import accounts, alarms, credit, customers
 from creditline.ledger.credit import max_withdrawable
 
 router = APIRouter(tags=["customers"], responses=ERROR_RESPONSES)
@@ -84,21 +83,6 @@ class Order(StrEnum):
     desc = "desc"
 
 
-def _search(query: Select[tuple[Customer]], q: str) -> Select[tuple[Customer]]:
-    text = q.strip()
-    if not text:
-        return query
-    pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    matches: list[ColumnElement[bool]] = [
-        Customer.name.ilike(pattern, escape="\\"),
-        Customer.remark.ilike(pattern, escape="\\"),
-        Customer.email.ilike(pattern, escape="\\"),
-    ]
-    if text.isascii() and text.isdigit() and len(text) < 19:
-        matches.append(Customer.uin == int(text))
-    return query.where(or_(*matches))
-
-
 @router.get("/customers", response_model=CustomerPage)
 def list_customers(
     c: Call = Depends(call),
@@ -110,29 +94,23 @@ def list_customers(
 ) -> CustomerPage:
     """The partner's customers, searched, sorted and paged."""
     partner_id = c.principal.partner()
-    query = _search(select(Customer).where(Customer.partner_id == partner_id), q)
-    key = {
-        SortKey.associated_at: Customer.associated_at,
-        SortKey.available_credit: Customer.total_credit - Customer.consumed,
-        # No credit at all sorts as the fullest: any consumption has passed every threshold.
-        SortKey.utilization: case(
-            (Customer.total_credit == 0, case((Customer.consumed > 0, 1e18), else_=0.0)),
-            else_=Customer.consumed * 1.0 / Customer.total_credit,
-        ),
-    }[sort]
-    ordered = [key.desc(), Customer.uin.desc()] if order is Order.desc else [key, Customer.uin]
     with c.read() as s:
-        total = s.execute(select(func.count()).select_from(query.subquery())).scalar_one()
-        rows = s.execute(
-            query.order_by(*ordered).limit(page_size).offset((page - 1) * page_size)
-        ).scalars()
-        data = [CustomerOut.of(row) for row in rows]
+        found = customers.search(
+            s,
+            partner_id,
+            text=q,
+            sort=sort.value,
+            descending=order is Order.desc,
+            offset=(page - 1) * page_size,
+            limit=page_size,
+        )
+        data = [CustomerOut.of(row) for row in found.rows]
     return CustomerPage(
         data=data,
         page=page,
         page_size=page_size,
-        total=total,
-        has_more=page * page_size < total,
+        total=found.total,
+        has_more=page * page_size < found.total,
     )
 
 

@@ -7,44 +7,30 @@ import math
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import select
 from starlette.responses import Response
 
 from creditline import money
 from creditline.console import charts
 from creditline.console.visit import Visit, visit
-from creditline.db.tables import Alarm, Customer
+from creditline.db.tables import Alarm
 from creditline.errors import CreditlineError
-from creditline.ledger import alarms, credit, records
+from creditline.ledger import alarms, credit, customers, records
 from creditline.ledger.accounts import get_customer
 from creditline.ledger.records import Origin, RecordFilter
 
 router = APIRouter()
 
 PAGE_SIZE = 20
-SORTS: dict[str, ColumnElement[object]] = {
-    "associated": Customer.associated_at,  # type: ignore[dict-item]
-    "uin": Customer.uin,  # type: ignore[dict-item]
-    "name": Customer.name,  # type: ignore[dict-item]
-    "total": Customer.total_credit,  # type: ignore[dict-item]
-    "consumed": Customer.consumed,  # type: ignore[dict-item]
-    "available": (Customer.total_credit - Customer.consumed),  # type: ignore[dict-item]
+#: The console's sort names (short, for links) and the core's sort keys.
+SORTS = {
+    "associated": "associated_at",
+    "uin": "uin",
+    "name": "name",
+    "total": "total_credit",
+    "consumed": "consumed",
+    "available": "available_credit",
 }
-
-
-def _search(q: str) -> ColumnElement[bool] | None:
-    q = q.strip()
-    if not q:
-        return None
-    pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    terms: list[ColumnElement[bool]] = [
-        Customer.name.ilike(pattern, escape="\\"),
-        Customer.remark.ilike(pattern, escape="\\"),
-        Customer.email.ilike(pattern, escape="\\"),
-    ]
-    if q.isascii() and q.isdigit() and len(q) < 19:
-        terms.append(Customer.uin == int(q))
-    return or_(*terms)
 
 
 @router.get("/customers")
@@ -56,24 +42,26 @@ def customer_list(
         if sort not in SORTS:
             sort = "associated"
         descending = dir != "asc"
-        where = [Customer.partner_id == v.partner_id]
-        found = _search(q)
-        if found is not None:
-            where.append(found)
-        total = v.s.execute(select(func.count()).select_from(Customer).where(*where)).scalar_one()
+        q = q[:200]
+
+        def page_of(number: int) -> customers.CustomerPage:
+            return customers.search(
+                v.s,
+                v.partner_id,
+                text=q,
+                sort=SORTS[sort],
+                descending=descending,
+                offset=(number - 1) * PAGE_SIZE,
+                limit=PAGE_SIZE,
+            )
+
+        page = max(page, 1)
+        found = page_of(page)
+        total, rows = found.total, found.rows
         pages = max(1, math.ceil(total / PAGE_SIZE))
-        page = min(max(page, 1), pages)
-        key = SORTS[sort]
-        order = [key.desc(), Customer.uin.desc()] if descending else [key.asc(), Customer.uin]
-        rows = list(
-            v.s.execute(
-                select(Customer)
-                .where(*where)
-                .order_by(*order)
-                .limit(PAGE_SIZE)
-                .offset((page - 1) * PAGE_SIZE)
-            ).scalars()
-        )
+        if page > pages:  # past the end (the list shrank, or a hand-made link): the last page
+            page = pages
+            rows = page_of(page).rows
         return v.render(
             "customers.html",
             rows=rows,

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import astuple
 
 from fastapi import APIRouter, Request
-from sqlalchemy import func, select
+from sqlalchemy import select
 from starlette.responses import Response
 
 from creditline.console.visit import visit
 from creditline.db.tables import Alarm, Customer
-from creditline.ledger import records
+from creditline.ledger import customers, records
 
 router = APIRouter()
 
@@ -20,13 +21,7 @@ def dashboard(request: Request) -> Response:
     """Pool total, allocated and remaining; customers' credit; alarm levels; recent events."""
     with visit(request) as v:
         pid = v.partner_id
-        count, total_credit, available = v.s.execute(
-            select(
-                func.count(),
-                func.coalesce(func.sum(Customer.total_credit), 0),
-                func.coalesce(func.sum(Customer.total_credit - Customer.consumed), 0),
-            ).where(Customer.partner_id == pid)
-        ).one()
+        count, total_credit, available = astuple(customers.totals(v.s, pid))
         # The level of a customer is the highest threshold it has fired (and not re-armed):
         # exactly the alarm state the ledger keeps.
         levels: Counter[int] = Counter()

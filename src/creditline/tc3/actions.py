@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from creditline.db.tables import Customer
-from creditline.ledger import accounts, credit, pools, records
+from creditline.ledger import accounts, credit, customers, pools, records
 from creditline.tc3 import queries
 from creditline.tc3.callers import CUSTOMER, PARTNER, PLATFORM, WRITING_ROLES, Caller
 from creditline.tc3.envelope import Cents, tencent_time
@@ -47,6 +47,10 @@ class Action:
     writes: bool = False
 
 
+#: QueryCustomersCredit's FilterType values and the core's search fields they name.
+FILTER_TYPES = {"ClientUin": "uin", "Name": "name", "Remark": "remark", "Email": "email"}
+
+
 def _partner_id(caller: Caller) -> int:
     assert caller.partner_id is not None  # authorize() admits only partner keys here
     return caller.partner_id
@@ -64,7 +68,7 @@ def _not_found(uins: Iterable[int]) -> TencentError:
 
 
 def _owned(session: Session, caller: Caller, uins: list[int]) -> list[Customer]:
-    found = queries.customers_by_uin(session, _partner_id(caller), uins)
+    found = customers.by_uins(session, _partner_id(caller), uins)
     missing = [uin for uin in uins if uin not in found]
     if missing:
         raise _not_found(missing)
@@ -108,7 +112,7 @@ def allocate_credit_pool(session: Session, caller: Caller, params: Params) -> di
 def query_partner_credit(session: Session, caller: Caller, params: Params) -> dict[str, Any]:
     """The caller's own pool, and what its customers hold."""
     pool = accounts.pool_state(session, _partner_id(caller))
-    held = queries.customer_totals(session, _partner_id(caller))
+    held = customers.totals(session, _partner_id(caller))
     return {
         "AllocatedCredit": Cents(pool.allocated),
         "TotalCredit": Cents(pool.total),
@@ -142,25 +146,26 @@ def query_customers_credit(session: Session, caller: Caller, params: Params) -> 
     filter_text = params.text("Filter", required=False, longest=320)
     if filter_type is None and filter_text:
         raise TencentError(MISSING_PARAMETER, "the parameter FilterType is missing")
-    if filter_type is not None and filter_type not in queries.FILTER_TYPES:
+    if filter_type is not None and filter_type not in FILTER_TYPES:
         raise TencentError(
             INVALID_PARAMETER_VALUE,
-            f"FilterType must be one of {', '.join(queries.FILTER_TYPES)}",
+            f"FilterType must be one of {', '.join(FILTER_TYPES)}",
         )
     order = (params.text("Order", required=False) or "desc").lower()
     if order not in ("asc", "desc"):
         raise TencentError(INVALID_PARAMETER_VALUE, "Order must be asc or desc")
     page, size = params.page()
-    customers, total = queries.customers_page(
+    found = customers.search(
         session,
         _partner_id(caller),
-        filter_type=filter_type,
-        filter_text=filter_text,
-        newest_first=order == "desc",
-        page=page,
-        size=size,
+        text=(filter_text or "") if filter_type is not None else "",
+        field=FILTER_TYPES[filter_type] if filter_type is not None else "any",
+        sort="associated_at",
+        descending=order == "desc",
+        offset=(page - 1) * size,
+        limit=size,
     )
-    return {"Data": [_customer_credit_data(c) for c in customers], "Total": total}
+    return {"Data": [_customer_credit_data(c) for c in found.rows], "Total": found.total}
 
 
 def query_credit_allocation_history(
@@ -207,8 +212,8 @@ def query_direct_customers_credit(
     session: Session, caller: Caller, params: Params
 ) -> dict[str, Any]:
     """The credit of every customer of the caller."""
-    customers = queries.all_customers(session, _partner_id(caller))
-    return {"Data": [_direct_credit_data(c) for c in customers]}
+    everyone = queries.all_customers(session, _partner_id(caller))
+    return {"Data": [_direct_credit_data(c) for c in everyone]}
 
 
 def query_customer_billing_quota(
