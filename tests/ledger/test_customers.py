@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import Engine
+from tests.ledger.scenario import OPS, reseller
 
 from creditline.db import transaction
 from creditline.errors import InvalidInput
 from creditline.ledger import accounts, credit, customers
-from tests.ledger.scenario import OPS, reseller
 
 
 @pytest.fixture
