@@ -16,8 +16,10 @@ from tests.ledger.scenario import (
     reseller,
 )
 
+from creditline.db import transaction
 from creditline.errors import InsufficientCredit, InsufficientPool, InvalidAmount, NotFound
-from creditline.ledger import credit
+from creditline.ledger import accounts, credit
+from creditline.ledger.verify import verify
 
 
 def test_allocation_takes_from_the_pool(engine: Engine) -> None:
@@ -137,3 +139,34 @@ def test_consumption_may_pass_the_credit(engine: Engine) -> None:
     ingest(engine, charge(acme.customer, "10.00"))
     allocate(engine, acme.id, acme.customer, 500_00)
     assert balance(engine, acme.id, acme.customer) == (600_00, 300_00, 300_00)
+
+
+def test_a_batch_is_all_or_nothing_and_names_every_refusal(engine: Engine) -> None:
+    shop = reseller(engine, pool=10_000, credits=(0, 0))
+    first, second = shop.customers
+    items = [
+        credit.BatchItem(1, first, 3_000),
+        credit.BatchItem(2, second, 20_000),  # beyond the pool
+        credit.BatchItem(3, first, -3_000),  # sees line 1's allocation
+        credit.BatchItem(4, second, -1),  # nothing to withdraw
+    ]
+    with transaction(engine) as s:
+        outcome = credit.allocate_batch(s, partner_id=shop.id, items=items, origin=OPS)
+    assert [e.line for e in outcome.errors] == [2, 4]
+    assert sorted(outcome.changes) == [1, 3] and not outcome.applied
+    with transaction(engine) as s:
+        assert accounts.pool_state(s, shop.id).remaining == 10_000
+
+
+def test_a_batch_preview_changes_nothing_and_an_accepted_batch_applies(engine: Engine) -> None:
+    shop = reseller(engine, pool=10_000, credits=(0, 0))
+    items = [credit.BatchItem(n, uin, 2_000) for n, uin in enumerate(shop.customers, 1)]
+    with transaction(engine) as s:
+        preview = credit.allocate_batch(s, partner_id=shop.id, items=items, origin=OPS, apply=False)
+        assert preview.changes[2].pool.remaining == 6_000 and not preview.applied
+        assert accounts.pool_state(s, shop.id).remaining == 10_000
+        applied = credit.allocate_batch(s, partner_id=shop.id, items=items, origin=OPS)
+        assert applied.applied and not applied.errors
+    with transaction(engine) as s:
+        assert accounts.pool_state(s, shop.id).remaining == 6_000
+        assert verify(s) == []

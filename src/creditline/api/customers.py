@@ -176,9 +176,13 @@ def _change(
     change = credit.allocate_credit(
         s, partner_id=partner_id, customer_uin=uin, amount=amount, origin=c.origin(remark)
     )
+    return _change_out(change, accounts.get_customer(s, partner_id, uin))
+
+
+def _change_out(change: credit.CreditChange, customer: Customer) -> CreditChangeOut:
     return CreditChangeOut(
         record=RecordOut.of(change.record),
-        customer=CustomerOut.of(accounts.get_customer(s, partner_id, uin)),
+        customer=CustomerOut.of(customer),
         pool=Pool.of(change.pool),
         alarm_id=None if change.alarm is None else change.alarm.id,
     )
@@ -258,43 +262,39 @@ class BatchOut(BaseModel):
     pool: Pool
 
 
-class _DryRun(Exception):
-    """Unwinds the savepoint of a dry run, whose results are kept."""
-
-
 def _batch(s: Session, c: Call, partner_id: int, body: BatchIn) -> BatchOut:
     errors: list[LineError] = []
-    results: list[CreditChangeOut] = []
-    amounts: list[int] = []
-    for line, item in enumerate(body.items, start=1):
+    items: list[credit.BatchItem] = []
+    for line, entry in enumerate(body.items, start=1):
         try:
-            amounts.append(money.parse_amount(item.amount, allow_negative=True))
+            amount = money.parse_amount(entry.amount, allow_negative=True)
         except CreditlineError as exc:
             errors.append(LineError(line, exc.message, "amount"))
+            continue
+        items.append(credit.BatchItem(line, entry.customer_uin, amount, entry.remark))
     if errors:
         raise InvalidBatch(errors, what="item")
-    try:
-        with s.begin_nested():
-            for line, (item, amount) in enumerate(zip(body.items, amounts, strict=True), 1):
-                try:
-                    results.append(
-                        _change(s, c, partner_id, item.customer_uin, amount, item.remark)
-                    )
-                except CreditlineError as exc:
-                    # The refused item changed nothing; go on so every bad item is named.
-                    errors.append(LineError(line, exc.message, exc.param))
-            if errors:
-                raise InvalidBatch(errors, what="item")
-            if body.dry_run:
-                pool = accounts.pool_state(s, partner_id)
-                raise _DryRun()
-    except _DryRun:
-        return BatchOut(dry_run=True, applied=False, results=results, pool=Pool.of(pool))
+    results: list[CreditChangeOut] = []
+
+    def show(item: credit.BatchItem, change: credit.CreditChange) -> None:
+        # Read while the item's effect is visible: a dry run rolls it back afterwards.
+        customer = accounts.get_customer(s, partner_id, item.customer_uin)
+        results.append(_change_out(change, customer))
+
+    outcome = credit.allocate_batch(
+        s,
+        partner_id=partner_id,
+        items=items,
+        origin=c.origin(""),
+        apply=not body.dry_run,
+        inspect=show,
+    )
+    if outcome.errors:
+        raise InvalidBatch(outcome.errors, what="item")
+    # The pool after the batch, or, on a dry run, as the batch would leave it.
+    last = outcome.changes[items[-1].line]
     return BatchOut(
-        dry_run=False,
-        applied=True,
-        results=results,
-        pool=Pool.of(accounts.pool_state(s, partner_id)),
+        dry_run=body.dry_run, applied=outcome.applied, results=results, pool=Pool.of(last.pool)
     )
 
 

@@ -66,37 +66,40 @@ def _read(text: str) -> tuple[list[Row], str]:
     return rows, ""
 
 
-def _run(v: Visit, rows: list[Row]) -> None:
-    """Apply every row in order inside the caller's savepoint, noting each verdict."""
-    for row in rows:
-        try:
-            if not (row.customer_uin.isascii() and row.customer_uin.isdigit()):
-                row.error = f"customer_uin {row.customer_uin!r} is not a UIN"
-                continue
-            uin = int(row.customer_uin)
-            row.name = get_customer(v.s, v.partner_id, uin).name
-            change = credit.allocate_credit(
-                v.s,
-                partner_id=v.partner_id,
-                customer_uin=uin,
-                amount=money.parse_amount(row.amount, allow_negative=True),
-                origin=Origin(operator=v.operator, source="bulk", remark=row.remark),
-            )
-            row.total_after, row.available_after = change.total_credit, change.available
-        except CreditlineError as exc:
-            row.error = exc.message
-
-
 def _checked(v: Visit, text: str, *, apply: bool) -> tuple[list[Row], str]:
+    """The rows of the file with the ledger's verdict on each; applied only when ``apply``
+    and every row is accepted (the core's all-or-nothing batch)."""
     rows, problem = _read(text)
     if problem:
         return rows, problem
-    attempt = v.s.begin_nested()
-    _run(v, rows)
-    if apply and not any(r.error for r in rows):
-        attempt.commit()
-    else:
-        attempt.rollback()
+    items: list[credit.BatchItem] = []
+    for row in rows:
+        if not (row.customer_uin.isascii() and row.customer_uin.isdigit()):
+            row.error = f"customer_uin {row.customer_uin!r} is not a UIN"
+            continue
+        try:
+            amount = money.parse_amount(row.amount, allow_negative=True)
+        except CreditlineError as exc:
+            row.error = exc.message
+            continue
+        items.append(credit.BatchItem(row.line, int(row.customer_uin), amount, row.remark))
+    by_line = {row.line: row for row in rows}
+
+    def show(item: credit.BatchItem, change: credit.CreditChange) -> None:
+        row = by_line[item.line]
+        row.name = get_customer(v.s, v.partner_id, item.customer_uin).name
+        row.total_after, row.available_after = change.total_credit, change.available
+
+    outcome = credit.allocate_batch(
+        v.s,
+        partner_id=v.partner_id,
+        items=items,
+        origin=Origin(operator=v.operator, source="bulk"),
+        apply=apply and len(items) == len(rows),
+        inspect=show,
+    )
+    for error in outcome.errors:
+        by_line[error.line].error = error.message
     return rows, ""
 
 

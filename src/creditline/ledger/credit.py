@@ -8,13 +8,20 @@ both lock the partner row before the customer row, the one order used everywhere
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 
 from sqlalchemy import and_, select, true, update
 from sqlalchemy.orm import Session
 
 from creditline.db.tables import Alarm, AllocationRecord, Customer, Partner
-from creditline.errors import InsufficientCredit, InsufficientPool, InvalidAmount
+from creditline.errors import (
+    CreditlineError,
+    InsufficientCredit,
+    InsufficientPool,
+    InvalidAmount,
+    LineError,
+)
 from creditline.ledger import records
 from creditline.ledger.accounts import PoolState, get_customer, get_partner
 from creditline.ledger.alarms import CustomerCredit, evaluate
@@ -159,3 +166,71 @@ def allocate_credit(
         pool=PoolState(partner_id, pool_row.pool_total, pool_row.pool_allocated),
         alarm=alarm,
     )
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """One line of a batch allocation: a customer and a signed amount in cents."""
+
+    line: int
+    customer_uin: int
+    amount: int
+    remark: str = ""
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    """What a batch did or would do: each accepted item's change, every refusal by line,
+    and whether the batch was kept."""
+
+    changes: dict[int, CreditChange]
+    errors: list[LineError]
+    applied: bool
+
+
+def allocate_batch(
+    session: Session,
+    *,
+    partner_id: int,
+    items: Sequence[BatchItem],
+    origin: records.Origin,
+    apply: bool = True,
+    inspect: Callable[[BatchItem, CreditChange], None] | None = None,
+) -> BatchOutcome:
+    """Allocate or withdraw for many customers of ``partner_id``, all or nothing.
+
+    Items run in order inside one savepoint, so a withdrawal sees an allocation made
+    earlier in the same batch. Every refused item is named; the savepoint is kept only when
+    ``apply`` is true and no item was refused. A preview (``apply=False``) computes every
+    outcome and changes nothing. ``inspect`` is called after each accepted item, while its
+    effect is still visible, for adapters that show more than the change itself.
+    """
+    changes: dict[int, CreditChange] = {}
+    errors: list[LineError] = []
+    attempt = session.begin_nested()
+    try:
+        for item in items:
+            try:
+                change = allocate_credit(
+                    session,
+                    partner_id=partner_id,
+                    customer_uin=item.customer_uin,
+                    amount=item.amount,
+                    origin=replace(origin, remark=item.remark),
+                )
+            except CreditlineError as exc:
+                # The refused item changed nothing; go on so that every bad item is named.
+                errors.append(LineError(item.line, exc.message, exc.param))
+                continue
+            changes[item.line] = change
+            if inspect is not None:
+                inspect(item, change)
+    except BaseException:
+        attempt.rollback()
+        raise
+    applied = apply and not errors
+    if applied:
+        attempt.commit()
+    else:
+        attempt.rollback()
+    return BatchOutcome(changes, errors, applied)
