@@ -43,7 +43,7 @@ def test_unread_count_list_filters_and_mark_read(engine: Engine) -> None:
         assert inbox.mark_alarms_read(s, partner_id=partner_id, alarm_ids=[page[0].id]) == 1
     with transaction(engine) as s:
         assert inbox.unread_counts(s, partner_id).alarms == 2
-        unread, _ = inbox.alarms_page(s, partner_id=partner_id, where=AlarmFilter(unread_only=True))
+        unread, _ = inbox.alarms_page(s, partner_id=partner_id, where=AlarmFilter(unread=True))
         assert len(unread) == 2
         assert inbox.mark_alarms_read(s, partner_id=partner_id) == 2
     with transaction(engine) as s:

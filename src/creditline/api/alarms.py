@@ -7,15 +7,13 @@ from datetime import datetime
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import Response
 from pydantic import BaseModel
-from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from creditline import money
 from creditline.api.context import MAX_PAGE_SIZE, Call, call, write_call
 from creditline.api.errors import ERROR_RESPONSES
-from creditline.clock import utcnow
 from creditline.db.tables import Alarm
-from creditline.errors import NotFound
+from creditline.notify import inbox
 
 router = APIRouter(tags=["alarms"], responses=ERROR_RESPONSES)
 
@@ -69,19 +67,12 @@ def list_alarms(
 ) -> AlarmPage:
     """The partner's alarms, newest first."""
     partner_id = c.principal.partner()
-    query = select(Alarm).where(Alarm.partner_id == partner_id)
-    if customer_uin is not None:
-        query = query.where(Alarm.customer_uin == customer_uin)
-    if threshold is not None:
-        query = query.where(Alarm.threshold == threshold)
-    if unread is not None:
-        query = query.where(Alarm.read_at.is_(None) if unread else Alarm.read_at.is_not(None))
-    if before is not None:
-        query = query.where(Alarm.id < before)
+    where = inbox.AlarmFilter(customer_uin=customer_uin, threshold=threshold, unread=unread)
     with c.read() as s:
-        rows = list(s.execute(query.order_by(Alarm.id.desc()).limit(limit + 1)).scalars())
-        data = [AlarmOut.of(a) for a in rows[:limit]]
-    more = len(rows) > limit
+        rows, more = inbox.alarms_page(
+            s, partner_id=partner_id, where=where, limit=limit, before_id=before
+        )
+        data = [AlarmOut.of(a) for a in rows]
     return AlarmPage(data=data, has_more=more, next_before=data[-1].id if more else None)
 
 
@@ -90,37 +81,12 @@ def unread_count(c: Call = Depends(call)) -> UnreadCount:
     """How many of the partner's alarms are unread."""
     partner_id = c.principal.partner()
     with c.read() as s:
-        count = s.execute(
-            select(func.count())
-            .select_from(Alarm)
-            .where(Alarm.partner_id == partner_id, Alarm.read_at.is_(None))
-        ).scalar_one()
-    return UnreadCount(unread=count)
+        return UnreadCount(unread=inbox.unread_counts(s, partner_id).alarms)
 
 
-def _mark(s: Session, partner_id: int, alarm_id: int, *, acknowledge: bool) -> AlarmOut:
-    now = utcnow()
-    scope = (Alarm.partner_id == partner_id, Alarm.id == alarm_id)
-    # First time only: a repeated mark keeps the original moment.
-    s.execute(
-        update(Alarm)
-        .where(*scope, Alarm.read_at.is_(None))
-        .values(read_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    if acknowledge:
-        s.execute(
-            update(Alarm)
-            .where(*scope, Alarm.acknowledged_at.is_(None))
-            .values(acknowledged_at=now)
-            .execution_options(synchronize_session=False)
-        )
-    alarm = s.execute(
-        select(Alarm).where(*scope).execution_options(populate_existing=True)
-    ).scalar_one_or_none()
-    if alarm is None:
-        raise NotFound(f"no alarm {alarm_id}", param="alarm_id")
-    return AlarmOut.of(alarm)
+def _read(s: Session, partner_id: int, alarm_id: int) -> AlarmOut:
+    inbox.mark_alarms_read(s, partner_id=partner_id, alarm_ids=[alarm_id])
+    return AlarmOut.of(inbox.get_alarm(s, partner_id=partner_id, alarm_id=alarm_id))
 
 
 AlarmId = Path(ge=1, le=2**63 - 1)
@@ -130,11 +96,13 @@ AlarmId = Path(ge=1, le=2**63 - 1)
 def mark_read(alarm_id: int = AlarmId, c: Call = Depends(write_call)) -> Response:
     """Mark an alarm read."""
     partner_id = c.principal.partner("operator")
-    return c.write(lambda s: _mark(s, partner_id, alarm_id, acknowledge=False))
+    return c.write(lambda s: _read(s, partner_id, alarm_id))
 
 
 @router.post("/alarms/{alarm_id}/acknowledge", response_model=AlarmOut)
 def acknowledge(alarm_id: int = AlarmId, c: Call = Depends(write_call)) -> Response:
     """Acknowledge an alarm (which also marks it read)."""
     partner_id = c.principal.partner("operator")
-    return c.write(lambda s: _mark(s, partner_id, alarm_id, acknowledge=True))
+    return c.write(
+        lambda s: AlarmOut.of(inbox.acknowledge_alarm(s, partner_id=partner_id, alarm_id=alarm_id))
+    )

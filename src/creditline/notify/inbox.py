@@ -27,7 +27,8 @@ class AlarmFilter:
 
     customer_uin: int | None = None
     threshold: int | None = None
-    unread_only: bool = False
+    #: True: only unread alarms; False: only read ones; None: both.
+    unread: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -76,8 +77,8 @@ def alarms_page(
         query = query.where(Alarm.customer_uin == where.customer_uin)
     if where.threshold is not None:
         query = query.where(Alarm.threshold == where.threshold)
-    if where.unread_only:
-        query = query.where(Alarm.read_at.is_(None))
+    if where.unread is not None:
+        query = query.where(Alarm.read_at.is_(None) if where.unread else Alarm.read_at.is_not(None))
     if before_id is not None:
         query = query.where(Alarm.id < before_id)
     rows = list(session.execute(query.order_by(Alarm.id.desc()).limit(limit + 1)).scalars())
@@ -110,6 +111,35 @@ def mark_alarms_read(
             query.values(read_at=now or utcnow()).execution_options(synchronize_session=False)
         )
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+def get_alarm(session: Session, *, partner_id: int, alarm_id: int) -> Alarm:
+    """One of the partner's alarms; another partner's is :class:`NotFound`, as a missing one."""
+    alarm = session.execute(
+        select(Alarm)
+        .where(Alarm.partner_id == partner_id, Alarm.id == alarm_id)
+        .execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+    if alarm is None:
+        raise NotFound(f"no alarm {alarm_id}", param="alarm_id")
+    return alarm
+
+
+def acknowledge_alarm(
+    session: Session, *, partner_id: int, alarm_id: int, now: datetime | None = None
+) -> Alarm:
+    """Acknowledge one alarm, which also marks it read; a repeat keeps the first moment."""
+    get_alarm(session, partner_id=partner_id, alarm_id=alarm_id)
+    moment = now or utcnow()
+    scope = (Alarm.partner_id == partner_id, Alarm.id == alarm_id)
+    for column in (Alarm.read_at, Alarm.acknowledged_at):
+        session.execute(
+            update(Alarm)
+            .where(*scope, column.is_(None))
+            .values({column: moment})
+            .execution_options(synchronize_session=False)
+        )
+    return get_alarm(session, partner_id=partner_id, alarm_id=alarm_id)
 
 
 def notices_page(
