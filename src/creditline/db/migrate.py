@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -17,6 +19,8 @@ def alembic_config() -> Config:
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the schema of ``engine``'s database up to ``revision``."""
+    # Alembic narrates every step at INFO; an operator needs to hear only of trouble.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     config = alembic_config()
     with engine.begin() as connection:
         config.attributes["connection"] = connection
