@@ -182,16 +182,33 @@ def perform(base_url: Callable[[], str], op: Operation, tally: Tally) -> None:
                 continue
             if response.status_code >= 500:
                 with tally.lock:
-                    if response.status_code == 503:
+                    if _clean_unavailable(response):
                         tally.unavailable += 1
                     else:
-                        tally.server_errors.append(f"{op.path}: {response.text[:300]}")
+                        tally.server_errors.append(
+                            f"{op.path}: {response.status_code} {response.text[:300]}"
+                        )
                 time.sleep(0.05)
                 continue
             op.status = response.status_code
             op.answer = response.json()
             op.replayed = response.headers.get("Idempotent-Replayed") == "true"
             return
+
+
+def _clean_unavailable(response: httpx.Response) -> bool:
+    """A 503 in the one error shape, saying to retry, with Retry-After and no stack trace."""
+    if response.status_code != 503 or "Retry-After" not in response.headers:
+        return False
+    try:
+        error = response.json()["error"]
+    except (ValueError, KeyError, TypeError):
+        return False
+    return (
+        error.get("code") == "database_unavailable"
+        and "retry" in error.get("message", "")
+        and "Traceback" not in response.text
+    )
 
 
 def check_database(engine: Engine, world: World, tally: Tally) -> dict[str, int]:

@@ -21,14 +21,13 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import OperationalError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from creditline.db import transaction
+from creditline.db import is_unavailable, transaction
 from creditline.errors import CreditlineError
 from creditline.tc3 import signature
 from creditline.tc3.actions import authorize, resolve
@@ -105,13 +104,21 @@ class TencentEndpoint:
             fields = self._handle(request)
         except TencentError as error:
             return failure(error.code, error.message, request_id)
-        except OperationalError:
-            # Lock timeouts and serialization failures: nothing changed, a retry may pass.
-            log.warning("tc3 request %s failed in the database", request_id, exc_info=True)
-            return failure(
-                FAILED_OPERATION, "the operation could not complete; retry it", request_id
-            )
-        except Exception:
+        except Exception as error:
+            if is_unavailable(error):
+                # Lock timeouts, serialization failures, a lost or unreachable database:
+                # the transaction did not commit, a retry may pass. Logged without the
+                # statement's parameters, which could hold a secret.
+                log.warning(
+                    "tc3 request %s: database unavailable (%s)",
+                    request_id,
+                    type(getattr(error, "orig", None) or error).__name__,
+                )
+                return failure(
+                    FAILED_OPERATION,
+                    "the database is unavailable right now; retry the request",
+                    request_id,
+                )
             log.exception("tc3 request %s failed", request_id)
             return failure(
                 INTERNAL_ERROR, f"internal error; quote RequestId {request_id}", request_id
