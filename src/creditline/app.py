@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from creditline.api import (
     alarms,
     applications,
+    audit,
     customers,
     me,
     platform,
@@ -172,6 +173,7 @@ def v1_router() -> APIRouter:
         applications,
         platform,
         me,
+        audit,
     ):
         router.include_router(area.router)
     return router

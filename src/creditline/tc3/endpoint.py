@@ -27,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from creditline import audit
 from creditline.db import is_unavailable, transaction
 from creditline.errors import CreditlineError
 from creditline.tc3 import signature
@@ -62,6 +63,8 @@ class TencentRequest:
     query: str
     headers: Mapping[str, str]
     body: bytes
+    #: The caller's address, for the audit log.
+    client: str = ""
 
 
 class TencentEndpoint:
@@ -93,6 +96,7 @@ class TencentEndpoint:
             query=scope.get("query_string", b"").decode("latin-1"),
             headers={name.lower(): value for name, value in request.headers.items()},
             body=body,
+            client=request.client.host if request.client else "",
         )
         answer = await run_in_threadpool(self.answer, incoming)
         await Response(answer, media_type="application/json")(scope, receive, send)
@@ -101,7 +105,7 @@ class TencentEndpoint:
         """The response body for one request: success or a Tencent error, never a raise."""
         request_id = new_request_id()
         try:
-            fields = self._handle(request)
+            fields = self._handle(request, request_id)
         except TencentError as error:
             return failure(error.code, error.message, request_id)
         except Exception as error:
@@ -125,7 +129,7 @@ class TencentEndpoint:
             )
         return success(fields, request_id)
 
-    def _handle(self, request: TencentRequest) -> dict[str, Any]:
+    def _handle(self, request: TencentRequest, request_id: str = "") -> dict[str, Any]:
         headers = request.headers
         authorization = signature.parse_authorization(headers.get("authorization"))
         timestamp = signature.request_time(headers, now=self.clock())
@@ -154,9 +158,37 @@ class TencentEndpoint:
                 )
             params = _params(request)
             try:
-                return action.handler(session, match.caller, params)
+                result = action.handler(session, match.caller, params)
             except CreditlineError as error:
                 raise from_domain(error) from None
+            if action.writes:
+                # In the action's own transaction: the row exists exactly when the write does.
+                audit.record(
+                    session,
+                    audit.Actor(
+                        source="tc3",
+                        principal=f"api-key:{authorization.secret_id}",
+                        partner_id=match.caller.partner_id,
+                        source_ip=request.client,
+                        request_id=request_id,
+                    ),
+                    action=action.name,
+                    after={"request": _asked(request), "answer": json.loads(_json(result))},
+                )
+            return result
+
+
+def _asked(request: TencentRequest) -> Any:
+    if request.method == "GET":
+        return dict(parse_qsl(request.query, keep_blank_values=True))
+    try:
+        return json.loads(request.body or b"{}")
+    except ValueError:
+        return None
+
+
+def _json(result: dict[str, Any]) -> str:
+    return json.dumps(result, default=str)
 
 
 def _is_tencent(scope: Scope) -> bool:
