@@ -101,6 +101,8 @@ class Call:
         # In the write's own transaction: the audit row exists exactly when the write does.
         route = self.request.scope.get("route")
         template = getattr(route, "path", self.request.url.path)
+        if not template.startswith("/v1/"):
+            template = "/v1" + template  # the route's own path lacks the mount's prefix
         try:
             asked = json.loads(self.body) if self.body else None
         except ValueError:
