@@ -11,13 +11,17 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import Response
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from creditline.api import (
     alarms,
     applications,
+    audit,
     customers,
     me,
     platform,
@@ -29,10 +33,10 @@ from creditline.api import (
 from creditline.api import (
     settings as partner_settings,
 )
-from creditline.api.errors import error_response, install
+from creditline.api.errors import error_response, install, unavailable
 from creditline.auth.rate_limit import RateLimiter
 from creditline.config import Settings, get_settings
-from creditline.db import make_engine
+from creditline.db import is_unavailable, make_engine
 from creditline.db.migrate import upgrade
 from creditline.notify.worker import Worker
 from creditline.tc3 import endpoint as tc3_endpoint
@@ -130,6 +134,31 @@ class RequestContext:
         await response(scope, receive, send)
 
 
+def _database_fault(request: Request, exc: Exception) -> Response:
+    """A lost or unreachable database answers 503 (JSON for the API, a page for the
+    console) instead of a 500; any other database error stays a 500."""
+    if not is_unavailable(exc):
+        raise exc
+    # Only the class names: the statement's parameters could hold a secret.
+    cause = getattr(exc, "orig", None)
+    access_log.warning(
+        json.dumps(
+            {
+                "event": "database_unavailable",
+                "request_id": getattr(request.state, "request_id", None),
+                "path": request.url.path,
+                "error": type(exc).__name__,
+                "cause": type(cause).__name__ if cause is not None else None,
+            }
+        )
+    )
+    if request.url.path.startswith("/v1"):
+        return unavailable()
+    from creditline.console.site import unavailable_page
+
+    return unavailable_page(request)
+
+
 def v1_router() -> APIRouter:
     """Every REST endpoint, to be mounted at ``/v1``."""
     router = APIRouter()
@@ -144,6 +173,7 @@ def v1_router() -> APIRouter:
         applications,
         platform,
         me,
+        audit,
     ):
         router.include_router(area.router)
     return router
@@ -197,4 +227,7 @@ def create_app(
 
     console.install(app)
     # --- end console ---
+    # --- Database faults: 503 for the API and the console (tc3 answers in its own shape) ---
+    app.add_exception_handler(DBAPIError, _database_fault)
+    app.add_exception_handler(PoolTimeout, _database_fault)
     return app

@@ -98,6 +98,7 @@ PLATFORM = [
     ),
     ("POST", "/v1/credit-applications/1/approve", {}),
     ("POST", "/v1/credit-applications/1/reject", {}),
+    ("GET", "/v1/platform/audit", None),
 ]
 
 

@@ -40,7 +40,7 @@ def _endpoint(engine: Engine, partner_id: int, receiver: Receiver) -> int:
         endpoint = endpoints.add_endpoint(
             s, partner_id=partner_id, url=receiver.url, event_types=[THRESHOLD_REACHED]
         )
-        receiver.secrets.append(endpoint.secret)
+        receiver.secrets.append(endpoints.secret_of(s, endpoint))
         return endpoint.id
 
 

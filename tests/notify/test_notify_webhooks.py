@@ -24,7 +24,7 @@ def add_endpoint(engine: Engine, partner_id: int, receiver: Receiver, *types: st
         endpoint = endpoints.add_endpoint(
             s, partner_id=partner_id, url=receiver.url, event_types=list(types) or None
         )
-        receiver.secrets.append(endpoint.secret)
+        receiver.secrets.append(endpoints.secret_of(s, endpoint))
         return endpoint.id
 
 
@@ -139,9 +139,10 @@ def test_rotated_secret_signs_with_both_during_the_overlap(
     endpoint_id = add_endpoint(engine, partner_id, receiver, THRESHOLD_REACHED)
     old_secret = receiver.secrets[0]
     with transaction(engine) as s:
-        new_secret = endpoints.rotate_secret(
+        rotated = endpoints.rotate_secret(
             s, partner_id=partner_id, endpoint_id=endpoint_id, overlap=timedelta(hours=1)
-        ).secret
+        )
+        new_secret = endpoints.secret_of(s, rotated)
     assert new_secret.startswith("whsec_") and new_secret != old_secret
     # A receiver still on the old secret verifies during the window...
     consume(engine, uin, "75.00")

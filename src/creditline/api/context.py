@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from creditline import audit
 from creditline.auth import idempotency, keys
 from creditline.auth.principals import Principal, Unauthenticated
 from creditline.auth.rate_limit import RateLimiter
@@ -96,6 +97,31 @@ class Call:
             idempotency_key=self.idempotency_key,
         )
 
+    def _audit(self, session: Session, answer: str) -> None:
+        # In the write's own transaction: the audit row exists exactly when the write does.
+        route = self.request.scope.get("route")
+        template = getattr(route, "path", self.request.url.path)
+        if not template.startswith("/v1/"):
+            template = "/v1" + template  # the route's own path lacks the mount's prefix
+        try:
+            asked = json.loads(self.body) if self.body else None
+        except ValueError:
+            asked = None
+        client = self.request.client
+        audit.record(
+            session,
+            audit.Actor(
+                source="api",
+                principal=f"api-key:{self.principal.secret_id} ({self.principal.name})",
+                partner_id=self.principal.partner_id,
+                source_ip=client.host if client else "",
+                request_id=str(getattr(self.request.state, "request_id", "")),
+            ),
+            action=f"{self.request.method} {template}",
+            object=self.request.url.path,
+            after={"request": asked, "answer": json.loads(answer)},
+        )
+
     @contextmanager
     def read(self) -> Iterator[Session]:
         """The request's one transaction, for reading."""
@@ -119,6 +145,7 @@ class Call:
         if self.idempotency_key is None:
             with transaction(self.engine) as session:
                 body = _dump(action(session))
+                self._audit(session, body)
             return _answer(status_code, body)
         key = idempotency.check_key(self.idempotency_key)
         fingerprint = idempotency.request_hash(
@@ -150,6 +177,7 @@ class Call:
                     body = _dump(result)
                     kept = body if stored is None else _dump(stored(result))
                     idempotency.store(session, row_id, status_code=status_code, body=kept)
+                    self._audit(session, kept)
                 return _answer(status_code, body)
             except _KeyTaken:
                 # The other request has committed by now (the unique index made us wait

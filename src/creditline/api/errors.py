@@ -29,7 +29,11 @@ STATUS_TYPES = dict(KINDS.values()) | {
     405: "invalid_request_error",
     413: "invalid_request_error",
     422: "invalid_request_error",
+    503: "api_error",
 }
+
+#: Seconds a client is told to wait before retrying when the database is unreachable.
+RETRY_AFTER_UNAVAILABLE = 1
 
 
 class ErrorDetail(BaseModel):
@@ -46,7 +50,7 @@ class ErrorResponse(BaseModel):
 
 #: What every endpoint may answer besides success, for the OpenAPI document.
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorResponse} for status in (400, 401, 403, 404, 409, 413, 422, 429)
+    status: {"model": ErrorResponse} for status in (400, 401, 403, 404, 409, 413, 422, 429, 503)
 }
 
 
@@ -81,6 +85,17 @@ def from_domain(exc: CreditlineError) -> JSONResponse:
     message = exc.message if status != 500 else "internal error"
     return error_response(
         status, exc.code, message, param=exc.param, details=exc.details(), headers=headers
+    )
+
+
+def unavailable() -> JSONResponse:
+    """The answer when the database is unreachable: 503, retriable, nothing applied."""
+    return error_response(
+        503,
+        "database_unavailable",
+        "the database is unavailable right now; retry the request (a write retried with "
+        "the same Idempotency-Key is never applied twice)",
+        headers={"Retry-After": str(RETRY_AFTER_UNAVAILABLE)},
     )
 
 

@@ -29,6 +29,7 @@ def _options(
 def _register() -> None:
     # Each module adds its commands to ``app``.
     from creditline.cli import (  # noqa: F401
+        audit,
         console,
         credit,
         customers,

@@ -28,7 +28,7 @@ app.add_typer(notify_app, name="notify")
 PARTNER = typer.Option(..., "--partner", help="The partner's UIN.")
 
 
-def endpoint_view(endpoint: WebhookEndpoint, *, with_secret: bool = False) -> dict[str, Any]:
+def endpoint_view(endpoint: WebhookEndpoint, *, secret: str | None = None) -> dict[str, Any]:
     """An endpoint as printed; the secret only when just created or rotated."""
     view: dict[str, Any] = {
         "id": endpoint.id,
@@ -41,8 +41,8 @@ def endpoint_view(endpoint: WebhookEndpoint, *, with_secret: bool = False) -> di
         "failing_since": endpoint.failing_since,
         "created_at": endpoint.created_at,
     }
-    if with_secret:
-        view["secret"] = endpoint.secret
+    if secret is not None:
+        view["secret"] = secret
         view["previous_secret_expires_at"] = endpoint.previous_secret_expires_at
     return view
 
@@ -137,7 +137,7 @@ def webhooks_add(
         endpoint = endpoints.add_endpoint(
             s, partner_id=partner, url=url, event_types=event or None, description=description
         )
-        view = endpoint_view(endpoint, with_secret=True)
+        view = endpoint_view(endpoint, secret=endpoints.secret_of(s, endpoint))
     emit(
         view,
         as_json=as_json,
@@ -219,7 +219,7 @@ def webhooks_rotate_secret(
             endpoint_id=endpoint_id,
             overlap=timedelta(hours=overlap_hours),
         )
-        view = endpoint_view(endpoint, with_secret=True)
+        view = endpoint_view(endpoint, secret=endpoints.secret_of(s, endpoint))
     emit(view, as_json=as_json, text=f"new secret: {view['secret']}")
 
 

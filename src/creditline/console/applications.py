@@ -80,7 +80,9 @@ def distributor_decides(
 ) -> Response:
     """A distributor approves (allocating its own pool) or rejects a sub-reseller's ask."""
     with visit(request) as v:
-        v.require_allocate()
+        # Deciding is an admin's, as in the REST API (an operator may allocate pool, but
+        # not answer a sub-reseller's application).
+        v.require_manage()
         if decision not in ("approve", "reject"):
             return _partner_page(v, status=404, error="Unknown decision.")
         try:

@@ -6,11 +6,13 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 
+from creditline import audit
 from creditline.auth import sessions
 from creditline.auth.users import LoginThrottled, Role, authenticate
 from creditline.console.visit import (
     SESSION_COOKIE,
     VISITOR_COOKIE,
+    actor,
     engine_of,
     templates,
 )
@@ -58,12 +60,15 @@ def login(request: Request, email: str = Form(""), password: str = Form("")) -> 
         try:
             user = authenticate(s, email=email, password=password, client=client)
         except LoginThrottled as exc:
+            audit.record(s, actor(request, None, email), action="login", outcome="refused")
             return _login_page(
                 request, error=exc.message.capitalize() + ".", email=email, status=429
             )
         if user is None:
+            audit.record(s, actor(request, None, email), action="login", outcome="refused")
             # The same words whether the address or the password was wrong.
             return _login_page(request, error="Wrong email or password.", email=email, status=401)
+        audit.record(s, actor(request, user), action="login")
         token = sessions.start_session(s, user)
         home = "/platform/partners" if Role(user.role).is_platform else "/"
     response = RedirectResponse(home, status_code=303)

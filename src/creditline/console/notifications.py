@@ -29,6 +29,7 @@ def _page(
         hooks=endpoints.list_endpoints(v.s, v.partner_id),
         error=error,
         secret_of=secret_of,
+        secret=None if secret_of is None else endpoints.secret_of(v.s, secret_of),
     )
 
 

@@ -59,6 +59,24 @@ async def _page_error(request: Request, exc: Exception) -> Response:
     )
 
 
+def unavailable_page(request: Request) -> Response:
+    """The page shown when the database cannot be reached (503; the form may be resent)."""
+    return templates.TemplateResponse(
+        request,
+        "error.html",
+        {
+            "v": None,
+            "title": "Service unavailable",
+            "message": "The database cannot be reached right now. Try again in a moment; "
+            "if you were saving a form, check whether the change was made before sending "
+            "it again.",
+            "status": 503,
+        },
+        status_code=503,
+        headers={"Retry-After": "1"},
+    )
+
+
 async def _login_required(request: Request, exc: Exception) -> Response:
     return RedirectResponse("/login", status_code=303)
 

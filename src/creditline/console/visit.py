@@ -19,7 +19,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
-from creditline import money
+from creditline import audit, money
 from creditline.auth import sessions
 from creditline.auth.users import Role
 from creditline.db import transaction
@@ -96,6 +96,35 @@ class Visit:
         )
 
 
+def actor(request: Request, user: User | None, email: str = "") -> audit.Actor:
+    """The audit log's view of a console request: the user, their address, the request id."""
+    return audit.Actor(
+        source="console",
+        principal=f"user:{user.email if user is not None else email}",
+        partner_id=user.partner_id if user is not None else None,
+        source_ip=request.client.host if request.client else "",
+        request_id=str(getattr(request.state, "request_id", "")),
+    )
+
+
+def _form_change(request: Request) -> dict[str, Any]:
+    route = request.scope.get("route")
+    # The form was read (and kept by Starlette) when the CSRF check ran.
+    form = getattr(request, "_form", None)
+    fields = (
+        {k: v if isinstance(v, str) else getattr(v, "filename", "") for k, v in form.items()}
+        if form is not None
+        else None
+    )
+    if fields is not None:
+        fields.pop("csrf_token", None)
+    return {
+        "action": f"POST {getattr(route, 'path', request.url.path)}",
+        "object": request.url.path,
+        "after": {"form": fields},
+    }
+
+
 def engine_of(request: Request) -> Engine:
     engine: Engine = request.app.state.engine
     return engine
@@ -132,6 +161,9 @@ def visit(request: Request, *, platform: bool = False) -> Iterator[Visit]:
                 flash=logged.flash,
                 unread=unread,
             )
+            if request.method == "POST":
+                # In the form's own transaction: the row exists exactly when the write does.
+                audit.record(s, actor(request, logged.user), **_form_change(request))
     except CreditlineError as exc:
         # Refusals not handled by the page itself: another partner's object is a missing one.
         if exc.kind == "not_found":

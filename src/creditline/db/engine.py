@@ -9,6 +9,8 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from creditline.config import Settings, get_settings
@@ -59,6 +61,17 @@ def make_engine(url: str | None = None, settings: Settings | None = None) -> Eng
 
 def is_postgres(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` means the database could not be reached or dropped the connection
+    (or a lock or pool wait ran out). The transaction did not commit — or, when the
+    connection dropped during COMMIT itself, its outcome is unknown — so adapters answer
+    "unavailable, retry" rather than an internal error; an idempotency key makes the retry
+    of a write safe either way."""
+    if isinstance(exc, OperationalError | InterfaceError | PoolTimeout):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
 @contextmanager

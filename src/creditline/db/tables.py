@@ -453,9 +453,10 @@ class WebhookEndpoint(Base):
     url: Mapped[str] = mapped_column(String(2000))
     event_types: Mapped[list[str]] = mapped_column(JSON)
     description: Mapped[str] = mapped_column(String(500), default="")
-    secret: Mapped[str] = mapped_column(String(100))
+    #: Encrypted with the server key (``auth.server_key``), like API secrets.
+    secret: Mapped[str] = mapped_column(String(400))
     #: The secret before the last rotation, still signed with until it expires.
-    previous_secret: Mapped[str | None] = mapped_column(String(100), default=None)
+    previous_secret: Mapped[str | None] = mapped_column(String(400), default=None)
     previous_secret_expires_at: Mapped[datetime | None] = mapped_column(default=None)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     disabled_at: Mapped[datetime | None] = mapped_column(default=None)
@@ -547,3 +548,38 @@ class PartnerNotice(Base):
     )
     created_at: Mapped[datetime]
     read_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+# --- Audit log ---
+
+
+class AuditEvent(Base):
+    """One write or login through any door: who (principal, source IP, request id), what
+    (action, object) and the change (``before``/``after``, never a secret). Appended in the
+    same transaction as the write it describes, so it exists exactly when the write does."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        CheckConstraint("source IN ('api', 'tc3', 'console', 'cli')", name="source"),
+        CheckConstraint("outcome IN ('ok', 'refused')", name="outcome"),
+        Index("ix_audit_events_partner_id_id", "partner_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    at: Mapped[datetime]
+    source: Mapped[str] = mapped_column(String(16))
+    #: ``api-key:<secret id> (<name>)``, ``user:<email>``, ``cli:<os user>``.
+    principal: Mapped[str] = mapped_column(String(400))
+    #: The partner the principal acts for (None: platform, customer key, unknown login).
+    partner_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    source_ip: Mapped[str] = mapped_column(String(64), default="")
+    request_id: Mapped[str] = mapped_column(String(100), default="")
+    #: ``POST /v1/customers/{uin}/allocate``, ``AllocateCustomerCredit``, ``login``, ...
+    action: Mapped[str] = mapped_column(String(200))
+    #: The object acted on (the request path, or the Tencent action's subject).
+    object: Mapped[str] = mapped_column(String(500), default="")
+    outcome: Mapped[str] = mapped_column(String(16), default="ok")
+    before: Mapped[Any | None] = mapped_column(JSON(none_as_null=True), default=None)
+    after: Mapped[Any | None] = mapped_column(JSON(none_as_null=True), default=None)

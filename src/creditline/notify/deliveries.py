@@ -259,7 +259,7 @@ def claim(
                 endpoint_id=delivery.endpoint_id,
                 url=None if endpoint is None else endpoint.url,
                 endpoint_enabled=endpoint is not None and endpoint.enabled,
-                secrets=[] if endpoint is None else signing_secrets(endpoint, now),
+                secrets=[] if endpoint is None else signing_secrets(session, endpoint, now),
                 email=delivery.email,
             )
         )

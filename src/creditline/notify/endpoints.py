@@ -1,5 +1,9 @@
 """Webhook endpoints: a partner's URLs, the event types each subscribes to, its signing
-secret (``whsec_...``, rotated with an overlap window), test events and redelivery."""
+secret (``whsec_...``, rotated with an overlap window), test events and redelivery.
+
+Signing secrets are stored encrypted with the server key (:mod:`creditline.auth.server_key`,
+as API secrets are): a copy of the database alone cannot forge the partner's webhooks.
+Read one with :func:`secret_of`."""
 
 from __future__ import annotations
 
@@ -9,9 +13,10 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Engine, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from creditline.auth import server_key
 from creditline.clock import utcnow
 from creditline.db.tables import Delivery, DeliveryAttempt, OutboxEvent, WebhookEndpoint
 from creditline.errors import InvalidInput, NotFound
@@ -31,6 +36,16 @@ MAX_PAGE_SIZE = 500
 def new_secret() -> str:
     """A fresh signing secret in the Standard Webhooks form: ``whsec_`` + base64 of 32 bytes."""
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def _engine(session: Session) -> Engine:
+    bind = session.get_bind()
+    return bind if isinstance(bind, Engine) else bind.engine
+
+
+def secret_of(session: Session, endpoint: WebhookEndpoint) -> str:
+    """The endpoint's current signing secret, in clear (to show once, or to sign with)."""
+    return server_key.decrypt(_engine(session), endpoint.secret)
 
 
 def _url(value: str) -> str:
@@ -83,7 +98,7 @@ def add_endpoint(
             url=url,
             event_types=types,
             description=description,
-            secret=new_secret(),
+            secret=server_key.encrypt(_engine(session), new_secret()),
             enabled=True,
             disabled_reason="",
             created_at=utcnow(),
@@ -181,18 +196,19 @@ def rotate_secret(
     with session.begin_nested():
         endpoint.previous_secret = endpoint.secret if overlap > timedelta(0) else None
         endpoint.previous_secret_expires_at = now + overlap if overlap > timedelta(0) else None
-        endpoint.secret = new_secret()
+        endpoint.secret = server_key.encrypt(_engine(session), new_secret())
         session.flush()
     return endpoint
 
 
-def signing_secrets(endpoint: WebhookEndpoint, now: datetime) -> list[str]:
-    """The secrets an event is signed with now: the current one, and the previous one
-    while its overlap window lasts."""
-    keys = [endpoint.secret]
+def signing_secrets(session: Session, endpoint: WebhookEndpoint, now: datetime) -> list[str]:
+    """The secrets (in clear) an event is signed with now: the current one, and the
+    previous one while its overlap window lasts."""
+    engine = _engine(session)
+    keys = [server_key.decrypt(engine, endpoint.secret)]
     expires = endpoint.previous_secret_expires_at
     if endpoint.previous_secret and expires is not None and now < expires:
-        keys.append(endpoint.previous_secret)
+        keys.append(server_key.decrypt(engine, endpoint.previous_secret))
     return keys
 
 

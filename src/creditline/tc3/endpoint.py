@@ -21,14 +21,14 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import OperationalError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from creditline.db import transaction
+from creditline import audit
+from creditline.db import is_unavailable, transaction
 from creditline.errors import CreditlineError
 from creditline.tc3 import signature
 from creditline.tc3.actions import authorize, resolve
@@ -63,6 +63,8 @@ class TencentRequest:
     query: str
     headers: Mapping[str, str]
     body: bytes
+    #: The caller's address, for the audit log.
+    client: str = ""
 
 
 class TencentEndpoint:
@@ -94,6 +96,7 @@ class TencentEndpoint:
             query=scope.get("query_string", b"").decode("latin-1"),
             headers={name.lower(): value for name, value in request.headers.items()},
             body=body,
+            client=request.client.host if request.client else "",
         )
         answer = await run_in_threadpool(self.answer, incoming)
         await Response(answer, media_type="application/json")(scope, receive, send)
@@ -102,23 +105,31 @@ class TencentEndpoint:
         """The response body for one request: success or a Tencent error, never a raise."""
         request_id = new_request_id()
         try:
-            fields = self._handle(request)
+            fields = self._handle(request, request_id)
         except TencentError as error:
             return failure(error.code, error.message, request_id)
-        except OperationalError:
-            # Lock timeouts and serialization failures: nothing changed, a retry may pass.
-            log.warning("tc3 request %s failed in the database", request_id, exc_info=True)
-            return failure(
-                FAILED_OPERATION, "the operation could not complete; retry it", request_id
-            )
-        except Exception:
+        except Exception as error:
+            if is_unavailable(error):
+                # Lock timeouts, serialization failures, a lost or unreachable database:
+                # the transaction did not commit, a retry may pass. Logged without the
+                # statement's parameters, which could hold a secret.
+                log.warning(
+                    "tc3 request %s: database unavailable (%s)",
+                    request_id,
+                    type(getattr(error, "orig", None) or error).__name__,
+                )
+                return failure(
+                    FAILED_OPERATION,
+                    "the database is unavailable right now; retry the request",
+                    request_id,
+                )
             log.exception("tc3 request %s failed", request_id)
             return failure(
                 INTERNAL_ERROR, f"internal error; quote RequestId {request_id}", request_id
             )
         return success(fields, request_id)
 
-    def _handle(self, request: TencentRequest) -> dict[str, Any]:
+    def _handle(self, request: TencentRequest, request_id: str = "") -> dict[str, Any]:
         headers = request.headers
         authorization = signature.parse_authorization(headers.get("authorization"))
         timestamp = signature.request_time(headers, now=self.clock())
@@ -147,9 +158,37 @@ class TencentEndpoint:
                 )
             params = _params(request)
             try:
-                return action.handler(session, match.caller, params)
+                result = action.handler(session, match.caller, params)
             except CreditlineError as error:
                 raise from_domain(error) from None
+            if action.writes:
+                # In the action's own transaction: the row exists exactly when the write does.
+                audit.record(
+                    session,
+                    audit.Actor(
+                        source="tc3",
+                        principal=f"api-key:{authorization.secret_id}",
+                        partner_id=match.caller.partner_id,
+                        source_ip=request.client,
+                        request_id=request_id,
+                    ),
+                    action=action.name,
+                    after={"request": _asked(request), "answer": json.loads(_json(result))},
+                )
+            return result
+
+
+def _asked(request: TencentRequest) -> Any:
+    if request.method == "GET":
+        return dict(parse_qsl(request.query, keep_blank_values=True))
+    try:
+        return json.loads(request.body or b"{}")
+    except ValueError:
+        return None
+
+
+def _json(result: dict[str, Any]) -> str:
+    return json.dumps(result, default=str)
 
 
 def _is_tencent(scope: Scope) -> bool:
