@@ -3,6 +3,8 @@ allocation record, with a ``credit.allocation_recorded`` outbox event beside it.
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Callable
 
 import pytest
@@ -13,7 +15,7 @@ from tests.ledger.scenario import charge, ingest, reseller
 from creditline.db import transaction
 from creditline.db.tables import AllocationRecord, OutboxEvent
 from creditline.errors import CreditlineError
-from creditline.ledger import accounts, credit, pools
+from creditline.ledger import accounts, credit, pools, records
 from creditline.ledger.records import Origin
 
 ORIGIN = Origin(
@@ -136,3 +138,20 @@ def test_refused_operation_appends_no_record(engine: Engine, amount: int) -> Non
         )
     with transaction(engine) as s:
         assert s.execute(select(func.count()).select_from(AllocationRecord)).scalar_one() == count
+
+
+def test_csv_export_quotes_what_a_spreadsheet_would_run(engine: Engine) -> None:
+    shop = reseller(engine, pool=10_000, credits=(0,))
+    hostile = Origin(operator="=cmd|' /C calc'!A0", source="api", remark="@SUM(1+1)")
+    with transaction(engine) as s:
+        credit.allocate_credit(
+            s, partner_id=shop.id, customer_uin=shop.customer, amount=500, origin=hostile
+        )
+        text = "".join(records.csv_chunks(s, partner_id=shop.id, size=10))
+    rows = list(csv.reader(io.StringIO(text)))
+    assert rows[0] == list(records.CSV_COLUMNS)
+    newest = dict(zip(rows[0], rows[1], strict=True))
+    assert newest["operator"] == "'=cmd|' /C calc'!A0"
+    assert newest["remark"] == "'@SUM(1+1)"
+    assert newest["change"] == "5.00"
+    assert len(rows) == 3  # the header, the allocation, the grant

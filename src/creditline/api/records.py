@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterator
 from datetime import datetime
 from enum import StrEnum
@@ -12,7 +10,6 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
-from creditline import money
 from creditline.api.context import MAX_PAGE_SIZE, Call, call
 from creditline.api.errors import ERROR_RESPONSES
 from creditline.api.pool import RecordOut
@@ -66,21 +63,6 @@ def list_records(
     return RecordPage(data=data, has_more=more, next_before=data[-1].id if more else None)
 
 
-CSV_COLUMNS = (
-    "id",
-    "created_at",
-    "kind",
-    "customer_uin",
-    "sub_partner_id",
-    "operator",
-    "change",
-    "total_after",
-    "available_after",
-    "remark",
-    "source",
-)
-
-
 @router.get(
     "/allocation-records.csv",
     response_class=StreamingResponse,
@@ -97,31 +79,8 @@ def export_records(
         records.page(s, partner_id=partner_id, where=where, limit=1)
 
     def rows() -> Iterator[str]:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(CSV_COLUMNS)
         with transaction(c.engine) as s:
-            for n, r in enumerate(records.iterate(s, partner_id=partner_id, where=where), 1):
-                writer.writerow(
-                    [
-                        r.id,
-                        r.created_at.isoformat(),
-                        r.kind,
-                        r.customer_uin or "",
-                        r.sub_partner_id or "",
-                        r.operator,
-                        money.to_text(r.change),
-                        money.to_text(r.total_after),
-                        money.to_text(r.available_after),
-                        r.remark,
-                        r.source,
-                    ]
-                )
-                if n % 500 == 0:
-                    yield buffer.getvalue()
-                    buffer.seek(0)
-                    buffer.truncate()
-        yield buffer.getvalue()
+            yield from records.csv_chunks(s, partner_id=partner_id, where=where)
 
     return StreamingResponse(
         rows(),

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
@@ -12,7 +10,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from starlette.responses import Response
 
-from creditline import money
 from creditline.console.visit import PageError, engine_of, visit
 from creditline.db import transaction
 from creditline.ledger import records
@@ -21,19 +18,6 @@ from creditline.ledger.records import RecordFilter
 router = APIRouter()
 
 PAGE_SIZE = 50
-CSV_COLUMNS = (
-    "id",
-    "time_utc",
-    "kind",
-    "customer_uin",
-    "sub_reseller",
-    "operator",
-    "change",
-    "total_after",
-    "available_after",
-    "remark",
-    "source",
-)
 
 
 def _day(text: str, name: str) -> datetime | None:
@@ -122,32 +106,9 @@ def record_csv(
     engine = engine_of(request)
 
     def lines() -> Iterator[str]:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(CSV_COLUMNS)
         # One read transaction for the whole download, so it is one consistent snapshot.
         with transaction(engine) as s:
-            for r in records.iterate(s, partner_id=partner_id, where=where):
-                writer.writerow(
-                    (
-                        r.id,
-                        r.created_at.isoformat(),
-                        r.kind,
-                        r.customer_uin or "",
-                        r.sub_partner_id or "",
-                        r.operator,
-                        money.to_text(r.change),
-                        money.to_text(r.total_after),
-                        money.to_text(r.available_after),
-                        r.remark,
-                        r.source,
-                    )
-                )
-                if buffer.tell() > 64_000:
-                    yield buffer.getvalue()
-                    buffer.seek(0)
-                    buffer.truncate()
-        yield buffer.getvalue()
+            yield from records.csv_chunks(s, partner_id=partner_id, where=where)
 
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     return StreamingResponse(

@@ -3,6 +3,8 @@ and withdrawal, and the queries that page through it."""
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -179,3 +181,56 @@ def iterate(
         if not more:
             return
         before = rows[-1].id
+
+
+#: The columns of a records CSV export, the same from every door.
+CSV_COLUMNS = (
+    "id",
+    "created_at",
+    "kind",
+    "customer_uin",
+    "sub_partner_id",
+    "operator",
+    "change",
+    "total_after",
+    "available_after",
+    "remark",
+    "source",
+)
+
+
+def _cell(text: str) -> str:
+    # A spreadsheet runs a cell that starts with = + - @ (or a tab/CR) as a formula; free
+    # text (operator, remark) is quoted so an export can never carry one.
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def csv_chunks(
+    session: Session, *, partner_id: int, where: RecordFilter = RecordFilter(), size: int = 64_000
+) -> Iterator[str]:
+    """The matching records as CSV text (header first, newest record first), yielded in
+    chunks of about ``size`` characters so a large export streams."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(CSV_COLUMNS)
+    for r in iterate(session, partner_id=partner_id, where=where):
+        writer.writerow(
+            (
+                r.id,
+                r.created_at.isoformat(),
+                r.kind,
+                r.customer_uin or "",
+                r.sub_partner_id or "",
+                _cell(r.operator),
+                money.to_text(r.change),
+                money.to_text(r.total_after),
+                money.to_text(r.available_after),
+                _cell(r.remark),
+                r.source,
+            )
+        )
+        if buffer.tell() >= size:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
