@@ -25,7 +25,7 @@ from creditline.errors import CreditlineError
 try:  # Typer carries its own copy of click from 0.2x on; the command's context is there.
     from typer._click.globals import get_current_context
 except ImportError:  # pragma: no cover - older Typer on plain click
-    from click import get_current_context  # type: ignore[assignment,no-redef]
+    from click import get_current_context  # type: ignore[no-redef]
 
 #: Exit statuses: 1 a check found problems (verify), 2 usage errors (Typer's own),
 #: 3 a refusal by the rules (bad input, not found, insufficient pool or credit).
