@@ -326,10 +326,12 @@ def list_events(
     principal: str | None = None,
     action: str | None = None,
     since: datetime | None = None,
+    until: datetime | None = None,
     before_id: int | None = None,
     limit: int = 50,
 ) -> list[AuditEvent]:
-    """Audit rows, newest first, filtered; ``before_id`` pages back (keyset)."""
+    """Audit rows, newest first, filtered (``until`` excluded); ``before_id`` pages back
+    (keyset)."""
     query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(min(limit, MAX_PAGE_SIZE + 1))
     if partner_id is not None:
         query = query.where(AuditEvent.partner_id == partner_id)
@@ -339,6 +341,8 @@ def list_events(
         query = query.where(AuditEvent.action.contains(action, autoescape=True))
     if since is not None:
         query = query.where(AuditEvent.at >= since)
+    if until is not None:
+        query = query.where(AuditEvent.at < until)
     if before_id is not None:
         query = query.where(AuditEvent.id < before_id)
     return list(session.execute(query).scalars())

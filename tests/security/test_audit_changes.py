@@ -150,3 +150,75 @@ def test_console_new_key_and_webhook_show_no_secret(
     assert "secret" not in hook_row.after[hook_label]
     shown = re.search(r"whsec_[A-Za-z0-9+/=]+", hooked.text)
     assert shown and shown.group(0) not in str(hook_row.after)
+
+
+def test_console_audit_page_for_platform_admins(
+    client: TestClient, world: World, engine: Engine
+) -> None:
+    for n in range(3):
+        client.post(
+            f"/v1/customers/{world.a_customer}/allocate",
+            json={"amount": "1.00", "remark": f"page {n}"},
+            headers=world.h("a_operator"),
+        )
+    client.patch(
+        f"/v1/customers/{world.a_customer}", json={"remark": "<b>x</b>"}, headers=world.h("a_admin")
+    )
+    _console_login(client, world.users["platform"])
+    page = client.get("/platform/audit")
+    assert page.status_code == 200
+    assert 'href="/platform/audit"' in page.text  # in the sidebar
+    assert page.text.count('data-testid="audit-row"') >= 5
+    assert "&lt;b&gt;x&lt;/b&gt;" in page.text and "<b>x</b>" not in page.text
+    by_action = client.get("/platform/audit", params={"action": "/allocate"})
+    assert by_action.text.count('data-testid="audit-row"') == 3
+    assert "PATCH /v1/customers/{uin}" not in by_action.text
+    operator = world.keys["a_operator"][0]
+    by_principal = client.get("/platform/audit", params={"principal": operator})
+    assert by_principal.text.count('data-testid="audit-row"') == 3
+    later = client.get("/platform/audit", params={"since": "2999-01-01"})
+    assert 'data-testid="audit-row"' not in later.text
+    earlier = client.get("/platform/audit", params={"until": "2000-01-01"})
+    assert 'data-testid="audit-row"' not in earlier.text
+    bad = client.get("/platform/audit", params={"since": "yesterday"})
+    assert bad.status_code == 400
+
+
+def test_console_audit_pages_back(client: TestClient, world: World, engine: Engine) -> None:
+    from creditline.console.audit import PAGE_SIZE
+
+    with transaction(engine) as s:
+        count = s.scalar(select(func.count()).select_from(AuditEvent)) or 0
+    for n in range(PAGE_SIZE + 1 - count):
+        client.patch(
+            f"/v1/customers/{world.a_customer}",
+            json={"remark": f"r{n}"},
+            headers=world.h("a_admin"),
+        )
+    _console_login(client, world.users["platform"])
+    first = client.get("/platform/audit")
+    assert first.text.count('data-testid="audit-row"') == PAGE_SIZE
+    older = re.search(r'href="/platform/audit\?([^"]*before=\d+[^"]*)"', first.text)
+    assert older, "an Older link"
+    second = client.get("/platform/audit?" + older.group(1).replace("&amp;", "&"))
+    assert second.text.count('data-testid="audit-row"') >= 1
+    assert "Newest" in second.text
+
+
+def test_console_viewer_sees_messages_but_cannot_mark_them_read(
+    client: TestClient, world: World, engine: Engine
+) -> None:
+    csrf = _console_login(client, world.users["a_viewer"])
+    page = client.get("/messages")
+    assert page.status_code == 200
+    assert 'class="unread"' in page.text  # an operator would see its button
+    assert "Mark read" not in page.text and "Mark all read" not in page.text
+    first = _last_id(engine)
+    forged = client.post("/messages/read", data={"csrf_token": csrf}, follow_redirects=False)
+    assert forged.status_code == 403
+    one = client.post(
+        f"/messages/{world.ids['alarm']}/read", data={"csrf_token": csrf}, follow_redirects=False
+    )
+    assert one.status_code == 403
+    rows = _since(engine, first)
+    assert [(r.outcome, r.after["error"]["code"]) for r in rows] == [("refused", "forbidden")] * 2
