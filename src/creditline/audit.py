@@ -2,25 +2,49 @@
 Tencent-compatible, console), appended in the same transaction as the write it describes.
 
 Who (principal, source IP, request id), what (action, object, outcome) and the change
-(``before``/``after``). Nothing that could be a secret is kept: every field named like a
-password, secret, token or signature is replaced by ``[redacted]``, and so is any text that
-looks like a webhook secret (``whsec_…``). Only platform admins read it
+(``before``/``after``): the state of every object the write changed — a customer's credit,
+a pool, thresholds, a remark, notification settings, a webhook, an API key, a user, a credit
+application — as it was before and as it is after, keyed like ``"customer 1000042"``.
+The change is found in one place, here: a door calls :func:`watch` on the write's session,
+and every row of those kinds that the write then touches (by an ``UPDATE``/``DELETE``
+statement or by the ORM) is read once just before it changes; :func:`record` reads it
+again and keeps the objects that differ. A refused write is recorded by :func:`refused`,
+in a transaction of its own after the write's was rolled back.
+
+Nothing that could be a secret is kept: every field named like a password, secret, token or
+signature is replaced by ``[redacted]``, and so is any text that looks like a webhook
+secret (``whsec_…``). Only platform admins read it
 (``GET /v1/platform/audit``, ``creditline audit list``).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Engine, Table, and_, event, insert, select
+from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 
+from creditline import money
 from creditline.clock import utcnow
-from creditline.db.tables import AuditEvent
+from creditline.db import transaction
+from creditline.db.tables import (
+    ApiKey,
+    AuditEvent,
+    Base,
+    CreditApplication,
+    Customer,
+    NotificationSettings,
+    Partner,
+    User,
+    WebhookEndpoint,
+)
+
+log = logging.getLogger(__name__)
 
 REDACTED = "[redacted]"
 #: Parts of a field name that mark its value as secret (``secret_id`` is a public id).
@@ -73,6 +97,159 @@ def _bounded(value: Any) -> Any:
     return kept
 
 
+@dataclass(frozen=True)
+class _Kind:
+    """How the audit log shows one kind of object."""
+
+    label: str
+    #: Columns left out: bookkeeping of no interest, or secrets kept encrypted.
+    hidden: frozenset[str] = frozenset()
+    #: Columns whose change makes a write worth describing; empty: any column. (Usage
+    #: updates only ``consumed`` and the fired thresholds: not a write of this log's.)
+    triggers: frozenset[str] = frozenset()
+    #: Columns holding cents, shown as decimal text like the API's amounts.
+    cents: frozenset[str] = frozenset()
+
+
+_KINDS: dict[str, _Kind] = {
+    Customer.__tablename__: _Kind(
+        "customer",
+        hidden=frozenset({"fired_thresholds", "last_alarm_threshold", "last_alarm_at"}),
+        triggers=frozenset({"name", "type", "email", "mobile", "remark", "total_credit"})
+        | frozenset({"identity_status", "thresholds", "partner_id"}),
+        cents=frozenset({"total_credit", "consumed"}),
+    ),
+    Partner.__tablename__: _Kind(
+        "pool",
+        triggers=frozenset({"name", "pool_total", "pool_allocated", "thresholds"}),
+        cents=frozenset({"pool_total", "pool_allocated"}),
+    ),
+    ApiKey.__tablename__: _Kind("api_key", hidden=frozenset({"secret_encrypted"})),
+    User.__tablename__: _Kind(
+        "user",
+        hidden=frozenset({"password_hash"}),
+        # A login stamps last_login_at; the login row says so already.
+        triggers=frozenset({"email", "role", "partner_id"}),
+    ),
+    NotificationSettings.__tablename__: _Kind("notification_settings"),
+    WebhookEndpoint.__tablename__: _Kind(
+        "webhook",
+        hidden=frozenset({"secret", "previous_secret"}),
+        triggers=frozenset({"url", "event_types", "description", "enabled", "secret"})
+        | frozenset({"previous_secret", "previous_secret_expires_at"}),
+    ),
+    CreditApplication.__tablename__: _Kind("credit_application", cents=frozenset({"amount"})),
+}
+_TABLES: dict[str, Table] = {
+    name: table for name, table in Base.metadata.tables.items() if name in _KINDS
+}
+#: ``session.info`` key of the rows a watched write touched: (table, key) -> state before
+#: (None: the row did not exist).
+_TOUCHED = "creditline.audit.touched"
+
+
+def watch(session: Session) -> None:
+    """Note, from now on, the state before of every audited object this session changes,
+    for :func:`record` to keep with the write."""
+    session.info.setdefault(_TOUCHED, {})
+
+
+def _key(table: Table, row: Any) -> tuple[Any, ...]:
+    return tuple(row[c.name] for c in table.primary_key.columns)
+
+
+def _state(table: Table, row: Mapping[Any, Any]) -> dict[str, Any]:
+    kind = _KINDS[table.name]
+    state: dict[str, Any] = {}
+    for name, value in row.items():
+        if name in kind.hidden:
+            continue
+        state[name] = money.to_text(value) if name in kind.cents and value is not None else value
+    if table.name == Customer.__tablename__:
+        state["available"] = money.to_text(row["total_credit"] - row["consumed"])
+    elif table.name == Partner.__tablename__:
+        state["remaining"] = money.to_text(row["pool_total"] - row["pool_allocated"])
+    return state
+
+
+def _snapshot(session: Session, table: Table, where: Any) -> None:
+    touched: dict[tuple[str, tuple[Any, ...]], dict[str, Any] | None] = session.info[_TOUCHED]
+    # Straight on the connection: no autoflush, no ORM events, only the first sight kept.
+    query = select(table) if where is None else select(table).where(where)
+    for row in session.connection().execute(query).mappings():
+        touched.setdefault((table.name, _key(table, row)), _state(table, row))
+
+
+def _statement_sets(state: ORMExecuteState) -> set[str] | None:
+    # SQLAlchemy keeps an UPDATE's SET clause here; when it cannot be read, assume anything.
+    values = getattr(state.statement, "_values", None)
+    if not values:
+        return None
+    return {str(getattr(k, "key", k)) for k in values}
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _before_statement(state: ORMExecuteState) -> None:
+    session = state.session
+    if _TOUCHED not in session.info or not (state.is_update or state.is_delete):
+        return
+    table = getattr(state.statement, "table", None)
+    if not isinstance(table, Table) or table.name not in _KINDS:
+        return
+    triggers = _KINDS[table.name].triggers
+    sets = _statement_sets(state) if state.is_update else None
+    if triggers and sets is not None and not sets & triggers:
+        return
+    _snapshot(session, table, getattr(state.statement, "whereclause", None))
+
+
+@event.listens_for(Session, "before_flush")
+def _before_flush(session: Session, _flush: UOWTransaction, _instances: Any) -> None:
+    if _TOUCHED not in session.info:
+        return
+    for instance in (*session.dirty, *session.deleted):
+        table = getattr(type(instance), "__table__", None)
+        if isinstance(table, Table) and table.name in _KINDS:
+            where = and_(*(c == getattr(instance, c.key) for c in table.primary_key.columns))
+            _snapshot(session, table, where)
+
+
+@event.listens_for(Session, "after_flush")
+def _after_flush(session: Session, _flush: UOWTransaction) -> None:
+    if _TOUCHED not in session.info:
+        return
+    touched = session.info[_TOUCHED]
+    for instance in session.new:
+        table = getattr(type(instance), "__table__", None)
+        if isinstance(table, Table) and table.name in _KINDS:
+            key = tuple(getattr(instance, c.key) for c in table.primary_key.columns)
+            touched.setdefault((table.name, key), None)
+
+
+def _changes(session: Session) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The objects the watched write changed, before and after; then forgets them."""
+    touched = session.info.get(_TOUCHED)
+    if not touched:
+        return {}, {}
+    session.flush()
+    before: dict[str, Any] = {}
+    after: dict[str, Any] = {}
+    for (name, key), was in touched.items():
+        table = _TABLES[name]
+        where = [c == v for c, v in zip(table.primary_key.columns, key, strict=True)]
+        row = session.connection().execute(select(table).where(*where)).mappings().first()
+        now = None if row is None else _state(table, row)
+        if now == was:
+            continue  # touched but unchanged: a refused item of a batch, a no-op
+        label = f"{_KINDS[name].label} {':'.join(str(part) for part in key)}"
+        if was is not None:
+            before[label] = was
+        if now is not None:
+            after[label] = now
+    touched.clear()
+    return before, after
+
+
 def record(
     session: Session,
     actor: Actor,
@@ -83,7 +260,16 @@ def record(
     before: Any = None,
     after: Any = None,
 ) -> None:
-    """Append one audit row in the caller's transaction (redacted, bounded)."""
+    """Append one audit row in the caller's transaction (redacted, bounded).
+
+    The objects a watched write changed (see :func:`watch`) are added: ``before`` holds
+    their states before, ``after`` their states after, next to what the caller passes in
+    ``after`` (the request, the answer)."""
+    was, now = _changes(session)
+    if was:
+        before = {**was, **(before or {})}
+    if now:
+        after = {**now, **(after or {})}
     session.execute(
         insert(AuditEvent).values(
             at=utcnow(),
@@ -101,6 +287,38 @@ def record(
     )
 
 
+def refused(
+    engine: Engine,
+    actor: Actor,
+    *,
+    action: str,
+    code: str,
+    object: str = "",
+    message: str = "",
+    request: Any = None,
+) -> None:
+    """Record a refused write in a short transaction of its own, after the write's was
+    rolled back: the refusal is the only trace the operation leaves. The caller is answered
+    the refusal even when this row cannot be written (the database gone): logged instead."""
+    try:
+        with transaction(engine) as session:
+            record(
+                session,
+                actor,
+                action=action,
+                object=object,
+                outcome="refused",
+                after={"error": {"code": code, "message": message}, "request": request},
+            )
+    except Exception as error:  # the refusal stands; its record is what failed
+        log.warning(
+            "audit: refused %s by %s not recorded (%s)",
+            action,
+            actor.principal,
+            type(getattr(error, "orig", None) or error).__name__,
+        )
+
+
 def list_events(
     session: Session,
     *,
@@ -108,10 +326,12 @@ def list_events(
     principal: str | None = None,
     action: str | None = None,
     since: datetime | None = None,
+    until: datetime | None = None,
     before_id: int | None = None,
     limit: int = 50,
 ) -> list[AuditEvent]:
-    """Audit rows, newest first, filtered; ``before_id`` pages back (keyset)."""
+    """Audit rows, newest first, filtered (``until`` excluded); ``before_id`` pages back
+    (keyset)."""
     query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(min(limit, MAX_PAGE_SIZE + 1))
     if partner_id is not None:
         query = query.where(AuditEvent.partner_id == partner_id)
@@ -121,6 +341,8 @@ def list_events(
         query = query.where(AuditEvent.action.contains(action, autoescape=True))
     if since is not None:
         query = query.where(AuditEvent.at >= since)
+    if until is not None:
+        query = query.where(AuditEvent.at < until)
     if before_id is not None:
         query = query.where(AuditEvent.id < before_id)
     return list(session.execute(query).scalars())

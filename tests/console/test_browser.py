@@ -208,7 +208,8 @@ def test_alarm_in_message_centre_after_usage_import(
     page: playwright_api.Page, engine: Engine
 ) -> None:
     world = build_world(engine)
-    login(page, "viewer@acme.example")
+    # An operator: marking messages read is a write, which viewers may not do.
+    login(page, "operator@acme.example")
     assert page.locator("[data-testid=unread]").count() == 0
     with transaction(engine) as s:
         usage.ingest(

@@ -263,6 +263,13 @@ def test_alarm_reaches_the_message_centre(client: TestClient, world: World, engi
     assert 'data-testid="unread">1<' in home
     messages = client.get("/messages").text
     assert "Alpha Games" in messages and "75%" in messages
+    # A viewer only looks (issue 3): no button, and a forged form is refused.
+    assert "Mark all read" not in messages
+    refused = client.post("/messages/read", data={"csrf_token": token}, follow_redirects=False)
+    assert refused.status_code == 403
+    assert 'data-testid="unread">1<' in client.get("/").text
+    token = login(client, "operator@acme.example")
+    assert "Mark all read" in client.get("/messages").text
     client.post("/messages/read", data={"csrf_token": token})
     assert 'data-testid="unread"' not in client.get("/").text
 

@@ -212,10 +212,9 @@ CONSOLE: dict[tuple[str, str], tuple[str, bool]] = {
     ("GET", "/records"): ("partner", False),
     ("GET", "/records.csv"): ("partner", False),
     ("GET", "/messages"): ("partner", False),
-    # Any partner user marks its own messages read in the console (REST asks for an
-    # operator key): reading a message changes no money.
-    ("POST", "/messages/read"): ("partner", False),
-    ("POST", "/messages/{alarm_id}/read"): ("partner", True),
+    # Marking messages read is a write: an operator's, as in REST; viewers only look.
+    ("POST", "/messages/read"): ("write", False),
+    ("POST", "/messages/{alarm_id}/read"): ("write", True),
     ("GET", "/settings"): ("partner", False),
     ("POST", "/settings/thresholds"): ("manage", False),
     ("POST", "/settings/keys"): ("manage", False),
@@ -246,6 +245,7 @@ CONSOLE: dict[tuple[str, str], tuple[str, bool]] = {
     ("POST", "/platform/partners/{partner_id}/users"): ("platform", False),
     ("GET", "/platform/applications"): ("platform", False),
     ("POST", "/platform/applications/{application_id}/{decision}"): ("platform", False),
+    ("GET", "/platform/audit"): ("platform", False),
 }
 
 

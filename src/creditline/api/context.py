@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import Depends, Header, Request
 from fastapi.responses import JSONResponse, Response
@@ -56,6 +57,9 @@ def authenticate(
             else None
         )
     request.state.secret_id = key.secret_id
+    # For the audit row of a write refused after this point (creditline.api.errors).
+    request.state.audit_principal = f"api-key:{key.secret_id} ({key.name})"
+    request.state.audit_partner_id = key.partner_id
     limiter: RateLimiter = request.app.state.rate_limiter
     limiter.take(key.secret_id)
     return Principal(
@@ -99,27 +103,12 @@ class Call:
 
     def _audit(self, session: Session, answer: str) -> None:
         # In the write's own transaction: the audit row exists exactly when the write does.
-        route = self.request.scope.get("route")
-        template = getattr(route, "path", self.request.url.path)
-        if not template.startswith("/v1/"):
-            template = "/v1" + template  # the route's own path lacks the mount's prefix
-        try:
-            asked = json.loads(self.body) if self.body else None
-        except ValueError:
-            asked = None
-        client = self.request.client
         audit.record(
             session,
-            audit.Actor(
-                source="api",
-                principal=f"api-key:{self.principal.secret_id} ({self.principal.name})",
-                partner_id=self.principal.partner_id,
-                source_ip=client.host if client else "",
-                request_id=str(getattr(self.request.state, "request_id", "")),
-            ),
-            action=f"{self.request.method} {template}",
+            audit_actor(self.request),
+            action=audit_action(self.request),
             object=self.request.url.path,
-            after={"request": asked, "answer": json.loads(answer)},
+            after={"request": _asked(self.body), "answer": json.loads(answer)},
         )
 
     @contextmanager
@@ -144,6 +133,7 @@ class Call:
         """
         if self.idempotency_key is None:
             with transaction(self.engine) as session:
+                audit.watch(session)
                 body = _dump(action(session))
                 self._audit(session, body)
             return _answer(status_code, body)
@@ -173,6 +163,7 @@ class Call:
                             )
                     except IntegrityError:
                         raise _KeyTaken() from None
+                    audit.watch(session)
                     result = action(session)
                     body = _dump(result)
                     kept = body if stored is None else _dump(stored(result))
@@ -186,6 +177,34 @@ class Call:
         raise idempotency.IdempotencyConflict(
             "a request with this Idempotency-Key is still in progress", param="Idempotency-Key"
         )
+
+
+def audit_actor(request: Request) -> audit.Actor:
+    """The audit log's view of an authenticated request: its key, address and request id."""
+    client = request.client
+    return audit.Actor(
+        source="api",
+        principal=str(getattr(request.state, "audit_principal", "")),
+        partner_id=getattr(request.state, "audit_partner_id", None),
+        source_ip=client.host if client else "",
+        request_id=str(getattr(request.state, "request_id", "")),
+    )
+
+
+def audit_action(request: Request) -> str:
+    """``POST /v1/customers/{uin}/allocate``: the method and the route's path template."""
+    route = request.scope.get("route")
+    template = getattr(route, "path", request.url.path)
+    if not template.startswith("/v1/"):
+        template = "/v1" + template  # the route's own path lacks the mount's prefix
+    return f"{request.method} {template}"
+
+
+def _asked(body: bytes) -> Any:
+    try:
+        return json.loads(body) if body else None
+    except ValueError:
+        return None
 
 
 def _dump(result: BaseModel) -> str:
@@ -215,7 +234,27 @@ def write_call(
     ),
 ) -> Call:
     """The dependency every writing endpoint takes."""
+    request.state.audit_body = body  # for the audit row, should the write be refused
     return Call(request, principal, _engine(request), idempotency_key, body)
 
 
-__all__ = ["MAX_PAGE_SIZE", "Call", "JSONResponse", "call", "write_call"]
+def audit_refusal(request: Request, code: str, message: str) -> None:
+    """Record an authenticated caller's refused write (in its own transaction: the write's
+    was rolled back). Reads, unauthenticated and throttled requests are not recorded: a
+    flood of them must not become a flood of writes."""
+    if request.method not in ("POST", "PUT", "PATCH", "DELETE"):
+        return
+    if not getattr(request.state, "audit_principal", ""):
+        return
+    audit.refused(
+        _engine(request),
+        audit_actor(request),
+        action=audit_action(request),
+        object=request.url.path,
+        code=code,
+        message=message,
+        request=_asked(getattr(request.state, "audit_body", b"")),
+    )
+
+
+__all__ = ["MAX_PAGE_SIZE", "Call", "JSONResponse", "audit_refusal", "call", "write_call"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import Response
@@ -131,7 +131,37 @@ class CustomerIn(BaseModel):
     identity_status: int = Field(0, ge=0, le=2)
 
 
-@router.post("/customers", status_code=201, response_model=CustomerOut)
+def _links_to_customer(uin: str) -> dict[str, Any]:
+    """OpenAPI links from an answer naming a customer (``uin``: where its UIN is) to what
+    may follow, for stateful clients and fuzzers."""
+    target = {"uin": uin}
+    return {
+        "GetCustomer": {"operationId": "get_customer_v1_customers__uin__get", "parameters": target},
+        "ChangeRemark": {
+            "operationId": "change_remark_v1_customers__uin__patch",
+            "parameters": target,
+        },
+        "Allocate": {
+            "operationId": "allocate_v1_customers__uin__allocate_post",
+            "parameters": target,
+        },
+        "Withdraw": {
+            "operationId": "withdraw_v1_customers__uin__withdraw_post",
+            "parameters": target,
+        },
+        "SetThresholds": {
+            "operationId": "set_customer_thresholds_v1_customers__uin__thresholds_put",
+            "parameters": target,
+        },
+    }
+
+
+@router.post(
+    "/customers",
+    status_code=201,
+    response_model=CustomerOut,
+    responses={201: {"links": _links_to_customer("$response.body#/uin")}},
+)
 def create_customer(body: CustomerIn, c: Call = Depends(write_call)) -> Response:
     """Associate a new customer with the partner; it starts with no credit."""
     partner_id = c.principal.partner("operator")
@@ -188,7 +218,11 @@ def _change_out(change: credit.CreditChange, customer: Customer) -> CreditChange
     )
 
 
-@router.post("/customers/{uin}/allocate", response_model=CreditChangeOut)
+@router.post(
+    "/customers/{uin}/allocate",
+    response_model=CreditChangeOut,
+    responses={200: {"links": _links_to_customer("$request.path.uin")}},
+)
 def allocate(uin: Uin, body: CreditIn, c: Call = Depends(write_call)) -> Response:
     """Allocate credit from the pool to the customer (needs amount <= pool remaining)."""
     partner_id = c.principal.partner("operator")
@@ -196,7 +230,11 @@ def allocate(uin: Uin, body: CreditIn, c: Call = Depends(write_call)) -> Respons
     return c.write(lambda s: _change(s, c, partner_id, uin, amount, body.remark))
 
 
-@router.post("/customers/{uin}/withdraw", response_model=CreditChangeOut)
+@router.post(
+    "/customers/{uin}/withdraw",
+    response_model=CreditChangeOut,
+    responses={200: {"links": _links_to_customer("$request.path.uin")}},
+)
 def withdraw(uin: Uin, body: CreditIn, c: Call = Depends(write_call)) -> Response:
     """Withdraw credit back to the pool (at most the customer's available credit)."""
     partner_id = c.principal.partner("operator")

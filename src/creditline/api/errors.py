@@ -4,6 +4,7 @@ kind calls for."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -13,6 +14,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
+from creditline.api.context import audit_refusal
 from creditline.auth.rate_limit import RateLimited
 from creditline.errors import CreditlineError
 
@@ -99,8 +101,19 @@ def unavailable() -> JSONResponse:
     )
 
 
-def _validation(_request: Request, exc: Exception) -> JSONResponse:
+def _audited(request: Request, answer: JSONResponse) -> JSONResponse:
+    if answer.status_code not in (401, 429, 503):
+        error = json.loads(bytes(answer.body))["error"]
+        audit_refusal(request, error["code"], error["message"])
+    return answer
+
+
+def _validation(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    return _audited(request, _validation_answer(exc))
+
+
+def _validation_answer(exc: RequestValidationError) -> JSONResponse:
     errors = exc.errors()
     details = [
         {
@@ -124,9 +137,9 @@ def _http(_request: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
 
 
-def _domain(_request: Request, exc: Exception) -> JSONResponse:
+def _domain(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, CreditlineError)
-    return from_domain(exc)
+    return _audited(request, from_domain(exc))
 
 
 def install(app: FastAPI) -> None:

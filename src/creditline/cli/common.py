@@ -6,6 +6,7 @@ from __future__ import annotations
 import getpass
 import json
 import sys
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, NoReturn
@@ -16,10 +17,15 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from creditline import money
+from creditline import audit, money
 from creditline.db import is_postgres, make_engine, transaction
 from creditline.db.migrate import is_up_to_date, upgrade
 from creditline.errors import CreditlineError
+
+try:  # Typer carries its own copy of click from 0.2x on; the command's context is there.
+    from typer._click.globals import get_current_context
+except ImportError:  # pragma: no cover - older Typer on plain click
+    from click import get_current_context  # type: ignore[no-redef]
 
 #: Exit statuses: 1 a check found problems (verify), 2 usage errors (Typer's own),
 #: 3 a refusal by the rules (bad input, not found, insufficient pool or credit).
@@ -90,14 +96,58 @@ def refuse(message: str, *, code: int = EXIT_REFUSED) -> NoReturn:
     raise typer.Exit(code)
 
 
+def _command() -> tuple[str, dict[str, Any]]:
+    """The running command's words (``credit allocate``) and its arguments."""
+    context = get_current_context(silent=True)
+    if context is None:
+        return "", {}
+    words: list[str] = []
+    params: dict[str, Any] = {}
+    level: Any = context
+    while level is not None and level.parent is not None:
+        words.insert(0, level.info_name or "")
+        level = level.parent
+    params = {k: v for k, v in context.params.items() if k != "as_json"}
+    return " ".join(words), params
+
+
+def cli_actor() -> audit.Actor:
+    """The audit log's view of a command: ``cli:<os user>``, no address, a fresh request id."""
+    return audit.Actor(
+        source="cli",
+        principal=f"cli:{default_operator()}",
+        partner_id=None,
+        request_id=uuid.uuid4().hex,
+    )
+
+
 @contextmanager
-def session() -> Iterator[Session]:
+def session(*, audited: bool = False) -> Iterator[Session]:
     """One transaction for the command; a refusal rolls it back and exits with its reason
-    (followed, for a refused batch, by one indented line per bad record)."""
+    (followed, for a refused batch, by one indented line per bad record).
+
+    ``audited``: the command writes; its audit row (the objects it changed, before and
+    after, and its arguments) is appended in the same transaction, or, when refused, in one
+    of its own after the rollback."""
+    who = cli_actor() if audited else None
+    action, params = _command() if audited else ("", {})
     try:
         with transaction(state.engine()) as s:
+            if who is not None:
+                audit.watch(s)
             yield s
+            if who is not None:
+                audit.record(s, who, action=action, after={"request": params})
     except CreditlineError as exc:
+        if who is not None:
+            audit.refused(
+                state.engine(),
+                who,
+                action=action,
+                code=exc.code,
+                message=exc.message,
+                request=params,
+            )
         err.print(f"error: {exc.message}", highlight=False, soft_wrap=True, markup=False)
         for item in exc.details():
             where = f"line {item['line']}" if "line" in item else ""

@@ -24,7 +24,7 @@ def allocate(
 ) -> None:
     """Allocate AMOUNT of the partner's pool to a customer (negative: withdraw, at most the
     available credit). Takes effect immediately."""
-    with session() as s:
+    with session(audited=True) as s:
         cents_ = parse_amount(amount, allow_negative=True)
         customer = accounts.get_customer(s, None, uin)
         change = credit.allocate_credit(

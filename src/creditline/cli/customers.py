@@ -52,7 +52,7 @@ def create(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Associate a new customer with a partner; it starts with no credit."""
-    with session() as s:
+    with session(audited=True) as s:
         customer = accounts.create_customer(
             s, partner_id=partner, name=name, type=type, email=email, mobile=mobile, remark=remark
         )

@@ -34,7 +34,7 @@ def create(
     if partner is None and role is not None:
         refuse("--role applies only to a partner key")
     principal = "partner" if partner is not None else "customer" if customer else "platform"
-    with session() as s:
+    with session(audited=True) as s:
         key = keys.create(
             s,
             principal=principal,
@@ -60,7 +60,7 @@ def revoke(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Revoke a key: every request made with it fails from now on."""
-    with session() as s:
+    with session(audited=True) as s:
         key = keys.revoke(s, secret_id)
     emit(key.describe(), as_json=as_json, text=f"revoked {key.secret_id}")
 

@@ -133,7 +133,7 @@ def webhooks_add(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Add a webhook endpoint; prints its id and signing secret (whsec_...)."""
-    with session() as s:
+    with session(audited=True) as s:
         endpoint = endpoints.add_endpoint(
             s, partner_id=partner, url=url, event_types=event or None, description=description
         )
@@ -166,13 +166,13 @@ def webhooks_remove(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Remove an endpoint; its pending deliveries end as failed."""
-    with session() as s:
+    with session(audited=True) as s:
         endpoints.remove_endpoint(s, partner_id=partner, endpoint_id=endpoint_id)
     emit({"id": endpoint_id, "removed": True}, as_json=as_json, text=f"removed {endpoint_id}")
 
 
 def _set_enabled(partner: int, endpoint_id: int, enabled: bool, as_json: bool) -> None:
-    with session() as s:
+    with session(audited=True) as s:
         endpoint = endpoints.update_endpoint(
             s, partner_id=partner, endpoint_id=endpoint_id, enabled=enabled
         )
@@ -212,7 +212,7 @@ def webhooks_rotate_secret(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Give an endpoint a new secret; the old one stays valid for the overlap window."""
-    with session() as s:
+    with session(audited=True) as s:
         endpoint = endpoints.rotate_secret(
             s,
             partner_id=partner,
@@ -327,8 +327,9 @@ def notify_settings(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Show or change who is emailed when a customer reaches a threshold."""
-    with session() as s:
-        if recipient or add or remove or clear or email_customer is not None:
+    changing = bool(recipient or add or remove or clear or email_customer is not None)
+    with session(audited=changing) as s:
+        if changing:
             current = recipients.update_email_settings(
                 s,
                 partner_id=partner,

@@ -56,7 +56,7 @@ def create(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Create a partner with an empty pool."""
-    with session() as s:
+    with session(audited=True) as s:
         partner = accounts.create_partner(s, name=name, kind=kind, parent_id=parent)
         data = partner_payload(partner)
     emit(data, as_json=as_json, text=f"partner {partner.id} created: {partner.name} ({kind})")
@@ -74,7 +74,7 @@ def grant(
 ) -> None:
     """Grant AMOUNT to a partner's pool from the platform (negative: reduce, down to what
     remains unallocated)."""
-    with session() as s:
+    with session(audited=True) as s:
         cents_ = parse_amount(amount, allow_negative=True)
         origin = Origin(operator=operator or default_operator(), source="cli", remark=remark)
         change = pools.grant(s, partner_id=partner_id, amount=cents_, origin=origin)
@@ -108,7 +108,7 @@ def allocate_pool(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Move AMOUNT of a distributor's pool to one of its second-level resellers."""
-    with session() as s:
+    with session(audited=True) as s:
         cents_ = parse_amount(amount, allow_negative=True)
         origin = Origin(operator=operator or default_operator(), source="cli", remark=remark)
         change = pools.allocate_pool(

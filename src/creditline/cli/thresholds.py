@@ -43,7 +43,7 @@ def set_thresholds(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Set a partner's default thresholds, or one customer's own (``--customer``)."""
-    with session() as s:
+    with session(audited=True) as s:
         values = alarms.set_thresholds(
             s, partner_id=partner_id, thresholds=percents, customer_uin=customer
         )
@@ -58,7 +58,7 @@ def reset(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Put a customer back on its partner's default thresholds."""
-    with session() as s:
+    with session(audited=True) as s:
         values = alarms.set_thresholds(
             s, partner_id=partner_id, thresholds=None, customer_uin=customer
         )

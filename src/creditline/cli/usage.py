@@ -61,7 +61,7 @@ def import_command(
 ) -> None:
     """Import a usage file in one transaction: every line counted, or, if any line is bad,
     none, with every bad line named. Event ids seen before are counted as duplicates."""
-    with _progress_bar(not as_json) as progress, session() as s:
+    with _progress_bar(not as_json) as progress, session(audited=True) as s:
         result = usage_file.import_file(s, file, fmt, progress=progress)
     alarms = [
         {

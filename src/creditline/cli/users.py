@@ -39,7 +39,7 @@ def create(
     if not platform and role is None:
         refuse("--role is needed: admin, operator or viewer")
     password = _read_password()
-    with session() as s:
+    with session(audited=True) as s:
         user = users.create_user(
             s,
             partner_id=partner,

@@ -12,6 +12,7 @@ from starlette.responses import Response
 
 from creditline.console import (
     applications,
+    audit,
     bulk,
     customers,
     dashboard,
@@ -43,6 +44,7 @@ def router() -> APIRouter:
         distributors,
         platform,
         applications,
+        audit,
         notifications,
     ):
         pages.include_router(area.router)

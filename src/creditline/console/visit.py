@@ -65,6 +65,8 @@ class Visit:
     csrf: str
     flash: str | None
     unread: int
+    #: Set when a form is answered with an error page: (code, message) for the audit log.
+    refused: tuple[str, str] | None = None
 
     @property
     def partner_id(self) -> int:
@@ -91,9 +93,17 @@ class Visit:
         sessions.set_flash(self.s, self.token_hash, message)
 
     def render(self, template: str, status: int = 200, **context: Any) -> Response:
+        if status >= 400:
+            # A form answered with its own error page was refused: it is audited as such
+            # and whatever it did is rolled back (see visit()).
+            message = context.get("error")
+            self.refused = (_REFUSAL_CODES.get(status, "refused"), str(message or ""))
         return templates.TemplateResponse(
             self.request, template, {"v": self, **context}, status_code=status
         )
+
+
+_REFUSAL_CODES = {403: "forbidden", 404: "not_found", 409: "conflict", 422: "invalid"}
 
 
 def actor(request: Request, user: User | None, email: str = "") -> audit.Actor:
@@ -107,8 +117,7 @@ def actor(request: Request, user: User | None, email: str = "") -> audit.Actor:
     )
 
 
-def _form_change(request: Request) -> dict[str, Any]:
-    route = request.scope.get("route")
+def _form_fields(request: Request) -> dict[str, Any] | None:
     # The form was read (and kept by Starlette) when the CSRF check ran.
     form = getattr(request, "_form", None)
     fields = (
@@ -118,11 +127,26 @@ def _form_change(request: Request) -> dict[str, Any]:
     )
     if fields is not None:
         fields.pop("csrf_token", None)
-    return {
-        "action": f"POST {getattr(route, 'path', request.url.path)}",
-        "object": request.url.path,
-        "after": {"form": fields},
-    }
+    return fields
+
+
+def _form_action(request: Request) -> str:
+    route = request.scope.get("route")
+    return f"POST {getattr(route, 'path', request.url.path)}"
+
+
+def _refused(request: Request, who: audit.Actor | None, code: str, message: str) -> None:
+    if who is None or request.method != "POST":
+        return
+    audit.refused(
+        engine_of(request),
+        who,
+        action=_form_action(request),
+        object=request.url.path,
+        code=code,
+        message=message,
+        request={"form": _form_fields(request)},
+    )
 
 
 def engine_of(request: Request) -> Engine:
@@ -135,11 +159,13 @@ def visit(request: Request, *, platform: bool = False) -> Iterator[Visit]:
     """The logged-in request in its one transaction. ``platform``: a platform admin's page;
     otherwise a partner's page (a platform admin is sent to the platform pages)."""
     token = request.cookies.get(SESSION_COOKIE)
+    who: audit.Actor | None = None
     try:
         with transaction(engine_of(request)) as s:
             logged = sessions.load_session(s, token)
             if logged is None or token is None:
                 raise LoginRequired()
+            who = actor(request, logged.user)
             role = Role(logged.user.role)
             if platform and not role.is_platform:
                 raise PageError(404, "Not found")
@@ -150,7 +176,7 @@ def visit(request: Request, *, platform: bool = False) -> Iterator[Visit]:
             if logged.user.partner_id is not None:
                 partner = s.get(Partner, logged.user.partner_id)
                 unread = inbox.unread_counts(s, logged.user.partner_id).total
-            yield Visit(
+            page = Visit(
                 request=request,
                 s=s,
                 user=logged.user,
@@ -161,11 +187,43 @@ def visit(request: Request, *, platform: bool = False) -> Iterator[Visit]:
                 flash=logged.flash,
                 unread=unread,
             )
-            if request.method == "POST":
+            if request.method != "POST":
+                yield page
+                return
+            audit.watch(s)
+            # The form's work runs in a savepoint, so an error page can undo all of it.
+            work = s.begin_nested()
+            yield page
+            if page.refused is not None:
+                work.rollback()
+                code, message = page.refused
+                audit.record(
+                    s,
+                    who,
+                    action=_form_action(request),
+                    object=request.url.path,
+                    outcome="refused",
+                    after={
+                        "error": {"code": code, "message": message},
+                        "form": _form_fields(request),
+                    },
+                )
+            else:
+                work.commit()
                 # In the form's own transaction: the row exists exactly when the write does.
-                audit.record(s, actor(request, logged.user), **_form_change(request))
+                audit.record(
+                    s,
+                    who,
+                    action=_form_action(request),
+                    object=request.url.path,
+                    after={"form": _form_fields(request)},
+                )
+    except PageError as exc:
+        _refused(request, who, _REFUSAL_CODES.get(exc.status, "refused"), exc.message)
+        raise
     except CreditlineError as exc:
         # Refusals not handled by the page itself: another partner's object is a missing one.
+        _refused(request, who, exc.code, exc.message)
         if exc.kind == "not_found":
             raise PageError(404, "Not found", exc.message) from exc
         if exc.kind == "forbidden":

@@ -104,9 +104,20 @@ class TencentEndpoint:
     def answer(self, request: TencentRequest) -> bytes:
         """The response body for one request: success or a Tencent error, never a raise."""
         request_id = new_request_id()
+        seen: dict[str, Any] = {}
         try:
-            fields = self._handle(request, request_id)
+            fields = self._handle(request, request_id, seen)
         except TencentError as error:
+            if "actor" in seen and error.code != REQUEST_LIMIT_EXCEEDED:
+                # A signed write refused: recorded once its transaction is rolled back.
+                audit.refused(
+                    self.engine,
+                    seen["actor"],
+                    action=seen["action"],
+                    code=error.code,
+                    message=error.message,
+                    request=_asked(request),
+                )
             return failure(error.code, error.message, request_id)
         except Exception as error:
             if is_unavailable(error):
@@ -129,7 +140,9 @@ class TencentEndpoint:
             )
         return success(fields, request_id)
 
-    def _handle(self, request: TencentRequest, request_id: str = "") -> dict[str, Any]:
+    def _handle(
+        self, request: TencentRequest, request_id: str = "", seen: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         headers = request.headers
         authorization = signature.parse_authorization(headers.get("authorization"))
         timestamp = signature.request_time(headers, now=self.clock())
@@ -150,6 +163,17 @@ class TencentEndpoint:
             )
             _check_version(headers)
             action = resolve(headers["x-tc-action"].strip())
+            actor = audit.Actor(
+                source="tc3",
+                principal=f"api-key:{authorization.secret_id}",
+                partner_id=match.caller.partner_id,
+                source_ip=request.client,
+                request_id=request_id,
+            )
+            if action.writes:
+                audit.watch(session)
+                if seen is not None:
+                    seen.update(actor=actor, action=action.name)
             authorize(action, match.caller)
             if not self.limiter.admit(authorization.secret_id, action.name):
                 raise TencentError(
@@ -165,13 +189,7 @@ class TencentEndpoint:
                 # In the action's own transaction: the row exists exactly when the write does.
                 audit.record(
                     session,
-                    audit.Actor(
-                        source="tc3",
-                        principal=f"api-key:{authorization.secret_id}",
-                        partner_id=match.caller.partner_id,
-                        source_ip=request.client,
-                        request_id=request_id,
-                    ),
+                    actor,
                     action=action.name,
                     after={"request": _asked(request), "answer": json.loads(_json(result))},
                 )
