@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import time
 import uuid
@@ -193,3 +194,10 @@ def create_app(
     # --- end of the Tencent-compatible endpoint ---
     app.add_middleware(RequestContext, max_body=settings.api_max_body_bytes)
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one ``creditline serve --workers N`` process, configured from the
+    environment (``CREDITLINE_*``) as the parent process left it."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    return create_app(worker=os.environ.get("CREDITLINE_SERVE_DELIVERY", "1") != "0")

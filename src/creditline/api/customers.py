@@ -99,17 +99,10 @@ def _search(query: Select[tuple[Customer]], q: str) -> Select[tuple[Customer]]:
     return query.where(or_(*matches))
 
 
-@router.get("/customers", response_model=CustomerPage)
-def list_customers(
-    c: Call = Depends(call),
-    q: str = Query("", max_length=200, description="UIN, or part of name, remark or email"),
-    sort: SortKey = Query(SortKey.associated_at),
-    order: Order = Query(Order.desc),
-    page: int = Query(1, ge=1, le=100_000),
-    page_size: int = Query(20, ge=1, le=MAX_PAGE_SIZE),
-) -> CustomerPage:
-    """The partner's customers, searched, sorted and paged."""
-    partner_id = c.principal.partner()
+def customers_query(
+    partner_id: int, q: str, sort: SortKey, order: Order
+) -> tuple[Select[tuple[Customer]], Select[tuple[int]]]:
+    """The customers page's query (ordered, not yet paged) and its total count."""
     query = _search(select(Customer).where(Customer.partner_id == partner_id), q)
     key = {
         SortKey.associated_at: Customer.associated_at,
@@ -121,11 +114,25 @@ def list_customers(
         ),
     }[sort]
     ordered = [key.desc(), Customer.uin.desc()] if order is Order.desc else [key, Customer.uin]
+    count = select(func.count()).select_from(query.subquery())
+    return query.order_by(*ordered), count
+
+
+@router.get("/customers", response_model=CustomerPage)
+def list_customers(
+    c: Call = Depends(call),
+    q: str = Query("", max_length=200, description="UIN, or part of name, remark or email"),
+    sort: SortKey = Query(SortKey.associated_at),
+    order: Order = Query(Order.desc),
+    page: int = Query(1, ge=1, le=100_000),
+    page_size: int = Query(20, ge=1, le=MAX_PAGE_SIZE),
+) -> CustomerPage:
+    """The partner's customers, searched, sorted and paged."""
+    partner_id = c.principal.partner()
+    query, count = customers_query(partner_id, q, sort, order)
     with c.read() as s:
-        total = s.execute(select(func.count()).select_from(query.subquery())).scalar_one()
-        rows = s.execute(
-            query.order_by(*ordered).limit(page_size).offset((page - 1) * page_size)
-        ).scalars()
+        total = s.execute(count).scalar_one()
+        rows = s.execute(query.limit(page_size).offset((page - 1) * page_size)).scalars()
         data = [CustomerOut.of(row) for row in rows]
     return CustomerPage(
         data=data,
