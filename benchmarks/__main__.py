@@ -23,6 +23,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     # The server and this process must share the key that encrypts the API secrets.
     os.environ.setdefault("CREDITLINE_SECRET_KEY", "benchmark-server-key-" + "b" * 32)
+    # The per-key request limits protect a shared server from one caller; here the caller
+    # is the benchmark, whose whole point is to find the server's own limit.
+    os.environ.setdefault("CREDITLINE_API_RATE_LIMIT_PER_MINUTE", "0")
+    os.environ.setdefault(
+        "CREDITLINE_TC3_RATE_LIMITS", "AllocateCustomerCredit=1000000/1,*=1000000/1"
+    )
     from benchmarks import suite
 
     report = suite.run(engine=args.engine, quick=args.quick, workers=args.workers, only=args.only)
