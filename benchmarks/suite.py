@@ -389,7 +389,7 @@ def _pages(
     """One partner growing through the customer steps, then the record steps: the
     scaling table, the two page targets at the largest size, and the query plans."""
     url, db = made.new("pages")
-    partner = seed.new_partner(db, name="Bench pages", pool=10**13)
+    partner = seed.new_partner(db, name="Bench pages", pool=10**11)
     rows: list[dict[str, Any]] = report["rows"]
     scaling: list[dict[str, Any]] = report["scaling"]
     with Server(url, workers=workers, log=log) as server:

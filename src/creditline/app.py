@@ -12,6 +12,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from anyio import to_thread
 from fastapi import APIRouter, FastAPI
 from sqlalchemy import Engine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -162,6 +163,12 @@ def create_app(
         if engine.dialect.name == "sqlite":
             # The embedded database creates and upgrades its own schema.
             upgrade(engine)
+        else:
+            # Endpoints run in a thread pool; more threads than pooled connections only
+            # queue inside the pool (or open and close overflow connections per request),
+            # so requests wait in the event loop instead. The overflow stays for the
+            # delivery worker and the Tencent endpoint's bursts.
+            to_thread.current_default_thread_limiter().total_tokens = settings.pool_size
         delivery: Worker | None = None
         if worker:
             # The outbox delivery worker runs in-process, so the embedded default delivers
