@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, select, text
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, Engine, select, text
 
 from benchmarks import databases, load, seed
 from benchmarks.server import ROOT, Server
@@ -155,9 +154,15 @@ def insert_select_rate(engine: Engine, rows: int) -> dict[str, Any]:
     return {"rows": rows, "seconds": round(seconds, 3), "rows_per_second": round(rows / seconds, 1)}
 
 
-def _compile(engine: Engine, statement: Any) -> str:
-    dialect = postgresql.dialect() if engine.dialect.name == "postgresql" else sqlite.dialect()
-    return str(statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+def _explain(connection: Connection, prefix: str, statement: Any) -> list[Any]:
+    """``prefix`` + the statement as the driver receives it, with its parameters."""
+    compiled = statement.compile(dialect=connection.dialect)
+    params = compiled.construct_params()
+    if compiled.positiontup is not None:
+        return connection.exec_driver_sql(
+            prefix + str(compiled), tuple(params[name] for name in compiled.positiontup)
+        ).all()
+    return connection.exec_driver_sql(prefix + str(compiled), params).all()
 
 
 def query_plans(engine: Engine, partner: seed.Partner) -> dict[str, str]:
@@ -171,12 +176,14 @@ def query_plans(engine: Engine, partner: seed.Partner) -> dict[str, str]:
     )
     one_customer = newest.where(AllocationRecord.customer_uin == partner.customers[7])
     withdrawals = newest.where(AllocationRecord.kind == "withdrawal")
+    grants = newest.where(AllocationRecord.kind == "grant")
     statements = {
         "customers page (q=harbor, sort=available_credit desc), rows": rows.limit(20).offset(40),
         "customers page, total count": count,
         "records page, newest": newest,
         "records page, one customer": one_customer,
         "records page, kind=withdrawal": withdrawals,
+        "records page, kind=grant (rare)": grants,
     }
     explain = (
         "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) "
@@ -186,7 +193,7 @@ def query_plans(engine: Engine, partner: seed.Partner) -> dict[str, str]:
     plans = {}
     with engine.connect() as c:
         for name, statement in statements.items():
-            lines = c.execute(text(explain + _compile(engine, statement))).all()
+            lines = _explain(c, explain, statement)
             plans[name] = "\n".join(" | ".join(str(v) for v in line) for line in lines)
     return plans
 

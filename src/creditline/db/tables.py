@@ -168,6 +168,9 @@ class AllocationRecord(Base):
             "ix_allocation_records_partner_id_customer_uin_id", "partner_id", "customer_uin", "id"
         ),
         Index("ix_allocation_records_sub_partner_id", "sub_partner_id"),
+        # Filtered pages stay short index ranges at millions of records (migration 0005).
+        Index("ix_allocation_records_partner_id_kind_id", "partner_id", "kind", "id"),
+        Index("ix_allocation_records_partner_id_operator_id", "partner_id", "operator", "id"),
     )
 
     id: Mapped[int] = mapped_column(
