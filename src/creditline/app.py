@@ -166,8 +166,8 @@ def create_app(
         else:
             # Endpoints run in a thread pool; more threads than pooled connections only
             # queue inside the pool (or open and close overflow connections per request),
-            # so requests wait in the event loop instead. The overflow stays for the
-            # delivery worker and the Tencent endpoint's bursts.
+            # so requests wait in the event loop instead. REST and the Tencent endpoint
+            # share these threads; the overflow is left for the delivery worker.
             to_thread.current_default_thread_limiter().total_tokens = settings.pool_size
         delivery: Worker | None = None
         if worker:
