@@ -125,6 +125,15 @@ class Customer(Base):
         CheckConstraint("total_credit >= 0", name="total_credit_not_negative"),
         Index("ix_customers_partner_id_associated_at", "partner_id", "associated_at", "uin"),
         Index("ix_customers_partner_id_available", "partner_id", text("(total_credit - consumed)")),
+        # The search (ILIKE '%x%' on name, email, remark): trigrams on PostgreSQL (0005).
+        Index(
+            "ix_customers_name_email_remark",
+            "name",
+            "email",
+            "remark",
+            postgresql_using="gin",
+            postgresql_ops=dict.fromkeys(("name", "email", "remark"), "gin_trgm_ops"),
+        ),
     )
 
     uin: Mapped[int] = mapped_column(BigInteger, ForeignKey("accounts.uin"), primary_key=True)
