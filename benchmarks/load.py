@@ -11,6 +11,7 @@ import multiprocessing
 import random
 import threading
 import time
+import urllib.parse
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -123,7 +124,7 @@ class Client:
             ), self.work.batch
         if kind == "customers_page":
             words = self.work.params["words"]
-            q = self.random.choice(words)
+            q = urllib.parse.quote(self.random.choice(words))
             sort = self.random.choice(["available_credit", "utilization", "associated_at"])
             order = self.random.choice(["asc", "desc"])
             page = self.random.randint(1, 5)
