@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -154,7 +155,7 @@ def insert_select_rate(engine: Engine, rows: int) -> dict[str, Any]:
     return {"rows": rows, "seconds": round(seconds, 3), "rows_per_second": round(rows / seconds, 1)}
 
 
-def _explain(connection: Connection, prefix: str, statement: Any) -> list[Any]:
+def _explain(connection: Connection, prefix: str, statement: Any) -> Sequence[Any]:
     """``prefix`` + the statement as the driver receives it, with its parameters."""
     compiled = statement.compile(dialect=connection.dialect)
     params = compiled.construct_params()
