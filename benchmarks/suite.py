@@ -49,13 +49,13 @@ FULL = Sizes(
     alarms=200,
 )
 QUICK = Sizes(
-    pgbench_seconds=8,
-    load_seconds=8,
-    scaling_seconds=5,
+    pgbench_seconds=6,
+    load_seconds=6,
+    scaling_seconds=4,
     customer_steps=(1_000, 10_000),
-    record_steps=(100_000, 200_000),
-    page_requests=150,
-    alarms=30,
+    record_steps=(50_000, 100_000),
+    page_requests=100,
+    alarms=20,
 )
 #: Allocations: 1,000 customers over as many resellers as pgbench's scale has branches.
 PARTNERS = 10
