@@ -4,6 +4,8 @@ p99 <= 2 s), with the worker in-process (as ``creditline serve`` runs it) and st
 
     python benchmarks/alarm_latency.py [--alarms 200] [--database-url URL] [--mode both]
 
+``python -m benchmarks run`` runs this script as its alarm row and reads its output.
+
 Without ``--database-url`` a fresh SQLite file in a temporary directory is used. Each
 alarm is one customer's usage crossing 75 %; the webhook receiver is a local HTTP server.
 """

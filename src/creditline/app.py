@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from anyio import to_thread
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
 from sqlalchemy import Engine
@@ -191,6 +193,12 @@ def create_app(
         if engine.dialect.name == "sqlite":
             # The embedded database creates and upgrades its own schema.
             upgrade(engine)
+        else:
+            # Endpoints run in a thread pool; more threads than pooled connections only
+            # queue inside the pool (or open and close overflow connections per request),
+            # so requests wait in the event loop instead. REST and the Tencent endpoint
+            # share these threads; the overflow is left for the delivery worker.
+            to_thread.current_default_thread_limiter().total_tokens = settings.pool_size
         delivery: Worker | None = None
         if worker:
             # The outbox delivery worker runs in-process, so the embedded default delivers
@@ -231,3 +239,10 @@ def create_app(
     app.add_exception_handler(DBAPIError, _database_fault)
     app.add_exception_handler(PoolTimeout, _database_fault)
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one ``creditline serve --workers N`` process, configured from the
+    environment (``CREDITLINE_*``) as the parent process left it."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    return create_app(worker=os.environ.get("CREDITLINE_SERVE_DELIVERY", "1") != "0")

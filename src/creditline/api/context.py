@@ -14,7 +14,6 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 from sqlalchemy import Engine
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from creditline import audit
@@ -22,7 +21,6 @@ from creditline.auth import idempotency, keys
 from creditline.auth.principals import Principal, Unauthenticated
 from creditline.auth.rate_limit import RateLimiter
 from creditline.db import transaction
-from creditline.db.tables import Partner
 from creditline.ledger.records import Origin
 
 #: The largest page any list answers.
@@ -51,11 +49,6 @@ def authenticate(
     secret_id, _, secret_key = credentials.credentials.partition(":")
     with transaction(_engine(request)) as session:
         key = keys.authenticate(session, secret_id.strip(), secret_key.strip())
-        partner_kind = (
-            session.get(Partner, key.partner_id).kind  # type: ignore[union-attr]
-            if key.partner_id is not None
-            else None
-        )
     request.state.secret_id = key.secret_id
     # For the audit row of a write refused after this point (creditline.api.errors).
     request.state.audit_principal = f"api-key:{key.secret_id} ({key.name})"
@@ -68,7 +61,7 @@ def authenticate(
         kind=key.principal,
         name=key.name,
         partner_id=key.partner_id,
-        partner_kind=partner_kind,
+        partner_kind=key.partner_kind,
         role=key.role,
         customer_uin=key.customer_uin,
     )
@@ -144,25 +137,9 @@ class Call:
         for _attempt in range(3):
             try:
                 with transaction(self.engine) as session:
-                    earlier = idempotency.recall(
-                        session,
-                        api_key_id=self.principal.key_id,
-                        key=key,
-                        fingerprint=fingerprint,
-                    )
-                    if earlier is not None:
-                        return _answer(earlier.status_code, earlier.body, replayed=True)
-                    try:
-                        with session.begin_nested():
-                            row_id = idempotency.claim(
-                                session,
-                                api_key_id=self.principal.key_id,
-                                partner_id=self.principal.partner_id,
-                                key=key,
-                                fingerprint=fingerprint,
-                            )
-                    except IntegrityError:
-                        raise _KeyTaken() from None
+                    row_id = self._claim(session, key, fingerprint)
+                    if isinstance(row_id, idempotency.StoredAnswer):
+                        return _answer(row_id.status_code, row_id.body, replayed=True)
                     audit.watch(session)
                     result = action(session)
                     body = _dump(result)
@@ -171,12 +148,38 @@ class Call:
                     self._audit(session, kept)
                 return _answer(status_code, body)
             except _KeyTaken:
-                # The other request has committed by now (the unique index made us wait
-                # for it): the next round finds and replays its answer.
+                # Another request took the key between our look and our claim; the next
+                # round finds and replays its answer.
                 continue
         raise idempotency.IdempotencyConflict(
             "a request with this Idempotency-Key is still in progress", param="Idempotency-Key"
         )
+
+    def _claim(
+        self, session: Session, key: str, fingerprint: str
+    ) -> int | idempotency.StoredAnswer:
+        """The key's fresh row in this transaction, or the answer stored under it.
+
+        The claim comes first: a fresh key (the common case) costs one statement. Only
+        when the key already has a row is it read — to replay, to refuse another request
+        under the same key (409), or to clear a row older than 24 hours and claim anew.
+        """
+        key_id, partner_id = self.principal.key_id, self.principal.partner_id
+        row_id = idempotency.claim(
+            session, api_key_id=key_id, partner_id=partner_id, key=key, fingerprint=fingerprint
+        )
+        if row_id is not None:
+            return row_id
+        earlier = idempotency.recall(session, api_key_id=key_id, key=key, fingerprint=fingerprint)
+        if earlier is not None:
+            return earlier
+        idempotency.clear_expired(session, api_key_id=key_id, key=key)
+        row_id = idempotency.claim(
+            session, api_key_id=key_id, partner_id=partner_id, key=key, fingerprint=fingerprint
+        )
+        if row_id is None:
+            raise _KeyTaken()
+        return row_id
 
 
 def audit_actor(request: Request) -> audit.Actor:

@@ -11,7 +11,8 @@ import json
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from creditline.clock import utcnow
@@ -76,18 +77,14 @@ def recall(session: Session, *, api_key_id: int, key: str, fingerprint: str) -> 
 
 def claim(
     session: Session, *, api_key_id: int, partner_id: int | None, key: str, fingerprint: str
-) -> int:
-    """Insert the key's row in the caller's transaction (raises ``IntegrityError`` when a
-    concurrent request holds it); an expired row of the same key is cleared first."""
-    session.execute(
-        delete(IdempotentRequest).where(
-            IdempotentRequest.api_key_id == api_key_id,
-            IdempotentRequest.key == key,
-            IdempotentRequest.created_at < utcnow() - RETENTION,
-        )
-    )
+) -> int | None:
+    """Insert the key's row in the caller's transaction; None when the key already has one
+    (on PostgreSQL after waiting for a concurrent request holding it to finish). One
+    statement, so the common case — a fresh key — costs a single round trip."""
+    dialect = session.get_bind().dialect.name
+    module = postgresql if dialect == "postgresql" else sqlite
     return session.execute(
-        insert(IdempotentRequest)
+        module.insert(IdempotentRequest)
         .values(
             api_key_id=api_key_id,
             partner_id=partner_id,
@@ -95,8 +92,20 @@ def claim(
             request_hash=fingerprint,
             created_at=utcnow(),
         )
+        .on_conflict_do_nothing(index_elements=["api_key_id", "key"])
         .returning(IdempotentRequest.id)
-    ).scalar_one()
+    ).scalar_one_or_none()
+
+
+def clear_expired(session: Session, *, api_key_id: int, key: str) -> None:
+    """Forget the key's row if it is older than 24 hours, so the key can be used afresh."""
+    session.execute(
+        delete(IdempotentRequest).where(
+            IdempotentRequest.api_key_id == api_key_id,
+            IdempotentRequest.key == key,
+            IdempotentRequest.created_at < utcnow() - RETENTION,
+        )
+    )
 
 
 def store(session: Session, row_id: int, *, status_code: int, body: str) -> None:

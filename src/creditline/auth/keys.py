@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from creditline.auth import server_key
 from creditline.clock import utcnow
 from creditline.db.tables import ApiKey as ApiKeyRow
+from creditline.db.tables import Partner as PartnerRow
 from creditline.errors import CreditlineError, InvalidInput, NotFound
 from creditline.ledger.accounts import get_customer, get_partner
 
@@ -45,6 +46,8 @@ class ApiKey:
     created_at: datetime
     revoked_at: datetime | None
     secret_key: str | None = None
+    #: The kind of the key's partner (distributor, reseller, sub-reseller), where known.
+    partner_kind: str | None = None
 
     def describe(self) -> dict[str, object]:
         """The key as listed: never the secret."""
@@ -180,15 +183,60 @@ def list_keys(
     return [_view(row) for row in session.execute(query).scalars()]
 
 
+#: Decrypted secrets by (database, secret id, encrypted form). Decrypting is the costly
+#: part of a lookup; the row itself is still read on every request, so a revoked key
+#: fails from the next request, and a changed encrypted form misses the cache.
+_secrets: dict[tuple[str, str, str], str] = {}
+_SECRETS_KEPT = 10_000
+
+
+def _decrypted(engine: Engine, secret_id: str, token: str) -> str:
+    cache_key = (str(engine.url), secret_id, token)
+    found = _secrets.get(cache_key)
+    if found is None:
+        found = server_key.decrypt(engine, token)
+        if len(_secrets) >= _SECRETS_KEPT:
+            _secrets.clear()
+        _secrets[cache_key] = found
+    return found
+
+
 def lookup(session: Session, secret_id: str) -> ApiKey:
-    """The live key ``secret_id`` with its decrypted ``secret_key``, for checking a
-    signature or a presented secret. Unknown and revoked keys raise :class:`UnknownKey`."""
+    """The live key ``secret_id`` with its decrypted ``secret_key`` (and its partner's
+    kind), for checking a signature or a presented secret, in one query. Unknown and
+    revoked keys raise :class:`UnknownKey`."""
     row = session.execute(
-        select(ApiKeyRow).where(ApiKeyRow.secret_id == secret_id)
-    ).scalar_one_or_none()
+        select(
+            ApiKeyRow.id,
+            ApiKeyRow.secret_id,
+            ApiKeyRow.secret_encrypted,
+            ApiKeyRow.principal,
+            ApiKeyRow.partner_id,
+            ApiKeyRow.customer_uin,
+            ApiKeyRow.role,
+            ApiKeyRow.name,
+            ApiKeyRow.created_at,
+            ApiKeyRow.revoked_at,
+            PartnerRow.kind,
+        )
+        .outerjoin(PartnerRow, PartnerRow.id == ApiKeyRow.partner_id)
+        .where(ApiKeyRow.secret_id == secret_id)
+    ).one_or_none()
     if row is None or row.revoked_at is not None:
         raise UnknownKey("the API key is unknown or revoked")
-    return _view(row, server_key.decrypt(_engine(session), row.secret_encrypted))
+    return ApiKey(
+        id=row.id,
+        secret_id=row.secret_id,
+        principal=row.principal,
+        partner_id=row.partner_id,
+        customer_uin=row.customer_uin,
+        role=row.role,
+        name=row.name,
+        created_at=row.created_at,
+        revoked_at=row.revoked_at,
+        secret_key=_decrypted(_engine(session), row.secret_id, row.secret_encrypted),
+        partner_kind=row.kind,
+    )
 
 
 def authenticate(session: Session, secret_id: str, secret_key: str) -> ApiKey:

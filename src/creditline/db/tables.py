@@ -125,6 +125,15 @@ class Customer(Base):
         CheckConstraint("total_credit >= 0", name="total_credit_not_negative"),
         Index("ix_customers_partner_id_associated_at", "partner_id", "associated_at", "uin"),
         Index("ix_customers_partner_id_available", "partner_id", text("(total_credit - consumed)")),
+        # The search (ILIKE '%x%' on name, email, remark): trigrams on PostgreSQL (0005).
+        Index(
+            "ix_customers_name_email_remark",
+            "name",
+            "email",
+            "remark",
+            postgresql_using="gin",
+            postgresql_ops=dict.fromkeys(("name", "email", "remark"), "gin_trgm_ops"),
+        ),
     )
 
     uin: Mapped[int] = mapped_column(BigInteger, ForeignKey("accounts.uin"), primary_key=True)
@@ -168,6 +177,9 @@ class AllocationRecord(Base):
             "ix_allocation_records_partner_id_customer_uin_id", "partner_id", "customer_uin", "id"
         ),
         Index("ix_allocation_records_sub_partner_id", "sub_partner_id"),
+        # Filtered pages stay short index ranges at millions of records (migration 0005).
+        Index("ix_allocation_records_partner_id_kind_id", "partner_id", "kind", "id"),
+        Index("ix_allocation_records_partner_id_operator_id", "partner_id", "operator", "id"),
     )
 
     id: Mapped[int] = mapped_column(

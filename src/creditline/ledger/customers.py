@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, false, func, or_, select
+from sqlalchemy import ColumnElement, Select, case, false, func, or_, select
 from sqlalchemy.orm import Session
 
 from creditline.db.tables import Customer
@@ -96,23 +96,38 @@ def search(
 ) -> CustomerPage:
     """The partner's customers whose UIN is ``text`` or whose name, remark or email
     contains it (case-insensitive; ``field`` narrows it to one), sorted and paged."""
-    if sort not in SORT_KEYS:
-        raise InvalidInput(f"sort must be one of {', '.join(SORT_KEYS)}", param="sort")
     if not 1 <= limit <= MAX_PAGE_SIZE:
         raise InvalidInput(f"page size must be 1-{MAX_PAGE_SIZE}", param="limit")
     if offset < 0:
         raise InvalidInput("offset must not be negative", param="offset")
+    rows_query, count_query = search_queries(
+        partner_id, text=text, field=field, sort=sort, descending=descending
+    )
+    total = session.execute(count_query).scalar_one()
+    rows = session.execute(rows_query.offset(offset).limit(limit)).scalars()
+    return CustomerPage(list(rows), int(total))
+
+
+def search_queries(
+    partner_id: int,
+    *,
+    text: str = "",
+    field: str = "any",
+    sort: str = "associated_at",
+    descending: bool = True,
+) -> tuple[Select[tuple[Customer]], Select[tuple[int]]]:
+    """The statements behind :func:`search`: the ordered rows (not yet paged) and the count
+    of all matches (exposed so their query plans can be examined)."""
+    if sort not in SORT_KEYS:
+        raise InvalidInput(f"sort must be one of {', '.join(SORT_KEYS)}", param="sort")
     where = [Customer.partner_id == partner_id]
     matched = _matching(text, field)
     if matched is not None:
         where.append(matched)
-    total = session.execute(select(func.count()).select_from(Customer).where(*where)).scalar_one()
     key = SORT_KEYS[sort]
     order = [key.desc(), Customer.uin.desc()] if descending else [key.asc(), Customer.uin.asc()]
-    rows = session.execute(
-        select(Customer).where(*where).order_by(*order).offset(offset).limit(limit)
-    ).scalars()
-    return CustomerPage(list(rows), int(total))
+    count = select(func.count()).select_from(Customer).where(*where)
+    return select(Customer).where(*where).order_by(*order), count
 
 
 def by_uins(session: Session, partner_id: int, uins: Sequence[int]) -> dict[int, Customer]:

@@ -1,0 +1,1 @@
+"""The benchmark suite of DESIGN §6: ``python -m benchmarks run --engine postgresql``."""

@@ -1,0 +1,113 @@
+"""``creditline serve`` as its own process (or processes, with ``--workers``), on a free
+loopback port, and the peak memory of each of its processes."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        found = (Path(f"/proc/{pid}/task/{pid}/children").read_text()).split()
+    except OSError:
+        return []
+    result = [int(c) for c in found]
+    for child in list(result):
+        result += _children(child)
+    return result
+
+
+def _status_kb(pid: int, field: str) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+class Server:
+    """A running ``creditline serve``; use as a context manager."""
+
+    def __init__(self, url: str, *, workers: int = 1, log: Path | None = None) -> None:
+        self.url = url
+        self.workers = workers
+        self.port = free_port()
+        self.log = log
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> Server:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(
+            [str(ROOT / "src"), str(ROOT), env.get("PYTHONPATH", "")]
+        )
+        command = [
+            sys.executable,
+            "-m",
+            "creditline",
+            "--database-url",
+            self.url,
+            "serve",
+            "--port",
+            str(self.port),
+        ]
+        if self.workers > 1:
+            command += ["--workers", str(self.workers)]
+        sink = open(self.log, "ab") if self.log else subprocess.DEVNULL
+        self.process = subprocess.Popen(command, env=env, stdout=sink, stderr=sink, cwd=ROOT)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"creditline serve exited with {self.process.returncode}")
+            if self._answers():
+                # With several workers, give every one time to finish starting.
+                time.sleep(1.0 if self.workers > 1 else 0.2)
+                return self
+            time.sleep(0.2)
+        raise RuntimeError("creditline serve did not answer within 60 s")
+
+    def _answers(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                s.sendall(b"GET /v1/me HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                return s.recv(12).startswith(b"HTTP/1.1")
+        except OSError:
+            return False
+
+    def pids(self) -> list[int]:
+        """The server's processes: the one started and every descendant."""
+        assert self.process is not None
+        return [self.process.pid, *_children(self.process.pid)]
+
+    def peak_rss_mb(self) -> dict[int, float]:
+        """Each process's peak resident memory so far (``VmHWM``), in MB."""
+        return {pid: _status_kb(pid, "VmHWM") / 1024 for pid in self.pids()}
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        assert self.process is not None
+        self.process.terminate()
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(10)

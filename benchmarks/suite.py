@@ -1,0 +1,544 @@
+"""The DESIGN §6 suite: baselines, creditline's workloads, the scaling table and the query
+plans behind it, as one report (printed as a table, optionally saved as JSON)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, select, text
+
+from benchmarks import databases, load, seed
+from benchmarks.server import ROOT, Server
+from creditline.db import make_engine
+from creditline.db.migrate import upgrade
+from creditline.db.tables import AllocationRecord
+from creditline.ledger.customers import search_queries
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How much of everything one run does."""
+
+    pgbench_seconds: int
+    load_seconds: float
+    scaling_seconds: float
+    customer_steps: tuple[int, ...]
+    record_steps: tuple[int, ...]
+    page_requests: int
+    alarms: int
+    usage_clients: int = 4
+
+
+FULL = Sizes(
+    pgbench_seconds=30,
+    load_seconds=30,
+    scaling_seconds=12,
+    customer_steps=(1_000, 10_000, 100_000),
+    record_steps=(100_000, 1_000_000, 5_000_000),
+    page_requests=600,
+    alarms=200,
+)
+QUICK = Sizes(
+    pgbench_seconds=6,
+    load_seconds=6,
+    scaling_seconds=4,
+    customer_steps=(1_000, 10_000),
+    record_steps=(50_000, 100_000),
+    page_requests=100,
+    alarms=20,
+)
+#: Allocations: 1,000 customers over as many resellers as pgbench's scale has branches.
+PARTNERS = 10
+CUSTOMERS = 1_000
+CLIENTS = 16
+CREDIT = 100_000  # cents each seeded customer holds
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on."""
+    cpu = ""
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    memory = subprocess.run(["free", "-h"], capture_output=True, text=True).stdout.strip()
+    postgres = ""
+    try:
+        engine = make_engine(databases.ADMIN_URL)
+        with engine.connect() as c:
+            postgres = c.execute(text("SHOW server_version")).scalar_one()
+        engine.dispose()
+    except Exception as exc:  # the report says so instead of failing
+        postgres = f"unreachable: {exc.__class__.__name__}"
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "memory": memory,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "postgresql": postgres,
+        "load_average_at_start": os.getloadavg(),
+    }
+
+
+class Databases:
+    """Fresh databases of the chosen engine, dropped (or deleted) at the end."""
+
+    def __init__(self, engine: str) -> None:
+        self.engine = engine
+        self.directory = Path(tempfile.mkdtemp(prefix="creditline-bench-"))
+        self.made: list[str] = []
+
+    def new(self, name: str) -> tuple[str, Engine]:
+        url = (
+            databases.create_database(name)
+            if self.engine == "postgresql"
+            else databases.sqlite_url(self.directory, name)
+        )
+        self.made.append(url)
+        engine = make_engine(url)
+        upgrade(engine)
+        return url, engine
+
+    def drop_all(self) -> None:
+        for url in self.made:
+            if url.startswith("postgresql"):
+                databases.drop_database(url)
+
+
+def _log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def _summary(result: load.Result) -> dict[str, Any]:
+    return {
+        "ok": result.ok,
+        "failed": result.failed,
+        "seconds": round(result.seconds, 2),
+        "per_second": round(result.rate, 1),
+        "items_per_second": round(result.items_rate, 1),
+        "p50_ms": round(result.percentile(50), 2),
+        "p95_ms": round(result.percentile(95), 2),
+        "p99_ms": round(result.percentile(99), 2),
+        "errors": result.errors[:5],
+    }
+
+
+def insert_select_rate(engine: Engine, rows: int) -> dict[str, Any]:
+    """The usage baseline: one server-side ``INSERT ... SELECT`` of ``rows`` usage events
+    shaped as the workload's (same table, same indexes, customers spread the same way)."""
+    series = seed._series(engine)
+    now = seed._now(engine)
+    sql = text(
+        f"{series}, c AS (SELECT uin, partner_id, "
+        "ROW_NUMBER() OVER (ORDER BY uin) - 1 AS k FROM customers), "
+        "n AS (SELECT COUNT(*) AS total FROM customers) "
+        "INSERT INTO usage_events (event_id, partner_id, customer_uin, product, kind, "
+        "list_amount, voucher_amount, counted, occurred_at, ingested_at) "
+        "SELECT 'baseline-' || g.i, c.partner_id, c.uin, 'cvm', 'charge', 35, 5, 30, :now, :now "
+        "FROM g, n, c WHERE c.k = g.i % n.total"
+    )
+    started = time.perf_counter()
+    with engine.begin() as connection:
+        connection.execute(sql, {"n": rows, "now": now})
+    seconds = time.perf_counter() - started
+    return {"rows": rows, "seconds": round(seconds, 3), "rows_per_second": round(rows / seconds, 1)}
+
+
+def _explain(connection: Connection, prefix: str, statement: Any) -> Sequence[Any]:
+    """``prefix`` + the statement as the driver receives it, with its parameters."""
+    compiled = statement.compile(dialect=connection.dialect)
+    params = compiled.construct_params()
+    if compiled.positiontup is not None:
+        return connection.exec_driver_sql(
+            prefix + str(compiled), tuple(params[name] for name in compiled.positiontup)
+        ).all()
+    return connection.exec_driver_sql(prefix + str(compiled), params).all()
+
+
+def query_plans(engine: Engine, partner: seed.Partner) -> dict[str, str]:
+    """EXPLAIN ANALYZE of the queries the two pages run, as the endpoints build them."""
+    rows, count = search_queries(partner.id, text="harbor", sort="available_credit")
+    newest = (
+        select(AllocationRecord)
+        .where(AllocationRecord.partner_id == partner.id)
+        .order_by(AllocationRecord.id.desc())
+        .limit(51)
+    )
+    one_customer = newest.where(AllocationRecord.customer_uin == partner.customers[7])
+    withdrawals = newest.where(AllocationRecord.kind == "withdrawal")
+    grants = newest.where(AllocationRecord.kind == "grant")
+    statements = {
+        "customers page (q=harbor, sort=available_credit desc), rows": rows.limit(20).offset(40),
+        "customers page, total count": count,
+        "records page, newest": newest,
+        "records page, one customer": one_customer,
+        "records page, kind=withdrawal": withdrawals,
+        "records page, kind=grant (rare)": grants,
+    }
+    explain = (
+        "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) "
+        if engine.dialect.name == "postgresql"
+        else "EXPLAIN QUERY PLAN "
+    )
+    plans = {}
+    with engine.connect() as c:
+        for name, statement in statements.items():
+            lines = _explain(c, explain, statement)
+            plans[name] = "\n".join(" | ".join(str(v) for v in line) for line in lines)
+    return plans
+
+
+def alarm_latency(url: str, alarms: int) -> dict[str, Any]:
+    """benchmarks/alarm_latency.py on its own database: commit to webhook received."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
+    run = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "alarm_latency.py"),
+            "--alarms",
+            str(alarms),
+            "--database-url",
+            url,
+            "--mode",
+            "both",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=1200,
+        check=True,
+    )
+    modes = {}
+    for line in run.stdout.splitlines():
+        found = re.match(r"(\S+)\s+n=(\d+)\s+p50=(\d+) ms\s+p99=(\d+) ms\s+max=(\d+) ms", line)
+        if found:
+            modes[found.group(1)] = {
+                "n": int(found.group(2)),
+                "p50_ms": int(found.group(3)),
+                "p99_ms": int(found.group(4)),
+                "max_ms": int(found.group(5)),
+            }
+    return modes
+
+
+def _row(
+    figure: str, measured: float, unit: str, *, baseline: float | None, target: str, ok: bool
+) -> dict[str, Any]:
+    ratio = None if not baseline else measured / baseline
+    return {
+        "figure": figure,
+        "measured": round(measured, 2),
+        "unit": unit,
+        "baseline": None if baseline is None else round(baseline, 1),
+        "ratio": None if ratio is None else round(ratio, 3),
+        "target": target,
+        "pass": ok,
+    }
+
+
+def run(*, engine: str, quick: bool, workers: int, only: list[str] | None) -> dict[str, Any]:
+    """Everything, in order; the report."""
+    sizes = QUICK if quick else FULL
+    workers = workers or (2 if engine == "postgresql" else 1)
+    wanted = set(only or ["pgbench", "allocations", "usage", "pages", "alarms"])
+    report: dict[str, Any] = {
+        "engine": engine,
+        "quick": quick,
+        "workers": workers,
+        "machine": machine(),
+        "rows": [],
+        "scaling": [],
+        "plans": {},
+        "raw": {},
+    }
+    rows: list[dict[str, Any]] = report["rows"]
+    raw: dict[str, Any] = report["raw"]
+    made = Databases(engine)
+    peak_rss: dict[str, float] = {}
+    log = made.directory / "serve.log"
+    try:
+        pg_tps = None
+        if "pgbench" in wanted:
+            _log("pgbench TPC-B, scale 10, 16 clients")
+            pg = databases.pgbench(scale=10, clients=CLIENTS, seconds=sizes.pgbench_seconds)
+            raw["pgbench"] = pg.__dict__
+            pg_tps = pg.tps
+
+        if wanted & {"allocations", "usage"}:
+            url, db = made.new("load")
+            _log(f"seeding {PARTNERS} resellers with {CUSTOMERS} customers")
+            world = seed.build_world(db, partners=PARTNERS, customers=CUSTOMERS, credit=CREDIT)
+            with Server(url, workers=workers, log=log) as server:
+                keys = [p.key for p in world.partners]
+                customers = [p.customers for p in world.partners]
+                for kind, label in (("rest_allocate", "REST"), ("tc3_allocate", "Tencent")):
+                    if "allocations" not in wanted:
+                        break
+                    _log(f"allocations through {label}, {CLIENTS} clients")
+                    result = load.run(
+                        load.Workload(
+                            kind, server.port, keys, customers, seconds=sizes.load_seconds
+                        )
+                    )
+                    raw[kind] = _summary(result)
+                    ok = pg_tps is not None and result.rate >= 0.45 * pg_tps
+                    rows.append(
+                        _row(
+                            f"allocations/s through {label}, {CLIENTS} clients, "
+                            f"{CUSTOMERS:,} customers",
+                            result.rate,
+                            "tps",
+                            baseline=pg_tps,
+                            target=">= 0.45 x pgbench tps",
+                            ok=ok and result.failed == 0,
+                        )
+                    )
+                    rows.append(
+                        _row(
+                            f"allocation p99 through {label} (p50 {result.percentile(50):.1f} ms)",
+                            result.percentile(99),
+                            "ms",
+                            baseline=None,
+                            target="<= 50 ms",
+                            ok=result.percentile(99) <= 50,
+                        )
+                    )
+                if "usage" in wanted:
+                    _log(f"usage ingestion, batches of 1,000, {sizes.usage_clients} clients")
+                    result = load.run(
+                        load.Workload(
+                            "usage",
+                            server.port,
+                            [world.platform],
+                            [world.customers],
+                            clients=sizes.usage_clients,
+                            processes=2,
+                            seconds=sizes.load_seconds,
+                            params={"run": f"u{int(time.time())}"},
+                        )
+                    )
+                    raw["usage"] = _summary(result)
+                peak_rss.update({f"load {k}": v for k, v in server.peak_rss_mb().items()})
+            if "usage" in wanted:
+                base = insert_select_rate(db, max(result.items, 100_000))
+                raw["usage_baseline"] = base
+                ratio_ok = result.items_rate >= 0.30 * base["rows_per_second"]
+                rows.append(
+                    _row(
+                        "usage events/s through REST, batches of 1,000, alarms on",
+                        result.items_rate,
+                        "events/s",
+                        baseline=base["rows_per_second"],
+                        target=">= 0.30 x INSERT ... SELECT rows/s",
+                        ok=ratio_ok and result.failed == 0,
+                    )
+                )
+            db.dispose()
+
+        if wanted & {"pages", "customers", "records"}:
+            parts = {"customers", "records"} if "pages" in wanted else wanted
+            _pages(made, sizes, workers, log, report, peak_rss, parts)
+
+        if "alarms" in wanted:
+            url, db = made.new("alarms")
+            db.dispose()
+            _log(f"alarm webhook latency, {sizes.alarms} alarms per mode")
+            modes = alarm_latency(url, sizes.alarms)
+            raw["alarm_latency"] = modes
+            worst = max((m["p99_ms"] for m in modes.values()), default=float("nan"))
+            rows.append(
+                _row(
+                    "alarm webhook after usage commit, p99 (worse of in-process and "
+                    "standalone worker)",
+                    worst,
+                    "ms",
+                    baseline=None,
+                    target="<= 2000 ms",
+                    ok=worst <= 2000,
+                )
+            )
+
+        if peak_rss:
+            raw["peak_rss_mb"] = {k: round(v, 1) for k, v in peak_rss.items()}
+            worst_rss = max(peak_rss.values())
+            rows.append(
+                _row(
+                    f"serve peak RSS per process ({workers} worker(s))",
+                    worst_rss,
+                    "MB",
+                    baseline=None,
+                    target="<= 300 MB",
+                    ok=worst_rss <= 300,
+                )
+            )
+    finally:
+        made.drop_all()
+    return report
+
+
+def _pages(
+    made: Databases,
+    sizes: Sizes,
+    workers: int,
+    log: Path,
+    report: dict[str, Any],
+    peak_rss: dict[str, float],
+    parts: set[str],
+) -> None:
+    """One partner growing through the customer steps, then the record steps: the
+    scaling table, the two page targets at the largest size, and the query plans.
+    ``parts`` may leave out the customers page or the records page (not their data)."""
+    url, db = made.new("pages")
+    partner = seed.new_partner(db, name="Bench pages", pool=10**11)
+    rows: list[dict[str, Any]] = report["rows"]
+    scaling: list[dict[str, Any]] = report["scaling"]
+    with Server(url, workers=workers, log=log) as server:
+        have = 0
+        customers_page = load.Result()
+        for step in sizes.customer_steps:
+            _log(f"customers: {step:,}")
+            seed.add_customers(db, partner, step - have, credit=CREDIT)
+            seed.analyze(db)
+            have = step
+            if "customers" not in parts:
+                continue
+            customers_page = load.run(
+                load.Workload(
+                    "customers_page",
+                    server.port,
+                    [partner.key],
+                    [partner.customers],
+                    clients=2,
+                    processes=2,
+                    seconds=120,
+                    max_requests=sizes.page_requests,
+                    params={"words": [*seed.WORDS, "key account", "billing1"]},
+                )
+            )
+            allocations = load.run(
+                load.Workload(
+                    "rest_allocate",
+                    server.port,
+                    [partner.key],
+                    [partner.customers],
+                    seconds=sizes.scaling_seconds,
+                )
+            )
+            scaling.append(
+                {
+                    "what": "customers of one partner",
+                    "n": step,
+                    "customers_page": _summary(customers_page),
+                    "rest_allocations_one_partner": _summary(allocations),
+                }
+            )
+        largest = sizes.customer_steps[-1]
+        if "customers" in parts:
+            rows.append(
+                _row(
+                    f"customers page (search + sort), {largest:,} customers, p95 "
+                    f"(p50 {customers_page.percentile(50):.1f} ms)",
+                    customers_page.percentile(95),
+                    "ms",
+                    baseline=None,
+                    target="<= 25 ms",
+                    ok=customers_page.percentile(95) <= 25 and customers_page.failed == 0,
+                )
+            )
+        if "records" in parts:
+            _records(db, server, partner, sizes, report)
+        peak_rss.update({f"pages {k}": v for k, v in server.peak_rss_mb().items()})
+    report["plans"] = query_plans(db, partner)
+    db.dispose()
+
+
+def _records(
+    db: Engine, server: Server, partner: seed.Partner, sizes: Sizes, report: dict[str, Any]
+) -> None:
+    """The records steps: seed up to each size, then page through them."""
+    rows: list[dict[str, Any]] = report["rows"]
+    scaling: list[dict[str, Any]] = report["scaling"]
+    records_page = load.Result()
+    with db.connect() as c:
+        have = c.execute(
+            text("SELECT COUNT(*) FROM allocation_records WHERE partner_id = :p"),
+            {"p": partner.id},
+        ).scalar_one()
+    for step in sizes.record_steps:
+        _log(f"allocation records: {step:,}")
+        if step > have:
+            seed.add_records(db, partner, step - have)
+            have = step
+        records_page = load.run(
+            load.Workload(
+                "records_page",
+                server.port,
+                [partner.key],
+                [partner.customers],
+                clients=2,
+                processes=2,
+                seconds=120,
+                max_requests=sizes.page_requests,
+            )
+        )
+        scaling.append(
+            {
+                "what": "allocation records of one partner",
+                "n": step,
+                "records_page": _summary(records_page),
+            }
+        )
+    largest = sizes.record_steps[-1]
+    rows.append(
+        _row(
+            f"allocation records page (keyset), {largest:,} records, p95 "
+            f"(p50 {records_page.percentile(50):.1f} ms)",
+            records_page.percentile(95),
+            "ms",
+            baseline=None,
+            target="<= 25 ms",
+            ok=records_page.percentile(95) <= 25 and records_page.failed == 0,
+        )
+    )
+
+
+def render(report: dict[str, Any]) -> str:
+    """The report as the one table (and the scaling table) for a terminal."""
+    lines = [
+        f"creditline benchmarks — engine {report['engine']}, "
+        f"{'quick' if report['quick'] else 'full'} run, {report['workers']} server worker(s), "
+        f"{report['machine']['nproc']} CPUs ({report['machine']['cpu']})",
+        "",
+        f"{'figure':<88} {'measured':>14} {'baseline':>12} {'ratio':>7} {'target':<36} result",
+    ]
+    for row in report["rows"]:
+        measured = f"{row['measured']:,.1f} {row['unit']}"
+        baseline = "" if row["baseline"] is None else f"{row['baseline']:,.1f}"
+        ratio = "" if row["ratio"] is None else f"{row['ratio']:.3f}"
+        lines.append(
+            f"{row['figure']:<88} {measured:>14} {baseline:>12} {ratio:>7} {row['target']:<36} "
+            f"{'pass' if row['pass'] else 'FAIL'}"
+        )
+    if report["scaling"]:
+        lines += ["", "scaling", f"{'what':<36} {'n':>10}  figures"]
+        for step in report["scaling"]:
+            parts = []
+            for name, figures in step.items():
+                if isinstance(figures, dict):
+                    parts.append(
+                        f"{name}: {figures['per_second']:.0f}/s p50 {figures['p50_ms']:.1f} ms "
+                        f"p95 {figures['p95_ms']:.1f} ms p99 {figures['p99_ms']:.1f} ms"
+                    )
+            lines.append(f"{step['what']:<36} {step['n']:>10,}  " + "; ".join(parts))
+    return "\n".join(lines)
