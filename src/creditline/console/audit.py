@@ -4,7 +4,6 @@ principal, action and days, newest first, in keyset pages."""
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -12,8 +11,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from creditline import audit
-from creditline.console.records import _day
-from creditline.console.visit import visit
+from creditline.console.visit import day_range, visit
 
 router = APIRouter(prefix="/platform")
 
@@ -36,14 +34,13 @@ def audit_log(
 ) -> Response:
     """The audit log for platform admins: who did what, from where, and what it changed."""
     with visit(request, platform=True) as v:
-        end = _day(until, "until")
+        start, end = day_range(since, until)
         rows = audit.list_events(
             v.s,
             principal=principal.strip() or None,
             action=action.strip() or None,
-            since=_day(since, "since"),
-            # "until" names a whole day: everything before the next midnight.
-            until=None if end is None else end + timedelta(days=1),
+            since=start,
+            until=end,
             before_id=before,
             limit=PAGE_SIZE + 1,
         )

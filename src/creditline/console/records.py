@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from starlette.responses import Response
 
-from creditline.console.visit import PageError, engine_of, visit
+from creditline.console.visit import PageError, day_range, engine_of, visit
 from creditline.db import transaction
 from creditline.ledger import records
 from creditline.ledger.records import RecordFilter
@@ -20,31 +20,19 @@ router = APIRouter()
 PAGE_SIZE = 50
 
 
-def _day(text: str, name: str) -> datetime | None:
-    if not text.strip():
-        return None
-    try:
-        return datetime.strptime(text.strip(), "%Y-%m-%d").replace(tzinfo=UTC)
-    except ValueError:
-        raise PageError(
-            400, "Refused", f"{name} {text!r} is not a date such as 2026-01-31"
-        ) from None
-
-
 def _filter(customer: str, since: str, until: str, operator: str, kind: str) -> RecordFilter:
     uin: int | None = None
     if customer.strip():
         if not (customer.strip().isascii() and customer.strip().isdigit()):
             raise PageError(400, "Refused", f"customer {customer!r} is not a UIN")
         uin = int(customer.strip())
-    end = _day(until, "until")
+    start, end = day_range(since, until)
     return RecordFilter(
         customer_uin=uin,
         operator=operator.strip() or None,
         kind=kind or None,
-        since=_day(since, "since"),
-        # "until" names a whole day: everything before the next midnight.
-        until=None if end is None else end + timedelta(days=1),
+        since=start,
+        until=end,
     )
 
 

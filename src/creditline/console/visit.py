@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -229,3 +230,21 @@ def visit(request: Request, *, platform: bool = False) -> Iterator[Visit]:
         if exc.kind == "forbidden":
             raise PageError(403, "Not permitted", exc.message) from exc
         raise PageError(400, "Refused", exc.message) from exc
+
+
+def day_range(since: str, until: str) -> tuple[datetime | None, datetime | None]:
+    """A form's "from day" and "to day" (``YYYY-MM-DD``, either may be empty) as UTC
+    moments; "to" names a whole day, so the range ends at the next midnight."""
+
+    def day(text: str, name: str) -> datetime | None:
+        if not text.strip():
+            return None
+        try:
+            return datetime.strptime(text.strip(), "%Y-%m-%d").replace(tzinfo=UTC)
+        except ValueError:
+            raise PageError(
+                400, "Refused", f"{name} {text!r} is not a date such as 2026-01-31"
+            ) from None
+
+    end = day(until, "until")
+    return day(since, "since"), None if end is None else end + timedelta(days=1)
