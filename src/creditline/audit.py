@@ -154,6 +154,20 @@ def watch(session: Session) -> None:
     session.info.setdefault(_TOUCHED, {})
 
 
+#: Execution options of an ``UPDATE`` whose caller reports the rows' states before itself
+#: (:func:`saw_before`), derived from its ``RETURNING``: no read before the change.
+DERIVED: dict[str, Any] = {"creditline.audit.derived": True}
+
+
+def saw_before(session: Session, table: Table, row: Mapping[str, Any]) -> None:
+    """Note ``row`` (every column of ``table``) as its state before the watched write,
+    for an ``UPDATE`` run with :data:`DERIVED`; the first sight of a row is kept."""
+    if _TOUCHED not in session.info or table.name not in _KINDS:
+        return
+    touched: dict[tuple[str, tuple[Any, ...]], dict[str, Any] | None] = session.info[_TOUCHED]
+    touched.setdefault((table.name, _key(table, row)), _state(table, row))
+
+
 def _key(table: Table, row: Any) -> tuple[Any, ...]:
     return tuple(row[c.name] for c in table.primary_key.columns)
 
@@ -193,6 +207,8 @@ def _before_statement(state: ORMExecuteState) -> None:
     session = state.session
     if _TOUCHED not in session.info or not (state.is_update or state.is_delete):
         return
+    if state.execution_options.get("creditline.audit.derived"):
+        return  # the caller reports the state before (saw_before)
     table = getattr(state.statement, "table", None)
     if not isinstance(table, Table) or table.name not in _KINDS:
         return

@@ -206,7 +206,7 @@ def _change(
     change = credit.allocate_credit(
         s, partner_id=partner_id, customer_uin=uin, amount=amount, origin=c.origin(remark)
     )
-    return _change_out(change, accounts.get_customer(s, partner_id, uin))
+    return _change_out(change, change.customer)
 
 
 def _change_out(change: credit.CreditChange, customer: Customer) -> CreditChangeOut:
@@ -315,9 +315,9 @@ def _batch(s: Session, c: Call, partner_id: int, body: BatchIn) -> BatchOut:
     results: list[CreditChangeOut] = []
 
     def show(item: credit.BatchItem, change: credit.CreditChange) -> None:
-        # Read while the item's effect is visible: a dry run rolls it back afterwards.
-        customer = accounts.get_customer(s, partner_id, item.customer_uin)
-        results.append(_change_out(change, customer))
+        # Shown now, while the item's effect is visible: a dry run rolls it back afterwards,
+        # and a later item for the same customer updates the same object.
+        results.append(_change_out(change, change.customer))
 
     outcome = credit.allocate_batch(
         s,

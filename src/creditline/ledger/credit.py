@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from sqlalchemy import and_, select, true, update
 from sqlalchemy.orm import Session
 
+from creditline import audit
 from creditline.db.tables import Alarm, AllocationRecord, Customer, Partner
 from creditline.errors import (
     CreditlineError,
@@ -33,6 +34,9 @@ class CreditChange:
     """The outcome of an allocation or withdrawal."""
 
     record: AllocationRecord
+    #: The customer as the change left it, from the UPDATE's RETURNING (no read after);
+    #: the session's one object for it, so a later change in the session updates it too.
+    customer: Customer
     total_credit: int
     consumed: int
     pool: PoolState
@@ -83,8 +87,9 @@ def allocate_credit(
         raise InvalidAmount("amount is beyond the limit of 1,000,000,000.00", param="amount")
     origin = origin.checked()
     with session.begin_nested():
-        # Scope first: another partner's customer answers exactly as a missing one.
-        get_customer(session, partner_id, customer_uin)
+        # No scope read first: the guarded UPDATEs below find the customer only within
+        # ``partner_id``, and only a refusal asks why (missing, or another partner's: both
+        # NotFound). The savepoint undoes the pool's change when the customer's is refused.
         pool_row = session.execute(
             update(Partner)
             .where(
@@ -95,10 +100,11 @@ def allocate_credit(
                 Partner.pool_allocated + amount >= 0,
             )
             .values(pool_allocated=Partner.pool_allocated + amount)
-            .returning(Partner.pool_total, Partner.pool_allocated, Partner.thresholds)
-            .execution_options(synchronize_session=False)
+            .returning(*Partner.__table__.columns)
+            .execution_options(synchronize_session=False, **audit.DERIVED)
         ).one_or_none()
         if pool_row is None:
+            get_customer(session, partner_id, customer_uin)  # a missing customer is NotFound
             if amount < 0:
                 # The customer's credit is part of what is allocated, so it holds less.
                 raise _insufficient_credit(session, partner_id, customer_uin, amount)
@@ -108,7 +114,12 @@ def allocate_credit(
                 f"cannot allocate {to_text(amount)}",
                 param="amount",
             )
-        customer_row = session.execute(
+        audit.saw_before(
+            session,
+            Partner.__table__,
+            {**pool_row._mapping, "pool_allocated": pool_row.pool_allocated - amount},
+        )
+        customer = session.execute(
             update(Customer)
             .where(
                 Customer.partner_id == partner_id,
@@ -123,18 +134,23 @@ def allocate_credit(
                 else true(),
             )
             .values(total_credit=Customer.total_credit + amount)
-            .returning(
-                Customer.total_credit,
-                Customer.consumed,
-                Customer.name,
-                Customer.thresholds,
-                Customer.fired_thresholds,
+            .returning(Customer)
+            .execution_options(
+                synchronize_session=False, populate_existing=True, **audit.DERIVED
             )
-            .execution_options(synchronize_session=False)
-        ).one_or_none()
-        if customer_row is None:
+        ).scalar_one_or_none()
+        if customer is None:
+            get_customer(session, partner_id, customer_uin)  # a missing customer is NotFound
             raise _insufficient_credit(session, partner_id, customer_uin, amount)
-        total, consumed = customer_row.total_credit, customer_row.consumed
+        audit.saw_before(
+            session,
+            Customer.__table__,
+            {
+                **{c.name: getattr(customer, c.key) for c in Customer.__table__.columns},
+                "total_credit": customer.total_credit - amount,
+            },
+        )
+        total, consumed = customer.total_credit, customer.consumed
         record = records.append(
             session,
             partner_id=partner_id,
@@ -150,17 +166,18 @@ def allocate_credit(
             CustomerCredit(
                 partner_id=partner_id,
                 uin=customer_uin,
-                name=customer_row.name,
+                name=customer.name,
                 total_credit=total,
                 consumed=consumed,
-                thresholds=customer_row.thresholds,
-                fired=list(customer_row.fired_thresholds),
+                thresholds=customer.thresholds,
+                fired=list(customer.fired_thresholds),
             ),
             default=pool_row.thresholds,
             cause=record.kind,
         )
     return CreditChange(
         record=record,
+        customer=customer,
         total_credit=total,
         consumed=consumed,
         pool=PoolState(partner_id, pool_row.pool_total, pool_row.pool_allocated),

@@ -1,0 +1,71 @@
+"""One REST allocation's statements, pinned as a count: the benchmark's allocation rate is
+bounded by round trips to the database (docs/benchmarks.md, run 5), so a change that adds
+one shows here. A count, never a time."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, event
+from tests.api.conftest import World
+
+#: Statements sent for one allocation with a fresh Idempotency-Key (COMMITs counted too).
+#: Authentication: BEGIN (SQLite only: BEGIN IMMEDIATE; psycopg begins implicitly), key,
+#: COMMIT. The write: BEGIN (SQLite), idempotency claim, SAVEPOINT, pool UPDATE, customer
+#: UPDATE, record INSERT, outbox INSERT, RELEASE, idempotency answer UPDATE, the audit's
+#: two reads after, audit INSERT, COMMIT.
+EXPECTED = {"sqlite": 16, "postgresql": 14}
+
+
+@contextmanager
+def _statements(engine: Engine) -> Iterator[list[str]]:
+    seen: list[str] = []
+
+    def _on_execute(*args: Any) -> None:
+        seen.append(" ".join(str(args[2]).split()))
+
+    def _on_commit(_connection: Any) -> None:
+        seen.append("COMMIT")
+
+    event.listen(engine, "before_cursor_execute", _on_execute)
+    event.listen(engine, "commit", _on_commit)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", _on_execute)
+        event.remove(engine, "commit", _on_commit)
+
+
+def test_one_allocation_makes_a_pinned_number_of_statements(
+    client: TestClient, world: World, engine: Engine
+) -> None:
+    path = f"/v1/customers/{world.a_customer}/allocate"
+    warm = world.h("a_operator", **{"Idempotency-Key": "warm-up"})
+    assert client.post(path, json={"amount": "1.00"}, headers=warm).status_code == 200
+    headers = world.h("a_operator", **{"Idempotency-Key": "counted"})
+    with _statements(engine) as seen:
+        answer = client.post(path, json={"amount": "2.00"}, headers=headers)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["customer"]["total_credit"] == "3.00"
+    listing = "\n".join(s[:90] for s in seen)
+    assert len(seen) == EXPECTED[engine.dialect.name], listing
+    # The customer is neither read before its UPDATE (scope, audit) nor after it for the
+    # answer; only the audit's one read after the whole write remains.
+    assert sum(s.startswith("SELECT customers.") for s in seen) == 1, listing
+    assert sum(s.startswith("SELECT partners.") for s in seen) == 1, listing
+
+
+def test_a_replay_reads_its_stored_answer_and_changes_nothing(
+    client: TestClient, world: World, engine: Engine
+) -> None:
+    path = f"/v1/customers/{world.a_customer}/allocate"
+    headers = world.h("a_operator", **{"Idempotency-Key": "again"})
+    first = client.post(path, json={"amount": "2.00"}, headers=headers)
+    with _statements(engine) as seen:
+        second = client.post(path, json={"amount": "2.00"}, headers=headers)
+    assert second.headers["idempotent-replayed"] == "true"
+    assert second.json() == first.json()
+    assert not [s for s in seen if s.startswith(("UPDATE", "DELETE"))], seen
