@@ -130,6 +130,39 @@ def test_another_partners_customer_looks_missing(engine: Engine) -> None:
     assert refused.message == f"no customer {acme.customer}"
 
 
+def test_a_missing_customer_is_not_found_whatever_the_amount(engine: Engine) -> None:
+    # The guarded UPDATEs run before anyone asks whether the customer exists: a pool too
+    # small, an amount the pool could give, a withdrawal, another partner's customer whose
+    # credit would allow it — each answers NotFound and leaves the pool as it was.
+    acme = reseller(engine, pool=1_000_00, credits=(100_00,))
+    rival = reseller(engine, pool=1_000_00, credits=(100_00,))
+    for uin, amount in (
+        (999_999_999_999, 10_00),
+        (999_999_999_999, 5_000_00),
+        (999_999_999_999, -10_00),
+        (rival.customer, 10_00),
+        (rival.customer, -10_00),
+        (rival.customer, 5_000_00),
+    ):
+        refused = assert_refused_changes_nothing(
+            engine,
+            lambda s, uin=uin, amount=amount: credit.allocate_credit(
+                s, partner_id=acme.id, customer_uin=uin, amount=amount, origin=OPS
+            ),
+            NotFound,
+        )
+        assert refused.message == f"no customer {uin}"
+    assert pool(engine, acme.id) == (1_000_00, 100_00, 900_00)
+    assert balance(engine, rival.id, rival.customer) == (100_00, 0, 100_00)
+
+
+def test_the_change_carries_the_customer_as_left(engine: Engine) -> None:
+    acme = reseller(engine, pool=1_000_00, credits=(100_00,))
+    change = allocate(engine, acme.id, acme.customer, 50_00)
+    assert (change.customer.uin, change.customer.total_credit) == (acme.customer, 150_00)
+    assert change.customer.total_credit - change.customer.consumed == change.available
+
+
 def test_consumption_may_pass_the_credit(engine: Engine) -> None:
     acme = reseller(engine, pool=1_000_00, credits=(100_00,))
     result = ingest(engine, charge(acme.customer, "250.00"), charge(acme.customer, "40.00"))
