@@ -159,10 +159,11 @@ def watch(session: Session) -> None:
 DERIVED: dict[str, Any] = {"creditline.audit.derived": True}
 
 
-def saw_before(session: Session, table: Table, row: Mapping[str, Any]) -> None:
-    """Note ``row`` (every column of ``table``) as its state before the watched write,
-    for an ``UPDATE`` run with :data:`DERIVED`; the first sight of a row is kept."""
-    if _TOUCHED not in session.info or table.name not in _KINDS:
+def saw_before(session: Session, model: type[Base], row: Mapping[str, Any]) -> None:
+    """Note ``row`` (every column of ``model``'s table) as its state before the watched
+    write, for an ``UPDATE`` run with :data:`DERIVED`; the first sight of a row is kept."""
+    table = _TABLES.get(model.__tablename__)
+    if _TOUCHED not in session.info or table is None:
         return
     touched: dict[tuple[str, tuple[Any, ...]], dict[str, Any] | None] = session.info[_TOUCHED]
     touched.setdefault((table.name, _key(table, row)), _state(table, row))

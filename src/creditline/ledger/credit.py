@@ -116,7 +116,7 @@ def allocate_credit(
             )
         audit.saw_before(
             session,
-            Partner.__table__,
+            Partner,
             {**pool_row._mapping, "pool_allocated": pool_row.pool_allocated - amount},
         )
         customer = session.execute(
@@ -135,16 +135,14 @@ def allocate_credit(
             )
             .values(total_credit=Customer.total_credit + amount)
             .returning(Customer)
-            .execution_options(
-                synchronize_session=False, populate_existing=True, **audit.DERIVED
-            )
+            .execution_options(synchronize_session=False, populate_existing=True, **audit.DERIVED)
         ).scalar_one_or_none()
         if customer is None:
             get_customer(session, partner_id, customer_uin)  # a missing customer is NotFound
             raise _insufficient_credit(session, partner_id, customer_uin, amount)
         audit.saw_before(
             session,
-            Customer.__table__,
+            Customer,
             {
                 **{c.name: getattr(customer, c.key) for c in Customer.__table__.columns},
                 "total_credit": customer.total_credit - amount,
