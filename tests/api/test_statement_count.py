@@ -9,8 +9,11 @@ from contextlib import contextmanager
 from typing import Any
 
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, event, select
 from tests.api.conftest import World
+
+from creditline.db import transaction
+from creditline.db.tables import AuditEvent
 
 #: Statements sent for one allocation with a fresh Idempotency-Key (COMMITs counted too).
 #: Authentication: BEGIN (SQLite only: BEGIN IMMEDIATE; psycopg begins implicitly), key,
@@ -69,3 +72,23 @@ def test_a_replay_reads_its_stored_answer_and_changes_nothing(
     assert second.headers["idempotent-replayed"] == "true"
     assert second.json() == first.json()
     assert not [s for s in seen if s.startswith(("UPDATE", "DELETE"))], seen
+
+
+def test_the_audits_derived_before_is_the_state_the_previous_write_left(
+    client: TestClient, world: World, engine: Engine
+) -> None:
+    # "before" now comes from the UPDATE's RETURNING, "after" is still read: two writes in
+    # a row must agree on every field of the customer and the pool between them.
+    path = f"/v1/customers/{world.a_customer}/allocate"
+    for amount in ("2.00", "3.00"):
+        answer = client.post(path, json={"amount": amount}, headers=world.h("a_operator"))
+        assert answer.status_code == 200, answer.text
+    with transaction(engine) as s:
+        first, second = s.execute(
+            select(AuditEvent)
+            .where(AuditEvent.action == "POST /v1/customers/{uin}/allocate")
+            .order_by(AuditEvent.id)
+        ).scalars()
+        for label in (f"customer {world.a_customer}", f"pool {world.a}"):
+            assert second.before[label] == first.after[label], label
+        assert second.after[f"customer {world.a_customer}"]["total_credit"] == "5.00"
