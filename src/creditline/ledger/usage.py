@@ -4,7 +4,9 @@ Each charge counts ``list_amount - voucher_amount`` against its customer's credi
 counts negative); partner discounts never change what is counted. An event id seen before
 is a duplicate and changes nothing. A batch with any invalid record is refused whole, with
 every invalid record named. Ingestion is one ``INSERT ... ON CONFLICT DO NOTHING`` for the
-batch and one consumption update per customer, customers in ascending UIN order.
+batch and one ``UPDATE`` that adds each customer's net consumption (on PostgreSQL after
+locking the batch's customers in ascending UIN order, so concurrent batches cannot
+deadlock).
 """
 
 from __future__ import annotations
