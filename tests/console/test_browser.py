@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 import socket
 import threading
 import time
@@ -21,6 +22,8 @@ from creditline.db.tables import AllocationRecord, Customer
 from creditline.ledger import usage
 
 playwright_api = pytest.importorskip("playwright.sync_api")
+expect = playwright_api.expect
+expect.set_options(timeout=15_000)
 CHROMIUM = os.environ.get("CREDITLINE_CHROMIUM", "/usr/bin/chromium")
 if not Path(CHROMIUM).exists():
     pytest.skip(f"no Chromium at {CHROMIUM}", allow_module_level=True)
@@ -106,13 +109,13 @@ def test_login_and_logout(page: playwright_api.Page, engine: Engine) -> None:
     page.fill("input[name=email]", "admin@acme.example")
     page.fill("input[name=password]", "wrong password")
     page.click("button[type=submit]")
-    assert "Wrong email or password" in page.inner_text("[data-testid=error]")
+    expect(page.get_by_test_id("error")).to_contain_text("Wrong email or password")
     login(page, "admin@acme.example")
-    assert page.inner_text("[data-testid=pool-remaining]") == "9,000.00"
+    expect(page.get_by_test_id("pool-remaining")).to_have_text("9,000.00")
     page.click("text=Log out")
     page.wait_for_url("**/login")
     page.goto("/customers")
-    assert page.url.endswith("/login")
+    expect(page).to_have_url(re.compile(r"/login$"))
 
 
 def test_search(page: playwright_api.Page, engine: Engine) -> None:
@@ -122,11 +125,12 @@ def test_search(page: playwright_api.Page, engine: Engine) -> None:
     page.fill("input[name=q]", "gamma")
     page.click("form.search button")
     rows = page.locator("[data-testid=customers] tbody tr")
-    assert rows.count() == 1
-    assert "Gamma Retail" in rows.first.inner_text()
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("Gamma Retail")
     page.fill("input[name=q]", str(world.a_customers[1]))
     page.click("form.search button")
-    assert "Beta Labs" in page.locator("[data-testid=customers] tbody tr").first.inner_text()
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("Beta Labs")
 
 
 def test_allocate_then_withdraw_more_than_the_maximum(
@@ -137,21 +141,21 @@ def test_allocate_then_withdraw_more_than_the_maximum(
     login(page, "operator@acme.example")
     page.goto(f"/customers?q={uin}")
     page.click("[data-testid=setting-credit]")
-    assert page.inner_text("[data-testid=pool-remaining]") == "9,000.00"
-    assert page.inner_text("[data-testid=max-withdrawable]") == "0.00"
+    expect(page.get_by_test_id("max-withdrawable")).to_have_text("0.00")
+    expect(page.get_by_test_id("pool-remaining")).to_have_text("9,000.00")
     page.fill("#amount", "300.00")
     page.fill("input[name=remark]", "first month")
     page.click("text=OK")
-    assert "Allocated 300.00 USD" in page.inner_text("[data-testid=flash]")
-    assert page.inner_text(f"tr[data-uin='{uin}'] [data-testid=total-credit]") == "300.00"
+    expect(page.get_by_test_id("flash")).to_contain_text("Allocated 300.00 USD")
+    expect(page.locator(f"tr[data-uin='{uin}'] [data-testid=total-credit]")).to_have_text("300.00")
     before = _records(engine)
 
     # Before submit: the browser explains and does not send the form.
     page.click("[data-testid=setting-credit]")
     page.fill("#amount", "-500")
-    assert "maximum withdrawable" in page.inner_text("#amount-check")
+    expect(page.locator("#amount-check")).to_contain_text("maximum withdrawable")
     page.click("text=OK")
-    assert "/credit" in page.url
+    expect(page).to_have_url(re.compile(r"/credit$"))
     assert _credit(engine, uin) == 30_000
 
     # After submit: without JavaScript the server refuses and says why.
@@ -161,7 +165,7 @@ def test_allocate_then_withdraw_more_than_the_maximum(
     plain.goto(f"/customers/{uin}/credit")
     plain.fill("#amount", "-500")
     plain.click("text=OK")
-    assert "at most 300.00 withdrawable" in plain.inner_text("[data-testid=error]")
+    expect(plain.get_by_test_id("error")).to_contain_text("at most 300.00 withdrawable")
     context.close()
     assert _credit(engine, uin) == 30_000
     assert _records(engine) == before
@@ -174,11 +178,15 @@ def test_records_filter_and_csv_download(page: playwright_api.Page, engine: Engi
         page.goto(f"/customers/{uin}/credit")
         page.fill("#amount", amount)
         page.click("text=OK")
+        expect(page.get_by_test_id("flash")).to_contain_text(f"Allocated {amount} USD")
     page.click("text=Allocation Records")
+    rows = page.locator("[data-testid=records] tbody tr")
+    expect(page).to_have_url(re.compile(r"/records$"))
     page.fill("input[name=customer]", str(world.a_customers[2]))
     page.click("#record-filters button[type=submit]")
-    rows = page.locator("[data-testid=records] tbody tr")
-    assert rows.count() == 1 and "+22.00" in rows.first.inner_text()
+    expect(page).to_have_url(re.compile(f"customer={world.a_customers[2]}"))
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("+22.00")
     with page.expect_download() as info:
         page.click("[data-testid=csv]")
     text = Path(info.value.path()).read_text()
@@ -194,14 +202,14 @@ def test_thresholds(page: playwright_api.Page, engine: Engine) -> None:
     page.click("text=Settings")
     page.fill("input[name=thresholds]", "60, 85, 100")
     page.click("text=Save thresholds")
-    assert page.inner_text("[data-testid=default-thresholds]") == "60%, 85%, 100%"
+    expect(page.get_by_test_id("default-thresholds")).to_have_text("60%, 85%, 100%")
     page.fill("input[name=thresholds]", "5000")
     page.click("text=Save thresholds")
-    assert "outside 1-1000" in page.inner_text("[data-testid=error]")
+    expect(page.get_by_test_id("error")).to_contain_text("outside 1-1000")
     page.goto(f"/customers/{world.a_customers[0]}")
     page.fill("input[name=thresholds]", "50")
     page.click("text=Save thresholds")
-    assert page.inner_text("[data-testid=thresholds]") == "50%"
+    expect(page.get_by_test_id("thresholds")).to_have_text("50%")
 
 
 def test_alarm_in_message_centre_after_usage_import(
@@ -210,7 +218,7 @@ def test_alarm_in_message_centre_after_usage_import(
     world = build_world(engine)
     # An operator: marking messages read is a write, which viewers may not do.
     login(page, "operator@acme.example")
-    assert page.locator("[data-testid=unread]").count() == 0
+    expect(page.get_by_test_id("unread")).to_have_count(0)
     with transaction(engine) as s:
         usage.ingest(
             s,
@@ -231,12 +239,14 @@ def test_alarm_in_message_centre_after_usage_import(
             ),
         )
     page.reload()
-    assert page.inner_text("[data-testid=unread]") == "1"
+    expect(page.get_by_test_id("unread")).to_have_text("1")
     page.click("a.bell")
-    message = page.locator("[data-testid=messages] li.unread").first.inner_text()
-    assert "Alpha Games" in message and "90%" in message
+    message = page.locator("[data-testid=messages] li.unread").first
+    expect(message).to_contain_text("Alpha Games")
+    expect(message).to_contain_text("90%")
     page.click("text=Mark all read")
-    assert page.locator("[data-testid=unread]").count() == 0
+    expect(page.locator("[data-testid=messages] li.unread")).to_have_count(0)
+    expect(page.get_by_test_id("unread")).to_have_count(0)
 
 
 def test_bulk_upload_preview_and_apply(page: playwright_api.Page, engine: Engine) -> None:
@@ -250,11 +260,11 @@ def test_bulk_upload_preview_and_apply(page: playwright_api.Page, engine: Engine
         files=[{"name": "credit.csv", "mimeType": "text/csv", "buffer": body.encode()}],
     )
     page.click("text=Preview")
-    assert page.locator("[data-testid=preview] tbody tr").count() == 2
-    assert page.locator("text=✓ OK").count() == 2
+    expect(page.locator("[data-testid=preview] tbody tr")).to_have_count(2)
+    expect(page.locator("text=✓ OK")).to_have_count(2)
     assert _credit(engine, c1) == 0
     page.click("[data-testid=apply]")
-    assert "Applied all 2 rows" in page.inner_text("[data-testid=flash]")
+    expect(page.get_by_test_id("flash")).to_contain_text("Applied all 2 rows")
     assert (_credit(engine, c1), _credit(engine, c2)) == (4_000, 6_000)
 
 
@@ -268,7 +278,7 @@ def test_forged_form_without_csrf_token_is_refused(
     page.eval_on_selector("#credit-form input[name=csrf_token]", "e => e.remove()")
     page.fill("#amount", "100")
     page.click("text=OK")
-    assert "Form expired or forged" in page.content()
+    expect(page.locator("body")).to_contain_text("Form expired or forged")
     assert _credit(engine, uin) == 0
 
 
@@ -279,10 +289,11 @@ def test_viewer_sees_no_write_buttons_and_a_forged_post_is_refused(
     uin = world.a_customers[1]
     login(page, "viewer@acme.example")
     page.click("text=My Customers")
-    assert page.locator("[data-testid=setting-credit]").count() == 0
-    assert page.locator("text=Bulk allocation").count() == 0
+    expect(page.locator("[data-testid=customers] tbody tr")).to_have_count(3)
+    expect(page.get_by_test_id("setting-credit")).to_have_count(0)
+    expect(page.locator("text=Bulk allocation")).to_have_count(0)
     page.goto(f"/customers/{uin}")
-    assert page.locator("text=Save thresholds").count() == 0
+    expect(page.locator("text=Save thresholds")).to_have_count(0)
     # A POST the viewer builds by hand, with its own valid CSRF token, is still refused.
     token = page.get_attribute("input[name=csrf_token]", "value")
     answer = page.request.post(
@@ -298,11 +309,12 @@ def test_api_key_creation(page: playwright_api.Page, engine: Engine) -> None:
     page.click("text=Settings")
     page.fill("input[placeholder='e.g. billing sync']", "billing sync")
     page.click("text=Create API key")
+    expect(page.get_by_test_id("secret-id")).to_contain_text("AKID")
     secret_id = page.inner_text("[data-testid=secret-id]")
     secret_key = page.inner_text("[data-testid=secret-key]")
     assert secret_id.startswith("AKID") and len(secret_key) >= 32
     page.goto("/settings")
-    assert secret_id in page.inner_text("[data-testid=keys]")
+    expect(page.get_by_test_id("keys")).to_contain_text(secret_id)
     assert secret_key not in page.content()  # shown once only
 
 
@@ -311,12 +323,12 @@ def test_application_approved_by_a_platform_admin(
 ) -> None:
     build_world(engine)
     login(page, "admin@bravo.example")
-    assert page.inner_text("[data-testid=pool-remaining]") == "5,000.00"
+    expect(page.get_by_test_id("pool-remaining")).to_have_text("5,000.00")
     page.click("text=Credit applications")
     page.fill("input[name=amount]", "2500.00")
     page.fill("input[name=reason]", "year-end projects")
     page.click("text=Send application")
-    assert "pending" in page.inner_text("[data-testid=own]")
+    expect(page.get_by_test_id("own")).to_contain_text("pending")
 
     context = browser.new_context(base_url=server)
     staff = context.new_page()
@@ -326,12 +338,12 @@ def test_application_approved_by_a_platform_admin(
     staff.click("button[type=submit]")
     staff.wait_for_url("**/platform/partners")
     staff.click("text=Credit applications")
-    assert "year-end projects" in staff.inner_text("[data-testid=queue]")
+    expect(staff.get_by_test_id("queue")).to_contain_text("year-end projects")
     staff.click("[data-testid^=approve-]")
-    assert "approved" in staff.inner_text("[data-testid=flash]")
+    expect(staff.get_by_test_id("flash")).to_contain_text("approved")
     context.close()
 
     page.goto("/")
-    assert page.inner_text("[data-testid=pool-remaining]") == "7,500.00"
+    expect(page.get_by_test_id("pool-remaining")).to_have_text("7,500.00")
     page.goto("/applications")
-    assert "approved" in page.inner_text("[data-testid=own]")
+    expect(page.get_by_test_id("own")).to_contain_text("approved")
