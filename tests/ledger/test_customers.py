@@ -69,6 +69,20 @@ def test_sort_and_pages(engine: Engine, shop: tuple) -> None:
             ["Customer 0", "Gamma"],
             4,
         )
+        assert (first.has_more, rest.has_more) == (True, False)
+        # Without the count: the same rows, whether more follow, and no total.
+        uncounted = customers.search(
+            s, partner, sort="name", descending=False, limit=3, count=False
+        )
+        assert (names(uncounted), uncounted.has_more, uncounted.total) == (
+            ["Alpha Ltd", "Beta 100%", "Customer 0"],
+            True,
+            None,
+        )
+        with pytest.raises(ValueError):
+            _ = uncounted.counted
+        last = customers.search(s, partner, sort="name", offset=3, limit=1, count=False)
+        assert (len(last.rows), last.has_more) == (1, False)
         with pytest.raises(InvalidInput):
             customers.search(s, partner, sort="password")
 

@@ -68,7 +68,9 @@ class CustomerPage(BaseModel):
     data: list[CustomerOut]
     page: int
     page_size: int
-    total: int
+    total: int | None = Field(
+        description="how many customers match in all; null unless include_total=true"
+    )
     has_more: bool
 
 
@@ -91,6 +93,11 @@ def list_customers(
     order: Order = Query(Order.desc),
     page: int = Query(1, ge=1, le=100_000),
     page_size: int = Query(20, ge=1, le=MAX_PAGE_SIZE),
+    include_total: bool = Query(
+        False,
+        description="also count every match (`total`): a broad search at 100,000 "
+        "customers makes that a scan, so it is asked for, not given by default",
+    ),
 ) -> CustomerPage:
     """The partner's customers, searched, sorted and paged."""
     partner_id = c.principal.partner()
@@ -103,14 +110,11 @@ def list_customers(
             descending=order is Order.desc,
             offset=(page - 1) * page_size,
             limit=page_size,
+            count=include_total,
         )
         data = [CustomerOut.of(row) for row in found.rows]
     return CustomerPage(
-        data=data,
-        page=page,
-        page_size=page_size,
-        total=found.total,
-        has_more=page * page_size < found.total,
+        data=data, page=page, page_size=page_size, total=found.total, has_more=found.has_more
     )
 
 

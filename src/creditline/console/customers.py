@@ -57,7 +57,7 @@ def customer_list(
 
         page = max(page, 1)
         found = page_of(page)
-        total, rows = found.total, found.rows
+        total, rows = found.counted, found.rows
         pages = max(1, math.ceil(total / PAGE_SIZE))
         if page > pages:  # past the end (the list shrank, or a hand-made link): the last page
             page = pages

@@ -45,10 +45,19 @@ SORT_KEYS: dict[str, Any] = {
 
 @dataclass(frozen=True)
 class CustomerPage:
-    """One page of customers and how many match in all."""
+    """One page of customers, whether more follow it, and (when counted) how many match
+    in all."""
 
     rows: list[Customer]
-    total: int
+    total: int | None
+    has_more: bool
+
+    @property
+    def counted(self) -> int:
+        """``total``, of a page searched with ``count=True``."""
+        if self.total is None:
+            raise ValueError("this page was searched without counting its matches")
+        return self.total
 
 
 @dataclass(frozen=True)
@@ -93,9 +102,14 @@ def search(
     descending: bool = True,
     offset: int = 0,
     limit: int = 20,
+    count: bool = True,
 ) -> CustomerPage:
     """The partner's customers whose UIN is ``text`` or whose name, remark or email
-    contains it (case-insensitive; ``field`` narrows it to one), sorted and paged."""
+    contains it (case-insensitive; ``field`` narrows it to one), sorted and paged.
+
+    ``count=False`` leaves ``total`` unknown (None): the page's rows come from an index
+    in sort order and cost the same at any size, while counting every match of a broad
+    search reads all of them (a scan of the partner's customers; docs/benchmarks.md)."""
     if not 1 <= limit <= MAX_PAGE_SIZE:
         raise InvalidInput(f"page size must be 1-{MAX_PAGE_SIZE}", param="limit")
     if offset < 0:
@@ -103,9 +117,11 @@ def search(
     rows_query, count_query = search_queries(
         partner_id, text=text, field=field, sort=sort, descending=descending
     )
-    total = session.execute(count_query).scalar_one()
-    rows = session.execute(rows_query.offset(offset).limit(limit)).scalars()
-    return CustomerPage(list(rows), int(total))
+    # One row past the page tells whether another page follows, without a count.
+    rows = list(session.execute(rows_query.offset(offset).limit(limit + 1)).scalars())
+    has_more = len(rows) > limit
+    total = int(session.execute(count_query).scalar_one()) if count else None
+    return CustomerPage(rows[:limit], total, has_more)
 
 
 def search_queries(

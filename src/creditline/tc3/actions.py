@@ -165,7 +165,7 @@ def query_customers_credit(session: Session, caller: Caller, params: Params) -> 
         offset=(page - 1) * size,
         limit=size,
     )
-    return {"Data": [_customer_credit_data(c) for c in found.rows], "Total": found.total}
+    return {"Data": [_customer_credit_data(c) for c in found.rows], "Total": found.counted}
 
 
 def query_credit_allocation_history(
