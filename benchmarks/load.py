@@ -25,8 +25,9 @@ Request = tuple[str, str, bytes, dict[str, str]]
 
 @dataclass(frozen=True)
 class Workload:
-    """What to send: ``kind`` is rest_allocate, tc3_allocate, usage, customers_page or
-    records_page. ``clients`` connections in total, spread over ``processes``."""
+    """What to send: ``kind`` is rest_allocate, tc3_allocate, usage, customers_page,
+    records_page, rest_pool (an authenticated read) or bare (``GET /``, no key).
+    ``clients`` connections in total, spread over ``processes``."""
 
     kind: str
     port: int
@@ -73,7 +74,7 @@ class Client:
         self.work = work
         self.index = index
         self.random = random.Random(index)
-        self.key = work.keys[index % len(work.keys)]
+        self.key = work.keys[index % len(work.keys)] if work.keys else Key("", "")
         self.customers = work.customers[index % len(work.customers)]
         self.before: int | None = None
         self.sequence = 0
@@ -98,6 +99,10 @@ class Client:
                 {"amount": "1.00", "remark": "bench"},
                 **{"idempotency-key": uuid.uuid4().hex},
             ), 1
+        if kind == "rest_pool":
+            return self._rest("GET", "/v1/pool"), 1
+        if kind == "bare":
+            return ("GET", "/", b"", {}), 1
         if kind == "tc3_allocate":
             uin = self.random.choice(self.customers)
             body = json.dumps({"ClientUin": uin, "AddedCredit": 1.0, "Remark": "bench"})

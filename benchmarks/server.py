@@ -41,14 +41,49 @@ def _status_kb(pid: int, field: str) -> int:
     return 0
 
 
-class Server:
-    """A running ``creditline serve``; use as a context manager."""
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time ``pid`` has used so far (its own threads, not children)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-    def __init__(self, url: str, *, workers: int = 1, log: Path | None = None) -> None:
+
+def postgres_cpu_seconds() -> float:
+    """CPU time used so far by this machine's PostgreSQL processes (0 when the server runs
+    elsewhere): with :meth:`Server.cpu_seconds`, where a workload's CPU goes."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                command = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if command.startswith(b"postgres"):
+                total += _cpu_seconds(int(entry.name))
+    return total
+
+
+class Server:
+    """A running ``creditline serve`` (or, with ``asgi_app``, that ASGI application on the
+    same uvicorn with the same workers); use as a context manager."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        workers: int = 1,
+        log: Path | None = None,
+        asgi_app: str | None = None,
+        delivery: bool = True,
+    ) -> None:
         self.url = url
         self.workers = workers
         self.port = free_port()
         self.log = log
+        self.asgi_app = asgi_app
+        self.delivery = delivery
         self.process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> Server:
@@ -66,6 +101,18 @@ class Server:
             "--port",
             str(self.port),
         ]
+        if not self.delivery:
+            command.append("--no-worker")
+        if self.asgi_app is not None:
+            command = [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                self.asgi_app,
+                "--port",
+                str(self.port),
+                "--no-access-log",
+            ]
         if self.workers > 1:
             command += ["--workers", str(self.workers)]
         sink = open(self.log, "ab") if self.log else subprocess.DEVNULL
@@ -93,6 +140,10 @@ class Server:
         """The server's processes: the one started and every descendant."""
         assert self.process is not None
         return [self.process.pid, *_children(self.process.pid)]
+
+    def cpu_seconds(self) -> float:
+        """CPU time the server's processes have used so far."""
+        return sum(_cpu_seconds(pid) for pid in self.pids())
 
     def peak_rss_mb(self) -> dict[int, float]:
         """Each process's peak resident memory so far (``VmHWM``), in MB."""

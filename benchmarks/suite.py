@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, select, text
 
 from benchmarks import databases, load, seed
-from benchmarks.server import ROOT, Server
+from benchmarks.server import ROOT, Server, postgres_cpu_seconds
 from creditline.db import make_engine
 from creditline.db.migrate import upgrade
 from creditline.db.tables import AllocationRecord
@@ -57,6 +57,8 @@ QUICK = Sizes(
     page_requests=100,
     alarms=20,
 )
+#: The ASGI application of the bare floor (benchmarks/floor_app.py).
+FLOOR_APP = "benchmarks.floor_app:app"
 #: Allocations: 1,000 customers over as many resellers as pgbench's scale has branches.
 PARTNERS = 10
 CUSTOMERS = 1_000
@@ -232,6 +234,39 @@ def alarm_latency(url: str, alarms: int) -> dict[str, Any]:
     return modes
 
 
+def measured(server: Server, work: load.Workload) -> tuple[load.Result, dict[str, float]]:
+    """Run ``work`` against ``server``; the result and where the CPU went, per request:
+    milliseconds of the server's processes and of PostgreSQL's, and the request rate the
+    machine's cores could carry at that cost (``cores / CPU per request``). The load
+    generator's own CPU is left out: it is the client's, as pgbench's client is."""
+    server_before, postgres_before = server.cpu_seconds(), postgres_cpu_seconds()
+    result = load.run(work)
+    server_ms = (server.cpu_seconds() - server_before) * 1000 / max(result.ok, 1)
+    postgres_ms = (postgres_cpu_seconds() - postgres_before) * 1000 / max(result.ok, 1)
+    cores = os.cpu_count() or 1
+    return result, {
+        "server_cpu_ms_per_request": round(server_ms, 2),
+        "postgres_cpu_ms_per_request": round(postgres_ms, 2),
+        "cpu_bound_requests_per_second": round(cores * 1000 / (server_ms + postgres_ms), 1)
+        if server_ms + postgres_ms > 0
+        else 0.0,
+    }
+
+
+def _cost(
+    what: str, result: load.Result, cpu: dict[str, float], pg_tps: float | None
+) -> dict[str, Any]:
+    """One line of the request-path table: the rate, its ratio to pgbench, and the CPU
+    each request cost. The two floors bound the allocation rows from above: what the
+    serving stack allows before an endpoint does any work of its own."""
+    return {
+        "what": what,
+        **_summary(result),
+        **cpu,
+        "ratio_to_pgbench": None if not pg_tps else round(result.rate / pg_tps, 3),
+    }
+
+
 def _row(
     figure: str, measured: float, unit: str, *, baseline: float | None, target: str, ok: bool
 ) -> dict[str, Any]:
@@ -251,19 +286,21 @@ def run(*, engine: str, quick: bool, workers: int, only: list[str] | None) -> di
     """Everything, in order; the report."""
     sizes = QUICK if quick else FULL
     workers = workers or (2 if engine == "postgresql" else 1)
-    wanted = set(only or ["pgbench", "allocations", "usage", "pages", "alarms"])
+    wanted = set(only or ["pgbench", "floors", "allocations", "usage", "pages", "alarms"])
     report: dict[str, Any] = {
         "engine": engine,
         "quick": quick,
         "workers": workers,
         "machine": machine(),
         "rows": [],
+        "request_path": [],
         "scaling": [],
         "plans": {},
         "raw": {},
     }
     rows: list[dict[str, Any]] = report["rows"]
     raw: dict[str, Any] = report["raw"]
+    paths: list[dict[str, Any]] = report["request_path"]
     made = Databases(engine)
     peak_rss: dict[str, float] = {}
     log = made.directory / "serve.log"
@@ -275,6 +312,14 @@ def run(*, engine: str, quick: bool, workers: int, only: list[str] | None) -> di
             raw["pgbench"] = pg.__dict__
             pg_tps = pg.tps
 
+        if "floors" in wanted:
+            _log(f"floor: an empty ASGI app on uvicorn, {CLIENTS} clients")
+            with Server("", workers=workers, log=log, asgi_app=FLOOR_APP) as bare:
+                result, cpu = measured(
+                    bare, load.Workload("bare", bare.port, [], [[]], seconds=sizes.load_seconds)
+                )
+            paths.append(_cost("floor: empty ASGI app on uvicorn", result, cpu, pg_tps))
+
         if wanted & {"allocations", "usage"}:
             url, db = made.new("load")
             _log(f"seeding {PARTNERS} resellers with {CUSTOMERS} customers")
@@ -282,16 +327,29 @@ def run(*, engine: str, quick: bool, workers: int, only: list[str] | None) -> di
             with Server(url, workers=workers, log=log) as server:
                 keys = [p.key for p in world.partners]
                 customers = [p.customers for p in world.partners]
+                if "floors" in wanted:
+                    _log(f"floor: GET /v1/pool through REST, {CLIENTS} clients")
+                    result, cpu = measured(
+                        server,
+                        load.Workload(
+                            "rest_pool", server.port, keys, customers, seconds=sizes.load_seconds
+                        ),
+                    )
+                    paths.append(
+                        _cost("floor: GET /v1/pool (authenticate + one read)", result, cpu, pg_tps)
+                    )
                 for kind, label in (("rest_allocate", "REST"), ("tc3_allocate", "Tencent")):
                     if "allocations" not in wanted:
                         break
                     _log(f"allocations through {label}, {CLIENTS} clients")
-                    result = load.run(
+                    result, cpu = measured(
+                        server,
                         load.Workload(
                             kind, server.port, keys, customers, seconds=sizes.load_seconds
-                        )
+                        ),
                     )
                     raw[kind] = _summary(result)
+                    paths.append(_cost(f"allocation through {label}", result, cpu, pg_tps))
                     ok = pg_tps is not None and result.rate >= 0.45 * pg_tps
                     rows.append(
                         _row(
@@ -316,7 +374,8 @@ def run(*, engine: str, quick: bool, workers: int, only: list[str] | None) -> di
                     )
                 if "usage" in wanted:
                     _log(f"usage ingestion, batches of 1,000, {sizes.usage_clients} clients")
-                    result = load.run(
+                    result, cpu = measured(
+                        server,
                         load.Workload(
                             "usage",
                             server.port,
@@ -326,9 +385,10 @@ def run(*, engine: str, quick: bool, workers: int, only: list[str] | None) -> di
                             processes=2,
                             seconds=sizes.load_seconds,
                             params={"run": f"u{int(time.time())}"},
-                        )
+                        ),
                     )
                     raw["usage"] = _summary(result)
+                    paths.append(_cost("usage batch of 1,000 events", result, cpu, None))
                 peak_rss.update({f"load {k}": v for k, v in server.peak_rss_mb().items()})
             if "usage" in wanted:
                 base = insert_select_rate(db, max(result.items, 100_000))
@@ -530,6 +590,23 @@ def render(report: dict[str, Any]) -> str:
             f"{row['figure']:<88} {measured:>14} {baseline:>12} {ratio:>7} {row['target']:<36} "
             f"{'pass' if row['pass'] else 'FAIL'}"
         )
+    if report.get("request_path"):
+        lines += [
+            "",
+            "request path: rate, and CPU per request (server processes, PostgreSQL); "
+            "'CPU-bound' is cores / CPU per request",
+            f"{'what':<52} {'per s':>9} {'x pgbench':>9} {'p50 ms':>8} {'p99 ms':>8} "
+            f"{'server ms':>9} {'pg ms':>7} {'CPU-bound/s':>11}",
+        ]
+        for path in report["request_path"]:
+            ratio = "" if path["ratio_to_pgbench"] is None else f"{path['ratio_to_pgbench']:.3f}"
+            lines.append(
+                f"{path['what']:<52} {path['per_second']:>9,.1f} {ratio:>9} "
+                f"{path['p50_ms']:>8.1f} {path['p99_ms']:>8.1f} "
+                f"{path['server_cpu_ms_per_request']:>9.2f} "
+                f"{path['postgres_cpu_ms_per_request']:>7.2f} "
+                f"{path['cpu_bound_requests_per_second']:>11,.1f}"
+            )
     if report["scaling"]:
         lines += ["", "scaling", f"{'what':<36} {'n':>10}  figures"]
         for step in report["scaling"]:
