@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import resource
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from pathlib import Path
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+from benchmarks.server import postgres_cpu_seconds
 from creditline.db import make_engine
 
 #: The server the benchmark databases are created on (its maintenance database).
@@ -59,6 +61,9 @@ class PgbenchResult:
     clients: int
     scale: int
     seconds: int
+    #: CPU per transaction of PostgreSQL's processes and of pgbench itself (the client).
+    postgres_cpu_ms: float = 0.0
+    client_cpu_ms: float = 0.0
 
 
 def _libpq_args(url: str) -> list[str]:
@@ -83,6 +88,9 @@ def pgbench(*, scale: int = 10, clients: int = 16, seconds: int = 30) -> Pgbench
             env=env,
             timeout=600,
         )
+        postgres_before = postgres_cpu_seconds()
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        client_before = children.ru_utime + children.ru_stime
         run = subprocess.run(
             [binary, "-c", str(clients), "-j", "2", "-T", str(seconds), *_libpq_args(url)],
             check=True,
@@ -91,10 +99,22 @@ def pgbench(*, scale: int = 10, clients: int = 16, seconds: int = 30) -> Pgbench
             env=env,
             timeout=seconds + 120,
         )
+        postgres_cpu = postgres_cpu_seconds() - postgres_before
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        client_cpu = children.ru_utime + children.ru_stime - client_before
     finally:
         drop_database(url)
     tps = re.search(r"tps = ([0-9.]+) \(without initial connection time\)", run.stdout)
     latency = re.search(r"latency average = ([0-9.]+) ms", run.stdout)
     if tps is None or latency is None:
         raise RuntimeError(f"pgbench printed no tps:\n{run.stdout}\n{run.stderr}")
-    return PgbenchResult(float(tps.group(1)), float(latency.group(1)), clients, scale, seconds)
+    transactions = float(tps.group(1)) * seconds
+    return PgbenchResult(
+        float(tps.group(1)),
+        float(latency.group(1)),
+        clients,
+        scale,
+        seconds,
+        postgres_cpu_ms=round(postgres_cpu * 1000 / transactions, 3),
+        client_cpu_ms=round(client_cpu * 1000 / transactions, 3),
+    )

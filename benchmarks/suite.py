@@ -311,6 +311,21 @@ def run(*, engine: str, quick: bool, workers: int, only: list[str] | None) -> di
             pg = databases.pgbench(scale=10, clients=CLIENTS, seconds=sizes.pgbench_seconds)
             raw["pgbench"] = pg.__dict__
             pg_tps = pg.tps
+            cores = os.cpu_count() or 1
+            paths.append(
+                {
+                    "what": "baseline: pgbench TPC-B (server ms: pgbench's own C client)",
+                    "per_second": pg.tps,
+                    "ratio_to_pgbench": 1.0,
+                    "p50_ms": float("nan"),  # pgbench reports only the mean latency
+                    "p99_ms": float("nan"),
+                    "server_cpu_ms_per_request": pg.client_cpu_ms,
+                    "postgres_cpu_ms_per_request": pg.postgres_cpu_ms,
+                    "cpu_bound_requests_per_second": round(
+                        cores * 1000 / max(pg.client_cpu_ms + pg.postgres_cpu_ms, 1e-6), 1
+                    ),
+                }
+            )
 
         if "floors" in wanted:
             _log(f"floor: an empty ASGI app on uvicorn, {CLIENTS} clients")
