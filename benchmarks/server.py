@@ -41,18 +41,24 @@ def _status_kb(pid: int, field: str) -> int:
     return 0
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time ``pid`` has used so far (its own threads, not children)."""
+def _cpu_seconds(pid: int, *, children: bool = False) -> float:
+    """User + system CPU time ``pid`` has used so far; with ``children``, also that of
+    the children it has waited for."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    ticks = int(fields[11]) + int(fields[12])
+    if children:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def postgres_cpu_seconds() -> float:
     """CPU time used so far by this machine's PostgreSQL processes (0 when the server runs
-    elsewhere): with :meth:`Server.cpu_seconds`, where a workload's CPU goes."""
+    elsewhere): with :meth:`Server.cpu_seconds`, where a workload's CPU goes. Backends
+    that have exited (pgbench's, at its end) count through the postmaster, which has
+    reaped them: its children's time."""
     total = 0.0
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -61,7 +67,7 @@ def postgres_cpu_seconds() -> float:
             except OSError:
                 continue
             if command.startswith(b"postgres"):
-                total += _cpu_seconds(int(entry.name))
+                total += _cpu_seconds(int(entry.name), children=True)
     return total
 
 
