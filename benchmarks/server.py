@@ -66,7 +66,9 @@ def postgres_cpu_seconds() -> float:
                 command = (entry / "cmdline").read_bytes()
             except OSError:
                 continue
-            if command.startswith(b"postgres"):
+            program = command.split(b"\0", 1)[0]
+            # Backends name themselves "postgres: ..."; the postmaster is ".../postgres".
+            if program.startswith(b"postgres") or program.endswith(b"/postgres"):
                 total += _cpu_seconds(int(entry.name), children=True)
     return total
 
