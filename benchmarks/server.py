@@ -84,14 +84,12 @@ class Server:
         workers: int = 1,
         log: Path | None = None,
         asgi_app: str | None = None,
-        delivery: bool = True,
     ) -> None:
         self.url = url
         self.workers = workers
         self.port = free_port()
         self.log = log
         self.asgi_app = asgi_app
-        self.delivery = delivery
         self.process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> Server:
@@ -109,8 +107,6 @@ class Server:
             "--port",
             str(self.port),
         ]
-        if not self.delivery:
-            command.append("--no-worker")
         if self.asgi_app is not None:
             command = [
                 sys.executable,
