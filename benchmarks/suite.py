@@ -243,13 +243,18 @@ def measured(server: Server, work: load.Workload) -> tuple[load.Result, dict[str
     result = load.run(work)
     server_ms = (server.cpu_seconds() - server_before) * 1000 / max(result.ok, 1)
     postgres_ms = (postgres_cpu_seconds() - postgres_before) * 1000 / max(result.ok, 1)
+    return result, cpu_per_request(server_ms, postgres_ms)
+
+
+def cpu_per_request(server_ms: float, postgres_ms: float) -> dict[str, float]:
+    """The CPU columns of the request-path table, and the rate the machine's cores could
+    carry at that cost."""
     cores = os.cpu_count() or 1
-    return result, {
+    total = server_ms + postgres_ms
+    return {
         "server_cpu_ms_per_request": round(server_ms, 2),
         "postgres_cpu_ms_per_request": round(postgres_ms, 2),
-        "cpu_bound_requests_per_second": round(cores * 1000 / (server_ms + postgres_ms), 1)
-        if server_ms + postgres_ms > 0
-        else 0.0,
+        "cpu_bound_requests_per_second": round(cores * 1000 / total, 1) if total > 0 else 0.0,
     }
 
 
@@ -311,7 +316,6 @@ def run(*, engine: str, quick: bool, workers: int, only: list[str] | None) -> di
             pg = databases.pgbench(scale=10, clients=CLIENTS, seconds=sizes.pgbench_seconds)
             raw["pgbench"] = pg.__dict__
             pg_tps = pg.tps
-            cores = os.cpu_count() or 1
             paths.append(
                 {
                     "what": "baseline: pgbench TPC-B (server ms: pgbench's own C client)",
@@ -319,11 +323,7 @@ def run(*, engine: str, quick: bool, workers: int, only: list[str] | None) -> di
                     "ratio_to_pgbench": 1.0,
                     "p50_ms": float("nan"),  # pgbench reports only the mean latency
                     "p99_ms": float("nan"),
-                    "server_cpu_ms_per_request": pg.client_cpu_ms,
-                    "postgres_cpu_ms_per_request": pg.postgres_cpu_ms,
-                    "cpu_bound_requests_per_second": round(
-                        cores * 1000 / max(pg.client_cpu_ms + pg.postgres_cpu_ms, 1e-6), 1
-                    ),
+                    **cpu_per_request(pg.client_cpu_ms, pg.postgres_cpu_ms),
                 }
             )
 
