@@ -12,7 +12,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
-from creditline import money
+from creditline import audit, money
 from creditline.api.context import MAX_PAGE_SIZE, Call, call, write_call
 from creditline.api.errors import ERROR_RESPONSES
 from creditline.api.pool import Amount, Pool, RecordOut, Remark
@@ -205,11 +205,23 @@ class CreditChangeOut(BaseModel):
 
 
 def _change(
-    s: Session, c: Call, partner_id: int, uin: int, amount: int, remark: str
+    s: Session,
+    c: Call,
+    partner_id: int,
+    uin: int,
+    amount: int,
+    remark: str,
+    require: credit.Requirement | None = None,
 ) -> CreditChangeOut:
     change = credit.allocate_credit(
-        s, partner_id=partner_id, customer_uin=uin, amount=amount, origin=c.origin(remark)
+        s,
+        partner_id=partner_id,
+        customer_uin=uin,
+        amount=amount,
+        origin=c.origin(remark),
+        require=require,
     )
+    audit.saw(s, change.changes)
     return _change_out(change, change.customer)
 
 
@@ -333,6 +345,9 @@ def _batch(s: Session, c: Call, partner_id: int, body: BatchIn) -> BatchOut:
     )
     if outcome.errors:
         raise InvalidBatch(outcome.errors, what="item")
+    if outcome.applied:
+        for change in outcome.changes.values():
+            audit.saw(s, change.changes)
     # The pool after the batch, or, on a dry run, as the batch would leave it.
     last = outcome.changes[items[-1].line]
     return BatchOut(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from creditline import audit
 from creditline.cli import app
 from creditline.cli.common import JSON_OPTION, SIGNED_AMOUNT, cents, emit, session
 from creditline.ledger import accounts, credit
@@ -34,6 +35,7 @@ def allocate(
             amount=cents_,
             origin=Origin(operator=operator, source="cli", remark=remark),
         )
+        audit.saw(s, change.changes)
         partner_id = customer.partner_id
     alarm = change.alarm
     data = {

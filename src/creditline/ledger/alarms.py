@@ -19,7 +19,7 @@ from creditline.clock import utcnow
 from creditline.db.tables import Alarm, Customer, Partner
 from creditline.errors import InvalidInput
 from creditline.ledger.accounts import get_customer, get_partner
-from creditline.notify.outbox import THRESHOLD_REACHED, enqueue
+from creditline.ledger.outbox import THRESHOLD_REACHED, enqueue
 
 DEFAULT_THRESHOLDS = (75, 90, 100)
 MAX_THRESHOLDS = 10

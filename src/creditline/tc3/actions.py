@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from creditline import audit
 from creditline.db.tables import Customer
 from creditline.ledger import accounts, credit, customers, pools, records
 from creditline.tc3 import queries
@@ -87,6 +88,7 @@ def allocate_customer_credit(session: Session, caller: Caller, params: Params) -
         amount=amount,
         origin=_origin(caller, remark),
     )
+    audit.saw(session, change.changes)
     return {"TotalCredit": Cents(change.total_credit), "RemainingCredit": Cents(change.available)}
 
 
