@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, Table, and_, event, insert, select
+from sqlalchemy import Engine, Table, and_, bindparam, event, insert, select
 from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 
 from creditline import money
@@ -308,27 +308,96 @@ def record(
     their states before, ``after`` their states after, next to what the caller passes in
     ``after`` (the request, the answer)."""
     was, now = _changes(session)
+    session.execute(
+        INSERT,
+        row(
+            actor,
+            action=action,
+            object=object,
+            outcome=outcome,
+            before=before,
+            after=after,
+            changed=(was, now),
+        ),
+    )
+
+
+_COLUMNS = (
+    "at",
+    "source",
+    "principal",
+    "partner_id",
+    "source_ip",
+    "request_id",
+    "action",
+    "object",
+    "outcome",
+    "before",
+    "after",
+)
+#: The audit row's one INSERT, parameters named ``audit_<column>`` (see :func:`row`).
+INSERT = (
+    insert(AuditEvent.metadata.tables[AuditEvent.__tablename__])
+    .inline()
+    .values(
+        {
+            name: bindparam(f"audit_{name}", type_=AuditEvent.__table__.c[name].type)
+            for name in _COLUMNS
+        }
+    )
+)
+
+
+def changed(changes: Iterable[RowChange]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The before and after of an operation's returned changes, as :func:`record` keeps
+    them (first state before, last state after, unchanged rows left out)."""
+    was: dict[str, Any] = {}
+    now: dict[str, Any] = {}
+    for change in changes:
+        table = _TABLES.get(change.table)
+        first = change.before if change.before is not None else change.after
+        if table is None or first is None:
+            continue
+        label = f"{_KINDS[table.name].label} {':'.join(str(p) for p in _key(table, first))}"
+        if change.before is not None:
+            was.setdefault(label, _state(table, change.before))
+        if change.after is not None:
+            now[label] = _state(table, change.after)
+    for label in [k for k in now if was.get(k) == now[k]]:
+        del now[label], was[label]
+    return was, now
+
+
+def row(
+    actor: Actor,
+    *,
+    action: str,
+    object: str = "",
+    outcome: str = "ok",
+    before: Any = None,
+    after: Any = None,
+    changed: tuple[dict[str, Any], dict[str, Any]] = ({}, {}),
+) -> dict[str, Any]:
+    """The parameters of :data:`INSERT` for one row (redacted, bounded): ``changed`` holds
+    the objects' states before and after, next to what the caller passes."""
+    was, now = changed
     if was:
         before = {**was, **(before or {})}
     if now:
         after = {**now, **(after or {})}
-    session.execute(
-        insert(AuditEvent.metadata.tables[AuditEvent.__tablename__])
-        .inline()
-        .values(
-            at=utcnow(),
-            source=actor.source,
-            principal=actor.principal[:400],
-            partner_id=actor.partner_id,
-            source_ip=actor.source_ip[:64],
-            request_id=actor.request_id[:100],
-            action=action[:200],
-            object=object[:500],
-            outcome=outcome,
-            before=_bounded(before),
-            after=_bounded(after),
-        )
-    )
+    return {
+        "audit_at": utcnow(),
+        "audit_source": actor.source,
+        "audit_principal": actor.principal[:400],
+        "audit_partner_id": actor.partner_id,
+        "audit_source_ip": actor.source_ip[:64],
+        "audit_request_id": actor.request_id[:100],
+        "audit_action": action[:200],
+        "audit_object": object[:500],
+        "audit_outcome": outcome,
+        "audit_before": _bounded(before),
+        "audit_after": _bounded(after),
+    }
 
 
 def refused(

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from creditline import audit, money
-from creditline.api.context import MAX_PAGE_SIZE, Call, call, write_call
+from creditline.api.context import MAX_PAGE_SIZE, Call, call, credit_call, write_call
 from creditline.api.errors import ERROR_RESPONSES
 from creditline.api.pool import Amount, Pool, RecordOut, Remark
 from creditline.db.tables import Customer
@@ -211,7 +211,7 @@ def _change(
     uin: int,
     amount: int,
     remark: str,
-    require: credit.Requirement | None = None,
+    require: credit.Requirement,
 ) -> CreditChangeOut:
     change = credit.allocate_credit(
         s,
@@ -239,11 +239,11 @@ def _change_out(change: credit.CreditChange, customer: Customer) -> CreditChange
     response_model=CreditChangeOut,
     responses={200: {"links": _links_to_customer("$request.path.uin")}},
 )
-def allocate(uin: Uin, body: CreditIn, c: Call = Depends(write_call)) -> Response:
+def allocate(uin: Uin, body: CreditIn, c: Call = Depends(credit_call)) -> Response:
     """Allocate credit from the pool to the customer (needs amount <= pool remaining)."""
     partner_id = c.principal.partner("operator")
     amount = money.parse_amount(body.amount)
-    return c.write(lambda s: _change(s, c, partner_id, uin, amount, body.remark))
+    return c.credit_write(lambda s, r: _change(s, c, partner_id, uin, amount, body.remark, r))
 
 
 @router.post(
@@ -251,11 +251,11 @@ def allocate(uin: Uin, body: CreditIn, c: Call = Depends(write_call)) -> Respons
     response_model=CreditChangeOut,
     responses={200: {"links": _links_to_customer("$request.path.uin")}},
 )
-def withdraw(uin: Uin, body: CreditIn, c: Call = Depends(write_call)) -> Response:
+def withdraw(uin: Uin, body: CreditIn, c: Call = Depends(credit_call)) -> Response:
     """Withdraw credit back to the pool (at most the customer's available credit)."""
     partner_id = c.principal.partner("operator")
     amount = money.parse_amount(body.amount)
-    return c.write(lambda s: _change(s, c, partner_id, uin, -amount, body.remark))
+    return c.credit_write(lambda s, r: _change(s, c, partner_id, uin, -amount, body.remark, r))
 
 
 class ThresholdsOut(BaseModel):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -271,6 +272,100 @@ def _customer_object(session: Session, row: Mapping[str, Any]) -> Customer:
     return Customer(**row)
 
 
+def combined_statement(require: Requirement | None) -> Executable:
+    """PostgreSQL's one statement of an allocation or withdrawal (see :func:`_combined`),
+    built once per requirement; its parameters: :func:`combined_params`."""
+    return _statement("combined", require, lambda: _combined(require))
+
+
+def combined_params(
+    *,
+    partner_id: int,
+    customer_uin: int,
+    amount: int,
+    origin: records.Origin,
+    created_at: datetime,
+    require: Requirement | None,
+) -> dict[str, Any]:
+    """The parameters of :func:`combined_statement` (``origin`` already checked)."""
+    params: dict[str, Any] = {
+        "credit_partner_id": partner_id,
+        "credit_customer_uin": customer_uin,
+        "credit_amount": amount,
+        "credit_kind": "allocation" if amount > 0 else "withdrawal",
+        "credit_operator": origin.operator,
+        "credit_remark": origin.remark,
+        "credit_source": origin.source,
+        "credit_idempotency_key": origin.idempotency_key,
+        "credit_created_at": created_at,
+    }
+    if require is not None:
+        params.update(require.params)
+    return params
+
+
+def combined_outcome(
+    row: Mapping[Any, Any] | None,
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None, int | None]:
+    """The pool's row after, the customer's row after and the record's id from a row of
+    :func:`combined_statement` (None where the guards refused)."""
+    if row is None:
+        return None, None, None
+    pool_after = _split(row, "p_")
+    after = None if row["c_uin"] is None else _split(row, "c_")
+    return pool_after, after, row["record_id"]
+
+
+def check(amount: int, origin: records.Origin) -> records.Origin:
+    """Refuse what no statement needs to see: a zero amount, one beyond the limit, or a
+    bad origin (the origin as recorded)."""
+    if amount == 0:
+        raise InvalidAmount("amount must not be zero", param="amount")
+    if abs(amount) > MAX_CENTS:
+        raise InvalidAmount("amount is beyond the limit of 1,000,000,000.00", param="amount")
+    return origin.checked()
+
+
+def credit_of(partner_id: int, after: Mapping[str, Any]) -> CustomerCredit:
+    """What the alarm rule needs of the customer's row after the change."""
+    return CustomerCredit(
+        partner_id=partner_id,
+        uin=after["uin"],
+        name=after["name"],
+        total_credit=after["total_credit"],
+        consumed=after["consumed"],
+        thresholds=after["thresholds"],
+        fired=list(after["fired_thresholds"]),
+    )
+
+
+def change_of(
+    *,
+    partner_id: int,
+    amount: int,
+    record: AllocationRecord,
+    pool_after: Mapping[str, Any],
+    after: Mapping[str, Any],
+    customer: Customer,
+    alarm: Alarm | None,
+) -> CreditChange:
+    """The outcome, with the rows before (the rows after less the amount) and after."""
+    pool_before = {**pool_after, "pool_allocated": pool_after["pool_allocated"] - amount}
+    before = {**after, "total_credit": after["total_credit"] - amount}
+    return CreditChange(
+        record=record,
+        customer=customer,
+        total_credit=after["total_credit"],
+        consumed=after["consumed"],
+        pool=PoolState(partner_id, pool_after["pool_total"], pool_after["pool_allocated"]),
+        alarm=alarm,
+        changes=(
+            RowChange(Partner.__tablename__, pool_before, dict(pool_after)),
+            RowChange(Customer.__tablename__, before, dict(after)),
+        ),
+    )
+
+
 def allocate_credit(
     session: Session,
     *,
@@ -290,42 +385,31 @@ def allocate_credit(
     On PostgreSQL the guarded UPDATEs and the record are one statement; on SQLite the same
     statements run one after the other in-process. The outbox event follows the record.
     """
-    if amount == 0:
-        raise InvalidAmount("amount must not be zero", param="amount")
-    if abs(amount) > MAX_CENTS:
-        raise InvalidAmount("amount is beyond the limit of 1,000,000,000.00", param="amount")
-    origin = origin.checked()
+    origin = check(amount, origin)
     kind = "allocation" if amount > 0 else "withdrawal"
-    params: dict[str, Any] = {
-        "credit_partner_id": partner_id,
-        "credit_customer_uin": customer_uin,
-        "credit_amount": amount,
-    }
-    if require is not None:
-        params.update(require.params)
     now = utcnow()
     if session.get_bind().dialect.name == "postgresql":
-        params.update(
-            credit_kind=kind,
-            credit_operator=origin.operator,
-            credit_remark=origin.remark,
-            credit_source=origin.source,
-            credit_idempotency_key=origin.idempotency_key,
-            credit_created_at=now,
+        params = combined_params(
+            partner_id=partner_id,
+            customer_uin=customer_uin,
+            amount=amount,
+            origin=origin,
+            created_at=now,
+            require=require,
         )
-        row = (
-            session.execute(_statement("combined", require, lambda: _combined(require)), params)
-            .mappings()
-            .one_or_none()
-        )
-        pool_after = None if row is None else _split(row, "p_")
-        after = None if row is None or row["c_uin"] is None else _split(row, "c_")
-        record_id = None if row is None else row["record_id"]
+        found = session.execute(combined_statement(require), params).mappings().one_or_none()
+        pool_after, after, record_id = combined_outcome(found)
     else:
-        found = session.execute(
+        params = {
+            "credit_partner_id": partner_id,
+            "credit_customer_uin": customer_uin,
+            "credit_amount": amount,
+            **(require.params if require is not None else {}),
+        }
+        pool_row = session.execute(
             _statement("pool", require, lambda: _pool_update(require)), params
         ).one_or_none()
-        pool_after = None if found is None else dict(found._mapping)
+        pool_after = None if pool_row is None else dict(pool_row._mapping)
         after = None
         if pool_after is not None:
             changed = session.execute(
@@ -359,32 +443,16 @@ def allocate_credit(
         ).scalar_one()
     record = records.appended(session, record_id, values)
     alarm = evaluate(
-        session,
-        CustomerCredit(
-            partner_id=partner_id,
-            uin=customer_uin,
-            name=after["name"],
-            total_credit=total,
-            consumed=consumed,
-            thresholds=after["thresholds"],
-            fired=list(after["fired_thresholds"]),
-        ),
-        default=pool_after["thresholds"],
-        cause=kind,
+        session, credit_of(partner_id, after), default=pool_after["thresholds"], cause=kind
     )
-    pool_before = {**pool_after, "pool_allocated": pool_after["pool_allocated"] - amount}
-    before = {**after, "total_credit": total - amount}
-    return CreditChange(
+    return change_of(
+        partner_id=partner_id,
+        amount=amount,
         record=record,
+        pool_after=pool_after,
+        after=after,
         customer=_customer_object(session, after),
-        total_credit=total,
-        consumed=consumed,
-        pool=PoolState(partner_id, pool_after["pool_total"], pool_after["pool_allocated"]),
         alarm=alarm,
-        changes=(
-            RowChange(Partner.__tablename__, pool_before, pool_after),
-            RowChange(Customer.__tablename__, before, after),
-        ),
     )
 
 
