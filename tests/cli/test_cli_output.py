@@ -300,7 +300,9 @@ def test_serve_prints_its_url_and_no_alembic_chatter(tmp_path: Path) -> None:
         server.wait(timeout=SUBPROCESS_TIMEOUT)
     output = "".join(seen)
     assert f"Serving creditline at http://127.0.0.1:{port}/" in output, output
+    # Alembic's narration ("Context impl SQLiteImpl.", "setup plugin alembic...") stays out.
     assert "Context impl" not in output and "transactional DDL" not in output, output
+    assert "alembic" not in output.lower(), output
 
 
 def test_served_url_brackets_ipv6() -> None:

@@ -16,6 +16,11 @@ app.add_typer(audit, name="audit")
 MAX_PAGE = 100
 
 
+def _brief(text: str, most: int = 80) -> str:
+    """The start of a long JSON document, marked as cut; --json has all of it."""
+    return text if len(text) <= most else text[: most - 1] + "…"
+
+
 @audit.command("list")
 def list_audit(
     partner: int | None = typer.Option(None, "--partner", help="Show only this partner's events."),
@@ -87,7 +92,7 @@ def list_audit(
                 str(row["principal"]),
                 str(row["source"]),
                 str(row["source_ip"] or ""),
-                json.dumps(row["after"])[:200],
+                _brief(json.dumps(row["after"])),
             ]
             for row in data
         ],

@@ -24,6 +24,7 @@ _ASSIGNMENT = re.compile(r"^(revision|down_revision)\s*(?::[^=\n]*)?=\s*(.+?)\s*
 
 
 def alembic_config() -> Config:
+    _quiet()
     from alembic.config import Config
 
     config = Config()
@@ -40,9 +41,9 @@ def _quiet() -> None:
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the schema of ``engine``'s database up to ``revision``."""
+    _quiet()  # before the import, which announces each of its plugins at INFO
     from alembic import command
 
-    _quiet()
     config = alembic_config()
     with engine.begin() as connection:
         config.attributes["connection"] = connection
@@ -50,9 +51,9 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
 
 def current_revision(engine: Engine) -> str | None:
+    _quiet()
     from alembic.runtime.migration import MigrationContext
 
-    _quiet()
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
 
