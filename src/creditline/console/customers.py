@@ -30,6 +30,7 @@ SORTS = {
     "total": "total_credit",
     "consumed": "consumed",
     "available": "available_credit",
+    "utilisation": "utilization",
 }
 
 
@@ -93,6 +94,7 @@ def _detail(v: Visit, uin: int, *, threshold_error: str = "", status: int = 200)
         status=status,
         c=customer,
         history=history,
+        names=records.names(v.s, partner_id=v.partner_id, rows=history),
         more_history=more,
         alarms=customer_alarms,
         thresholds=effective,
