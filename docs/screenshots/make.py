@@ -4,7 +4,7 @@
 
 Builds the demo in a fresh SQLite file in a temporary folder, serves the console on a free
 port, and photographs each page with Debian's Chromium (``CREDITLINE_CHROMIUM`` to use
-another) into this folder: at a laptop's 1366×768, and My Customers and Setting Credit
+another) into this folder: at a laptop's 1366 x 768, and My Customers and Setting Credit
 again at a phone's 390 px.
 """
 
@@ -97,9 +97,7 @@ def main() -> None:
         try:
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-                context = browser.new_context(
-                    base_url=f"http://127.0.0.1:{port}", viewport=LAPTOP
-                )
+                context = browser.new_context(base_url=f"http://127.0.0.1:{port}", viewport=LAPTOP)
                 page = context.new_page()
                 _shot(page, "01-login", "/login")
                 _login(page, "admin@demo.example")
