@@ -30,6 +30,7 @@ SORTS = {
     "total": "total_credit",
     "consumed": "consumed",
     "available": "available_credit",
+    "utilisation": "utilization",
 }
 
 
@@ -100,6 +101,7 @@ def _detail(
         status=status,
         c=customer,
         history=history,
+        names=records.names(v.s, partner_id=v.partner_id, rows=history),
         more_history=more,
         alarms=customer_alarms,
         thresholds=effective,

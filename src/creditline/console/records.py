@@ -117,6 +117,7 @@ def record_list(
         return v.render(
             "records.html",
             rows=rows,
+            names=records.names(v.s, partner_id=v.partner_id, rows=rows),
             filters=filters,
             kinds=records.RECORD_KINDS,
             query=query,
