@@ -76,6 +76,7 @@ def create_partner(
             created_at=now,
             pool_total=0,
             pool_allocated=0,
+            pool_from_distributor=0,
             thresholds=[75, 90, 100],
         )
         session.add(partner)
