@@ -61,9 +61,16 @@ def _refuse_inconsistent_pools() -> None:
         )
 
 
+def _has_column() -> bool:
+    columns = sa.inspect(op.get_bind()).get_columns("partners")
+    return any(c["name"] == "pool_from_distributor" for c in columns)
+
+
 def upgrade() -> None:
     _refuse_inconsistent_pools()
-    if op.get_bind().dialect.name == "sqlite":
+    if _has_column():
+        pass  # SQLite, downgraded before: the column stayed, at 0
+    elif op.get_bind().dialect.name == "sqlite":
         # SQLite adds a column with its CHECKs in place; altering constraints would
         # rebuild the table every other table refers to.
         checks = " ".join(f"CONSTRAINT {name} CHECK ({rule})" for name, rule in CHECKS.items())
@@ -83,8 +90,14 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name != "sqlite":
-        for name in CHECKS:
-            op.drop_constraint(op.f(name), "partners", type_="check")
+    if op.get_bind().dialect.name == "sqlite":
+        # Dropping the column rebuilds the table every other table refers to, which
+        # SQLite refuses inside the migration's transaction while foreign keys are on.
+        # At 0 the column and its CHECKs are inert for 0006's code; upgrading again
+        # fills it in anew.
+        op.execute("UPDATE partners SET pool_from_distributor = 0")
+        return
     with op.batch_alter_table("partners", schema=None) as batch_op:
+        for name in CHECKS:
+            batch_op.drop_constraint(op.f(name), type_="check")
         batch_op.drop_column("pool_from_distributor")
