@@ -17,7 +17,7 @@ from creditline.auth.passwords import hash_password, needs_rehash, verify_passwo
 from creditline.clock import utcnow
 from creditline.db.tables import ConsoleSession, LoginAttempt, User
 from creditline.errors import CreditlineError, InvalidInput, NotFound
-from creditline.ledger.accounts import get_partner
+from creditline.ledger.accounts import get_partner, lock_partner
 
 PARTNER_ROLES = ("admin", "operator", "viewer")
 PLATFORM_ROLE = "platform"
@@ -120,7 +120,9 @@ def get_user(session: Session, partner_id: int, user_id: int) -> User:
 
 
 def remove_user(session: Session, *, partner_id: int, user_id: int) -> User:
-    """Remove one of the partner's users and end its sessions. The last admin stays."""
+    """Remove one of the partner's users and end its sessions. The last admin stays,
+    also when two admins remove each other at once (the partner's row is locked first)."""
+    lock_partner(session, partner_id)
     user = get_user(session, partner_id, user_id)
     if user.role == "admin":
         admins = session.execute(
@@ -134,6 +136,21 @@ def remove_user(session: Session, *, partner_id: int, user_id: int) -> User:
     session.delete(user)
     session.flush()
     return user
+
+
+#: Advisory lock namespaces (PostgreSQL) for the failures of one address, of one client.
+_EMAIL_LOCKS, _CLIENT_LOCKS = 1, 2
+
+
+def _count_alone(session: Session, address: str, client: str) -> None:
+    """Until the transaction ends, be the only login counting and recording failures of
+    this address and this client, so that concurrent failures cannot all read a count
+    below the limit. PostgreSQL: transaction-scoped advisory locks, always the address's
+    before the client's (one order, no deadlock). SQLite runs one writer at a time."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    for namespace, key in ((_EMAIL_LOCKS, address), (_CLIENT_LOCKS, client)):
+        session.execute(select(func.pg_advisory_xact_lock(namespace, func.hashtext(key))))
 
 
 def _failures_since(session: Session, column: InstrumentedAttribute[str], value: str) -> int:
@@ -153,6 +170,7 @@ def authenticate(session: Session, *, email: str, password: str, client: str) ->
     """
     address = email.strip().lower()[:320]
     client = client[:64]
+    _count_alone(session, address, client)
     if (
         _failures_since(session, LoginAttempt.email, address) >= MAX_FAILURES_PER_EMAIL
         or _failures_since(session, LoginAttempt.client, client) >= MAX_FAILURES_PER_CLIENT
