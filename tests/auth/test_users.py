@@ -14,6 +14,7 @@ from tests.race import run_together
 from creditline.auth import users
 from creditline.db import is_postgres, transaction
 from creditline.db.tables import LoginAttempt, User
+from creditline.errors import InvalidInput
 from creditline.ledger import accounts
 
 PASSWORD = "correct horse battery staple"
@@ -96,3 +97,21 @@ def test_concurrent_failed_logins_cannot_pass_the_limit(engine: Engine) -> None:
             select(func.count()).select_from(LoginAttempt).where(LoginAttempt.email == email)
         ).scalar_one()
     assert counted == users.MAX_FAILURES_PER_EMAIL
+
+
+def test_one_address_added_twice_at_once_is_one_login(engine: Engine) -> None:
+    """Both read "no such login yet"; the second insert broke the unique index and
+    surfaced as a database error instead of the usual refusal."""
+    if not is_postgres(engine):
+        pytest.skip("SQLite runs one writer at a time (BEGIN IMMEDIATE): no race to lose")
+    partner, _ = _partner_with_admins(engine, 1)
+
+    def add(s: Session) -> User:
+        return users.create_user(
+            s, partner_id=partner, email="new@acme.example", password=PASSWORD, role="viewer"
+        )
+
+    outcomes = run_together(engine, [add, add])
+    refused = [o for o in outcomes if isinstance(o, BaseException)]
+    assert len(refused) == 1 and isinstance(refused[0], InvalidInput), outcomes
+    assert "already has a login" in refused[0].message

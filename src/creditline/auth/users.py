@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import delete, func, insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from creditline.auth.passwords import hash_password, needs_rehash, verify_password
@@ -85,9 +86,9 @@ def create_user(
         if role not in PARTNER_ROLES:
             raise InvalidInput(f"role must be one of {', '.join(PARTNER_ROLES)}", param="role")
     password_hash = hash_password(password)
-    taken = session.execute(select(User.id).where(User.email == address)).first()
-    if taken is not None:
-        raise InvalidInput(f"{address} already has a login", param="email")
+    taken = InvalidInput(f"{address} already has a login", param="email")
+    if session.execute(select(User.id).where(User.email == address)).first() is not None:
+        raise taken
     user = User(
         partner_id=partner_id,
         email=address,
@@ -95,8 +96,15 @@ def create_user(
         role=role,
         created_at=utcnow(),
     )
-    session.add(user)
-    session.flush()
+    # The read above answers the usual case; two logins added at once for one address
+    # both pass it, and the unique index refuses the second: the same refusal, not a
+    # database error (the savepoint keeps the caller's transaction usable).
+    try:
+        with session.begin_nested():
+            session.add(user)
+            session.flush()
+    except IntegrityError:
+        raise taken from None
     return user
 
 
