@@ -29,7 +29,7 @@ def list_audit(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Audit events, newest first (``--before`` the last id for the next page)."""
-    with session() as s:
+    with session(reading=True) as s:
         rows = audit_log.list_events(
             s,
             partner_id=partner,

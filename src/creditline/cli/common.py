@@ -18,7 +18,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from creditline import audit, money
-from creditline.db import is_postgres, make_engine, transaction
+from creditline.db import is_postgres, make_engine, read_transaction, transaction
 from creditline.db.migrate import is_up_to_date, upgrade
 from creditline.errors import CreditlineError
 
@@ -122,17 +122,22 @@ def cli_actor() -> audit.Actor:
 
 
 @contextmanager
-def session(*, audited: bool = False) -> Iterator[Session]:
+def session(*, audited: bool = False, reading: bool = False) -> Iterator[Session]:
     """One transaction for the command; a refusal rolls it back and exits with its reason
     (followed, for a refused batch, by one indented line per bad record).
+
+    ``reading``: the command only reads; its transaction is read-only and takes no write
+    lock (a long ``verify`` does not hold up the server's writes), and a write in it fails.
 
     ``audited``: the command writes; its audit row (the objects it changed, before and
     after, and its arguments) is appended in the same transaction, or, when refused, in one
     of its own after the rollback."""
+    if audited and reading:
+        raise ValueError("an audited command writes; it cannot be reading")
     who = cli_actor() if audited else None
     action, params = _command() if audited else ("", {})
     try:
-        with transaction(state.engine()) as s:
+        with (read_transaction if reading else transaction)(state.engine()) as s:
             if who is not None:
                 audit.watch(s)
             yield s

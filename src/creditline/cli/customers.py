@@ -68,7 +68,7 @@ def list_customers(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """A partner's customers in UIN order, a page at a time (``--after`` the last UIN)."""
-    with session() as s:
+    with session(reading=True) as s:
         accounts.get_partner(s, partner)
         query = select(Customer).where(Customer.partner_id == partner)
         if after is not None:
@@ -101,7 +101,7 @@ def show(
     uin: int = typer.Argument(..., help="The customer's UIN."), as_json: bool = JSON_OPTION
 ) -> None:
     """One customer: credit, consumption, thresholds and the last alarm."""
-    with session() as s:
+    with session(reading=True) as s:
         customer = accounts.get_customer(s, None, uin)
         data = customer_payload(customer)
         data["thresholds"] = effective_thresholds(

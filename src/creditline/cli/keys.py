@@ -71,7 +71,7 @@ def list_(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """List keys (never their secrets)."""
-    with session() as s:
+    with session(reading=True) as s:
         found = keys.list_keys(s, partner_id=partner)
     rows = [k.describe() for k in found]
     lines = [

@@ -149,7 +149,7 @@ def webhooks_add(
 @webhooks_app.command("list")
 def webhooks_list(partner: int = PARTNER, as_json: bool = JSON_OPTION) -> None:
     """List the partner's webhook endpoints."""
-    with session() as s:
+    with session(reading=True) as s:
         views = [endpoint_view(e) for e in endpoints.list_endpoints(s, partner)]
     lines = [
         f"{v['id']:>6}  {'enabled ' if v['enabled'] else 'DISABLED'}  {v['url']}  "
@@ -272,7 +272,7 @@ def webhooks_deliveries(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """List deliveries, newest first."""
-    with session() as s:
+    with session(reading=True) as s:
         rows, more = endpoints.list_deliveries(
             s,
             partner_id=partner,
@@ -297,7 +297,7 @@ def webhooks_log(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """The delivery log of one delivery: time, status code, latency, error."""
-    with session() as s:
+    with session(reading=True) as s:
         views = [
             attempt_view(a)
             for a in endpoints.delivery_log(s, partner_id=partner, delivery_id=delivery_id)

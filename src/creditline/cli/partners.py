@@ -139,7 +139,7 @@ def allocate_pool(
 @partners.command("list")
 def list_partners(as_json: bool = JSON_OPTION) -> None:
     """Every partner with its pool and number of customers."""
-    with session() as s:
+    with session(reading=True) as s:
         counts: dict[int, int] = dict(
             s.execute(select(Customer.partner_id, func.count()).group_by(Customer.partner_id))
             .tuples()
@@ -172,7 +172,7 @@ def show(
     partner_id: int = typer.Argument(..., help="The partner."), as_json: bool = JSON_OPTION
 ) -> None:
     """One partner: its pool, default thresholds, customers and sub-resellers."""
-    with session() as s:
+    with session(reading=True) as s:
         partner = accounts.get_partner(s, partner_id)
         count = s.execute(
             select(func.count()).select_from(Customer).where(Customer.partner_id == partner_id)

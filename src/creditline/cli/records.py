@@ -29,7 +29,7 @@ def list_records(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """A page of a partner's allocation records, newest first (``--before`` the last id)."""
-    with session() as s:
+    with session(reading=True) as s:
         rows, has_more = ledger_records.page(
             s,
             partner_id=partner,

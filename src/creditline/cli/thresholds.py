@@ -73,7 +73,7 @@ def show(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """The partner's default thresholds, or those a customer uses."""
-    with session() as s:
+    with session(reading=True) as s:
         partner = accounts.get_partner(s, partner_id)
         if customer is None:
             data = _state(partner_id, None, list(partner.thresholds), False)

@@ -58,7 +58,7 @@ def list_(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """List a partner's console users."""
-    with session() as s:
+    with session(reading=True) as s:
         rows = [
             {"id": u.id, "email": u.email, "role": u.role, "created_at": u.created_at.isoformat()}
             for u in users.list_users(s, partner)

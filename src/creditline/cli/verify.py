@@ -18,7 +18,7 @@ def _shown(value: int | str) -> str:
 def verify_command(as_json: bool = JSON_OPTION) -> None:
     """Recompute every pool, credit and consumption from its records; exit 1 naming each
     mismatch when any disagrees."""
-    with session() as s:
+    with session(reading=True) as s:
         mismatches = verify(s)
     data = {
         "ok": not mismatches,
