@@ -94,3 +94,27 @@ def test_the_body_shape_is_refused_naming_the_field(client: TestClient, world: W
     body = schema["requestBody"]["content"]["application/json"]["schema"]
     assert body["additionalProperties"] is False
     assert body["properties"]["records"]["items"]["additionalProperties"] is False
+
+
+def test_an_allocation_batch_names_bad_amounts_and_unknown_customers_at_once(
+    client: TestClient, world: World
+) -> None:
+    """The same class: amounts were refused first, unknown customers only on the next try."""
+    refused = client.post(
+        "/v1/allocation-batches",
+        json={
+            "items": [
+                {"customer_uin": world.a_customer, "amount": "1.00"},
+                {"customer_uin": world.a_customer, "amount": "9999999999.00"},  # beyond
+                {"customer_uin": world.b_customer, "amount": "1.00"},
+            ]
+        },
+        headers=world.h("a_operator"),
+    )
+    assert refused.status_code == 400, refused.text
+    error = refused.json()["error"]
+    assert [(d["line"], d["field"]) for d in error["details"]] == [
+        (2, "amount"),
+        (3, "customer_uin"),
+    ]
+    assert str(world.b_customer) in error["details"][1]["message"]
