@@ -45,13 +45,11 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
 
     # A read transaction (read_transaction) is a plain deferred BEGIN: under WAL it reads
     # a snapshot and never takes the write lock, so an export or a page being read cannot
-    # hold writers up. It also sets query_only, so a write slipped into one fails at once.
+    # hold writers up. (A write slipped into one is caught by PostgreSQL, where the same
+    # transaction is READ ONLY; every stored-data test runs on both engines.)
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        read_only = bool(connection.get_execution_options().get(READ_ONLY))
-        if connection.info.get("query_only", False) != read_only:
-            connection.exec_driver_sql(f"PRAGMA query_only={'ON' if read_only else 'OFF'}")
-            connection.info["query_only"] = read_only
+        read_only = connection.get_execution_options().get(READ_ONLY, False)
         connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
@@ -118,9 +116,9 @@ def transaction(engine: Engine) -> Iterator[Session]:
 @contextmanager
 def read_transaction(engine: Engine) -> Iterator[Session]:
     """A session in one **read-only** transaction, ended when the block ends (whatever
-    happens in it). It takes no write lock (SQLite: a deferred ``BEGIN`` under WAL) and any
-    write in it fails at once (SQLite ``query_only``, PostgreSQL ``READ ONLY``), so a
-    reader cannot hold writers up and a write cannot hide in a read. Keep the block short:
+    happens in it). It takes no write lock (SQLite: a deferred ``BEGIN`` under WAL), so a
+    reader cannot hold writers up; on PostgreSQL it is ``READ ONLY``, so a write hidden in
+    a read fails at once (and fails the tests, which run on both engines). Keep it short:
     a long read (an export) reads in pages, each in its own read transaction."""
     with _factory(engine, read_only=True).begin() as session:
         yield session
