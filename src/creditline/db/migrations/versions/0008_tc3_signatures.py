@@ -1,7 +1,7 @@
 """signatures of Tencent-compatible writes already used (replay protection)
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0010
 Create Date: 2026-11-30
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008"
-down_revision = "0006"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
