@@ -126,11 +126,11 @@ class TencentEndpoint:
             self._remember_refused(seen, error.code)
             return failure(error.code, error.message, request_id)
         except Exception as error:
-            self._remember_refused(seen, "")
             if is_unavailable(error):
                 # Lock timeouts, serialization failures, a lost or unreachable database:
                 # the transaction did not commit, a retry may pass. Logged without the
-                # statement's parameters, which could hold a secret.
+                # statement's parameters, which could hold a secret. The signature is not
+                # remembered: the database is what failed, and a claim would wait on it.
                 log.warning(
                     "tc3 request %s: database unavailable (%s)",
                     request_id,
@@ -142,6 +142,7 @@ class TencentEndpoint:
                     request_id,
                 )
             log.exception("tc3 request %s failed", request_id)
+            self._remember_refused(seen, "")
             return failure(
                 INTERNAL_ERROR, f"internal error; quote RequestId {request_id}", request_id
             )
