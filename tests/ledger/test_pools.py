@@ -38,6 +38,18 @@ def test_negative_grant_below_remaining_is_refused(engine: Engine) -> None:
     assert pool(engine, acme.id) == (1_000_00, 600_00, 400_00)
 
 
+def test_pool_refusals_show_amounts_as_people_read_them(engine: Engine) -> None:
+    acme = reseller(engine, pool=5_000_00, credits=(2_049_34,))
+    refused = assert_refused_changes_nothing(
+        engine,
+        lambda s: pools.grant(s, partner_id=acme.id, amount=-3_000_00, origin=OPS),
+        InsufficientPool,
+    )
+    assert refused.message == (
+        f"partner {acme.id} has 2,950.66 remaining; its pool cannot be reduced by 3,000.00"
+    )
+
+
 def test_zero_grant_is_invalid(engine: Engine) -> None:
     acme = reseller(engine, pool=100_00)
     assert_refused_changes_nothing(

@@ -86,9 +86,9 @@ def test_verify_names_each_corrupted_balance(engine: Engine) -> None:
     with transaction(engine) as s:
         found = [m.describe() for m in verify(s)]
     assert found == [
-        f"partner {dist}: pool allocated is 3300.01, its records say 3300.00",
-        f"partner {sub}: pool total is 2507.00, its records say 2500.00",
-        f"partner {sub}: pool allocated is 1000.00, its records say 999.95",
-        f"customer {subs}: total credit is 999.95, its records say 1000.00",
+        f"partner {dist}: pool allocated is 3,300.01, its records say 3,300.00",
+        f"partner {sub}: pool total is 2,507.00, its records say 2,500.00",
+        f"partner {sub}: pool allocated is 1,000.00, its records say 999.95",
+        f"customer {subs}: total credit is 999.95, its records say 1,000.00",
         f"customer {subs}: consumed is 0.00, its records say 10.00",
     ]

@@ -13,7 +13,7 @@ from creditline.db.tables import AllocationRecord, Partner
 from creditline.errors import InsufficientPool, InvalidAmount, InvalidInput, NotFound
 from creditline.ledger import records
 from creditline.ledger.accounts import PoolState, get_partner
-from creditline.money import MAX_CENTS, to_text
+from creditline.money import MAX_CENTS, to_display
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,9 @@ def _check_amount(amount: int) -> None:
     if amount == 0:
         raise InvalidAmount("amount must not be zero", param="amount")
     if abs(amount) > MAX_CENTS:
-        raise InvalidAmount("amount is beyond the limit of 1,000,000,000.00", param="amount")
+        raise InvalidAmount(
+            f"amount is beyond the limit of {to_display(MAX_CENTS)}", param="amount"
+        )
 
 
 def _change_total(session: Session, partner_id: int, amount: int) -> PoolState | None:
@@ -47,8 +49,8 @@ def _change_total(session: Session, partner_id: int, amount: int) -> PoolState |
 def _refuse_reduction(session: Session, partner_id: int, amount: int) -> InsufficientPool:
     remaining = get_partner(session, partner_id).pool_remaining
     return InsufficientPool(
-        f"partner {partner_id} has {to_text(remaining)} remaining; "
-        f"its pool cannot be reduced by {to_text(-amount)}",
+        f"partner {partner_id} has {to_display(remaining)} remaining; "
+        f"its pool cannot be reduced by {to_display(-amount)}",
         param="amount",
     )
 
@@ -117,14 +119,14 @@ def allocate_pool(
                 raise _refuse_reduction(session, sub_reseller_id, amount)
             # The sub-reseller holds enough only thanks to the platform's own grants.
             raise InsufficientPool(
-                f"distributor {distributor_id} has only {to_text(distributor.pool_allocated)} "
-                f"allocated; it cannot take back {to_text(-amount)}",
+                f"distributor {distributor_id} has only {to_display(distributor.pool_allocated)} "
+                f"allocated; it cannot take back {to_display(-amount)}",
                 param="amount",
             )
         if parent_row is None:
             raise InsufficientPool(
-                f"the pool has {to_text(distributor.pool_remaining)} remaining; "
-                f"cannot allocate {to_text(amount)}",
+                f"the pool has {to_display(distributor.pool_remaining)} remaining; "
+                f"cannot allocate {to_display(amount)}",
                 param="amount",
             )
         pool = _change_total(session, sub_reseller_id, amount)

@@ -184,8 +184,8 @@ def check_record(
         faults.append(
             (
                 "voucher_amount",
-                f"voucher_amount {money.to_text(voucher_amount)} is above list_amount "
-                f"{money.to_text(list_amount)}",
+                f"voucher_amount {money.to_display(voucher_amount)} is above list_amount "
+                f"{money.to_display(list_amount)}",
             )
         )
     if faults:

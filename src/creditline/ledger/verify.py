@@ -25,7 +25,7 @@ class Mismatch:
 
     def describe(self) -> str:
         def show(v: int | str) -> str:
-            return money.to_text(v) if isinstance(v, int) else v
+            return money.to_display(v) if isinstance(v, int) else v
 
         return (
             f"{self.subject} {self.id}: {self.field} is {show(self.stored)}, "
