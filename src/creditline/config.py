@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     public_url: str = "http://127.0.0.1:8000"
     #: Seconds a webhook POST may take before the attempt counts as failed.
     webhook_timeout_s: float = 10.0
+    #: Let webhooks reach private, loopback, link-local and other non-public addresses.
+    #: Off: an endpoint must point at the public internet, checked when it is added and
+    #: again on every delivery. For tests and local development only.
+    webhook_allow_private_targets: bool = False
 
 
 @lru_cache

@@ -13,11 +13,15 @@ from typer.testing import CliRunner
 
 from creditline.cli import app, notify  # noqa: F401  (registers the commands)
 from creditline.cli.common import state
+from creditline.config import get_settings
 
 
 @pytest.fixture
-def cli(database_url: str) -> Iterator[Any]:
+def cli(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     runner = CliRunner()
+    # The receivers listen on 127.0.0.1: these commands opt in to private targets.
+    monkeypatch.setenv("CREDITLINE_WEBHOOK_ALLOW_PRIVATE_TARGETS", "1")
+    get_settings.cache_clear()
 
     def run(*args: str, code: int = 0) -> Any:
         result = runner.invoke(app, ["--database-url", database_url, *args])

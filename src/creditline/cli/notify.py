@@ -14,6 +14,7 @@ import typer
 
 from creditline.cli import app
 from creditline.cli.common import JSON_OPTION, emit, session, state
+from creditline.config import get_settings
 from creditline.db.tables import Delivery, DeliveryAttempt, WebhookEndpoint
 from creditline.notify import endpoints, recipients
 from creditline.notify.deliveries import Backoff
@@ -135,7 +136,12 @@ def webhooks_add(
     """Add a webhook endpoint; prints its id and signing secret (whsec_...)."""
     with session(audited=True) as s:
         endpoint = endpoints.add_endpoint(
-            s, partner_id=partner, url=url, event_types=event or None, description=description
+            s,
+            partner_id=partner,
+            url=url,
+            event_types=event or None,
+            description=description,
+            allow_private_targets=get_settings().webhook_allow_private_targets,
         )
         view = endpoint_view(endpoint, secret=endpoints.secret_of(s, endpoint))
     emit(

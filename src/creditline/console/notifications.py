@@ -63,7 +63,11 @@ def add_webhook(request: Request, url: str = Form(""), description: str = Form("
         v.require_manage()
         try:
             hook = endpoints.add_endpoint(
-                v.s, partner_id=v.partner_id, url=url, description=description
+                v.s,
+                partner_id=v.partner_id,
+                url=url,
+                description=description,
+                allow_private_targets=request.app.state.settings.webhook_allow_private_targets,
             )
         except CreditlineError as exc:
             return _page(v, status=422, error=exc.message)

@@ -20,7 +20,7 @@ from sqlalchemy import Engine
 from creditline.clock import utcnow
 from creditline.config import Settings, get_settings
 from creditline.db import transaction
-from creditline.notify import deliveries, email, webhook
+from creditline.notify import deliveries, email, targets, webhook
 from creditline.notify.deliveries import Backoff, Job, Outcome
 
 log = logging.getLogger(__name__)
@@ -62,9 +62,16 @@ class Worker:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # Webhooks reach the public internet only, checked as each request connects
+        # (targets.PublicTransport); no redirect is followed, no proxy from the
+        # environment is taken (a proxy would connect where the check never looked).
         self._client = httpx.Client(
+            transport=targets.PublicTransport(
+                allow_private=self.settings.webhook_allow_private_targets, lookup_timeout=5.0
+            ),
             timeout=httpx.Timeout(self.settings.webhook_timeout_s, connect=5.0),
             follow_redirects=False,
+            trust_env=False,
         )
 
     def wake(self) -> None:
