@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import logging
 import sys
 import uuid
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from sqlalchemy.orm import Session
 from creditline import audit, money
 from creditline.db import is_postgres, make_engine, transaction
 from creditline.db.migrate import is_up_to_date, upgrade
+from creditline.db.outage import first_line, wait_for
 from creditline.errors import CreditlineError
 
 try:  # Typer carries its own copy of click from 0.2x on; the command's context is there.
@@ -37,6 +39,7 @@ SIGNED_AMOUNT = {"ignore_unknown_options": True}
 
 out = Console()
 err = Console(stderr=True)
+log = logging.getLogger("creditline.cli")
 
 
 class State:
@@ -61,13 +64,22 @@ class State:
             self._engine = make_engine(self.database_url)
         return self._engine
 
-    def engine(self) -> Engine:
+    def engine(self, *, wait: bool = False) -> Engine:
         """The engine, its schema at head: an embedded SQLite file is upgraded in place;
-        a PostgreSQL database is left to the operator, who upgrades it deliberately."""
+        a PostgreSQL database is left to the operator, who upgrades it deliberately.
+
+        A database that cannot be reached is refused at once, or with ``wait`` (the
+        long-running ``serve`` and ``worker``) waited for: retried with a capped
+        backoff, logged once, for as long as it takes."""
         engine = self.raw_engine()
         if not self._schema_checked:
             try:
-                current = is_up_to_date(engine)
+                if wait:
+                    current = wait_for(
+                        lambda: is_up_to_date(engine), log=log, what=f"creditline {_name()}"
+                    )
+                else:
+                    current = is_up_to_date(engine)
             except OperationalError as exc:
                 refuse(f"cannot open the database: {first_line(exc)}")
             if not current:
@@ -84,10 +96,10 @@ class State:
 state = State()
 
 
-def first_line(exc: BaseException) -> str:
-    """The first line of what went wrong, the driver's own words when there are some."""
-    text = str(getattr(exc, "orig", None) or exc).strip()
-    return text.splitlines()[0] if text else exc.__class__.__name__
+def _name() -> str:
+    """The running command's name (``worker``), for log lines."""
+    context = get_current_context(silent=True)
+    return (context.info_name if context is not None else None) or "command"
 
 
 def refuse(message: str, *, code: int = EXIT_REFUSED) -> NoReturn:

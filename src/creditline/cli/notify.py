@@ -96,7 +96,8 @@ def worker_command(
     """Deliver alarms and events from the outbox until stopped (SIGTERM or Ctrl-C)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     worker = Worker(
-        state.engine(),
+        # A long-running worker waits for its database; one round (--once) does not.
+        state.engine(wait=not once),
         lease=timedelta(seconds=lease_seconds),
         batch_size=batch_size,
         concurrency=concurrency,

@@ -35,7 +35,7 @@ def serve(
     settings = get_settings()
     if state.database_url:
         settings = settings.model_copy(update={"database_url": state.database_url})
-    engine = state.engine()
+    engine = state.engine(wait=True)  # a database still starting is waited for
     if workers == 1:
         uvicorn.run(
             create_app(settings, engine, worker=not no_worker),
