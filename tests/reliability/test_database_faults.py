@@ -155,8 +155,13 @@ def test_started_while_the_database_refuses_waits_then_works(
     try:
         with outage(database_url, refuse=True):
             Process.start(process)  # not Server.start: that waits for an answer
-            _until(lambda: _lines(log, "database unavailable") > 0, "the outage is noticed")
-            assert process.child is not None and process.child.poll() is None
+            child = process.child
+            assert child is not None
+            _until(
+                lambda: _lines(log, "database unavailable") > 0 or child.poll() is not None,
+                "the outage is noticed",
+            )
+            assert child.poll() is None, log.read_text(errors="replace")
         if command == "worker":
             _until(lambda: len(receiver.received) >= 1, "the event is delivered")
         else:
