@@ -4,11 +4,19 @@ outage starts and one when it ends, and anything else raised at once."""
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
+import time
+from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy.exc import OperationalError
 
+from creditline.app import create_app
+from creditline.config import Settings
+from creditline.db import make_engine
+from creditline.db.migrate import upgrade
 from creditline.db.outage import Outage, wait_for
 
 log = logging.getLogger("creditline.test")
@@ -106,3 +114,45 @@ def test_another_failure_logs_its_traceback_once(caplog: pytest.LogCaptureFixtur
         except RuntimeError as exc:
             outage.failed(exc)
     assert [bool(r.exc_info) for r in caplog.records] == [True]
+
+
+def test_app_start_waits_while_another_process_holds_the_sqlite_lock(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The embedded database upgrades its schema at start; a writer holding the lock past
+    # the busy timeout (a long usage import, say) used to make `creditline serve` exit.
+    path = tmp_path / "creditline.db"
+    settings = Settings(database_url=f"sqlite:///{path}", sqlite_busy_timeout_ms=50)
+    engine = make_engine(settings.database_url, settings)
+    upgrade(engine)
+    caplog.set_level(logging.INFO, logger="creditline")
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    failures: list[BaseException] = []
+    started = threading.Event()
+
+    def start() -> None:
+        try:
+            with TestClient(create_app(settings, engine, worker=False)):
+                started.set()
+        except BaseException as exc:  # the start failing is what the test looks for
+            failures.append(exc)
+
+    thread = threading.Thread(target=start)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not failures and not any(
+            "database unavailable" in r.getMessage() for r in caplog.records
+        ):
+            assert time.monotonic() < deadline, "the start neither waited nor failed"
+            time.sleep(0.02)
+        assert failures == []
+        assert not started.is_set()
+    finally:
+        holder.execute("COMMIT")
+        holder.close()
+        thread.join(60)
+        engine.dispose()
+    assert started.is_set() and failures == []
+    assert any("database available again" in r.getMessage() for r in caplog.records)
