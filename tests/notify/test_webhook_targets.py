@@ -10,10 +10,20 @@ a loopback receiver has to answer, which says so. Names are answered by a fake r
 from __future__ import annotations
 
 import socket
+import ssl
+import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from sqlalchemy import Engine, func, select
 from tests.notify.support import Receiver, customer_with_credit, drain
 
@@ -22,6 +32,7 @@ from creditline.db import transaction
 from creditline.db.tables import Delivery, DeliveryAttempt, WebhookEndpoint
 from creditline.errors import InvalidInput
 from creditline.notify import endpoints
+from creditline.notify.targets import PublicTransport
 from creditline.notify.worker import Worker
 
 PUBLIC = "93.184.215.14"
@@ -306,3 +317,70 @@ def test_the_setting_is_off_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:
     assert Settings().webhook_allow_private_targets is False
     monkeypatch.setenv("CREDITLINE_WEBHOOK_ALLOW_PRIVATE_TARGETS", "1")
     assert Settings().webhook_allow_private_targets is True
+
+
+@pytest.fixture
+def tls_receiver(tmp_path: Path) -> Iterator[tuple[int, ssl.SSLContext, list[str | None]]]:
+    """An HTTPS server on 127.0.0.1 whose certificate names only ``pinned.example``; the
+    port, a client context trusting that certificate, and the server names (SNI) seen."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pinned.example")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("pinned.example")]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    seen: list[str | None] = []
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(cert_file, key_file)
+    server_context.sni_callback = lambda _sock, server_name, _ctx: seen.append(server_name)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.socket = server_context.wrap_socket(server.socket, server_side=True)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    client_context = ssl.create_default_context(cafile=str(cert_file))
+    try:
+        yield server.server_address[1], client_context, seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_tls_is_checked_against_the_name_while_connecting_to_the_pinned_address(
+    dns: FakeDns, tls_receiver: tuple[int, ssl.SSLContext, list[str | None]]
+) -> None:
+    port, trust, seen = tls_receiver
+    dns.answers["pinned.example"] = [["127.0.0.1"]]
+    transport = PublicTransport(allow_private=True, verify=trust)
+    with httpx.Client(transport=transport, timeout=10.0) as client:
+        assert client.get(f"https://pinned.example:{port}/").status_code == 204
+        # The same server by its address: the certificate does not name it.
+        with pytest.raises(httpx.ConnectError):
+            client.get(f"https://127.0.0.1:{port}/")
+    assert seen[0] == "pinned.example"

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import ssl
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -189,11 +190,17 @@ class PublicTransport(httpx.BaseTransport):
     request, whose certificate it never checked.
     """
 
-    def __init__(self, *, allow_private: bool, lookup_timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        *,
+        allow_private: bool,
+        lookup_timeout: float = 5.0,
+        verify: ssl.SSLContext | bool = True,
+    ) -> None:
         self.allow_private = allow_private
         self.lookup_timeout = lookup_timeout
         self._inner = httpx.HTTPTransport(
-            limits=httpx.Limits(max_keepalive_connections=0), trust_env=False
+            verify=verify, limits=httpx.Limits(max_keepalive_connections=0), trust_env=False
         )
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
