@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -54,3 +54,10 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process's settings, read once."""
     return Settings()
+
+
+def app_settings(app: Any) -> Settings:
+    """The settings an ASGI app was made with (``create_app`` keeps them in its state),
+    else the environment's."""
+    settings = getattr(app.state, "settings", None)
+    return settings if isinstance(settings, Settings) else get_settings()

@@ -7,7 +7,8 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 
-from creditline.console.visit import Visit, settings_of, visit
+from creditline.config import app_settings
+from creditline.console.visit import Visit, visit
 from creditline.db.tables import WebhookEndpoint
 from creditline.errors import CreditlineError
 from creditline.notify import endpoints, recipients
@@ -67,7 +68,7 @@ def add_webhook(request: Request, url: str = Form(""), description: str = Form("
                 partner_id=v.partner_id,
                 url=url,
                 description=description,
-                allow_private_targets=settings_of(request).webhook_allow_private_targets,
+                allow_private_targets=app_settings(request.app).webhook_allow_private_targets,
             )
         except CreditlineError as exc:
             return _page(v, status=422, error=exc.message)

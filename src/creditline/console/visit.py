@@ -23,7 +23,6 @@ from starlette.responses import Response
 from creditline import audit, money
 from creditline.auth import sessions
 from creditline.auth.users import Role
-from creditline.config import Settings, get_settings
 from creditline.db import transaction
 from creditline.db.tables import Partner, User
 from creditline.errors import CreditlineError
@@ -154,12 +153,6 @@ def _refused(request: Request, who: audit.Actor | None, code: str, message: str)
 def engine_of(request: Request) -> Engine:
     engine: Engine = request.app.state.engine
     return engine
-
-
-def settings_of(request: Request) -> Settings:
-    """The app's settings (``create_app`` keeps them), else the environment's."""
-    settings: Settings | None = getattr(request.app.state, "settings", None)
-    return settings or get_settings()
 
 
 @contextmanager
