@@ -29,7 +29,7 @@ def _from_decimal(value: Decimal, raw: object, *, allow_negative: bool, param: s
         )
     cents = int(scaled)
     if abs(cents) > MAX_CENTS:
-        raise InvalidAmount(f"{raw!r} is beyond the limit of 1,000,000,000.00", param=param)
+        raise InvalidAmount(f"{raw!r} is beyond the limit of {to_display(MAX_CENTS)}", param=param)
     if cents < 0 and not allow_negative:
         raise InvalidAmount(f"{raw!r} must not be negative", param=param)
     return cents
@@ -68,7 +68,9 @@ def from_float(value: float | int, *, allow_negative: bool = False, param: str =
         raise InvalidAmount(f"{value!r} is not a finite amount", param=param)
     if isinstance(value, int):
         if abs(value) > MAX_CENTS // 100:
-            raise InvalidAmount(f"{value!r} is beyond the limit of 1,000,000,000.00", param=param)
+            raise InvalidAmount(
+                f"{value!r} is beyond the limit of {to_display(MAX_CENTS)}", param=param
+            )
         return _from_decimal(Decimal(value), value, allow_negative=allow_negative, param=param)
     return _from_decimal(Decimal(repr(value)), value, allow_negative=allow_negative, param=param)
 
@@ -86,7 +88,12 @@ def to_float(cents: int) -> float:
 
 
 def to_display(cents: int) -> str:
-    """Format cents for people: ``123456`` -> ``"1,234.56"``."""
+    """Format cents for people: ``123456`` -> ``"1,234.56"``.
+
+    Every amount a person reads is in this form: the console's pages, the CLI's text
+    output and the ``message`` of every refusal (REST, console, CLI). Machine-readable
+    fields (JSON values, CSV cells) keep :func:`to_text`.
+    """
     sign = "-" if cents < 0 else ""
     whole, frac = divmod(abs(cents), 100)
     return f"{sign}{whole:,}.{frac:02d}"

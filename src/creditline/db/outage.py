@@ -15,14 +15,9 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from creditline.db.engine import is_unavailable
+from creditline.errors import first_line
 
 T = TypeVar("T")
-
-
-def first_line(exc: BaseException) -> str:
-    """The first line of what went wrong, the driver's own words when there are some."""
-    text = str(getattr(exc, "orig", None) or exc).strip()
-    return text.splitlines()[0] if text else exc.__class__.__name__
 
 
 class Outage:

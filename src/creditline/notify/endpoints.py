@@ -20,7 +20,7 @@ from creditline.auth import server_key
 from creditline.clock import utcnow
 from creditline.db.tables import Delivery, DeliveryAttempt, OutboxEvent, WebhookEndpoint
 from creditline.errors import InvalidInput, NotFound
-from creditline.ledger.accounts import get_partner
+from creditline.ledger.accounts import get_partner, lock_partner
 from creditline.notify import targets
 from creditline.notify.outbox import EVENT_TYPES
 
@@ -86,8 +86,10 @@ def add_endpoint(
     The URL must point to the public internet (:mod:`creditline.notify.targets`) unless
     ``allow_private_targets`` (the ``webhook_allow_private_targets`` setting) says
     otherwise."""
-    get_partner(session, partner_id)
+    # The URL first: its check may wait for a name lookup, which must not hold the lock.
     url = _url(url, allow_private_targets=allow_private_targets)
+    # Locked next, so two endpoints added at once cannot both count one under the limit.
+    lock_partner(session, partner_id)
     types = _event_types(event_types)
     description = description.strip()
     if len(description) > 500:
