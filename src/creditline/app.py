@@ -41,10 +41,12 @@ from creditline.auth.rate_limit import RateLimiter
 from creditline.config import Settings, get_settings
 from creditline.db import is_unavailable, make_engine
 from creditline.db.migrate import upgrade
+from creditline.db.outage import wait_for
 from creditline.notify.worker import Worker
 from creditline.tc3 import endpoint as tc3_endpoint
 
 access_log = logging.getLogger("creditline.access")
+log = logging.getLogger("creditline.app")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
 
 
@@ -193,8 +195,9 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if engine.dialect.name == "sqlite":
-            # The embedded database creates and upgrades its own schema.
-            upgrade(engine)
+            # The embedded database creates and upgrades its own schema; while another
+            # process holds its write lock past the busy timeout, the start waits.
+            wait_for(lambda: upgrade(engine), log=log, what="creditline serve")
         else:
             # Endpoints run in a thread pool; more threads than pooled connections only
             # queue inside the pool (or open and close overflow connections per request),

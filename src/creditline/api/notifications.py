@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from creditline.api.context import MAX_PAGE_SIZE, Call, call, write_call
 from creditline.api.errors import ERROR_RESPONSES
+from creditline.config import app_settings
 from creditline.db.tables import Delivery, DeliveryAttempt, WebhookEndpoint
 from creditline.notify import endpoints, recipients
 from creditline.notify.outbox import EVENT_TYPES
@@ -137,6 +138,7 @@ def list_endpoints(
 def add_endpoint(body: EndpointIn, c: Call = Depends(write_call)) -> Response:
     """Add an endpoint; the answer carries its signing secret, shown only this once."""
     partner_id = c.principal.partner("admin")
+    allow_private = app_settings(c.request.app).webhook_allow_private_targets
 
     def action(s: Session) -> EndpointWithSecret:
         endpoint = endpoints.add_endpoint(
@@ -145,6 +147,7 @@ def add_endpoint(body: EndpointIn, c: Call = Depends(write_call)) -> Response:
             url=body.url,
             event_types=body.event_types,
             description=body.description,
+            allow_private_targets=allow_private,
         )
         return _with_secret(s, endpoint)
 

@@ -107,7 +107,8 @@ def worker_command(
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     worker = Worker(
-        state.engine(),
+        # A long-running worker waits for its database; one round (--once) does not.
+        state.engine(wait=not once),
         lease=timedelta(seconds=lease_seconds),
         batch_size=batch_size,
         concurrency=concurrency,
@@ -150,11 +151,17 @@ def webhooks_add(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Add a webhook endpoint and print its id and signing secret (whsec_...)."""
+    from creditline.config import get_settings
     from creditline.notify import endpoints
 
     with session(audited=True) as s:
         endpoint = endpoints.add_endpoint(
-            s, partner_id=partner, url=url, event_types=event or None, description=description
+            s,
+            partner_id=partner,
+            url=url,
+            event_types=event or None,
+            description=description,
+            allow_private_targets=get_settings().webhook_allow_private_targets,
         )
         view = endpoint_view(endpoint, secret=endpoints.secret_of(s, endpoint))
     emit(

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 
+from creditline.config import app_settings
 from creditline.console.visit import Visit, visit
 from creditline.db.tables import WebhookEndpoint
 from creditline.errors import CreditlineError
@@ -63,7 +64,11 @@ def add_webhook(request: Request, url: str = Form(""), description: str = Form("
         v.require_manage()
         try:
             hook = endpoints.add_endpoint(
-                v.s, partner_id=v.partner_id, url=url, description=description
+                v.s,
+                partner_id=v.partner_id,
+                url=url,
+                description=description,
+                allow_private_targets=app_settings(request.app).webhook_allow_private_targets,
             )
         except CreditlineError as exc:
             return _page(v, status=422, error=exc.message)
