@@ -211,7 +211,7 @@ def test_console_viewer_sees_messages_but_cannot_mark_them_read(
     csrf = _console_login(client, world.users["a_viewer"])
     page = client.get("/messages")
     assert page.status_code == 200
-    assert 'class="unread"' in page.text  # an operator would see its button
+    assert 'class="alarm unread"' in page.text  # an operator would see its button
     assert "Mark read" not in page.text and "Mark all read" not in page.text
     first = _last_id(engine)
     forged = client.post("/messages/read", data={"csrf_token": csrf}, follow_redirects=False)
