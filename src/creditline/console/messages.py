@@ -9,7 +9,7 @@ from fastapi.responses import RedirectResponse
 from sqlalchemy import select
 from starlette.responses import Response
 
-from creditline.console.visit import visit
+from creditline.console.visit import BeforeId, PathId, visit
 from creditline.db.tables import Customer
 from creditline.notify import inbox
 
@@ -19,7 +19,7 @@ PAGE_SIZE = 50
 
 
 @router.get("/messages")
-def message_centre(request: Request, before: int | None = None) -> Response:
+def message_centre(request: Request, before: BeforeId = None) -> Response:
     """Alarms of the partner's customers, and notices; unread ones marked."""
     with visit(request) as v:
         alarms, more = inbox.alarms_page(
@@ -58,7 +58,7 @@ def mark_all_read(request: Request) -> Response:
 
 
 @router.post("/messages/{alarm_id}/read")
-def mark_read(request: Request, alarm_id: int) -> Response:
+def mark_read(request: Request, alarm_id: PathId) -> Response:
     """Mark one alarm read (another partner's answers as a missing one)."""
     with visit(request) as v:
         v.require_allocate()

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from starlette.responses import Response
 
-from creditline.console.visit import PageError, day_range, engine_of, visit
+from creditline.console.visit import BeforeId, PageError, day_range, engine_of, number_in, visit
 from creditline.db import transaction
 from creditline.ledger import records
 from creditline.ledger.records import RecordFilter
@@ -23,9 +23,9 @@ PAGE_SIZE = 50
 def _filter(customer: str, since: str, until: str, operator: str, kind: str) -> RecordFilter:
     uin: int | None = None
     if customer.strip():
-        if not (customer.strip().isascii() and customer.strip().isdigit()):
-            raise PageError(400, "Refused", f"customer {customer!r} is not a UIN")
-        uin = int(customer.strip())
+        uin = number_in(customer)
+        if uin is None:
+            raise PageError(400, "Refused", f"customer {customer[:40]!r} is not a UIN")
     start, end = day_range(since, until)
     return RecordFilter(
         customer_uin=uin,
@@ -44,7 +44,7 @@ def record_list(
     until: str = "",
     operator: str = "",
     kind: str = "",
-    before: int | None = None,
+    before: BeforeId = None,
 ) -> Response:
     """Allocation Records, newest first: filters, next pages, CSV download."""
     with visit(request) as v:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from creditline import money
+from creditline.db.tables import MAX_BIGINT
 from creditline.errors import InvalidAmount
 from creditline.tc3.errors import (
     INVALID_PARAMETER,
@@ -27,8 +28,7 @@ from creditline.tc3.errors import (
     TencentError,
 )
 
-#: UINs are stored as BIGINT; anything beyond is not a UIN of anyone.
-MAX_UIN = 2**63 - 1
+MAX_UIN = MAX_BIGINT
 #: Digits of the largest BIGINT: longer integer text is out of range without reading it.
 _BIGINT_DIGITS = len(str(MAX_UIN))
 
