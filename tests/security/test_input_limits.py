@@ -232,3 +232,18 @@ def test_the_setting_credit_form_names_a_huge_exponent_as_an_invalid_amount(
     )
     assert answer.status_code == 422
     assert "longer than 40 characters" in answer.text
+
+
+def test_a_text_client_uin_allocates_nothing(
+    client: TestClient, world: World, engine: Engine
+) -> None:
+    # AllocateCustomerCredit declares ClientUin as int: text is refused, as Tencent does.
+    before = _counts(engine)
+    body = f'{{"ClientUin": "{world.a_customer}", "AddedCredit": 1.5}}'.encode()
+    answer = client.post(
+        "/",
+        content=body,
+        headers=signed_headers("AllocateCustomerCredit", body, *world.keys["a_operator"]),
+    )
+    assert answer.json()["Response"]["Error"]["Code"] == "InvalidParameter"
+    assert _counts(engine)[:2] == before[:2]
