@@ -10,6 +10,7 @@ from rich.table import Table
 from creditline import audit as audit_log
 from creditline.cli import app
 from creditline.cli.common import JSON_OPTION, emit, out, session
+from creditline.db.tables import MAX_BIGINT
 
 audit = typer.Typer(help="The audit log of writes and logins.", no_args_is_help=True)
 app.add_typer(audit, name="audit")
@@ -17,7 +18,9 @@ app.add_typer(audit, name="audit")
 
 @audit.command("list")
 def list_audit(
-    partner: int | None = typer.Option(None, "--partner", help="Only this partner's."),
+    partner: int | None = typer.Option(
+        None, "--partner", min=1, max=MAX_BIGINT, help="Only this partner's."
+    ),
     principal: str | None = typer.Option(
         None, "--principal", help="Only principals containing this (an email, a secret id)."
     ),
@@ -25,7 +28,9 @@ def list_audit(
     limit: int = typer.Option(
         50, "--limit", min=1, max=audit_log.MAX_PAGE_SIZE, help="At most this many."
     ),
-    before: int | None = typer.Option(None, "--before", help="Older than this event id."),
+    before: int | None = typer.Option(
+        None, "--before", min=1, max=MAX_BIGINT, help="Older than this event id."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Audit events, newest first (``--before`` the last id for the next page)."""

@@ -6,6 +6,7 @@ import typer
 
 from creditline.cli import app
 from creditline.cli.common import JSON_OPTION, SIGNED_AMOUNT, cents, emit, session
+from creditline.db.tables import MAX_BIGINT
 from creditline.ledger import accounts, credit
 from creditline.ledger.records import Origin
 from creditline.money import parse_amount
@@ -16,7 +17,7 @@ app.add_typer(credit_app, name="credit")
 
 @credit_app.command("allocate", context_settings=SIGNED_AMOUNT)
 def allocate(
-    uin: int = typer.Argument(..., help="The customer's UIN."),
+    uin: int = typer.Argument(..., min=1, max=MAX_BIGINT, help="The customer's UIN."),
     amount: str = typer.Argument(..., help="Decimal amount such as 500.00; negative withdraws."),
     operator: str = typer.Option(..., "--operator", help="Who allocates (kept on the record)."),
     remark: str = typer.Option("", "--remark", help="Kept on the allocation record."),

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from creditline.cli import app
 from creditline.cli.common import JSON_OPTION, cents, emit, out, session
-from creditline.db.tables import Customer
+from creditline.db.tables import MAX_BIGINT, Customer
 from creditline.ledger import accounts
 from creditline.ledger.alarms import effective_thresholds, utilization_basis_points
 from creditline.ledger.credit import max_withdrawable
@@ -43,7 +43,9 @@ def customer_payload(customer: Customer) -> dict[str, Any]:
 
 @customers.command("create")
 def create(
-    partner: int = typer.Option(..., "--partner", help="The partner the customer belongs to."),
+    partner: int = typer.Option(
+        ..., "--partner", min=1, max=MAX_BIGINT, help="The partner the customer belongs to."
+    ),
     name: str = typer.Option(..., "--name", help="The customer's name."),
     email: str = typer.Option("", "--email"),
     mobile: str = typer.Option("", "--mobile"),
@@ -62,9 +64,11 @@ def create(
 
 @customers.command("list")
 def list_customers(
-    partner: int = typer.Option(..., "--partner", help="Whose customers."),
+    partner: int = typer.Option(..., "--partner", min=1, max=MAX_BIGINT, help="Whose customers."),
     limit: int = typer.Option(50, "--limit", min=1, max=MAX_LIST, help="At most this many."),
-    after: int | None = typer.Option(None, "--after", help="Continue after this UIN."),
+    after: int | None = typer.Option(
+        None, "--after", min=1, max=MAX_BIGINT, help="Continue after this UIN."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """A partner's customers in UIN order, a page at a time (``--after`` the last UIN)."""
@@ -98,7 +102,8 @@ def list_customers(
 
 @customers.command("show")
 def show(
-    uin: int = typer.Argument(..., help="The customer's UIN."), as_json: bool = JSON_OPTION
+    uin: int = typer.Argument(..., min=1, max=MAX_BIGINT, help="The customer's UIN."),
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """One customer: credit, consumption, thresholds and the last alarm."""
     with session() as s:

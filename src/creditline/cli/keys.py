@@ -7,6 +7,7 @@ import typer
 from creditline.auth import keys
 from creditline.cli import app
 from creditline.cli.common import JSON_OPTION, emit, refuse, session
+from creditline.db.tables import MAX_BIGINT
 
 keys_app = typer.Typer(help="API keys for the REST and Tencent-compatible APIs.")
 app.add_typer(keys_app, name="keys")
@@ -14,10 +15,16 @@ app.add_typer(keys_app, name="keys")
 
 @keys_app.command("create")
 def create(
-    partner: int | None = typer.Option(None, "--partner", help="Partner UIN the key acts for."),
+    partner: int | None = typer.Option(
+        None, "--partner", min=1, max=MAX_BIGINT, help="Partner UIN the key acts for."
+    ),
     role: str | None = typer.Option(None, "--role", help="admin, operator or viewer."),
     customer: int | None = typer.Option(
-        None, "--customer", help="Customer UIN: a key that reads only its own credit."
+        None,
+        "--customer",
+        help="Customer UIN: a key that reads only its own credit.",
+        min=1,
+        max=MAX_BIGINT,
     ),
     platform: bool = typer.Option(
         False, "--platform", help="A platform key (vendor staff and the billing feed)."
@@ -67,7 +74,9 @@ def revoke(
 
 @keys_app.command("list")
 def list_(
-    partner: int | None = typer.Option(None, "--partner", help="Only this partner's keys."),
+    partner: int | None = typer.Option(
+        None, "--partner", min=1, max=MAX_BIGINT, help="Only this partner's keys."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """List keys (never their secrets)."""

@@ -14,7 +14,7 @@ import typer
 
 from creditline.cli import app
 from creditline.cli.common import JSON_OPTION, emit, session, state
-from creditline.db.tables import Delivery, DeliveryAttempt, WebhookEndpoint
+from creditline.db.tables import MAX_BIGINT, Delivery, DeliveryAttempt, WebhookEndpoint
 from creditline.notify import endpoints, recipients
 from creditline.notify.deliveries import Backoff
 from creditline.notify.outbox import EVENT_TYPES
@@ -25,7 +25,7 @@ notify_app = typer.Typer(help="Alarm notification settings.")
 app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(notify_app, name="notify")
 
-PARTNER = typer.Option(..., "--partner", help="The partner's UIN.")
+PARTNER = typer.Option(..., "--partner", min=1, max=MAX_BIGINT, help="The partner's UIN.")
 
 
 def endpoint_view(endpoint: WebhookEndpoint, *, secret: str | None = None) -> dict[str, Any]:
@@ -162,7 +162,7 @@ def webhooks_list(partner: int = PARTNER, as_json: bool = JSON_OPTION) -> None:
 @webhooks_app.command("remove")
 def webhooks_remove(
     partner: int = PARTNER,
-    endpoint_id: int = typer.Option(..., "--id", help="The endpoint's id."),
+    endpoint_id: int = typer.Option(..., "--id", min=1, max=MAX_BIGINT, help="The endpoint's id."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Remove an endpoint; its pending deliveries end as failed."""
@@ -185,7 +185,7 @@ def _set_enabled(partner: int, endpoint_id: int, enabled: bool, as_json: bool) -
 @webhooks_app.command("enable")
 def webhooks_enable(
     partner: int = PARTNER,
-    endpoint_id: int = typer.Option(..., "--id"),
+    endpoint_id: int = typer.Option(..., "--id", min=1, max=MAX_BIGINT),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Enable an endpoint again (e.g. after it was disabled for failing)."""
@@ -195,7 +195,7 @@ def webhooks_enable(
 @webhooks_app.command("disable")
 def webhooks_disable(
     partner: int = PARTNER,
-    endpoint_id: int = typer.Option(..., "--id"),
+    endpoint_id: int = typer.Option(..., "--id", min=1, max=MAX_BIGINT),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Stop sending to an endpoint without removing it."""
@@ -205,7 +205,7 @@ def webhooks_disable(
 @webhooks_app.command("rotate-secret")
 def webhooks_rotate_secret(
     partner: int = PARTNER,
-    endpoint_id: int = typer.Option(..., "--id"),
+    endpoint_id: int = typer.Option(..., "--id", min=1, max=MAX_BIGINT),
     overlap_hours: float = typer.Option(
         24.0, "--overlap-hours", help="How long the old secret keeps signing beside the new."
     ),
@@ -226,7 +226,7 @@ def webhooks_rotate_secret(
 @webhooks_app.command("test")
 def webhooks_test(
     partner: int = PARTNER,
-    endpoint_id: int = typer.Option(..., "--id"),
+    endpoint_id: int = typer.Option(..., "--id", min=1, max=MAX_BIGINT),
     wait: bool = typer.Option(
         False, "--wait", help="Send it now from this command and print the outcome."
     ),
@@ -253,7 +253,9 @@ def webhooks_test(
 @webhooks_app.command("redeliver")
 def webhooks_redeliver(
     partner: int = PARTNER,
-    delivery_id: int = typer.Option(..., "--delivery", help="The delivery's id."),
+    delivery_id: int = typer.Option(
+        ..., "--delivery", min=1, max=MAX_BIGINT, help="The delivery's id."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Send a delivery again (the worker picks it up at once)."""
@@ -265,10 +267,14 @@ def webhooks_redeliver(
 @webhooks_app.command("deliveries")
 def webhooks_deliveries(
     partner: int = PARTNER,
-    endpoint_id: int | None = typer.Option(None, "--id", help="Only this endpoint's."),
+    endpoint_id: int | None = typer.Option(
+        None, "--id", min=1, max=MAX_BIGINT, help="Only this endpoint's."
+    ),
     status: str | None = typer.Option(None, "--status", help="pending, delivered or failed."),
     limit: int = typer.Option(50, "--limit"),
-    before: int | None = typer.Option(None, "--before", help="Page after this delivery id."),
+    before: int | None = typer.Option(
+        None, "--before", min=1, max=MAX_BIGINT, help="Page after this delivery id."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """List deliveries, newest first."""
@@ -293,7 +299,7 @@ def webhooks_deliveries(
 @webhooks_app.command("log")
 def webhooks_log(
     partner: int = PARTNER,
-    delivery_id: int = typer.Option(..., "--delivery"),
+    delivery_id: int = typer.Option(..., "--delivery", min=1, max=MAX_BIGINT),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """The delivery log of one delivery: time, status code, latency, error."""

@@ -19,7 +19,7 @@ from creditline.cli.common import (
     out,
     session,
 )
-from creditline.db.tables import Customer, Partner
+from creditline.db.tables import MAX_BIGINT, Customer, Partner
 from creditline.ledger import accounts, pools
 from creditline.ledger.records import Origin
 from creditline.money import parse_amount
@@ -51,7 +51,11 @@ def create(
     name: str = typer.Option(..., "--name", help="The partner's name."),
     kind: str = typer.Option(..., "--kind", help="distributor, reseller or sub-reseller."),
     parent: int | None = typer.Option(
-        None, "--parent", help="The distributor of a sub-reseller (its partner id)."
+        None,
+        "--parent",
+        help="The distributor of a sub-reseller (its partner id).",
+        min=1,
+        max=MAX_BIGINT,
     ),
     as_json: bool = JSON_OPTION,
 ) -> None:
@@ -64,7 +68,9 @@ def create(
 
 @partners.command("grant", context_settings=SIGNED_AMOUNT)
 def grant(
-    partner_id: int = typer.Argument(..., help="The partner whose pool is granted."),
+    partner_id: int = typer.Argument(
+        ..., min=1, max=MAX_BIGINT, help="The partner whose pool is granted."
+    ),
     amount: str = typer.Argument(..., help="Decimal amount such as 1000.00; negative reduces."),
     remark: str = typer.Option("", "--remark", help="Kept on the allocation record."),
     operator: str | None = typer.Option(
@@ -98,8 +104,10 @@ def grant(
 
 @partners.command("allocate-pool", context_settings=SIGNED_AMOUNT)
 def allocate_pool(
-    distributor_id: int = typer.Argument(..., help="The distributor giving pool."),
-    sub_id: int = typer.Argument(..., help="Its second-level reseller."),
+    distributor_id: int = typer.Argument(
+        ..., min=1, max=MAX_BIGINT, help="The distributor giving pool."
+    ),
+    sub_id: int = typer.Argument(..., min=1, max=MAX_BIGINT, help="Its second-level reseller."),
     amount: str = typer.Argument(..., help="Decimal amount; negative takes pool back."),
     remark: str = typer.Option("", "--remark", help="Kept on the allocation record."),
     operator: str | None = typer.Option(
@@ -169,7 +177,8 @@ def list_partners(as_json: bool = JSON_OPTION) -> None:
 
 @partners.command("show")
 def show(
-    partner_id: int = typer.Argument(..., help="The partner."), as_json: bool = JSON_OPTION
+    partner_id: int = typer.Argument(..., min=1, max=MAX_BIGINT, help="The partner."),
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """One partner: its pool, default thresholds, customers and sub-resellers."""
     with session() as s:

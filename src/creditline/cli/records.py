@@ -7,6 +7,7 @@ from rich.table import Table
 
 from creditline.cli import app
 from creditline.cli.common import JSON_OPTION, emit, out, session
+from creditline.db.tables import MAX_BIGINT
 from creditline.ledger import records as ledger_records
 
 records = typer.Typer(help="Allocation records.", no_args_is_help=True)
@@ -15,8 +16,10 @@ app.add_typer(records, name="records")
 
 @records.command("list")
 def list_records(
-    partner: int = typer.Option(..., "--partner", help="Whose records."),
-    customer: int | None = typer.Option(None, "--customer", help="Only this customer's."),
+    partner: int = typer.Option(..., "--partner", min=1, max=MAX_BIGINT, help="Whose records."),
+    customer: int | None = typer.Option(
+        None, "--customer", min=1, max=MAX_BIGINT, help="Only this customer's."
+    ),
     kind: str | None = typer.Option(
         None, "--kind", help="grant, pool_allocation, allocation or withdrawal."
     ),
@@ -24,7 +27,11 @@ def list_records(
         50, "--limit", min=1, max=ledger_records.MAX_PAGE_SIZE, help="At most this many."
     ),
     before: int | None = typer.Option(
-        None, "--before", help="Continue with records older than this record id."
+        None,
+        "--before",
+        help="Continue with records older than this record id.",
+        min=1,
+        max=MAX_BIGINT,
     ),
     as_json: bool = JSON_OPTION,
 ) -> None:

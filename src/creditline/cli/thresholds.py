@@ -8,6 +8,7 @@ import typer
 
 from creditline.cli import app
 from creditline.cli.common import JSON_OPTION, emit, session
+from creditline.db.tables import MAX_BIGINT
 from creditline.ledger import accounts, alarms
 
 thresholds = typer.Typer(help="Alarm thresholds (percent of credit).", no_args_is_help=True)
@@ -35,10 +36,14 @@ def _state(
 
 @thresholds.command("set")
 def set_thresholds(
-    partner_id: int = typer.Argument(..., help="The partner."),
+    partner_id: int = typer.Argument(..., min=1, max=MAX_BIGINT, help="The partner."),
     percents: list[int] = typer.Argument(..., help="Whole percents 1-1000, at most 10."),
     customer: int | None = typer.Option(
-        None, "--customer", help="Set this customer's own list instead of the default."
+        None,
+        "--customer",
+        help="Set this customer's own list instead of the default.",
+        min=1,
+        max=MAX_BIGINT,
     ),
     as_json: bool = JSON_OPTION,
 ) -> None:
@@ -53,8 +58,10 @@ def set_thresholds(
 
 @thresholds.command("reset")
 def reset(
-    partner_id: int = typer.Argument(..., help="The partner."),
-    customer: int = typer.Option(..., "--customer", help="The customer to put back."),
+    partner_id: int = typer.Argument(..., min=1, max=MAX_BIGINT, help="The partner."),
+    customer: int = typer.Option(
+        ..., "--customer", min=1, max=MAX_BIGINT, help="The customer to put back."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Put a customer back on its partner's default thresholds."""
@@ -68,8 +75,10 @@ def reset(
 
 @thresholds.command("show")
 def show(
-    partner_id: int = typer.Argument(..., help="The partner."),
-    customer: int | None = typer.Option(None, "--customer", help="The list this customer uses."),
+    partner_id: int = typer.Argument(..., min=1, max=MAX_BIGINT, help="The partner."),
+    customer: int | None = typer.Option(
+        None, "--customer", min=1, max=MAX_BIGINT, help="The list this customer uses."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """The partner's default thresholds, or those a customer uses."""

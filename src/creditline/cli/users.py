@@ -9,6 +9,7 @@ import typer
 from creditline.auth import users
 from creditline.cli import app
 from creditline.cli.common import JSON_OPTION, emit, refuse, session
+from creditline.db.tables import MAX_BIGINT
 
 users_app = typer.Typer(help="Console users: partner admins, operators, viewers; platform admins.")
 app.add_typer(users_app, name="users")
@@ -26,7 +27,9 @@ def _read_password() -> str:
 @users_app.command("create")
 def create(
     email: str = typer.Option(..., "--email", help="The user's login address."),
-    partner: int | None = typer.Option(None, "--partner", help="The partner (UIN) it works for."),
+    partner: int | None = typer.Option(
+        None, "--partner", min=1, max=MAX_BIGINT, help="The partner (UIN) it works for."
+    ),
     role: str | None = typer.Option(None, "--role", help="admin, operator or viewer."),
     platform: bool = typer.Option(False, "--platform", help="A platform admin (no partner)."),
     as_json: bool = JSON_OPTION,
@@ -54,7 +57,7 @@ def create(
 
 @users_app.command("list")
 def list_(
-    partner: int = typer.Option(..., "--partner", help="The partner (UIN)."),
+    partner: int = typer.Option(..., "--partner", min=1, max=MAX_BIGINT, help="The partner (UIN)."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """List a partner's console users."""
