@@ -11,6 +11,7 @@ import json
 import os
 import tracemalloc
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,8 +25,10 @@ from tests.security.test_fuzz import _counts
 
 from creditline import money
 from creditline.db import transaction
+from creditline.errors import InvalidBatch
 from creditline.ledger.verify import verify
 from creditline.tc3.limits import RateLimiter
+from creditline.usage_file import import_file
 
 SCALE = 10 if os.environ.get("CREDITLINE_LONG_TESTS") == "1" else 1
 FUZZ = settings(
@@ -247,3 +250,24 @@ def test_a_text_client_uin_allocates_nothing(
     )
     assert answer.json()["Response"]["Error"]["Code"] == "InvalidParameter"
     assert _counts(engine)[:2] == before[:2]
+
+
+@pytest.mark.parametrize(
+    ("fmt", "line"),
+    [
+        ("jsonl", '{"event_id": "e1", "customer_uin": ' + "9" * 5000 + "}"),
+        ("jsonl", '{"event_id": "e1", "list_amount": 1e50000000}'),
+        ("csv", "e1,100000000002,cvm," + "9" * 100_000 + ",0,2026-01-01T00:00:00Z,charge"),
+    ],
+    ids=["jsonl-long-integer", "jsonl-huge-exponent", "csv-long-amount"],
+)
+def test_usage_files_refuse_oversized_numbers_by_line(
+    world: World, engine: Engine, tmp_path: Path, fmt: str, line: str
+) -> None:
+    # The 5,000-digit integer raised ValueError out of the JSON reader (not a refusal).
+    header = "event_id,customer_uin,product,list_amount,voucher_amount,occurred_at,kind\n"
+    path = tmp_path / f"usage.{fmt}"
+    path.write_text((header if fmt == "csv" else "") + line + "\n", encoding="utf-8")
+    with pytest.raises(InvalidBatch) as refused, transaction(engine) as s:
+        import_file(s, path)
+    assert refused.value.errors[0].line == 1 + (fmt == "csv")

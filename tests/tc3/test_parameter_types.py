@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from creditline.tc3 import signature
 from creditline.tc3.errors import TencentError
 from creditline.tc3.params import JsonNumber, Params, decode_json, unflatten
 
@@ -85,3 +86,10 @@ def test_query_strings_carry_text_bounded() -> None:
     # A non-ASCII digit is no list index (int() of it raised): the field is not a list.
     odd = Params(unflatten([("UinList.\u0661", "1")]), textual=True)
     assert _code(lambda: odd.uin_list("UinList", most=5)) == "InvalidParameter"
+
+
+@pytest.mark.parametrize("raw", ["\u00b2", "1" * 5000, "1" * 13, "\u0661\u0662"])
+def test_a_timestamp_that_is_no_time_is_an_invalid_parameter(raw: str) -> None:
+    # "²" passed isdigit() and int() raised; 5,000 digits overflowed the comparison.
+    headers = {"x-tc-timestamp": raw}
+    assert _code(lambda: signature.request_time(headers, now=1_700_000_000)) == ("InvalidParameter")
