@@ -32,7 +32,7 @@ from creditline.notify.deliveries import Backoff
 from creditline.notify.outbox import THRESHOLD_REACHED
 from creditline.notify.worker import Worker
 
-SETTINGS = Settings(smtp_host="", webhook_timeout_s=2.0, smtp_timeout_s=2.0)
+SETTINGS = Settings(smtp_host="", webhook_timeout_s=30.0, smtp_timeout_s=30.0)
 
 
 def _endpoint(engine: Engine, partner_id: int, receiver: Receiver) -> int:

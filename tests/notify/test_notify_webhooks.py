@@ -16,7 +16,7 @@ from creditline.notify.deliveries import Backoff
 from creditline.notify.outbox import ALLOCATION_RECORDED, THRESHOLD_REACHED
 from creditline.notify.worker import Worker
 
-SETTINGS = Settings(smtp_host="", webhook_timeout_s=2.0, smtp_timeout_s=2.0)
+SETTINGS = Settings(smtp_host="", webhook_timeout_s=30.0, smtp_timeout_s=30.0)
 
 
 def add_endpoint(engine: Engine, partner_id: int, receiver: Receiver, *types: str) -> int:

@@ -91,6 +91,25 @@ def _rows() -> list[Row]:
         Row("GET", "/v1/api-keys", "admin"),
         Row("POST", "/v1/api-keys", "admin", body={"role": "viewer"}),
         Row("DELETE", "/v1/api-keys/{secret_id}", "admin", a_object=True),
+        Row("GET", "/v1/webhook-endpoints", "viewer"),
+        Row("POST", "/v1/webhook-endpoints", "admin", body={"url": "https://hooks.example.com/m"}),
+        Row("GET", "/v1/webhook-endpoints/{endpoint_id}", "viewer", a_object=True),
+        Row("PATCH", "/v1/webhook-endpoints/{endpoint_id}", "admin", True, {"enabled": True}),
+        Row("POST", "/v1/webhook-endpoints/{endpoint_id}/rotate-secret", "admin", True),
+        Row("POST", "/v1/webhook-endpoints/{endpoint_id}/test", "admin", a_object=True),
+        Row("GET", "/v1/deliveries", "viewer"),
+        Row("GET", "/v1/deliveries/{delivery_id}", "viewer", a_object=True),
+        Row("GET", "/v1/deliveries/{delivery_id}/attempts", "viewer", a_object=True),
+        Row("POST", "/v1/deliveries/{delivery_id}/redeliver", "admin", a_object=True),
+        # After the rest: the endpoint is gone after it.
+        Row("DELETE", "/v1/webhook-endpoints/{endpoint_id}", "admin", a_object=True),
+        Row("GET", "/v1/notification-settings", "viewer"),
+        Row(
+            "PATCH",
+            "/v1/notification-settings",
+            "admin",
+            body={"add": ["finance@example.com"], "email_customer": True},
+        ),
         Row("GET", "/v1/sub-resellers", "dist_viewer"),
         Row("POST", "/v1/sub-resellers", "dist_admin", body={"name": "S2"}),
         Row("GET", "/v1/sub-resellers/{sub_id}", "dist_viewer", a_object=True),
@@ -180,6 +199,8 @@ def _fill(text: str, world: World) -> str:
         .replace("{sub_id}", str(world.sub))
         .replace("{partner_id}", str(world.a))
         .replace("{secret_id}", world.keys["a_spare"][0])
+        .replace("{endpoint_id}", str(world.ids["endpoint"]))
+        .replace("{delivery_id}", str(world.ids["delivery"]))
     )
 
 

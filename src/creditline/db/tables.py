@@ -13,6 +13,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Computed,
     DateTime,
     ForeignKey,
     Identity,
@@ -22,7 +23,6 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
-    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -126,7 +126,7 @@ class Customer(Base):
         CheckConstraint("identity_status IN (0, 1, 2)", name="identity_status"),
         CheckConstraint("total_credit >= 0", name="total_credit_not_negative"),
         Index("ix_customers_partner_id_associated_at", "partner_id", "associated_at", "uin"),
-        Index("ix_customers_partner_id_available", "partner_id", text("(total_credit - consumed)")),
+        Index("ix_customers_partner_id_available_credit", "partner_id", "available_credit"),
         # The search (ILIKE '%x%' on name, email, remark): trigrams on PostgreSQL (0005).
         Index(
             "ix_customers_name_email_remark",
@@ -149,6 +149,12 @@ class Customer(Base):
     associated_at: Mapped[datetime]
     total_credit: Mapped[int] = mapped_column(BigInteger, default=0)
     consumed: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: ``total_credit - consumed``, kept by the database (stored on PostgreSQL, virtual on
+    #: SQLite) so that the sort by available credit has a plain index. Python reads
+    #: :attr:`available` instead; this column is only ever named in SQL, never loaded.
+    available_credit: Mapped[int] = mapped_column(
+        BigInteger, Computed("total_credit - consumed"), deferred=True
+    )
     #: The customer's own thresholds; None means the partner's default list.
     thresholds: Mapped[list[int] | None] = mapped_column(JSON(none_as_null=True), default=None)
     #: Thresholds already fired and not yet re-armed.

@@ -144,7 +144,11 @@ def allocate_credit(
             session,
             Customer,
             {
-                **{c.name: getattr(customer, c.key) for c in Customer.__table__.columns},
+                **{
+                    c.name: getattr(customer, c.key)
+                    for c in Customer.__table__.columns
+                    if c.computed is None  # never loaded (Customer.available_credit)
+                },
                 "total_credit": customer.total_credit - amount,
             },
         )

@@ -37,7 +37,7 @@ SORT_KEYS: dict[str, Any] = {
     "name": Customer.name,
     "total_credit": Customer.total_credit,
     "consumed": Customer.consumed,
-    "available_credit": Customer.total_credit - Customer.consumed,
+    "available_credit": Customer.available_credit,
     "utilization": _utilization(),
 }
 

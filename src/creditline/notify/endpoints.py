@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy import Engine, Select, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from creditline.auth import server_key
@@ -130,6 +130,21 @@ def list_endpoints(session: Session, partner_id: int) -> list[WebhookEndpoint]:
             .order_by(WebhookEndpoint.id)
         ).scalars()
     )
+
+
+def endpoints_page(
+    session: Session, *, partner_id: int, limit: int = 50, after_id: int | None = None
+) -> tuple[list[WebhookEndpoint], bool]:
+    """A page of the partner's endpoints, oldest first, and whether more follow (keyset on
+    the endpoint id: pass the last id of a page as ``after_id``)."""
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        raise InvalidInput(f"page size must be 1-{MAX_PAGE_SIZE}", param="limit")
+    get_partner(session, partner_id)
+    query = select(WebhookEndpoint).where(WebhookEndpoint.partner_id == partner_id)
+    if after_id is not None:
+        query = query.where(WebhookEndpoint.id > after_id)
+    rows = list(session.execute(query.order_by(WebhookEndpoint.id).limit(limit + 1)).scalars())
+    return rows[:limit], len(rows) > limit
 
 
 def update_endpoint(
@@ -314,13 +329,35 @@ def list_deliveries(
 def delivery_log(session: Session, *, partner_id: int, delivery_id: int) -> list[DeliveryAttempt]:
     """Every attempt of one delivery, oldest first: time, status code, latency, error."""
     get_delivery(session, partner_id, delivery_id)
-    return list(
-        session.execute(
-            select(DeliveryAttempt)
-            .where(
-                DeliveryAttempt.partner_id == partner_id,
-                DeliveryAttempt.delivery_id == delivery_id,
-            )
-            .order_by(DeliveryAttempt.id)
-        ).scalars()
+    return list(session.execute(_attempts(partner_id, delivery_id)).scalars())
+
+
+def delivery_log_page(
+    session: Session,
+    *,
+    partner_id: int,
+    delivery_id: int,
+    limit: int = 50,
+    after_id: int | None = None,
+) -> tuple[list[DeliveryAttempt], bool]:
+    """A page of one delivery's attempts, oldest first, and whether more follow (keyset on
+    the attempt id: pass the last id of a page as ``after_id``)."""
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        raise InvalidInput(f"page size must be 1-{MAX_PAGE_SIZE}", param="limit")
+    get_delivery(session, partner_id, delivery_id)
+    query = _attempts(partner_id, delivery_id)
+    if after_id is not None:
+        query = query.where(DeliveryAttempt.id > after_id)
+    rows = list(session.execute(query.limit(limit + 1)).scalars())
+    return rows[:limit], len(rows) > limit
+
+
+def _attempts(partner_id: int, delivery_id: int) -> Select[tuple[DeliveryAttempt]]:
+    return (
+        select(DeliveryAttempt)
+        .where(
+            DeliveryAttempt.partner_id == partner_id,
+            DeliveryAttempt.delivery_id == delivery_id,
+        )
+        .order_by(DeliveryAttempt.id)
     )
