@@ -42,6 +42,12 @@ def _too_long(raw: str, param: str) -> InvalidAmount:
     )
 
 
+def _beyond(raw: object, param: str) -> InvalidAmount:
+    return InvalidAmount(
+        f"{_echo(raw)} is beyond the limit of {to_display(MAX_CENTS)}", param=param
+    )
+
+
 def _cents(
     sign: str,
     whole: str,
@@ -66,10 +72,14 @@ def _cents(
             param=param,
         )
     if len(significant) + shift > len(str(MAX_CENTS)):
-        raise InvalidAmount(f"{_echo(raw)} is beyond the limit of 1,000,000,000.00", param=param)
+        raise InvalidAmount(
+            f"{_echo(raw)} is beyond the limit of {to_display(MAX_CENTS)}", param=param
+        )
     cents = int(significant) * 10**shift
     if cents > MAX_CENTS:
-        raise InvalidAmount(f"{_echo(raw)} is beyond the limit of 1,000,000,000.00", param=param)
+        raise InvalidAmount(
+            f"{_echo(raw)} is beyond the limit of {to_display(MAX_CENTS)}", param=param
+        )
     if sign == "-" and not allow_negative:
         raise InvalidAmount(f"{_echo(raw)} must not be negative", param=param)
     return -cents if sign == "-" else cents
@@ -123,7 +133,9 @@ def from_float(value: float | int, *, allow_negative: bool = False, param: str =
         raise InvalidAmount(f"{value!r} is not a finite amount", param=param)
     if isinstance(value, int) and abs(value) > MAX_CENTS // 100:
         # Before str(): a huge int's text is costly to make.
-        raise InvalidAmount(f"{_echo(value)} is beyond the limit of 1,000,000,000.00", param=param)
+        raise InvalidAmount(
+            f"{_echo(value)} is beyond the limit of {to_display(MAX_CENTS)}", param=param
+        )
     # repr() of a float is at most 24 characters (e.g. "-2.2250738585072014e-308").
     return parse_json_number(repr(value), allow_negative=allow_negative, param=param)
 
@@ -141,7 +153,12 @@ def to_float(cents: int) -> float:
 
 
 def to_display(cents: int) -> str:
-    """Format cents for people: ``123456`` -> ``"1,234.56"``."""
+    """Format cents for people: ``123456`` -> ``"1,234.56"``.
+
+    Every amount a person reads is in this form: the console's pages, the CLI's text
+    output and the ``message`` of every refusal (REST, console, CLI). Machine-readable
+    fields (JSON values, CSV cells) keep :func:`to_text`.
+    """
     sign = "-" if cents < 0 else ""
     whole, frac = divmod(abs(cents), 100)
     return f"{sign}{whole:,}.{frac:02d}"

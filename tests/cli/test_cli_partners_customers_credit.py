@@ -248,3 +248,10 @@ def test_ids_beyond_bigint_are_usage_errors(cli: Any, args: tuple[str, ...]) -> 
 def test_an_amount_longer_than_any_is_refused_on_its_length(cli: Any) -> None:
     partner = make_reseller(cli)
     assert "longer than 40 characters" in refused(cli, "partners", "grant", partner, "1" * 100_000)
+
+
+def test_the_cli_bound_is_the_tables_bigint() -> None:
+    from creditline.cli.common import MAX_BIGINT as CLI_BOUND
+    from creditline.db.tables import MAX_BIGINT
+
+    assert CLI_BOUND == MAX_BIGINT

@@ -122,12 +122,18 @@ def test_malformed_csv_is_refused_naming_every_bad_line(cli: Any, tmp_path: Path
         f"bad9,{uin},cvm,1.00,0,2026-01-01T00:00:00Z,gift\n"  # 9: unknown kind
         f"ok10,{uin},cvm,1.00,0,2026-01-01T00:00:00Z,charge,extra\n"  # 10: a column long
     )
-    ran = cli("usage", "import", path, "--json", expect=3)
+    ran = cli("usage", "import", path, expect=3)
     assert ran.stdout == ""
     named = bad_lines(ran.stderr)
     assert [line.split(":")[0].split(" (")[0] for line in named] == [
         f"line {n}" for n in range(3, 11)
     ]
+    # With --json, the same refusal is one JSON error object naming every bad line.
+    as_json = cli("usage", "import", path, "--json", expect=3)
+    assert as_json.stderr == ""
+    error = as_json.json()["error"]
+    assert error["code"] == "invalid_batch"
+    assert [d["line"] for d in error["details"]] == list(range(3, 11))
     assert "no customer 999" in named[4]
     assert "more than two decimal" in named[1]
     assert consumed(cli, uin) == "0.00"

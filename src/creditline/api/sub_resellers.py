@@ -26,6 +26,10 @@ class SubResellerOut(BaseModel):
     partner_id: int
     name: str
     pool: Pool
+    given: str = Field(
+        description="what the distributor has given it, net: the most it can take back "
+        "(the rest of the pool's total the platform granted)"
+    )
 
     @classmethod
     def of(cls, p: Partner) -> SubResellerOut:
@@ -33,6 +37,7 @@ class SubResellerOut(BaseModel):
             partner_id=p.id,
             name=p.name,
             pool=Pool.of(PoolState(p.id, p.pool_total, p.pool_allocated)),
+            given=money.to_text(p.pool_from_distributor),
         )
 
 
@@ -46,7 +51,8 @@ class SubResellerIn(Body):
 
 class PoolAllocationIn(Body):
     amount: SignedAmount = Field(
-        description="positive gives pool, negative takes back up to its remaining",
+        description="positive gives pool; negative takes back, at most what the "
+        "distributor has given (given) and what the sub-reseller has remaining",
     )
     remark: Remark = ""
 

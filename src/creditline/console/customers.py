@@ -30,6 +30,7 @@ SORTS = {
     "total": "total_credit",
     "consumed": "consumed",
     "available": "available_credit",
+    "utilisation": "utilization",
 }
 
 
@@ -78,7 +79,14 @@ def customer_list(
         )
 
 
-def _detail(v: Visit, uin: int, *, threshold_error: str = "", status: int = 200) -> Response:
+def _detail(
+    v: Visit,
+    uin: int,
+    *,
+    threshold_error: str = "",
+    typed_thresholds: str | None = None,
+    status: int = 200,
+) -> Response:
     customer = get_customer(v.s, v.partner_id, uin)
     history, more = records.page(
         v.s, partner_id=v.partner_id, where=RecordFilter(customer_uin=uin), limit=20
@@ -97,11 +105,13 @@ def _detail(v: Visit, uin: int, *, threshold_error: str = "", status: int = 200)
         status=status,
         c=customer,
         history=history,
+        names=records.names(v.s, partner_id=v.partner_id, rows=history),
         more_history=more,
         alarms=customer_alarms,
         thresholds=effective,
         own_thresholds=customer.thresholds is not None,
         threshold_error=threshold_error,
+        typed_thresholds=typed_thresholds,
         max_withdrawable=credit.max_withdrawable(customer.total_credit, customer.consumed),
     )
 
@@ -181,6 +191,23 @@ def _parse_thresholds(text: str) -> list[object]:
     return values
 
 
+def _thresholds_saved(typed: list[object], saved: list[int]) -> str:
+    """What a notice adds when a list was stored otherwise than typed, such as
+    `` (sorted and de-duplicated to 75, 90, 100)``; nothing when stored as typed."""
+    distinct = list(dict.fromkeys(typed))
+    changes = [
+        word
+        for word, changed in (
+            ("sorted", distinct != saved),
+            ("de-duplicated", len(distinct) != len(typed)),
+        )
+        if changed
+    ]
+    if not changes:
+        return ""
+    return f" ({' and '.join(changes)} to {', '.join(map(str, saved))})"
+
+
 @router.post("/customers/{uin}/thresholds")
 def customer_thresholds(
     request: Request, uin: PathId, thresholds: str = Form(""), use_default: str = Form("")
@@ -190,15 +217,24 @@ def customer_thresholds(
         v.require_manage()
         get_customer(v.s, v.partner_id, uin)
         try:
-            alarms.set_thresholds(
+            typed = [] if use_default else _parse_thresholds(thresholds)
+            saved = alarms.set_thresholds(
                 v.s,
                 partner_id=v.partner_id,
                 customer_uin=uin,
-                thresholds=None if use_default else _parse_thresholds(thresholds),
+                thresholds=None if use_default else typed,
             )
         except CreditlineError as exc:
-            return _detail(v, uin, threshold_error=exc.message, status=422)
-        v.notice("Thresholds saved.")
+            return _detail(
+                v,
+                uin,
+                threshold_error=f"Not saved: {exc.message}.",
+                typed_thresholds=thresholds,
+                status=422,
+            )
+        v.notice(
+            "Thresholds saved" + ("" if use_default else _thresholds_saved(typed, saved)) + "."
+        )
         return RedirectResponse(f"/customers/{uin}", status_code=303)
 
 

@@ -75,6 +75,7 @@ def _view(v: Visit, partner_id: int, *, status: int = 200, error: str = "") -> R
         customers=int(customers),
         held=int(held),
         history=history,
+        names=records.names(v.s, partner_id=partner_id, rows=history),
         users=users.list_users(v.s, partner_id),
         roles=users.PARTNER_ROLES,
         error=error,

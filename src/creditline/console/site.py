@@ -95,6 +95,11 @@ def invalid_request_page(request: Request, exc: RequestValidationError) -> Respo
     )
 
 
+def _favicon() -> Response:
+    # Browsers that ask for /favicon.ico before reading the page's <link rel="icon">.
+    return RedirectResponse("/static/favicon.svg", status_code=308)
+
+
 async def _login_required(request: Request, exc: Exception) -> Response:
     return RedirectResponse("/login", status_code=303)
 
@@ -102,6 +107,7 @@ async def _login_required(request: Request, exc: Exception) -> Response:
 def install(app: FastAPI) -> None:
     """Add the console to ``app`` (whose ``state.engine`` is the database)."""
     app.include_router(router())
+    app.add_api_route("/favicon.ico", _favicon, include_in_schema=False)
     app.mount("/static", StaticFiles(directory=STATIC), name="console-static")
     app.add_exception_handler(PageError, _page_error)
     app.add_exception_handler(LoginRequired, _login_required)

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 from fastapi import Path as PathParam
 from fastapi import Query, Request
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 from starlette.responses import Response
@@ -36,8 +37,59 @@ VISITOR_COOKIE = "creditline_visitor"
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 templates.env.filters["money"] = money.to_display
 templates.env.filters["amount"] = money.to_text
-templates.env.filters["when"] = lambda t: "" if t is None else t.strftime("%Y-%m-%d %H:%M:%S")
-templates.env.filters["day"] = lambda t: "" if t is None else t.strftime("%Y-%m-%d")
+
+
+def _time(moment: datetime | None, shown: str) -> Markup:
+    # Every moment the console shows is UTC and written one way: 2026-01-31 14:05 UTC (a
+    # day alone as 2026-01-31); the exact instant is in the element's datetime and title.
+    if moment is None:
+        return Markup("")
+    exact = moment.isoformat(timespec="seconds")
+    return Markup('<time datetime="{0}" title="{0}">{1}</time>').format(
+        exact, moment.strftime(shown)
+    )
+
+
+def when(moment: datetime | None) -> Markup:
+    """A moment as the console shows it: ``2026-01-31 14:05 UTC``."""
+    return _time(moment, "%Y-%m-%d %H:%M UTC")
+
+
+def day(moment: datetime | None) -> Markup:
+    """The day of a moment: ``2026-01-31``."""
+    return _time(moment, "%Y-%m-%d")
+
+
+def level(threshold: int | None) -> str:
+    """The CSS class of an alarm level: one colour each for below 75 %, 75 %, 90 %, 100 %
+    and above 100 % (a partner's own thresholds fall into the band they reach)."""
+    if threshold is None or threshold < 75:
+        return "lv-low"
+    if threshold < 90:
+        return "lv-75"
+    if threshold < 100:
+        return "lv-90"
+    return "lv-100" if threshold == 100 else "lv-over"
+
+
+#: An alarm's cause, in words.
+CAUSES = {
+    "usage": "new usage was counted",
+    "refund": "a refund was counted",
+    "allocation": "credit was allocated",
+    "withdrawal": "credit was withdrawn",
+}
+
+
+def cause(code: str) -> str:
+    """What made an alarm fire, as a sentence part."""
+    return CAUSES.get(code, code)
+
+
+templates.env.filters["when"] = when
+templates.env.filters["day"] = day
+templates.env.filters["level"] = level
+templates.env.filters["cause"] = cause
 
 
 #: An id or UIN in a page's path: a positive BIGINT; anything else is answered with a page

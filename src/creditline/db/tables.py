@@ -98,6 +98,16 @@ class Partner(Base):
         ),
         CheckConstraint("pool_allocated >= 0", name="allocated_not_negative"),
         CheckConstraint("pool_total >= pool_allocated", name="remaining_not_negative"),
+        # What its distributor gave a sub-reseller, net, is what the distributor may take
+        # back; the rest of its pool is the platform's grants, never below zero (0007).
+        CheckConstraint("pool_from_distributor >= 0", name="from_distributor_not_negative"),
+        CheckConstraint(
+            "pool_from_distributor <= pool_total", name="from_distributor_within_total"
+        ),
+        CheckConstraint(
+            "parent_id IS NOT NULL OR pool_from_distributor = 0",
+            name="from_distributor_only_for_sub",
+        ),
         Index("ix_partners_parent_id", "parent_id"),
     )
 
@@ -108,6 +118,9 @@ class Partner(Base):
     parent_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("partners.id"))
     pool_total: Mapped[int] = mapped_column(BigInteger, default=0)
     pool_allocated: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: For a sub-reseller: the part of ``pool_total`` its distributor gave it, net of what
+    #: it took back (the sum of its pool allocations to it); 0 for every other partner.
+    pool_from_distributor: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     #: The partner's default alarm thresholds (percent of total credit).
     thresholds: Mapped[list[int]] = mapped_column(default=lambda: [75, 90, 100])
     created_at: Mapped[datetime]

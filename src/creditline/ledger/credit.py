@@ -26,7 +26,7 @@ from creditline.errors import (
 from creditline.ledger import records
 from creditline.ledger.accounts import PoolState, get_customer, get_partner
 from creditline.ledger.alarms import CustomerCredit, evaluate
-from creditline.money import MAX_CENTS, to_text
+from creditline.money import MAX_CENTS, to_display
 
 
 @dataclass(frozen=True)
@@ -63,8 +63,8 @@ def _insufficient_credit(
     ).one()
     return InsufficientCredit(
         f"customer {customer_uin} has at most "
-        f"{to_text(max_withdrawable(current.total_credit, current.consumed))} "
-        f"withdrawable; cannot withdraw {to_text(-amount)}",
+        f"{to_display(max_withdrawable(current.total_credit, current.consumed))} "
+        f"withdrawable; cannot withdraw {to_display(-amount)}",
         param="amount",
     )
 
@@ -84,7 +84,9 @@ def allocate_credit(
     if amount == 0:
         raise InvalidAmount("amount must not be zero", param="amount")
     if abs(amount) > MAX_CENTS:
-        raise InvalidAmount("amount is beyond the limit of 1,000,000,000.00", param="amount")
+        raise InvalidAmount(
+            f"amount is beyond the limit of {to_display(MAX_CENTS)}", param="amount"
+        )
     origin = origin.checked()
     with session.begin_nested():
         # No scope read first: the guarded UPDATEs below find the customer only within
@@ -110,8 +112,8 @@ def allocate_credit(
                 raise _insufficient_credit(session, partner_id, customer_uin, amount)
             pool = get_partner(session, partner_id)
             raise InsufficientPool(
-                f"the pool has {to_text(pool.pool_remaining)} remaining; "
-                f"cannot allocate {to_text(amount)}",
+                f"the pool has {to_display(pool.pool_remaining)} remaining; "
+                f"cannot allocate {to_display(amount)}",
                 param="amount",
             )
         audit.saw_before(

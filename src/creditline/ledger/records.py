@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from creditline import money
 from creditline.clock import utcnow
-from creditline.db.tables import AllocationRecord
+from creditline.db.tables import AllocationRecord, Customer, Partner
 from creditline.errors import InvalidInput
 from creditline.ledger.accounts import get_partner
 from creditline.notify.outbox import ALLOCATION_RECORDED, enqueue
@@ -110,6 +110,7 @@ class RecordFilter:
     """What a records page is narrowed to; every field optional."""
 
     customer_uin: int | None = None
+    #: Matches operators that start with it, in any case ("Finance@" finds finance@...).
     operator: str | None = None
     kind: str | None = None
     since: datetime | None = None
@@ -130,7 +131,8 @@ def _filtered(
     if where.customer_uin is not None:
         query = query.where(AllocationRecord.customer_uin == where.customer_uin)
     if where.operator:
-        query = query.where(AllocationRecord.operator == where.operator)
+        prefix = where.operator.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(AllocationRecord.operator.ilike(prefix + "%", escape="\\"))
     if where.kind is not None:
         query = query.where(AllocationRecord.kind == where.kind)
     if where.since is not None:
@@ -164,6 +166,54 @@ def page(
     return rows[:limit], len(rows) > limit
 
 
+@dataclass(frozen=True)
+class Names:
+    """The names of the customers and sub-resellers some records of one partner name."""
+
+    customers: dict[int, str]
+    partners: dict[int, str]
+
+    def of(self, record: AllocationRecord) -> str:
+        """The name of the record's customer, or of its sub-reseller ("" for the pool)."""
+        if record.customer_uin is not None:
+            return self.customers.get(record.customer_uin, "")
+        if record.sub_partner_id is not None:
+            return self.partners.get(record.sub_partner_id, "")
+        return ""
+
+
+def names(session: Session, *, partner_id: int, rows: Sequence[AllocationRecord]) -> Names:
+    """Who the records name, as seen by ``partner_id``: its own customers, and the
+    sub-resellers of its pool allocations (its own, or for a sub-reseller itself). One
+    query each, whatever the number of records; nobody else's name is ever read."""
+    uins = {r.customer_uin for r in rows if r.customer_uin is not None}
+    subs = {r.sub_partner_id for r in rows if r.sub_partner_id is not None}
+    customers: dict[int, str] = {}
+    partners: dict[int, str] = {}
+    if uins:
+        customers = dict(
+            session.execute(
+                select(Customer.uin, Customer.name).where(
+                    Customer.partner_id == partner_id, Customer.uin.in_(uins)
+                )
+            )
+            .tuples()
+            .all()
+        )
+    if subs:
+        partners = dict(
+            session.execute(
+                select(Partner.id, Partner.name).where(
+                    Partner.id.in_(subs),
+                    or_(Partner.id == partner_id, Partner.parent_id == partner_id),
+                )
+            )
+            .tuples()
+            .all()
+        )
+    return Names(customers, partners)
+
+
 def iterate(
     session: Session, *, partner_id: int, where: RecordFilter = RecordFilter(), chunk: int = 1000
 ) -> Iterator[AllocationRecord]:
@@ -190,6 +240,7 @@ CSV_COLUMNS = (
     "kind",
     "customer_uin",
     "sub_partner_id",
+    "name",
     "operator",
     "change",
     "total_after",
@@ -213,24 +264,36 @@ def csv_chunks(
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(CSV_COLUMNS)
-    for r in iterate(session, partner_id=partner_id, where=where):
-        writer.writerow(
-            (
-                r.id,
-                r.created_at.isoformat(),
-                r.kind,
-                r.customer_uin or "",
-                r.sub_partner_id or "",
-                _cell(r.operator),
-                money.to_text(r.change),
-                money.to_text(r.total_after),
-                money.to_text(r.available_after),
-                _cell(r.remark),
-                r.source,
-            )
+    before: int | None = None
+    more = True
+    while more:
+        rows, more = page(
+            session, partner_id=partner_id, where=where, limit=MAX_PAGE_SIZE, before_id=before
         )
-        if buffer.tell() >= size:
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
+        if rows:
+            before = rows[-1].id
+        named = names(session, partner_id=partner_id, rows=rows)
+        for r in rows:
+            writer.writerow(_csv_row(r, named.of(r)))
+            if buffer.tell() >= size:
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
     yield buffer.getvalue()
+
+
+def _csv_row(r: AllocationRecord, name: str) -> tuple[object, ...]:
+    return (
+        r.id,
+        r.created_at.isoformat(),
+        r.kind,
+        r.customer_uin or "",
+        r.sub_partner_id or "",
+        _cell(name),
+        _cell(r.operator),
+        money.to_text(r.change),
+        money.to_text(r.total_after),
+        money.to_text(r.available_after),
+        _cell(r.remark),
+        r.source,
+    )

@@ -131,8 +131,8 @@ def parse_record(raw: Mapping[str, object]) -> UsageRecord:
     voucher_amount = _amount(raw["voucher_amount"], "voucher_amount")
     if voucher_amount > list_amount:
         raise ValueError(
-            f"voucher_amount {money.to_text(voucher_amount)} is above list_amount "
-            f"{money.to_text(list_amount)}"
+            f"voucher_amount {money.to_display(voucher_amount)} is above list_amount "
+            f"{money.to_display(list_amount)}"
         )
     return UsageRecord(
         event_id=event_id.strip(),

@@ -20,7 +20,7 @@ from creditline.auth import server_key
 from creditline.clock import utcnow
 from creditline.db.tables import Delivery, DeliveryAttempt, OutboxEvent, WebhookEndpoint
 from creditline.errors import InvalidInput, NotFound
-from creditline.ledger.accounts import get_partner
+from creditline.ledger.accounts import get_partner, lock_partner
 from creditline.notify.outbox import EVENT_TYPES
 
 #: Sent only on request, to one endpoint, whatever it subscribes to.
@@ -79,7 +79,8 @@ def add_endpoint(
     description: str = "",
 ) -> WebhookEndpoint:
     """Register an endpoint for ``partner_id``; subscribed to every event type by default."""
-    get_partner(session, partner_id)
+    # Locked first, so two endpoints added at once cannot both count one under the limit.
+    lock_partner(session, partner_id)
     url = _url(url)
     types = _event_types(event_types)
     description = description.strip()
