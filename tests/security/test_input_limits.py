@@ -156,6 +156,8 @@ def test_raw_tencent_amounts(
         answer = client.post(
             "/", content=sent, headers=signed_headers(action, sent, *world.keys["a_admin"])
         )
+        if answer.status_code == 413:
+            return  # over the server's body limit: refused before the endpoint reads it
         response = answer.json()["Response"]
         if "Error" in response:
             assert response["Error"]["Code"] in (
