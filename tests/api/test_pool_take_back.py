@@ -36,7 +36,7 @@ def test_a_distributor_takes_back_only_what_it_gave(
     assert refused.status_code == 409, refused.text
     error = refused.json()["error"]
     assert (error["code"], error["param"]) == ("insufficient_pool", "amount")
-    assert "has given it 1000.00" in error["message"]
+    assert "has given it 1,000.00" in error["message"]
 
     sub = client.get(f"/v1/sub-resellers/{world.sub}", headers=dist).json()
     assert sub["pool"]["total"] == "6000.00" and sub["given"] == "1000.00"

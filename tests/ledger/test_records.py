@@ -147,7 +147,7 @@ def test_csv_export_quotes_what_a_spreadsheet_would_run(engine: Engine) -> None:
         credit.allocate_credit(
             s, partner_id=shop.id, customer_uin=shop.customer, amount=500, origin=hostile
         )
-        text = "".join(records.csv_chunks(s, partner_id=shop.id, size=10))
+    text = "".join(records.csv_chunks(engine, partner_id=shop.id, size=10))
     rows = list(csv.reader(io.StringIO(text)))
     assert rows[0] == list(records.CSV_COLUMNS)
     newest = dict(zip(rows[0], rows[1], strict=True))

@@ -106,7 +106,7 @@ def test_the_reproduced_case_take_back_beyond_what_was_given(engine: Engine) -> 
         ),
         InsufficientPool,
     )
-    assert "has given it 1000.00" in refused.message
+    assert "has given it 1,000.00" in refused.message
     assert pool(engine, c.distributor) == (10_000_00, 6_000_00, 4_000_00)
     assert pool(engine, c.sub) == (6_000_00, 0, 6_000_00)
 

@@ -140,9 +140,9 @@ def test_verify_names_a_take_back_beyond_what_was_given(engine: Engine) -> None:
     with transaction(engine) as s:
         found = [m.describe() for m in verify(s)]
     assert found == [
-        f"partner {sub}: pool given by its distributor is 1000.00, its records say -3000.00",
+        f"partner {sub}: pool given by its distributor is 1,000.00, its records say -3,000.00",
         f"partner {sub}: what distributor {dist} gave it, net, after record {record} is "
-        f"-3000.00; distributor {dist} took back more than it gave",
+        f"-3,000.00; distributor {dist} took back more than it gave",
     ]
 
 

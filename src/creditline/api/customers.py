@@ -314,7 +314,12 @@ def _batch(s: Session, c: Call, partner_id: int, body: BatchIn) -> BatchOut:
             continue
         items.append(credit.BatchItem(line, entry.customer_uin, amount, entry.remark))
     if errors:
-        raise InvalidBatch(errors, what="item")
+        # Name the other items' faults (unknown customers, limits) in the same answer,
+        # as the ledger would find them: a preview of the readable items changes nothing.
+        preview = credit.allocate_batch(
+            s, partner_id=partner_id, items=items, origin=c.origin(""), apply=False
+        )
+        raise InvalidBatch(sorted([*errors, *preview.errors], key=lambda e: e.line), what="item")
     results: list[CreditChangeOut] = []
 
     def show(item: credit.BatchItem, change: credit.CreditChange) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from enum import StrEnum
 
 from fastapi import APIRouter, Depends, Query
@@ -12,7 +11,6 @@ from pydantic import BaseModel
 from creditline.api.context import MAX_PAGE_SIZE, Call, call
 from creditline.api.errors import ERROR_RESPONSES
 from creditline.api.pool import RecordOut, UtcTime
-from creditline.db import transaction
 from creditline.db.tables import MAX_BIGINT
 from creditline.ledger import records
 from creditline.ledger.accounts import get_partner
@@ -78,12 +76,8 @@ def export_records(
         # Check the filter before the 200 is sent: a refusal after it could not be answered.
         records.page(s, partner_id=partner_id, where=where, limit=1)
 
-    def rows() -> Iterator[str]:
-        with transaction(c.engine) as s:
-            yield from records.csv_chunks(s, partner_id=partner_id, where=where)
-
     return StreamingResponse(
-        rows(),
+        records.csv_chunks(c.engine, partner_id=partner_id, where=where),
         media_type="text/csv",
         headers={"Content-Disposition": 'attachment; filename="allocation-records.csv"'},
     )

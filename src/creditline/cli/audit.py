@@ -45,7 +45,7 @@ def list_audit(
     """List audit events, newest first (``--before`` the last id for the next page)."""
     from creditline import audit as audit_log
 
-    with session() as s:
+    with session(reading=True) as s:
         rows = audit_log.list_events(
             s,
             partner_id=partner,

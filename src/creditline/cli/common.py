@@ -176,9 +176,12 @@ def cli_actor() -> audit.Actor:
 
 
 @contextmanager
-def session(*, audited: bool = False) -> Iterator[Session]:
+def session(*, audited: bool = False, reading: bool = False) -> Iterator[Session]:
     """One transaction for the command; a refusal rolls it back and exits with its reason
     (followed, for a refused batch, by one indented line per bad record).
+
+    ``reading``: the command only reads; its transaction is read-only and takes no write
+    lock (a long ``verify`` does not hold up the server's writes).
 
     ``audited``: the command writes; its audit row (the objects it changed, before and
     after, and its arguments) is appended in the same transaction, or, when refused, in one
@@ -186,12 +189,14 @@ def session(*, audited: bool = False) -> Iterator[Session]:
     from sqlalchemy.exc import OperationalError
 
     from creditline import audit
-    from creditline.db import transaction
+    from creditline.db import read_transaction, transaction
 
+    if audited and reading:
+        raise ValueError("an audited command writes; it cannot be reading")
     who = cli_actor() if audited else None
     action, params = _command() if audited else ("", {})
     try:
-        with transaction(state.engine()) as s:
+        with (read_transaction if reading else transaction)(state.engine()) as s:
             if who is not None:
                 audit.watch(s)
             yield s

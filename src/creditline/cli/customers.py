@@ -99,7 +99,7 @@ def list_customers(
     from creditline.db.tables import Customer
     from creditline.ledger import accounts
 
-    with session() as s:
+    with session(reading=True) as s:
         accounts.get_partner(s, partner)
         query = select(Customer).where(Customer.partner_id == partner)
         if after is not None:
@@ -150,7 +150,7 @@ def show(
     from creditline.ledger.alarms import effective_thresholds
     from creditline.ledger.credit import max_withdrawable
 
-    with session() as s:
+    with session(reading=True) as s:
         customer = accounts.get_customer(s, None, uin)
         data = customer_payload(customer)
         amounts = {

@@ -90,7 +90,7 @@ def list_(
     """List keys, never their secrets."""
     from creditline.auth import keys
 
-    with session() as s:
+    with session(reading=True) as s:
         found = keys.list_keys(s, partner_id=partner)
     rows = [k.describe() for k in found]
     lines = [

@@ -170,7 +170,7 @@ def webhooks_list(partner: int = PARTNER, as_json: bool = JSON_OPTION) -> None:
     """List the partner's webhook endpoints."""
     from creditline.notify import endpoints
 
-    with session() as s:
+    with session(reading=True) as s:
         views = [endpoint_view(e) for e in endpoints.list_endpoints(s, partner)]
     lines = [
         f"{v['id']:>6}  {'enabled ' if v['enabled'] else 'DISABLED'}  {v['url']}  "
@@ -320,7 +320,7 @@ def webhooks_deliveries(
     """List deliveries, newest first."""
     from creditline.notify import endpoints
 
-    with session() as s:
+    with session(reading=True) as s:
         rows, more = endpoints.list_deliveries(
             s,
             partner_id=partner,
@@ -349,7 +349,7 @@ def webhooks_log(
     """Show the delivery log of one delivery: time, status code, latency, error."""
     from creditline.notify import endpoints
 
-    with session() as s:
+    with session(reading=True) as s:
         views = [
             attempt_view(a)
             for a in endpoints.delivery_log(s, partner_id=partner, delivery_id=delivery_id)

@@ -172,7 +172,7 @@ def list_partners(as_json: bool = JSON_OPTION) -> None:
 
     from creditline.db.tables import Customer, Partner
 
-    with session() as s:
+    with session(reading=True) as s:
         counts: dict[int, int] = dict(
             s.execute(select(Customer.partner_id, func.count()).group_by(Customer.partner_id))
             .tuples()
@@ -221,7 +221,7 @@ def show(
     from creditline.db.tables import Customer, Partner
     from creditline.ledger import accounts
 
-    with session() as s:
+    with session(reading=True) as s:
         partner = accounts.get_partner(s, partner_id)
         count = s.execute(
             select(func.count()).select_from(Customer).where(Customer.partner_id == partner_id)

@@ -57,7 +57,7 @@ def list_records(
     For the next page, give ``--before`` the last id shown."""
     from creditline.ledger import records as ledger_records
 
-    with session() as s:
+    with session(reading=True) as s:
         rows, has_more = ledger_records.page(
             s,
             partner_id=partner,

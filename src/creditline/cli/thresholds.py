@@ -90,7 +90,7 @@ def show(
     """Show the partner's default thresholds, or those a customer uses."""
     from creditline.ledger import accounts, alarms
 
-    with session() as s:
+    with session(reading=True) as s:
         partner = accounts.get_partner(s, partner_id)
         if customer is None:
             data = _state(partner_id, None, list(partner.thresholds), False)

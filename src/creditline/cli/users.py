@@ -74,7 +74,7 @@ def list_(
     """List a partner's console users."""
     from creditline.auth import users
 
-    with session() as s:
+    with session(reading=True) as s:
         rows = [
             {"id": u.id, "email": u.email, "role": u.role, "created_at": u.created_at.isoformat()}
             for u in users.list_users(s, partner)

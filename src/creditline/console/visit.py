@@ -25,7 +25,7 @@ from starlette.responses import Response
 from creditline import audit, money
 from creditline.auth import sessions
 from creditline.auth.users import Role
-from creditline.db import transaction
+from creditline.db import read_transaction, transaction
 from creditline.db.tables import MAX_BIGINT, Partner, User
 from creditline.errors import CreditlineError
 from creditline.notify import inbox
@@ -232,9 +232,13 @@ def visit(request: Request, *, platform: bool = False) -> Iterator[Visit]:
     otherwise a partner's page (a platform admin is sent to the platform pages)."""
     token = request.cookies.get(SESSION_COOKIE)
     who: audit.Actor | None = None
+    # A page (GET) reads in a read-only transaction: no write lock, and a write slipped
+    # into it fails loudly. Only a form (POST) takes a writing transaction.
+    reading = request.method != "POST"
+    shown: tuple[str, str] | None = None
     try:
-        with transaction(engine_of(request)) as s:
-            logged = sessions.load_session(s, token)
+        with (read_transaction if reading else transaction)(engine_of(request)) as s:
+            logged = sessions.load_session(s, token, consume_flash=not reading)
             if logged is None or token is None:
                 raise LoginRequired()
             who = actor(request, logged.user)
@@ -259,37 +263,43 @@ def visit(request: Request, *, platform: bool = False) -> Iterator[Visit]:
                 flash=logged.flash,
                 unread=unread,
             )
-            if request.method != "POST":
+            if reading:
                 yield page
-                return
-            audit.watch(s)
-            # The form's work runs in a savepoint, so an error page can undo all of it.
-            work = s.begin_nested()
-            yield page
-            if page.refused is not None:
-                work.rollback()
-                code, message = page.refused
-                audit.record(
-                    s,
-                    who,
-                    action=_form_action(request),
-                    object=request.url.path,
-                    outcome="refused",
-                    after={
-                        "error": {"code": code, "message": message},
-                        "form": _form_fields(request),
-                    },
-                )
+                if logged.flash is not None:
+                    shown = (logged.token_hash, logged.flash)
             else:
-                work.commit()
-                # In the form's own transaction: the row exists exactly when the write does.
-                audit.record(
-                    s,
-                    who,
-                    action=_form_action(request),
-                    object=request.url.path,
-                    after={"form": _form_fields(request)},
-                )
+                audit.watch(s)
+                # The form's work runs in a savepoint, so an error page can undo all of it.
+                work = s.begin_nested()
+                yield page
+                if page.refused is not None:
+                    work.rollback()
+                    code, message = page.refused
+                    audit.record(
+                        s,
+                        who,
+                        action=_form_action(request),
+                        object=request.url.path,
+                        outcome="refused",
+                        after={
+                            "error": {"code": code, "message": message},
+                            "form": _form_fields(request),
+                        },
+                    )
+                else:
+                    work.commit()
+                    # In the form's own transaction: the row exists exactly when the write does.
+                    audit.record(
+                        s,
+                        who,
+                        action=_form_action(request),
+                        object=request.url.path,
+                        after={"form": _form_fields(request)},
+                    )
+        if shown is not None:
+            # The one-time message was shown: consumed in a short write of its own.
+            with transaction(engine_of(request)) as w:
+                sessions.clear_flash(w, *shown)
     except PageError as exc:
         _refused(request, who, _REFUSAL_CODES.get(exc.status, "refused"), exc.message)
         raise

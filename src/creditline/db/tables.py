@@ -366,6 +366,20 @@ class IdempotentRequest(Base):
     created_at: Mapped[datetime]
 
 
+class Tc3Signature(Base):
+    """A signed Tencent-compatible write already used: its signature is refused again
+    until ``expires_at``, when ``X-TC-Timestamp`` would be refused as expired anyway. Kept
+    in the database so every server process and machine sees the same uses."""
+
+    __tablename__ = "tc3_signatures"
+    __table_args__ = (Index("ix_tc3_signatures_secret_id_expires_at", "secret_id", "expires_at"),)
+
+    #: SHA-256 (hex) of the request's signature.
+    signature_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    secret_id: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime]
+
+
 class CreditApplication(Base):
     """A partner asks for more pool; the platform (or, for a second-level reseller, its
     distributor) approves — which grants — or rejects."""

@@ -10,11 +10,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, insert, or_, select
+from sqlalchemy import Engine, Select, insert, or_, select
 from sqlalchemy.orm import Session
 
 from creditline import money
 from creditline.clock import utcnow
+from creditline.db import read_transaction
 from creditline.db.tables import AllocationRecord, Customer, Partner
 from creditline.errors import InvalidInput
 from creditline.ledger.accounts import get_partner
@@ -214,20 +215,28 @@ def names(session: Session, *, partner_id: int, rows: Sequence[AllocationRecord]
     return Names(customers, partners)
 
 
-def iterate(
-    session: Session, *, partner_id: int, where: RecordFilter = RecordFilter(), chunk: int = 1000
-) -> Iterator[AllocationRecord]:
-    """Every matching record, newest first, fetched in keyset chunks (for CSV export)."""
+def pages(
+    engine: Engine, *, partner_id: int, where: RecordFilter = RecordFilter(), chunk: int = 500
+) -> Iterator[tuple[list[AllocationRecord], Names]]:
+    """Every matching record, newest first, for an export: keyset pages with the names
+    they mention, **each page read in a short read transaction of its own** that ends
+    before it is handed on. So a consumer that stops part-way (a client that disconnects)
+    leaves no transaction or lock behind, and a long export never holds one. Records are
+    immutable and new ones have higher ids, so paging down from the first page's newest
+    record lists the records as they were when the export began (a record committed during
+    the export is not in it)."""
     before: int | None = None
     while True:
-        rows, more = page(
-            session,
-            partner_id=partner_id,
-            where=where,
-            limit=min(chunk, MAX_PAGE_SIZE),
-            before_id=before,
-        )
-        yield from rows
+        with read_transaction(engine) as session:
+            rows, more = page(
+                session,
+                partner_id=partner_id,
+                where=where,
+                limit=min(chunk, MAX_PAGE_SIZE),
+                before_id=before,
+            )
+            named = names(session, partner_id=partner_id, rows=rows)
+        yield rows, named
         if not more:
             return
         before = rows[-1].id
@@ -257,22 +266,15 @@ def _cell(text: str) -> str:
 
 
 def csv_chunks(
-    session: Session, *, partner_id: int, where: RecordFilter = RecordFilter(), size: int = 64_000
+    engine: Engine, *, partner_id: int, where: RecordFilter = RecordFilter(), size: int = 64_000
 ) -> Iterator[str]:
     """The matching records as CSV text (header first, newest record first), yielded in
-    chunks of about ``size`` characters so a large export streams."""
+    chunks of about ``size`` characters so a large export streams. Read as :func:`pages`
+    reads: no transaction is open while a chunk is handed on."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(CSV_COLUMNS)
-    before: int | None = None
-    more = True
-    while more:
-        rows, more = page(
-            session, partner_id=partner_id, where=where, limit=MAX_PAGE_SIZE, before_id=before
-        )
-        if rows:
-            before = rows[-1].id
-        named = names(session, partner_id=partner_id, rows=rows)
+    for rows, named in pages(engine, partner_id=partner_id, where=where):
         for r in rows:
             writer.writerow(_csv_row(r, named.of(r)))
             if buffer.tell() >= size:
