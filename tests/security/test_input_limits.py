@@ -165,6 +165,8 @@ def test_raw_tencent_amounts(
                 "InvalidParameterValue",
                 "FailedOperation",
                 "InvalidParameterValue.CreditAmountOutOfRange",
+                # The same body drawn twice in one second is the same signed request.
+                "InvalidRequest.ReplayAttack",
             ), response
             assert len(response["Error"]["Message"]) < 300
 
