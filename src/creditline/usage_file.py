@@ -106,6 +106,10 @@ def _jsonl_lines(text: io.TextIOBase) -> Iterator[RawLine]:
         except json.JSONDecodeError as exc:
             yield line, LineError(line, f"not valid JSON: {exc.msg} at column {exc.colno}")
             continue
+        except ValueError:
+            # An integer of more digits than Python reads (4,300): no field takes one.
+            yield line, LineError(line, "a number in it is too long to be any field's")
+            continue
         if not isinstance(value, dict):
             yield line, LineError(line, "not a JSON object")
             continue

@@ -91,7 +91,7 @@ def test_tc3_remark_and_refusal(client: TestClient, world: World, engine: Engine
         world,
         "a_operator",
         "ModifyClientRemark",
-        {"ClientUin": world.a_customer, "Remark": "after"},
+        {"ClientUin": str(world.a_customer), "Remark": "after"},
     )
     assert "Error" not in done
     refused = tc3_call(
@@ -99,7 +99,7 @@ def test_tc3_remark_and_refusal(client: TestClient, world: World, engine: Engine
         world,
         "a_viewer",
         "ModifyClientRemark",
-        {"ClientUin": world.a_customer, "Remark": "viewer"},
+        {"ClientUin": str(world.a_customer), "Remark": "viewer"},
     )
     assert "Error" in refused
     ok, no = _since(engine, first)

@@ -331,4 +331,9 @@ def default_operator() -> str:
         return "cli"
 
 
+#: The largest id or UIN a command takes: the BIGINT of the tables
+#: (``creditline.db.tables.MAX_BIGINT``, checked equal by the tests), stated here so that
+#: ``--help`` needs no SQLAlchemy. A larger number is refused as a usage error.
+MAX_BIGINT = 2**63 - 1
+
 JSON_OPTION = typer.Option(False, "--json", help="Print one JSON object instead of text.")

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from creditline.cli import app
-from creditline.cli.common import JSON_OPTION, emit, session, state
+from creditline.cli.common import JSON_OPTION, MAX_BIGINT, emit, session, state
 
 if TYPE_CHECKING:
     from creditline.db.tables import Delivery, DeliveryAttempt, WebhookEndpoint
@@ -25,8 +25,8 @@ notify_app = typer.Typer(help="Show and change alarm notification settings.")
 app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(notify_app, name="notify")
 
-PARTNER = typer.Option(..., "--partner", help="The partner's UIN.")
-ENDPOINT = typer.Option(..., "--id", help="The endpoint's id.")
+PARTNER = typer.Option(..., "--partner", min=1, max=MAX_BIGINT, help="The partner's UIN.")
+ENDPOINT = typer.Option(..., "--id", min=1, max=MAX_BIGINT, help="The endpoint's id.")
 
 
 def endpoint_view(endpoint: WebhookEndpoint, *, secret: str | None = None) -> dict[str, Any]:
@@ -292,7 +292,9 @@ def webhooks_test(
 @webhooks_app.command("redeliver")
 def webhooks_redeliver(
     partner: int = PARTNER,
-    delivery_id: int = typer.Option(..., "--delivery", help="The delivery's id."),
+    delivery_id: int = typer.Option(
+        ..., "--delivery", min=1, max=MAX_BIGINT, help="The delivery's id."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Send a delivery again (the worker picks it up at once)."""
@@ -307,14 +309,18 @@ def webhooks_redeliver(
 def webhooks_deliveries(
     partner: int = PARTNER,
     endpoint_id: int | None = typer.Option(
-        None, "--id", help="List only this endpoint's deliveries."
+        None, "--id", min=1, max=MAX_BIGINT, help="List only this endpoint's deliveries."
     ),
     status: str | None = typer.Option(
         None, "--status", help="List only deliveries in this state: pending, delivered or failed."
     ),
     limit: int = typer.Option(50, "--limit", help="List at most this many deliveries."),
     before: int | None = typer.Option(
-        None, "--before", help="Continue with the deliveries older than this delivery id."
+        None,
+        "--before",
+        min=1,
+        max=MAX_BIGINT,
+        help="Continue with the deliveries older than this delivery id.",
     ),
     as_json: bool = JSON_OPTION,
 ) -> None:
@@ -342,7 +348,9 @@ def webhooks_deliveries(
 @webhooks_app.command("log")
 def webhooks_log(
     partner: int = PARTNER,
-    delivery_id: int = typer.Option(..., "--delivery", help="The delivery's id."),
+    delivery_id: int = typer.Option(
+        ..., "--delivery", min=1, max=MAX_BIGINT, help="The delivery's id."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Show the delivery log of one delivery: time, status code, latency, error."""

@@ -11,7 +11,7 @@ from fastapi.responses import RedirectResponse
 from sqlalchemy import select
 from starlette.responses import Response
 
-from creditline.console.visit import PageError, day_range, visit
+from creditline.console.visit import BeforeId, PageError, PathId, day_range, number_in, visit
 from creditline.db.tables import Alarm, Customer
 from creditline.notify import inbox
 
@@ -27,13 +27,13 @@ def _alarm_filter(
     with days); a filter that makes no sense is a :class:`PageError` saying which."""
     uin: int | None = None
     if customer.strip():
-        if not (customer.strip().isascii() and customer.strip().isdigit()):
+        uin = number_in(customer)
+        if uin is None:
             raise PageError(400, "Refused", f"customer {customer.strip()!r} is not a UIN")
-        uin = int(customer.strip())
     threshold: int | None = None
     if level.strip():
         text = level.strip().rstrip("%").strip()
-        if not (text.isascii() and text.isdigit()):
+        if not (text.isascii() and text.isdigit()) or len(text) > 4:
             raise PageError(400, "Refused", f"level {level.strip()!r} is not a percentage")
         threshold = int(text)
     start, end = day_range(since, until)
@@ -49,7 +49,7 @@ def _alarm_filter(
 @router.get("/messages")
 def message_centre(
     request: Request,
-    before: int | None = None,
+    before: BeforeId = None,
     customer: str = "",
     level: str = "",
     status: str = "",
@@ -117,7 +117,7 @@ def mark_all_read(request: Request) -> Response:
 
 
 @router.post("/messages/{alarm_id}/read")
-def mark_read(request: Request, alarm_id: int) -> Response:
+def mark_read(request: Request, alarm_id: PathId) -> Response:
     """Mark one alarm read (another partner's answers as a missing one)."""
     with visit(request) as v:
         v.require_allocate()

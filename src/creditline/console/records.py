@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from starlette.responses import Response
 
-from creditline.console.visit import PageError, engine_of, visit
+from creditline.console.visit import BeforeId, PageError, engine_of, number_in, visit
 from creditline.ledger import records
 from creditline.ledger.records import RecordFilter
 
@@ -43,9 +43,8 @@ def _filter(customer: str, since: str, until: str, operator: str, kind: str) -> 
     uin: int | None = None
     typed = customer.strip()
     if typed:
-        if typed.isascii() and typed.isdigit():
-            uin = int(typed)
-        else:
+        uin = number_in(typed)
+        if uin is None:
             problems["customer"] = (
                 f"Customer UIN takes digits only, such as 100000000123, not “{typed}”."
             )
@@ -56,6 +55,9 @@ def _filter(customer: str, since: str, until: str, operator: str, kind: str) -> 
             f"From ({since.strip()}) is after To ({until.strip()}): no record can match. "
             "Swap the dates or clear one."
         )
+    if last is not None and last.date() == date.max:
+        # "To" names a whole day; the day after the last one there is cannot be reckoned.
+        problems["until"] = f"To takes a day before 9999-12-31, not “{until.strip()}”."
     if kind and kind not in records.RECORD_KINDS:
         problems["kind"] = f"Kind must be one of {', '.join(records.RECORD_KINDS)}."
     if problems:
@@ -77,7 +79,7 @@ def record_list(
     until: str = "",
     operator: str = "",
     kind: str = "",
-    before: int | None = None,
+    before: BeforeId = None,
 ) -> Response:
     """Allocation Records, newest first: filters, next pages, CSV download."""
     filters = {

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.responses import Response
@@ -76,6 +77,21 @@ def unavailable_page(request: Request) -> Response:
         },
         status_code=503,
         headers={"Retry-After": "1"},
+    )
+
+
+def invalid_request_page(request: Request, exc: RequestValidationError) -> Response:
+    """A page address or form the console cannot read (an id beyond any there is, a page
+    number too large, text where a number goes): 422, naming each part that was wrong."""
+    wrong = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error.get("loc", ())[1:]) or "request"
+        wrong.append(f"{where}: {error.get('msg', 'invalid')}")
+    return templates.TemplateResponse(
+        request,
+        "error.html",
+        {"v": None, "title": "Refused", "message": "; ".join(wrong), "status": 422},
+        status_code=422,
     )
 
 

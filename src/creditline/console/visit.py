@@ -12,9 +12,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Path as PathParam
+from fastapi import Query, Request
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 from sqlalchemy import Engine
@@ -25,7 +26,7 @@ from creditline import audit, money
 from creditline.auth import sessions
 from creditline.auth.users import Role
 from creditline.db import read_transaction, transaction
-from creditline.db.tables import Partner, User
+from creditline.db.tables import MAX_BIGINT, Partner, User
 from creditline.errors import CreditlineError
 from creditline.notify import inbox
 
@@ -89,6 +90,24 @@ templates.env.filters["when"] = when
 templates.env.filters["day"] = day
 templates.env.filters["level"] = level
 templates.env.filters["cause"] = cause
+
+
+#: An id or UIN in a page's path: a positive BIGINT; anything else is answered with a page
+#: saying what was wrong (see :func:`creditline.console.site.invalid_request_page`).
+PathId = Annotated[int, PathParam(ge=1, le=MAX_BIGINT)]
+#: The "older than this id" of a page's next link.
+BeforeId = Annotated[int | None, Query(ge=1, le=MAX_BIGINT)]
+#: The most pages a list shows; a page number beyond it is refused, not computed with.
+MAX_PAGE = 100_000
+
+
+def number_in(text: str) -> int | None:
+    """The positive BIGINT written in ``text`` (ASCII digits), or None if it is not one."""
+    text = text.strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(MAX_BIGINT)):
+        return None
+    value = int(text)
+    return value if 1 <= value <= MAX_BIGINT else None
 
 
 class PageError(Exception):
@@ -308,5 +327,10 @@ def day_range(since: str, until: str) -> tuple[datetime | None, datetime | None]
                 400, "Refused", f"{name} {text!r} is not a date such as 2026-01-31"
             ) from None
 
-    end = day(until, "until")
-    return day(since, "since"), None if end is None else end + timedelta(days=1)
+    start, end = day(since, "since"), day(until, "until")
+    if end is None:
+        return start, None
+    try:
+        return start, end + timedelta(days=1)
+    except OverflowError:
+        raise PageError(400, "Refused", f"until {until!r} is past the last day there is") from None

@@ -38,6 +38,8 @@ NAMING = {
 
 #: UINs of partners and customers share one number space and start here.
 FIRST_UIN = 100_000_000_001
+#: The largest value of a BIGINT column: every id and UIN; a larger number is nobody's.
+MAX_BIGINT = 2**63 - 1
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -16,7 +16,6 @@ import logging
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -48,7 +47,7 @@ from creditline.tc3.errors import (
     from_domain,
 )
 from creditline.tc3.limits import RateLimiter, Tc3Settings, parse_limits
-from creditline.tc3.params import Params, unflatten
+from creditline.tc3.params import Params, decode_json, unflatten
 
 VERSION = "2022-09-28"
 #: A Tencent request body is a few fields; anything near this is not one.
@@ -224,7 +223,7 @@ def _asked(request: TencentRequest) -> Any:
     if request.method == "GET":
         return dict(parse_qsl(request.query, keep_blank_values=True))
     try:
-        return json.loads(request.body or b"{}")
+        return decode_json(request.body or b"{}")
     except ValueError:
         return None
 
@@ -266,7 +265,7 @@ def _params(request: TencentRequest) -> Params:
     if not request.headers.get("content-type", "").startswith("application/json"):
         raise TencentError(INVALID_PARAMETER, "a POST body must be application/json")
     try:
-        values = json.loads(request.body or b"{}", parse_float=Decimal)
+        values = decode_json(request.body or b"{}")
     except ValueError:
         raise TencentError(INVALID_PARAMETER, "the request body is not valid JSON") from None
     if not isinstance(values, dict):
