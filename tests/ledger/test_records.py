@@ -214,7 +214,7 @@ def test_records_name_their_customer_or_sub_reseller_for_their_partner_only(
         # Asked for by another partner, nobody's name is read.
         theirs = records.names(s, partner_id=other.id, rows=rows)
         assert [theirs.of(r) for r in rows] == ["", "", ""]
-        text = "".join(records.csv_chunks(s, partner_id=dist_id))
+    text = "".join(records.csv_chunks(engine, partner_id=dist_id))
     lines = list(csv.DictReader(io.StringIO(text)))
     assert [(line["customer_uin"], line["sub_partner_id"], line["name"]) for line in lines] == [
         ("", str(sub_id), "Sub Shop"),
