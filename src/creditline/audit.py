@@ -118,7 +118,10 @@ class _Kind:
 _KINDS: dict[str, _Kind] = {
     Customer.__tablename__: _Kind(
         "customer",
-        hidden=frozenset({"fired_thresholds", "last_alarm_threshold", "last_alarm_at"}),
+        # available_credit is the database's copy of "available" (added below), not state.
+        hidden=frozenset(
+            {"fired_thresholds", "last_alarm_threshold", "last_alarm_at", "available_credit"}
+        ),
         triggers=frozenset({"name", "type", "email", "mobile", "remark", "total_credit"})
         | frozenset({"identity_status", "thresholds", "partner_id"}),
         cents=frozenset({"total_credit", "consumed"}),

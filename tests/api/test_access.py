@@ -34,7 +34,11 @@ def _a_objects(client: TestClient, world: World) -> dict[str, int]:
     application = client.post("/v1/credit-applications", json={"amount": "1.00"}, headers=h).json()[
         "id"
     ]
-    return {"alarm": alarm, "application": application}
+    endpoint = client.post(
+        "/v1/webhook-endpoints", json={"url": "https://hooks.example.com/a"}, headers=h
+    ).json()["id"]
+    delivery = client.post(f"/v1/webhook-endpoints/{endpoint}/test", headers=h).json()["id"]
+    return {"alarm": alarm, "application": application, "endpoint": endpoint, "delivery": delivery}
 
 
 def _endpoints(world: World, ids: dict[str, int]) -> list[tuple[str, str, Any]]:
@@ -52,6 +56,14 @@ def _endpoints(world: World, ids: dict[str, int]) -> list[tuple[str, str, Any]]:
         ("GET", f"/v1/credit-applications/{ids['application']}", None),
         ("GET", f"/v1/sub-resellers/{world.sub}", None),
         ("POST", f"/v1/sub-resellers/{world.sub}/pool-allocations", {"amount": "1.00"}),
+        ("GET", f"/v1/webhook-endpoints/{ids['endpoint']}", None),
+        ("PATCH", f"/v1/webhook-endpoints/{ids['endpoint']}", {"enabled": False}),
+        ("POST", f"/v1/webhook-endpoints/{ids['endpoint']}/rotate-secret", None),
+        ("POST", f"/v1/webhook-endpoints/{ids['endpoint']}/test", None),
+        ("GET", f"/v1/deliveries/{ids['delivery']}", None),
+        ("GET", f"/v1/deliveries/{ids['delivery']}/attempts", None),
+        ("POST", f"/v1/deliveries/{ids['delivery']}/redeliver", None),
+        ("DELETE", f"/v1/webhook-endpoints/{ids['endpoint']}", None),
     ]
 
 
@@ -62,6 +74,8 @@ WRITES = [
     ("POST", "/v1/api-keys", {"role": "viewer"}),
     ("POST", "/v1/credit-applications", {"amount": "1.00"}),
     ("POST", "/v1/sub-resellers", {"name": "S2"}),
+    ("POST", "/v1/webhook-endpoints", {"url": "https://hooks.example.com/b"}),
+    ("PATCH", "/v1/notification-settings", {"add": ["ops@example.com"]}),
 ]
 READS = [
     ("GET", "/v1/pool", None),
@@ -74,6 +88,9 @@ READS = [
     ("GET", "/v1/api-keys", None),
     ("GET", "/v1/credit-applications", None),
     ("GET", "/v1/sub-resellers", None),
+    ("GET", "/v1/webhook-endpoints", None),
+    ("GET", "/v1/deliveries", None),
+    ("GET", "/v1/notification-settings", None),
     ("GET", "/v1/me/credit", None),
 ]
 PLATFORM = [
@@ -108,7 +125,7 @@ def _all(world: World, ids: dict[str, int]) -> list[tuple[str, str, Any]]:
 
 def test_every_endpoint_is_covered(client: TestClient, world: World) -> None:
     """Each documented operation is exercised by the tests of this file."""
-    ids = {"alarm": 1, "application": 1}
+    ids = {"alarm": 1, "application": 1, "endpoint": 1, "delivery": 1}
     covered = [(m, p) for m, p, _ in _all(world, ids)] + [("DELETE", "/v1/api-keys/x")]
     paths = client.get("/openapi.json").json()["paths"]
     for template, item in paths.items():
@@ -179,7 +196,9 @@ def test_other_partner_sees_nothing(client: TestClient, world: World) -> None:
             .replace(f"/alarms/{ids['alarm']}", f"/alarms/{missing}")
             .replace(
                 f"/credit-applications/{ids['application']}", f"/credit-applications/{missing}"
-            ),
+            )
+            .replace(f"/webhook-endpoints/{ids['endpoint']}", f"/webhook-endpoints/{missing}")
+            .replace(f"/deliveries/{ids['delivery']}", f"/deliveries/{missing}"),
             json=body,
             headers=world.h("b_admin"),
         )
@@ -214,6 +233,8 @@ def test_other_partner_sees_nothing(client: TestClient, world: World) -> None:
     assert client.get("/v1/alarms", headers=h).json()["data"] == []
     assert client.get("/v1/alarms/unread-count", headers=h).json() == {"unread": 0}
     assert client.get("/v1/credit-applications", headers=h).json()["data"] == []
+    assert client.get("/v1/webhook-endpoints", headers=h).json()["data"] == []
+    assert client.get("/v1/deliveries", headers=h).json()["data"] == []
     assert world.keys["a_admin"][0] not in client.get("/v1/api-keys", headers=h).text
     revoke_theirs = client.delete(f"/v1/api-keys/{world.keys['a_admin'][0]}", headers=h)
     assert revoke_theirs.status_code == 404

@@ -109,9 +109,13 @@ def test_postgres_behind_head_is_refused(cli: Any, engine: Engine, database_url:
         version = connection.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
         connection.execute(text("DELETE FROM alembic_version"))
     try:
-        ran = cli("partners", "list", "--json", expect=3)
+        ran = cli("partners", "list", expect=3)
         assert ran.stderr.strip().endswith("run creditline db upgrade")
         assert ran.stdout == ""
+        as_json = cli("partners", "list", "--json", expect=3)
+        assert as_json.json()["error"]["code"] == "schema_out_of_date"
+        assert as_json.json()["error"]["message"].endswith("run creditline db upgrade")
+        assert as_json.stderr == ""
     finally:
         with engine.begin() as connection:
             connection.execute(

@@ -21,12 +21,17 @@ from creditline.money import to_text
 
 OPERATIONS_PER_THREAD = 40
 POOL = 5_000_00
+#: Each thread's own customer starts with this much credit, and each thread's first operation
+#: withdraws part of it: a success no other thread can prevent, so every run does real work
+#: on the shared pool row whatever the random operations and their interleaving turn out to be.
+OWN_CREDIT = 10_00
+OWN_WITHDRAWAL = -1_00
 
 
 def test_concurrent_allocations_withdrawals_and_usage(engine: Engine) -> None:
     threads = 16 if is_postgres(engine) else 4
-    acme = reseller(engine, pool=POOL, credits=(0,) * 6)
-    uins = acme.customers
+    acme = reseller(engine, pool=POOL, credits=(0,) * 6 + (OWN_CREDIT,) * threads)
+    uins, own = acme.customers[:6], acme.customers[6:]
     event_ids = count(1)
     lock = threading.Lock()
     succeeded: list[int] = []
@@ -36,6 +41,12 @@ def test_concurrent_allocations_withdrawals_and_usage(engine: Engine) -> None:
     def work(seed: int) -> None:
         rnd = random.Random(seed)
         try:
+            with transaction(engine) as s:
+                credit.allocate_credit(
+                    s, partner_id=acme.id, customer_uin=own[seed], amount=OWN_WITHDRAWAL, origin=OPS
+                )
+            with lock:
+                succeeded.append(OWN_WITHDRAWAL)
             for _ in range(OPERATIONS_PER_THREAD):
                 choice = rnd.random()
                 if choice < 0.25:
@@ -84,11 +95,11 @@ def test_concurrent_allocations_withdrawals_and_usage(engine: Engine) -> None:
 
     assert failures == []
     assert lows == []
-    assert len(succeeded) > threads  # the test did real work, not only refusals
+    assert succeeded.count(OWN_WITHDRAWAL) >= threads  # every thread changed the pool row
     with transaction(engine) as s:
         assert verify(s) == []
         pool = accounts.pool_state(s, acme.id)
-        assert pool.allocated == sum(succeeded)
+        assert pool.allocated == OWN_CREDIT * threads + sum(succeeded)
         assert 0 <= pool.allocated <= POOL
         for uin in uins:
             assert accounts.get_customer(s, acme.id, uin).total_credit >= 0

@@ -203,3 +203,26 @@ def test_a_batch_preview_changes_nothing_and_an_accepted_batch_applies(engine: E
     with transaction(engine) as s:
         assert accounts.pool_state(s, shop.id).remaining == 6_000
         assert verify(s) == []
+
+
+def test_refusals_show_amounts_as_people_read_them(engine: Engine) -> None:
+    """Messages carry thousands separators (``2,950.66``), as the console shows amounts."""
+    acme = reseller(engine, pool=5_000_00, credits=(2_049_34, 0))
+    beyond_pool = assert_refused_changes_nothing(
+        engine,
+        lambda s: credit.allocate_credit(
+            s, partner_id=acme.id, customer_uin=acme.customers[1], amount=3_000_00, origin=OPS
+        ),
+        InsufficientPool,
+    )
+    assert beyond_pool.message == "the pool has 2,950.66 remaining; cannot allocate 3,000.00"
+    beyond_credit = assert_refused_changes_nothing(
+        engine,
+        lambda s: credit.allocate_credit(
+            s, partner_id=acme.id, customer_uin=acme.customers[0], amount=-2_500_00, origin=OPS
+        ),
+        InsufficientCredit,
+    )
+    assert beyond_credit.message == (
+        f"customer {acme.customers[0]} has at most 2,049.34 withdrawable; cannot withdraw 2,500.00"
+    )

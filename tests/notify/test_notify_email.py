@@ -38,7 +38,7 @@ def test_alarm_email_reaches_recipients_and_the_customer(engine: Engine, smtp: S
         smtp_port=smtp.port,
         smtp_from="alarms@acme.example",
         public_url="https://console.acme.example/",
-        smtp_timeout_s=5,
+        smtp_timeout_s=30,
     )
     drain(Worker(engine, settings))  # the grant and allocation: no email for those
     assert smtp.messages == []
@@ -82,7 +82,7 @@ def test_smtp_down_is_retried(engine: Engine, smtp: SmtpSink) -> None:
         recipients.update_email_settings(s, partner_id=partner_id, add=["fin@acme.example"])
     port = smtp.port
     smtp.stop()
-    settings = Settings(smtp_host="127.0.0.1", smtp_port=port, smtp_timeout_s=2)
+    settings = Settings(smtp_host="127.0.0.1", smtp_port=port, smtp_timeout_s=30)
     fast = Backoff(base=timedelta(milliseconds=5), cap=timedelta(milliseconds=20))
     worker = Worker(engine, settings, backoff=fast)
     consume(engine, uin, "80.00")

@@ -57,4 +57,3 @@ def test_many_crashes_lose_nothing(engine: Engine, database_url: str, tmp_path: 
         engine, database_url, tmp_path, disturb=kill, rounds=25, min_operations=2000
     )
     assert figures["server_kills"] == 25
-    assert figures["answers_lost_and_retried"] >= 1

@@ -123,8 +123,13 @@ def world(engine: Engine, client: TestClient) -> World:
             emails[name] = email
             user_ids[name] = user.id
         endpoint = endpoints.add_endpoint(s, partner_id=a.id, url="https://hooks.example/a")
+        delivery = endpoints.send_test(s, partner_id=a.id, endpoint_id=endpoint.id)
         ids = (a.id, b.id, sub.id, ac.uin, bc.uin)
-        extra: dict[str, int | str] = {"endpoint": endpoint.id, "viewer_user": user_ids["a_viewer"]}
+        extra: dict[str, int | str] = {
+            "endpoint": endpoint.id,
+            "delivery": delivery.id,
+            "viewer_user": user_ids["a_viewer"],
+        }
     world = World(*ids, keys=made, users=emails, ids=extra)
     # An alarm and a credit application of A, made through the API as a partner would.
     usage = {

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from creditline.auth import server_key
 from creditline.clock import utcnow
-from creditline.db import transaction
+from creditline.db import read_transaction
 from creditline.db.tables import ApiKey as ApiKeyRow
 from creditline.db.tables import Partner as PartnerRow
 from creditline.errors import CreditlineError, InvalidInput, NotFound
@@ -286,7 +286,7 @@ def authenticate_kept(engine: Engine, secret_id: str, secret_key: str) -> ApiKey
     in its write's own statement."""
     key = CACHE.get(engine, secret_id)
     if key is None:
-        with transaction(engine) as session:
+        with read_transaction(engine) as session:
             key = lookup(session, secret_id)
         CACHE.put(engine, key)
     assert key.secret_key is not None

@@ -1,4 +1,6 @@
-"""The ``creditline`` command (Typer). Each command group lives in its own module."""
+"""The ``creditline`` command (Typer). Each command group lives in its own module, and each
+command imports the parts of creditline it needs when it runs, so that ``creditline --help``
+and a short command do not pay for SQLAlchemy, Alembic, FastAPI and every table."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from creditline.cli.common import state
 
 app = typer.Typer(
     name="creditline",
-    help="Customer credit for cloud resellers: pools, allocations, usage and alarms.",
+    help="Manage cloud resellers' customer credit: pools, allocations, usage and alarms.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
@@ -20,7 +22,7 @@ def _options(
         None,
         "--database-url",
         envvar="CREDITLINE_DATABASE_URL",
-        help="SQLAlchemy URL of the database (default sqlite:///creditline.db).",
+        help="The database's SQLAlchemy URL; the default is sqlite:///creditline.db.",
     ),
 ) -> None:
     state.use(database_url)

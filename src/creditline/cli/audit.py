@@ -5,31 +5,47 @@ from __future__ import annotations
 import json
 
 import typer
-from rich.table import Table
 
-from creditline import audit as audit_log
 from creditline.cli import app
-from creditline.cli.common import JSON_OPTION, emit, out, session
+from creditline.cli.common import JSON_OPTION, MAX_BIGINT, Column, emit, print_table, session
 
-audit = typer.Typer(help="The audit log of writes and logins.", no_args_is_help=True)
+audit = typer.Typer(help="Read the audit log of writes and logins.", no_args_is_help=True)
 app.add_typer(audit, name="audit")
+
+#: The longest page, as the audit log serves it (creditline.audit.MAX_PAGE_SIZE).
+MAX_PAGE = 100
+
+
+def _brief(text: str, most: int = 80) -> str:
+    """The start of a long JSON document, marked as cut; --json has all of it."""
+    return text if len(text) <= most else text[: most - 1] + "…"
 
 
 @audit.command("list")
 def list_audit(
-    partner: int | None = typer.Option(None, "--partner", help="Only this partner's."),
+    partner: int | None = typer.Option(
+        None, "--partner", min=1, max=MAX_BIGINT, help="Show only this partner's events."
+    ),
     principal: str | None = typer.Option(
-        None, "--principal", help="Only principals containing this (an email, a secret id)."
+        None,
+        "--principal",
+        help="Show only principals containing this text (an email, a secret id).",
     ),
-    action: str | None = typer.Option(None, "--action", help="Only actions containing this."),
+    action: str | None = typer.Option(
+        None, "--action", help="Show only actions containing this text."
+    ),
     limit: int = typer.Option(
-        50, "--limit", min=1, max=audit_log.MAX_PAGE_SIZE, help="At most this many."
+        50, "--limit", min=1, max=MAX_PAGE, help="Show at most this many events."
     ),
-    before: int | None = typer.Option(None, "--before", help="Older than this event id."),
+    before: int | None = typer.Option(
+        None, "--before", min=1, max=MAX_BIGINT, help="Show only events older than this event id."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Audit events, newest first (``--before`` the last id for the next page)."""
-    with session() as s:
+    """List audit events, newest first (``--before`` the last id for the next page)."""
+    from creditline import audit as audit_log
+
+    with session(reading=True) as s:
         rows = audit_log.list_events(
             s,
             partner_id=partner,
@@ -58,13 +74,28 @@ def list_audit(
     if as_json:
         emit({"events": data}, as_json=True)
         return
-    table = Table("id", "time (UTC)", "source", "principal", "ip", "action", "outcome", "after")
-    for row in data:
-        table.add_row(
-            *(
-                str(row[k])
-                for k in ("id", "at", "source", "principal", "source_ip", "action", "outcome")
-            ),
-            json.dumps(row["after"])[:80],
-        )
-    out.print(table)
+    print_table(
+        [
+            Column("id", keep=True, number=True),
+            Column("time (UTC)"),
+            Column("action"),
+            Column("outcome"),
+            Column("principal"),
+            Column("source"),
+            Column("ip"),
+            Column("after"),
+        ],
+        [
+            [
+                str(row["id"]),
+                str(row["at"])[:19].replace("T", " "),
+                str(row["action"]),
+                str(row["outcome"]),
+                str(row["principal"]),
+                str(row["source"]),
+                str(row["source_ip"] or ""),
+                _brief(json.dumps(row["after"])),
+            ]
+            for row in data
+        ],
+    )

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import typer
-import uvicorn
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
-from creditline.auth import users
 from creditline.cli import app
 from creditline.cli.common import out, session, state
-from creditline.config import get_settings
-from creditline.db.migrate import upgrade
-from creditline.db.tables import Partner, User
+from creditline.cli.serve import served_url
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 #: The demo's logins. Printed on start; they exist only in a database the demo made.
 DEMO_PASSWORD = "demo-password-1"
@@ -31,6 +29,11 @@ class DemoLogin:
 def add_demo_users(s: Session, *, look_at: int) -> list[DemoLogin]:
     """Logins for the demo: the main partner's admin, operator and viewer, each other
     partner's admin, and a platform admin."""
+    from sqlalchemy import select
+
+    from creditline.auth import users
+    from creditline.db.tables import Partner
+
     made: list[DemoLogin] = []
     main = s.get(Partner, look_at)
     assert main is not None
@@ -58,11 +61,17 @@ def console_command(
     demo: bool = typer.Option(
         False, "--demo", help="Fill an empty database with demo data and demo logins first."
     ),
-    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
-    port: int = typer.Option(8000, "--port", help="Port to listen on."),
+    host: str = typer.Option("127.0.0.1", "--host", help="The address to listen on."),
+    port: int = typer.Option(8000, "--port", help="The port to listen on."),
 ) -> None:
     """Start the Partner Center (and the REST API beside it) and print where to log in."""
+    import uvicorn
+    from sqlalchemy import func, select
+
     from creditline.app import create_app
+    from creditline.config import get_settings
+    from creditline.db.migrate import upgrade
+    from creditline.db.tables import Partner, User
     from creditline.demo import build_demo
 
     upgrade(state.engine())
@@ -76,7 +85,7 @@ def console_command(
                 logins = add_demo_users(s, look_at=summary.look_at)
             elif not has_users:
                 out.print("the database already holds partners; no demo added", highlight=False)
-    url = f"http://{host}:{port}/"
+    url = served_url(host, port)
     out.print(f"Partner Center: {url}", highlight=False)
     if logins:
         out.print(f"Demo logins (password {DEMO_PASSWORD}):", highlight=False)

@@ -2,27 +2,39 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.table import Table
-from sqlalchemy import select
 
 from creditline.cli import app
-from creditline.cli.common import JSON_OPTION, cents, emit, out, session
-from creditline.db.tables import Customer
-from creditline.ledger import accounts
-from creditline.ledger.alarms import effective_thresholds, utilization_basis_points
-from creditline.ledger.credit import max_withdrawable
+from creditline.cli.common import (
+    JSON_OPTION,
+    MAX_BIGINT,
+    Column,
+    cents,
+    emit,
+    out,
+    print_table,
+    session,
+    shown,
+)
 
-customers = typer.Typer(help="Customers and their credit.", no_args_is_help=True)
+if TYPE_CHECKING:
+    from creditline.db.tables import Customer
+
+customers = typer.Typer(
+    help="Create, list and show customers and their credit.", no_args_is_help=True
+)
 app.add_typer(customers, name="customers")
 
 MAX_LIST = 500
 
 
 def customer_payload(customer: Customer) -> dict[str, Any]:
-    """A customer as the CLI prints it: amounts as decimal strings."""
+    """A customer as ``--json`` prints it: amounts as plain decimal strings."""
+    from creditline.ledger.alarms import utilization_basis_points
+    from creditline.ledger.credit import max_withdrawable
+
     used = utilization_basis_points(total_credit=customer.total_credit, consumed=customer.consumed)
     return {
         "uin": customer.uin,
@@ -43,15 +55,21 @@ def customer_payload(customer: Customer) -> dict[str, Any]:
 
 @customers.command("create")
 def create(
-    partner: int = typer.Option(..., "--partner", help="The partner the customer belongs to."),
+    partner: int = typer.Option(
+        ..., "--partner", min=1, max=MAX_BIGINT, help="The partner the customer belongs to."
+    ),
     name: str = typer.Option(..., "--name", help="The customer's name."),
-    email: str = typer.Option("", "--email"),
-    mobile: str = typer.Option("", "--mobile"),
-    type: str = typer.Option("personal", "--type", help="personal or company."),
-    remark: str = typer.Option("", "--remark"),
+    email: str = typer.Option("", "--email", help="The customer's email address."),
+    mobile: str = typer.Option("", "--mobile", help="The customer's mobile number."),
+    type: str = typer.Option(
+        "personal", "--type", help="The kind of customer: personal or company."
+    ),
+    remark: str = typer.Option("", "--remark", help="A remark kept with the customer."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Associate a new customer with a partner; it starts with no credit."""
+    from creditline.ledger import accounts
+
     with session(audited=True) as s:
         customer = accounts.create_customer(
             s, partner_id=partner, name=name, type=type, email=email, mobile=mobile, remark=remark
@@ -62,48 +80,85 @@ def create(
 
 @customers.command("list")
 def list_customers(
-    partner: int = typer.Option(..., "--partner", help="Whose customers."),
-    limit: int = typer.Option(50, "--limit", min=1, max=MAX_LIST, help="At most this many."),
-    after: int | None = typer.Option(None, "--after", help="Continue after this UIN."),
+    partner: int = typer.Option(
+        ..., "--partner", min=1, max=MAX_BIGINT, help="The partner whose customers to list."
+    ),
+    limit: int = typer.Option(
+        50, "--limit", min=1, max=MAX_LIST, help="List at most this many customers."
+    ),
+    after: int | None = typer.Option(
+        None, "--after", min=1, max=MAX_BIGINT, help="Continue with the customers after this UIN."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """A partner's customers in UIN order, a page at a time (``--after`` the last UIN)."""
-    with session() as s:
+    """List a partner's customers in UIN order, a page at a time.
+
+    For the next page, give ``--after`` the last UIN shown."""
+    from sqlalchemy import select
+
+    from creditline.db.tables import Customer
+    from creditline.ledger import accounts
+
+    with session(reading=True) as s:
         accounts.get_partner(s, partner)
         query = select(Customer).where(Customer.partner_id == partner)
         if after is not None:
             query = query.where(Customer.uin > after)
         found = list(s.execute(query.order_by(Customer.uin).limit(limit + 1)).scalars())
-        rows = [customer_payload(c) for c in found[:limit]]
+        page = found[:limit]
+        rows = [customer_payload(c) for c in page]
     has_more = len(found) > limit
     if as_json:
         emit({"customers": rows, "has_more": has_more}, as_json=True)
         return
-    table = Table("uin", "name", "type", "email", "total credit", "consumed", "available", "used %")
-    for row in rows:
-        table.add_row(
-            str(row["uin"]),
-            row["name"],
-            row["type"],
-            row["email"],
-            row["total_credit"],
-            row["consumed"],
-            row["available"],
-            row["used_percent"] or "-",
-        )
-    out.print(table)
+    print_table(
+        [
+            Column("uin", keep=True, number=True),
+            Column("total credit", keep=True, number=True),
+            Column("consumed", keep=True, number=True),
+            Column("available", keep=True, number=True),
+            Column("name"),
+            Column("used %", number=True),
+            Column("type"),
+            Column("email"),
+        ],
+        [
+            [
+                str(c.uin),
+                shown(c.total_credit),
+                shown(c.consumed),
+                shown(c.available),
+                c.name,
+                row["used_percent"] or "-",
+                c.type,
+                c.email,
+            ]
+            for c, row in zip(page, rows, strict=True)
+        ],
+    )
     if has_more:
         out.print(f"more: --after {rows[-1]['uin']}", highlight=False)
 
 
 @customers.command("show")
 def show(
-    uin: int = typer.Argument(..., help="The customer's UIN."), as_json: bool = JSON_OPTION
+    uin: int = typer.Argument(..., min=1, max=MAX_BIGINT, help="The customer's UIN."),
+    as_json: bool = JSON_OPTION,
 ) -> None:
-    """One customer: credit, consumption, thresholds and the last alarm."""
-    with session() as s:
+    """Show one customer: credit, consumption, thresholds and the last alarm."""
+    from creditline.ledger import accounts
+    from creditline.ledger.alarms import effective_thresholds
+    from creditline.ledger.credit import max_withdrawable
+
+    with session(reading=True) as s:
         customer = accounts.get_customer(s, None, uin)
         data = customer_payload(customer)
+        amounts = {
+            "total": shown(customer.total_credit),
+            "consumed": shown(customer.consumed),
+            "available": shown(customer.available),
+            "withdrawable": shown(max_withdrawable(customer.total_credit, customer.consumed)),
+        }
         data["thresholds"] = effective_thresholds(
             s, partner_id=customer.partner_id, customer_uin=uin
         )
@@ -115,8 +170,8 @@ def show(
         )
     lines = [
         f"{data['name']} (UIN {uin}, {data['type']}) of partner {data['partner_id']}",
-        f"credit: total {data['total_credit']}, consumed {data['consumed']}, "
-        f"available {data['available']} (withdrawable {data['max_withdrawable']})",
+        f"credit: total {amounts['total']}, consumed {amounts['consumed']}, "
+        f"available {amounts['available']} (withdrawable {amounts['withdrawable']})",
         f"thresholds: {', '.join(map(str, data['thresholds']))} %"
         + (" (its own)" if data["own_thresholds"] else " (partner default)"),
     ]

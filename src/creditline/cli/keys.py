@@ -4,28 +4,41 @@ from __future__ import annotations
 
 import typer
 
-from creditline.auth import keys
 from creditline.cli import app
-from creditline.cli.common import JSON_OPTION, emit, refuse, session
+from creditline.cli.common import JSON_OPTION, MAX_BIGINT, emit, refuse, session
 
-keys_app = typer.Typer(help="API keys for the REST and Tencent-compatible APIs.")
+keys_app = typer.Typer(
+    help="Create, revoke and list API keys for the REST and Tencent-compatible APIs."
+)
 app.add_typer(keys_app, name="keys")
 
 
 @keys_app.command("create")
 def create(
-    partner: int | None = typer.Option(None, "--partner", help="Partner UIN the key acts for."),
-    role: str | None = typer.Option(None, "--role", help="admin, operator or viewer."),
+    partner: int | None = typer.Option(
+        None, "--partner", min=1, max=MAX_BIGINT, help="The partner (its UIN) the key acts for."
+    ),
+    role: str | None = typer.Option(
+        None, "--role", help="The partner key's role: admin, operator or viewer."
+    ),
     customer: int | None = typer.Option(
-        None, "--customer", help="Customer UIN: a key that reads only its own credit."
+        None,
+        "--customer",
+        min=1,
+        max=MAX_BIGINT,
+        help="The customer (its UIN) whose key reads only its own credit.",
     ),
     platform: bool = typer.Option(
-        False, "--platform", help="A platform key (vendor staff and the billing feed)."
+        False, "--platform", help="Make a platform key, for vendor staff and the billing feed."
     ),
-    name: str | None = typer.Option(None, "--name", help="Shown as the operator on records."),
+    name: str | None = typer.Option(
+        None, "--name", help="The key's name, shown as the operator on records."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Create a key and print its secret — the only time the secret is shown."""
+    from creditline.auth import keys
+
     chosen = [partner is not None, customer is not None, platform]
     if sum(chosen) != 1:
         refuse("give exactly one of --partner PARTNER_ID --role ROLE, --customer UIN, --platform")
@@ -60,6 +73,8 @@ def revoke(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Revoke a key: every request made with it fails from now on."""
+    from creditline.auth import keys
+
     with session(audited=True) as s:
         key = keys.revoke(s, secret_id)
     emit(key.describe(), as_json=as_json, text=f"revoked {key.secret_id}")
@@ -67,11 +82,15 @@ def revoke(
 
 @keys_app.command("list")
 def list_(
-    partner: int | None = typer.Option(None, "--partner", help="Only this partner's keys."),
+    partner: int | None = typer.Option(
+        None, "--partner", min=1, max=MAX_BIGINT, help="List only this partner's keys."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """List keys (never their secrets)."""
-    with session() as s:
+    """List keys, never their secrets."""
+    from creditline.auth import keys
+
+    with session(reading=True) as s:
         found = keys.list_keys(s, partner_id=partner)
     rows = [k.describe() for k in found]
     lines = [

@@ -8,24 +8,25 @@ import signal
 import threading
 from datetime import timedelta
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from creditline.cli import app
-from creditline.cli.common import JSON_OPTION, emit, session, state
-from creditline.db.tables import Delivery, DeliveryAttempt, WebhookEndpoint
-from creditline.notify import endpoints, recipients
-from creditline.notify.deliveries import Backoff
-from creditline.notify.outbox import EVENT_TYPES
-from creditline.notify.worker import Worker
+from creditline.cli.common import JSON_OPTION, MAX_BIGINT, emit, session, state
 
-webhooks_app = typer.Typer(help="Webhook endpoints: add, list, remove, redeliver, test.")
-notify_app = typer.Typer(help="Alarm notification settings.")
+if TYPE_CHECKING:
+    from creditline.db.tables import Delivery, DeliveryAttempt, WebhookEndpoint
+
+webhooks_app = typer.Typer(
+    help="Manage webhook endpoints: add, list, remove, test, and redeliver events."
+)
+notify_app = typer.Typer(help="Show and change alarm notification settings.")
 app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(notify_app, name="notify")
 
-PARTNER = typer.Option(..., "--partner", help="The partner's UIN.")
+PARTNER = typer.Option(..., "--partner", min=1, max=MAX_BIGINT, help="The partner's UIN.")
+ENDPOINT = typer.Option(..., "--id", min=1, max=MAX_BIGINT, help="The endpoint's id.")
 
 
 def endpoint_view(endpoint: WebhookEndpoint, *, secret: str | None = None) -> dict[str, Any]:
@@ -82,20 +83,32 @@ def worker_command(
     lease_seconds: float = typer.Option(
         60.0,
         "--lease-seconds",
-        help="How long a claimed delivery is held before another "
+        help="How long, in seconds, a claimed delivery is held before another "
         "worker may take it (a worker killed mid-delivery is retried after this).",
     ),
-    batch_size: int = typer.Option(20, "--batch-size", min=1, max=500),
-    concurrency: int = typer.Option(4, "--concurrency", min=1, max=64),
-    poll_interval: float = typer.Option(0.2, "--poll-interval", help="Seconds between polls."),
+    batch_size: int = typer.Option(
+        20, "--batch-size", min=1, max=500, help="Claim at most this many deliveries at a time."
+    ),
+    concurrency: int = typer.Option(
+        4, "--concurrency", min=1, max=64, help="Send at most this many deliveries at once."
+    ),
+    poll_interval: float = typer.Option(
+        0.2, "--poll-interval", help="The seconds to wait between polls of the outbox."
+    ),
     backoff_base: float = typer.Option(
-        5.0, "--backoff-base", help="Seconds before the first retry; doubles each time."
+        5.0,
+        "--backoff-base",
+        help="The seconds before the first retry; the wait doubles each time.",
     ),
 ) -> None:
     """Deliver alarms and events from the outbox until stopped (SIGTERM or Ctrl-C)."""
+    from creditline.notify.deliveries import Backoff
+    from creditline.notify.worker import Worker
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     worker = Worker(
-        state.engine(),
+        # A long-running worker waits for its database; one round (--once) does not.
+        state.engine(wait=not once),
         lease=timedelta(seconds=lease_seconds),
         batch_size=batch_size,
         concurrency=concurrency,
@@ -125,17 +138,30 @@ def worker_command(
 @webhooks_app.command("add")
 def webhooks_add(
     partner: int = PARTNER,
-    url: str = typer.Option(..., "--url", help="Where events are POSTed."),
+    url: str = typer.Option(..., "--url", help="The URL that events are POSTed to."),
     event: list[str] = typer.Option(
-        [], "--event", help=f"Event type to send (repeat); default all: {', '.join(EVENT_TYPES)}."
+        [],
+        "--event",
+        help="An event type to send (repeat the option for more); by default every type "
+        "is sent: credit.threshold_reached and credit.allocation_recorded.",
     ),
-    description: str = typer.Option("", "--description"),
+    description: str = typer.Option(
+        "", "--description", help="A description kept with the endpoint."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Add a webhook endpoint; prints its id and signing secret (whsec_...)."""
+    """Add a webhook endpoint and print its id and signing secret (whsec_...)."""
+    from creditline.config import get_settings
+    from creditline.notify import endpoints
+
     with session(audited=True) as s:
         endpoint = endpoints.add_endpoint(
-            s, partner_id=partner, url=url, event_types=event or None, description=description
+            s,
+            partner_id=partner,
+            url=url,
+            event_types=event or None,
+            description=description,
+            allow_private_targets=get_settings().webhook_allow_private_targets,
         )
         view = endpoint_view(endpoint, secret=endpoints.secret_of(s, endpoint))
     emit(
@@ -149,7 +175,9 @@ def webhooks_add(
 @webhooks_app.command("list")
 def webhooks_list(partner: int = PARTNER, as_json: bool = JSON_OPTION) -> None:
     """List the partner's webhook endpoints."""
-    with session() as s:
+    from creditline.notify import endpoints
+
+    with session(reading=True) as s:
         views = [endpoint_view(e) for e in endpoints.list_endpoints(s, partner)]
     lines = [
         f"{v['id']:>6}  {'enabled ' if v['enabled'] else 'DISABLED'}  {v['url']}  "
@@ -162,16 +190,20 @@ def webhooks_list(partner: int = PARTNER, as_json: bool = JSON_OPTION) -> None:
 @webhooks_app.command("remove")
 def webhooks_remove(
     partner: int = PARTNER,
-    endpoint_id: int = typer.Option(..., "--id", help="The endpoint's id."),
+    endpoint_id: int = ENDPOINT,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Remove an endpoint; its pending deliveries end as failed."""
+    from creditline.notify import endpoints
+
     with session(audited=True) as s:
         endpoints.remove_endpoint(s, partner_id=partner, endpoint_id=endpoint_id)
     emit({"id": endpoint_id, "removed": True}, as_json=as_json, text=f"removed {endpoint_id}")
 
 
 def _set_enabled(partner: int, endpoint_id: int, enabled: bool, as_json: bool) -> None:
+    from creditline.notify import endpoints
+
     with session(audited=True) as s:
         endpoint = endpoints.update_endpoint(
             s, partner_id=partner, endpoint_id=endpoint_id, enabled=enabled
@@ -185,7 +217,7 @@ def _set_enabled(partner: int, endpoint_id: int, enabled: bool, as_json: bool) -
 @webhooks_app.command("enable")
 def webhooks_enable(
     partner: int = PARTNER,
-    endpoint_id: int = typer.Option(..., "--id"),
+    endpoint_id: int = ENDPOINT,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Enable an endpoint again (e.g. after it was disabled for failing)."""
@@ -195,7 +227,7 @@ def webhooks_enable(
 @webhooks_app.command("disable")
 def webhooks_disable(
     partner: int = PARTNER,
-    endpoint_id: int = typer.Option(..., "--id"),
+    endpoint_id: int = ENDPOINT,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Stop sending to an endpoint without removing it."""
@@ -205,13 +237,17 @@ def webhooks_disable(
 @webhooks_app.command("rotate-secret")
 def webhooks_rotate_secret(
     partner: int = PARTNER,
-    endpoint_id: int = typer.Option(..., "--id"),
+    endpoint_id: int = ENDPOINT,
     overlap_hours: float = typer.Option(
-        24.0, "--overlap-hours", help="How long the old secret keeps signing beside the new."
+        24.0,
+        "--overlap-hours",
+        help="How many hours the old secret keeps signing beside the new one.",
     ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Give an endpoint a new secret; the old one stays valid for the overlap window."""
+    from creditline.notify import endpoints
+
     with session(audited=True) as s:
         endpoint = endpoints.rotate_secret(
             s,
@@ -226,13 +262,16 @@ def webhooks_rotate_secret(
 @webhooks_app.command("test")
 def webhooks_test(
     partner: int = PARTNER,
-    endpoint_id: int = typer.Option(..., "--id"),
+    endpoint_id: int = ENDPOINT,
     wait: bool = typer.Option(
         False, "--wait", help="Send it now from this command and print the outcome."
     ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Send a webhook.test event to one endpoint."""
+    from creditline.notify import endpoints
+    from creditline.notify.worker import Worker
+
     with session() as s:
         delivery_id = endpoints.send_test(s, partner_id=partner, endpoint_id=endpoint_id).id
     if wait:
@@ -253,10 +292,14 @@ def webhooks_test(
 @webhooks_app.command("redeliver")
 def webhooks_redeliver(
     partner: int = PARTNER,
-    delivery_id: int = typer.Option(..., "--delivery", help="The delivery's id."),
+    delivery_id: int = typer.Option(
+        ..., "--delivery", min=1, max=MAX_BIGINT, help="The delivery's id."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Send a delivery again (the worker picks it up at once)."""
+    from creditline.notify import endpoints
+
     with session() as s:
         view = delivery_view(endpoints.redeliver(s, partner_id=partner, delivery_id=delivery_id))
     emit(view, as_json=as_json, text=f"delivery {delivery_id} queued again")
@@ -265,14 +308,26 @@ def webhooks_redeliver(
 @webhooks_app.command("deliveries")
 def webhooks_deliveries(
     partner: int = PARTNER,
-    endpoint_id: int | None = typer.Option(None, "--id", help="Only this endpoint's."),
-    status: str | None = typer.Option(None, "--status", help="pending, delivered or failed."),
-    limit: int = typer.Option(50, "--limit"),
-    before: int | None = typer.Option(None, "--before", help="Page after this delivery id."),
+    endpoint_id: int | None = typer.Option(
+        None, "--id", min=1, max=MAX_BIGINT, help="List only this endpoint's deliveries."
+    ),
+    status: str | None = typer.Option(
+        None, "--status", help="List only deliveries in this state: pending, delivered or failed."
+    ),
+    limit: int = typer.Option(50, "--limit", help="List at most this many deliveries."),
+    before: int | None = typer.Option(
+        None,
+        "--before",
+        min=1,
+        max=MAX_BIGINT,
+        help="Continue with the deliveries older than this delivery id.",
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """List deliveries, newest first."""
-    with session() as s:
+    from creditline.notify import endpoints
+
+    with session(reading=True) as s:
         rows, more = endpoints.list_deliveries(
             s,
             partner_id=partner,
@@ -293,11 +348,15 @@ def webhooks_deliveries(
 @webhooks_app.command("log")
 def webhooks_log(
     partner: int = PARTNER,
-    delivery_id: int = typer.Option(..., "--delivery"),
+    delivery_id: int = typer.Option(
+        ..., "--delivery", min=1, max=MAX_BIGINT, help="The delivery's id."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """The delivery log of one delivery: time, status code, latency, error."""
-    with session() as s:
+    """Show the delivery log of one delivery: time, status code, latency, error."""
+    from creditline.notify import endpoints
+
+    with session(reading=True) as s:
         views = [
             attempt_view(a)
             for a in endpoints.delivery_log(s, partner_id=partner, delivery_id=delivery_id)
@@ -327,6 +386,8 @@ def notify_settings(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Show or change who is emailed when a customer reaches a threshold."""
+    from creditline.notify import recipients
+
     changing = bool(recipient or add or remove or clear or email_customer is not None)
     with session(audited=changing) as s:
         if changing:

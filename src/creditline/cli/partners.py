@@ -3,33 +3,35 @@ pools (the platform's grants and a distributor's pool allocations)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.table import Table
-from sqlalchemy import func, select
 
 from creditline.cli import app
 from creditline.cli.common import (
     JSON_OPTION,
+    MAX_BIGINT,
     SIGNED_AMOUNT,
+    Column,
     cents,
     default_operator,
     emit,
-    out,
+    print_table,
     session,
+    shown,
 )
-from creditline.db.tables import Customer, Partner
-from creditline.ledger import accounts, pools
-from creditline.ledger.records import Origin
-from creditline.money import parse_amount
 
-partners = typer.Typer(help="Partners and their pools.", no_args_is_help=True)
+if TYPE_CHECKING:
+    from creditline.db.tables import Partner
+
+partners = typer.Typer(
+    help="Create and show partners and manage their pools.", no_args_is_help=True
+)
 app.add_typer(partners, name="partners")
 
 
 def partner_payload(partner: Partner, *, customers: int | None = None) -> dict[str, Any]:
-    """A partner as the CLI prints it: amounts as decimal strings."""
+    """A partner as ``--json`` prints it: amounts as plain decimal strings."""
     data: dict[str, Any] = {
         "id": partner.id,
         "name": partner.name,
@@ -49,13 +51,21 @@ def partner_payload(partner: Partner, *, customers: int | None = None) -> dict[s
 @partners.command("create")
 def create(
     name: str = typer.Option(..., "--name", help="The partner's name."),
-    kind: str = typer.Option(..., "--kind", help="distributor, reseller or sub-reseller."),
+    kind: str = typer.Option(
+        ..., "--kind", help="The kind of partner: distributor, reseller or sub-reseller."
+    ),
     parent: int | None = typer.Option(
-        None, "--parent", help="The distributor of a sub-reseller (its partner id)."
+        None,
+        "--parent",
+        min=1,
+        max=MAX_BIGINT,
+        help="The distributor of a sub-reseller (its partner id).",
     ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Create a partner with an empty pool."""
+    from creditline.ledger import accounts
+
     with session(audited=True) as s:
         partner = accounts.create_partner(s, name=name, kind=kind, parent_id=parent)
         data = partner_payload(partner)
@@ -64,16 +74,25 @@ def create(
 
 @partners.command("grant", context_settings=SIGNED_AMOUNT)
 def grant(
-    partner_id: int = typer.Argument(..., help="The partner whose pool is granted."),
-    amount: str = typer.Argument(..., help="Decimal amount such as 1000.00; negative reduces."),
-    remark: str = typer.Option("", "--remark", help="Kept on the allocation record."),
+    partner_id: int = typer.Argument(
+        ..., min=1, max=MAX_BIGINT, help="The partner whose pool is granted."
+    ),
+    amount: str = typer.Argument(
+        ..., help="The amount in decimal, such as 1000.00; a negative amount reduces the pool."
+    ),
+    remark: str = typer.Option("", "--remark", help="A remark kept on the allocation record."),
     operator: str | None = typer.Option(
-        None, "--operator", help="Who grants (default: the login name)."
+        None, "--operator", help="Who grants; by default the login name."
     ),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Grant AMOUNT to a partner's pool from the platform (negative: reduce, down to what
-    remains unallocated)."""
+    """Grant AMOUNT to a partner's pool from the platform, or reduce it by a negative AMOUNT.
+
+    A reduction goes down to what remains unallocated, no further."""
+    from creditline.ledger import pools
+    from creditline.ledger.records import Origin
+    from creditline.money import parse_amount
+
     with session(audited=True) as s:
         cents_ = parse_amount(amount, allow_negative=True)
         origin = Origin(operator=operator or default_operator(), source="cli", remark=remark)
@@ -90,24 +109,34 @@ def grant(
         },
         as_json=as_json,
         text=(
-            f"partner {partner_id}: pool total {cents(pool.total)}, "
-            f"allocated {cents(pool.allocated)}, remaining {cents(pool.remaining)}"
+            f"partner {partner_id}: pool total {shown(pool.total)}, "
+            f"allocated {shown(pool.allocated)}, remaining {shown(pool.remaining)}"
         ),
     )
 
 
 @partners.command("allocate-pool", context_settings=SIGNED_AMOUNT)
 def allocate_pool(
-    distributor_id: int = typer.Argument(..., help="The distributor giving pool."),
-    sub_id: int = typer.Argument(..., help="Its second-level reseller."),
-    amount: str = typer.Argument(..., help="Decimal amount; negative takes pool back."),
-    remark: str = typer.Option("", "--remark", help="Kept on the allocation record."),
+    distributor_id: int = typer.Argument(
+        ..., min=1, max=MAX_BIGINT, help="The distributor that gives pool."
+    ),
+    sub_id: int = typer.Argument(
+        ..., min=1, max=MAX_BIGINT, help="The distributor's second-level reseller."
+    ),
+    amount: str = typer.Argument(
+        ..., help="The amount in decimal; a negative amount takes pool back."
+    ),
+    remark: str = typer.Option("", "--remark", help="A remark kept on the allocation record."),
     operator: str | None = typer.Option(
-        None, "--operator", help="Who allocates (default: the login name)."
+        None, "--operator", help="Who allocates; by default the login name."
     ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Move AMOUNT of a distributor's pool to one of its second-level resellers."""
+    from creditline.ledger import accounts, pools
+    from creditline.ledger.records import Origin
+    from creditline.money import parse_amount
+
     with session(audited=True) as s:
         cents_ = parse_amount(amount, allow_negative=True)
         origin = Origin(operator=operator or default_operator(), source="cli", remark=remark)
@@ -129,50 +158,70 @@ def allocate_pool(
         },
         as_json=as_json,
         text=(
-            f"sub-reseller {sub_id}: pool total {cents(pool.total)}, remaining "
-            f"{cents(pool.remaining)}; distributor {distributor_id} has "
-            f"{cents(distributor.remaining)} remaining"
+            f"sub-reseller {sub_id}: pool total {shown(pool.total)}, remaining "
+            f"{shown(pool.remaining)}; distributor {distributor_id} has "
+            f"{shown(distributor.remaining)} remaining"
         ),
     )
 
 
 @partners.command("list")
 def list_partners(as_json: bool = JSON_OPTION) -> None:
-    """Every partner with its pool and number of customers."""
-    with session() as s:
+    """List every partner with its pool and number of customers."""
+    from sqlalchemy import func, select
+
+    from creditline.db.tables import Customer, Partner
+
+    with session(reading=True) as s:
         counts: dict[int, int] = dict(
             s.execute(select(Customer.partner_id, func.count()).group_by(Customer.partner_id))
             .tuples()
             .all()
         )
-        rows = [
-            partner_payload(p, customers=int(counts.get(p.id, 0)))
-            for p in s.execute(select(Partner).order_by(Partner.id)).scalars()
-        ]
+        found = list(s.execute(select(Partner).order_by(Partner.id)).scalars())
+        rows = [partner_payload(p, customers=int(counts.get(p.id, 0))) for p in found]
     if as_json:
         emit({"partners": rows}, as_json=True)
         return
-    table = Table("id", "name", "kind", "parent", "total", "allocated", "remaining", "customers")
-    for row in rows:
-        table.add_row(
-            str(row["id"]),
-            row["name"],
-            row["kind"],
-            str(row["parent_id"] or ""),
-            row["total"],
-            row["allocated"],
-            row["remaining"],
-            str(row["customers"]),
-        )
-    out.print(table)
+    print_table(
+        [
+            Column("id", keep=True, number=True),
+            Column("total", keep=True, number=True),
+            Column("allocated", keep=True, number=True),
+            Column("remaining", keep=True, number=True),
+            Column("name"),
+            Column("kind"),
+            Column("customers", number=True),
+            Column("parent", number=True),
+        ],
+        [
+            [
+                str(p.id),
+                shown(p.pool_total),
+                shown(p.pool_allocated),
+                shown(p.pool_remaining),
+                p.name,
+                p.kind,
+                str(row["customers"]),
+                str(p.parent_id or ""),
+            ]
+            for p, row in zip(found, rows, strict=True)
+        ],
+    )
 
 
 @partners.command("show")
 def show(
-    partner_id: int = typer.Argument(..., help="The partner."), as_json: bool = JSON_OPTION
+    partner_id: int = typer.Argument(..., min=1, max=MAX_BIGINT, help="The partner (its UIN)."),
+    as_json: bool = JSON_OPTION,
 ) -> None:
-    """One partner: its pool, default thresholds, customers and sub-resellers."""
-    with session() as s:
+    """Show one partner: its pool, default thresholds, customers and sub-resellers."""
+    from sqlalchemy import func, select
+
+    from creditline.db.tables import Customer, Partner
+    from creditline.ledger import accounts
+
+    with session(reading=True) as s:
         partner = accounts.get_partner(s, partner_id)
         count = s.execute(
             select(func.count()).select_from(Customer).where(Customer.partner_id == partner_id)
@@ -186,8 +235,8 @@ def show(
         data["sub_resellers"] = subs
     lines = [
         f"{data['name']} ({data['kind']}, id {data['id']})",
-        f"pool: total {data['total']}, allocated {data['allocated']}, "
-        f"remaining {data['remaining']}",
+        f"pool: total {shown(partner.pool_total)}, allocated {shown(partner.pool_allocated)}, "
+        f"remaining {shown(partner.pool_remaining)}",
         f"customers: {data['customers']}",
         f"default thresholds: {', '.join(map(str, data['thresholds']))} %",
     ]

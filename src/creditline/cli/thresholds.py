@@ -7,10 +7,11 @@ from typing import Any
 import typer
 
 from creditline.cli import app
-from creditline.cli.common import JSON_OPTION, emit, session
-from creditline.ledger import accounts, alarms
+from creditline.cli.common import JSON_OPTION, MAX_BIGINT, emit, session
 
-thresholds = typer.Typer(help="Alarm thresholds (percent of credit).", no_args_is_help=True)
+thresholds = typer.Typer(
+    help="Set, reset and show alarm thresholds (percents of credit).", no_args_is_help=True
+)
 app.add_typer(thresholds, name="thresholds")
 
 
@@ -35,14 +36,22 @@ def _state(
 
 @thresholds.command("set")
 def set_thresholds(
-    partner_id: int = typer.Argument(..., help="The partner."),
-    percents: list[int] = typer.Argument(..., help="Whole percents 1-1000, at most 10."),
+    partner_id: int = typer.Argument(..., min=1, max=MAX_BIGINT, help="The partner (its UIN)."),
+    percents: list[int] = typer.Argument(
+        ..., help="The thresholds: whole percents from 1 to 1000, at most 10 of them."
+    ),
     customer: int | None = typer.Option(
-        None, "--customer", help="Set this customer's own list instead of the default."
+        None,
+        "--customer",
+        min=1,
+        max=MAX_BIGINT,
+        help="Set this customer's own list instead of the default.",
     ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Set a partner's default thresholds, or one customer's own (``--customer``)."""
+    from creditline.ledger import alarms
+
     with session(audited=True) as s:
         values = alarms.set_thresholds(
             s, partner_id=partner_id, thresholds=percents, customer_uin=customer
@@ -53,11 +62,15 @@ def set_thresholds(
 
 @thresholds.command("reset")
 def reset(
-    partner_id: int = typer.Argument(..., help="The partner."),
-    customer: int = typer.Option(..., "--customer", help="The customer to put back."),
+    partner_id: int = typer.Argument(..., min=1, max=MAX_BIGINT, help="The partner (its UIN)."),
+    customer: int = typer.Option(
+        ..., "--customer", min=1, max=MAX_BIGINT, help="The customer to put back."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Put a customer back on its partner's default thresholds."""
+    from creditline.ledger import alarms
+
     with session(audited=True) as s:
         values = alarms.set_thresholds(
             s, partner_id=partner_id, thresholds=None, customer_uin=customer
@@ -68,12 +81,16 @@ def reset(
 
 @thresholds.command("show")
 def show(
-    partner_id: int = typer.Argument(..., help="The partner."),
-    customer: int | None = typer.Option(None, "--customer", help="The list this customer uses."),
+    partner_id: int = typer.Argument(..., min=1, max=MAX_BIGINT, help="The partner (its UIN)."),
+    customer: int | None = typer.Option(
+        None, "--customer", min=1, max=MAX_BIGINT, help="Show the list this customer uses."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """The partner's default thresholds, or those a customer uses."""
-    with session() as s:
+    """Show the partner's default thresholds, or those a customer uses."""
+    from creditline.ledger import accounts, alarms
+
+    with session(reading=True) as s:
         partner = accounts.get_partner(s, partner_id)
         if customer is None:
             data = _state(partner_id, None, list(partner.thresholds), False)

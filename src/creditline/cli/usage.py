@@ -6,22 +6,17 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-)
 
-from creditline import usage_file
 from creditline.cli import app
-from creditline.cli.common import JSON_OPTION, emit, err, session
+from creditline.cli.common import JSON_OPTION, emit, err, plural, session
 
-usage = typer.Typer(help="Usage (charges and refunds).", no_args_is_help=True)
+if TYPE_CHECKING:
+    from creditline import usage_file
+
+usage = typer.Typer(help="Import usage (charges and refunds).", no_args_is_help=True)
 app.add_typer(usage, name="usage")
 
 
@@ -31,6 +26,15 @@ def _progress_bar(wanted: bool) -> Iterator[usage_file.Progress | None]:
     if not (wanted and sys.stdout.isatty() and sys.stderr.isatty()):
         yield None
         return
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TaskID,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
     with Progress(
         TextColumn("{task.description:>9}"),
         BarColumn(),
@@ -52,15 +56,22 @@ def _progress_bar(wanted: bool) -> Iterator[usage_file.Progress | None]:
 @usage.command("import")
 def import_command(
     file: Path = typer.Argument(
-        ..., help="A .csv or .jsonl usage file.", exists=True, dir_okay=False, readable=True
+        ...,
+        help="The usage file to import, .csv or .jsonl.",
+        exists=True,
+        dir_okay=False,
+        readable=True,
     ),
     fmt: str | None = typer.Option(
-        None, "--format", help="csv or jsonl (default: from the file's extension)."
+        None, "--format", help="The file's format, csv or jsonl; by default its extension says."
     ),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Import a usage file in one transaction: every line counted, or, if any line is bad,
-    none, with every bad line named. Event ids seen before are counted as duplicates."""
+    """Import a usage file in one transaction, all of it or, if any line is bad, none.
+
+    Every bad line is named. Event ids seen before are counted as duplicates."""
+    from creditline import usage_file
+
     with _progress_bar(not as_json) as progress, session(audited=True) as s:
         result = usage_file.import_file(s, file, fmt, progress=progress)
     alarms = [
@@ -73,8 +84,8 @@ def import_command(
         for a in result.alarms
     ]
     text = (
-        f"{result.records} records: {result.accepted} accepted, "
-        f"{result.duplicates} duplicates, {len(alarms)} alarms raised"
+        f"{plural(result.records, 'record')}: {result.accepted} accepted, "
+        f"{plural(result.duplicates, 'duplicate')}, {plural(len(alarms), 'alarm')} raised"
     )
     for a in alarms:
         text += f"\n  customer {a['customer_uin']}: {a['threshold']} % of credit reached"

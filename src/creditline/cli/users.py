@@ -6,11 +6,15 @@ import sys
 
 import typer
 
-from creditline.auth import users
 from creditline.cli import app
-from creditline.cli.common import JSON_OPTION, emit, refuse, session
+from creditline.cli.common import JSON_OPTION, MAX_BIGINT, emit, refuse, session
 
-users_app = typer.Typer(help="Console users: partner admins, operators, viewers; platform admins.")
+users_app = typer.Typer(
+    help="Create and list console users: partner admins, operators, viewers; platform admins."
+)
+
+#: The platform admin's role (creditline.auth.users.PLATFORM_ROLE).
+PLATFORM_ROLE = "platform"
 app.add_typer(users_app, name="users")
 
 
@@ -26,19 +30,27 @@ def _read_password() -> str:
 @users_app.command("create")
 def create(
     email: str = typer.Option(..., "--email", help="The user's login address."),
-    partner: int | None = typer.Option(None, "--partner", help="The partner (UIN) it works for."),
-    role: str | None = typer.Option(None, "--role", help="admin, operator or viewer."),
-    platform: bool = typer.Option(False, "--platform", help="A platform admin (no partner)."),
+    partner: int | None = typer.Option(
+        None, "--partner", min=1, max=MAX_BIGINT, help="The partner (its UIN) the user works for."
+    ),
+    role: str | None = typer.Option(
+        None, "--role", help="The user's role: admin, operator or viewer."
+    ),
+    platform: bool = typer.Option(
+        False, "--platform", help="Make a platform admin, who belongs to no partner."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Create a console user; the password is read from standard input."""
     if platform == (partner is not None):
         refuse("give either --partner PARTNER_ID with --role, or --platform")
-    if platform and role not in (None, users.PLATFORM_ROLE):
+    if platform and role not in (None, PLATFORM_ROLE):
         refuse("a platform admin takes no --role")
     if not platform and role is None:
         refuse("--role is needed: admin, operator or viewer")
     password = _read_password()
+    from creditline.auth import users
+
     with session(audited=True) as s:
         user = users.create_user(
             s,
@@ -54,11 +66,15 @@ def create(
 
 @users_app.command("list")
 def list_(
-    partner: int = typer.Option(..., "--partner", help="The partner (UIN)."),
+    partner: int = typer.Option(
+        ..., "--partner", min=1, max=MAX_BIGINT, help="The partner (its UIN)."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """List a partner's console users."""
-    with session() as s:
+    from creditline.auth import users
+
+    with session(reading=True) as s:
         rows = [
             {"id": u.id, "email": u.email, "role": u.role, "created_at": u.created_at.isoformat()}
             for u in users.list_users(s, partner)

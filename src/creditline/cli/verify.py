@@ -6,7 +6,6 @@ import typer
 
 from creditline.cli import app
 from creditline.cli.common import EXIT_FAILED_CHECK, JSON_OPTION, cents, emit, err, session
-from creditline.ledger.verify import verify
 
 
 def _shown(value: int | str) -> str:
@@ -16,9 +15,12 @@ def _shown(value: int | str) -> str:
 
 @app.command("verify")
 def verify_command(as_json: bool = JSON_OPTION) -> None:
-    """Recompute every pool, credit and consumption from its records; exit 1 naming each
-    mismatch when any disagrees."""
-    with session() as s:
+    """Recompute every pool, credit and consumption from its records.
+
+    Exits with status 1, naming each mismatch, when any disagrees."""
+    from creditline.ledger.verify import verify
+
+    with session(reading=True) as s:
         mismatches = verify(s)
     data = {
         "ok": not mismatches,

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import math
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse
 from sqlalchemy import select
 from starlette.responses import Response
 
 from creditline import audit, money
 from creditline.console import charts
-from creditline.console.visit import Visit, visit
+from creditline.console.visit import MAX_PAGE, PathId, Visit, visit
 from creditline.db.tables import Alarm
 from creditline.errors import CreditlineError
 from creditline.ledger import alarms, credit, customers, records
@@ -30,12 +30,17 @@ SORTS = {
     "total": "total_credit",
     "consumed": "consumed",
     "available": "available_credit",
+    "utilisation": "utilization",
 }
 
 
 @router.get("/customers")
 def customer_list(
-    request: Request, q: str = "", sort: str = "associated", dir: str = "desc", page: int = 1
+    request: Request,
+    q: str = "",
+    sort: str = "associated",
+    dir: str = "desc",
+    page: int = Query(1, le=MAX_PAGE),
 ) -> Response:
     """My Customers: search by UIN, name, remark or email; sort; pages."""
     with visit(request) as v:
@@ -74,7 +79,14 @@ def customer_list(
         )
 
 
-def _detail(v: Visit, uin: int, *, threshold_error: str = "", status: int = 200) -> Response:
+def _detail(
+    v: Visit,
+    uin: int,
+    *,
+    threshold_error: str = "",
+    typed_thresholds: str | None = None,
+    status: int = 200,
+) -> Response:
     customer = get_customer(v.s, v.partner_id, uin)
     history, more = records.page(
         v.s, partner_id=v.partner_id, where=RecordFilter(customer_uin=uin), limit=20
@@ -93,17 +105,19 @@ def _detail(v: Visit, uin: int, *, threshold_error: str = "", status: int = 200)
         status=status,
         c=customer,
         history=history,
+        names=records.names(v.s, partner_id=v.partner_id, rows=history),
         more_history=more,
         alarms=customer_alarms,
         thresholds=effective,
         own_thresholds=customer.thresholds is not None,
         threshold_error=threshold_error,
+        typed_thresholds=typed_thresholds,
         max_withdrawable=credit.max_withdrawable(customer.total_credit, customer.consumed),
     )
 
 
 @router.get("/customers/{uin}")
-def customer_detail(request: Request, uin: int) -> Response:
+def customer_detail(request: Request, uin: PathId) -> Response:
     """One customer: account, credit, usage charts, history, alarms, thresholds."""
     with visit(request) as v:
         return _detail(v, uin)
@@ -127,7 +141,7 @@ def _credit_form(
 
 
 @router.get("/customers/{uin}/credit")
-def credit_form(request: Request, uin: int) -> Response:
+def credit_form(request: Request, uin: PathId) -> Response:
     """Setting Credit: the allocation form, with the pool's remaining and the most that can
     be withdrawn beside it."""
     with visit(request) as v:
@@ -137,7 +151,7 @@ def credit_form(request: Request, uin: int) -> Response:
 
 @router.post("/customers/{uin}/credit")
 def set_credit(
-    request: Request, uin: int, amount: str = Form(""), remark: str = Form("")
+    request: Request, uin: PathId, amount: str = Form(""), remark: str = Form("")
 ) -> Response:
     """Allocate (positive) or withdraw (negative) credit; on refusal the form again, with
     the reason and nothing changed."""
@@ -170,33 +184,63 @@ def _parse_thresholds(text: str) -> list[object]:
     for part in text.replace(";", ",").split(","):
         part = part.strip().rstrip("%").strip()
         if part:
-            values.append(int(part) if part.isdigit() else part)
+            # Short ASCII digits are a number; anything else goes to the core as given, to
+            # be refused there by name (int() of a long or non-ASCII digit string raises).
+            values.append(
+                int(part) if part.isascii() and part.isdigit() and len(part) <= 9 else part
+            )
     return values
+
+
+def _thresholds_saved(typed: list[object], saved: list[int]) -> str:
+    """What a notice adds when a list was stored otherwise than typed, such as
+    `` (sorted and de-duplicated to 75, 90, 100)``; nothing when stored as typed."""
+    distinct = list(dict.fromkeys(typed))
+    changes = [
+        word
+        for word, changed in (
+            ("sorted", distinct != saved),
+            ("de-duplicated", len(distinct) != len(typed)),
+        )
+        if changed
+    ]
+    if not changes:
+        return ""
+    return f" ({' and '.join(changes)} to {', '.join(map(str, saved))})"
 
 
 @router.post("/customers/{uin}/thresholds")
 def customer_thresholds(
-    request: Request, uin: int, thresholds: str = Form(""), use_default: str = Form("")
+    request: Request, uin: PathId, thresholds: str = Form(""), use_default: str = Form("")
 ) -> Response:
     """Set the customer's own alarm thresholds, or return it to the partner's default."""
     with visit(request) as v:
         v.require_manage()
         get_customer(v.s, v.partner_id, uin)
         try:
-            alarms.set_thresholds(
+            typed = [] if use_default else _parse_thresholds(thresholds)
+            saved = alarms.set_thresholds(
                 v.s,
                 partner_id=v.partner_id,
                 customer_uin=uin,
-                thresholds=None if use_default else _parse_thresholds(thresholds),
+                thresholds=None if use_default else typed,
             )
         except CreditlineError as exc:
-            return _detail(v, uin, threshold_error=exc.message, status=422)
-        v.notice("Thresholds saved.")
+            return _detail(
+                v,
+                uin,
+                threshold_error=f"Not saved: {exc.message}.",
+                typed_thresholds=thresholds,
+                status=422,
+            )
+        v.notice(
+            "Thresholds saved" + ("" if use_default else _thresholds_saved(typed, saved)) + "."
+        )
         return RedirectResponse(f"/customers/{uin}", status_code=303)
 
 
 @router.get("/customers/{uin}/usage-by-day.svg")
-def chart_by_day(request: Request, uin: int) -> Response:
+def chart_by_day(request: Request, uin: PathId) -> Response:
     """The customer's usage by day, drawn on the server."""
     with visit(request) as v:
         get_customer(v.s, v.partner_id, uin)
@@ -205,7 +249,7 @@ def chart_by_day(request: Request, uin: int) -> Response:
 
 
 @router.get("/customers/{uin}/usage-by-product.svg")
-def chart_by_product(request: Request, uin: int) -> Response:
+def chart_by_product(request: Request, uin: PathId) -> Response:
     """The customer's usage by product, drawn on the server."""
     with visit(request) as v:
         get_customer(v.s, v.partner_id, uin)

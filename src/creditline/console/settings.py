@@ -7,8 +7,8 @@ from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 
 from creditline.auth import keys, users
-from creditline.console.customers import _parse_thresholds
-from creditline.console.visit import Visit, visit
+from creditline.console.customers import _parse_thresholds, _thresholds_saved
+from creditline.console.visit import PathId, Visit, visit
 from creditline.errors import CreditlineError
 from creditline.ledger import alarms
 
@@ -16,7 +16,12 @@ router = APIRouter()
 
 
 def _settings(
-    v: Visit, *, status: int = 200, new_key: keys.ApiKey | None = None, **errors: str
+    v: Visit,
+    *,
+    status: int = 200,
+    new_key: keys.ApiKey | None = None,
+    typed_thresholds: str | None = None,
+    **errors: str,
 ) -> Response:
     return v.render(
         "settings.html",
@@ -26,6 +31,7 @@ def _settings(
         # The partner's own keys; its customers' keys are theirs to see.
         keys=[k for k in keys.list_keys(v.s, partner_id=v.partner_id) if k.principal == "partner"],
         new_key=new_key,
+        typed_thresholds=typed_thresholds,
         errors=errors,
     )
 
@@ -42,13 +48,23 @@ def default_thresholds(request: Request, thresholds: str = Form("")) -> Response
     """The partner's default alarm thresholds (customers without their own list)."""
     with visit(request) as v:
         v.require_manage()
+        typed = _parse_thresholds(thresholds)
         try:
-            saved = alarms.set_thresholds(
-                v.s, partner_id=v.partner_id, thresholds=_parse_thresholds(thresholds)
-            )
+            saved = alarms.set_thresholds(v.s, partner_id=v.partner_id, thresholds=typed)
         except CreditlineError as exc:
-            return _settings(v, status=422, thresholds=exc.message)
-        v.notice("Default thresholds saved: " + ", ".join(f"{t}%" for t in saved) + ".")
+            # The list as typed stays in the field, beside what is wrong with it.
+            return _settings(
+                v,
+                status=422,
+                typed_thresholds=thresholds,
+                thresholds=f"Not saved: {exc.message}.",
+            )
+        v.notice(
+            "Default thresholds saved: "
+            + ", ".join(f"{t}%" for t in saved)
+            + _thresholds_saved(typed, saved)
+            + "."
+        )
     return RedirectResponse("/settings", status_code=303)
 
 
@@ -70,7 +86,7 @@ def add_user(
 
 
 @router.post("/settings/users/{user_id}/remove")
-def remove_user(request: Request, user_id: int) -> Response:
+def remove_user(request: Request, user_id: PathId) -> Response:
     """A partner admin removes a user of the same partner (never the last admin)."""
     with visit(request) as v:
         v.require_manage()

@@ -5,7 +5,15 @@ from creditline.db.engine import (
     is_unavailable,
     make_engine,
     pipelined,
+    read_transaction,
     transaction,
 )
 
-__all__ = ["is_postgres", "is_unavailable", "make_engine", "pipelined", "transaction"]
+__all__ = [
+    "is_postgres",
+    "is_unavailable",
+    "make_engine",
+    "pipelined",
+    "read_transaction",
+    "transaction",
+]

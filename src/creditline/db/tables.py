@@ -13,6 +13,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Computed,
     DateTime,
     ForeignKey,
     Identity,
@@ -22,7 +23,6 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
-    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -38,6 +38,8 @@ NAMING = {
 
 #: UINs of partners and customers share one number space and start here.
 FIRST_UIN = 100_000_000_001
+#: The largest value of a BIGINT column: every id and UIN; a larger number is nobody's.
+MAX_BIGINT = 2**63 - 1
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -96,6 +98,16 @@ class Partner(Base):
         ),
         CheckConstraint("pool_allocated >= 0", name="allocated_not_negative"),
         CheckConstraint("pool_total >= pool_allocated", name="remaining_not_negative"),
+        # What its distributor gave a sub-reseller, net, is what the distributor may take
+        # back; the rest of its pool is the platform's grants, never below zero (0007).
+        CheckConstraint("pool_from_distributor >= 0", name="from_distributor_not_negative"),
+        CheckConstraint(
+            "pool_from_distributor <= pool_total", name="from_distributor_within_total"
+        ),
+        CheckConstraint(
+            "parent_id IS NOT NULL OR pool_from_distributor = 0",
+            name="from_distributor_only_for_sub",
+        ),
         Index("ix_partners_parent_id", "parent_id"),
     )
 
@@ -106,6 +118,9 @@ class Partner(Base):
     parent_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("partners.id"))
     pool_total: Mapped[int] = mapped_column(BigInteger, default=0)
     pool_allocated: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: For a sub-reseller: the part of ``pool_total`` its distributor gave it, net of what
+    #: it took back (the sum of its pool allocations to it); 0 for every other partner.
+    pool_from_distributor: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     #: The partner's default alarm thresholds (percent of total credit).
     thresholds: Mapped[list[int]] = mapped_column(default=lambda: [75, 90, 100])
     created_at: Mapped[datetime]
@@ -124,7 +139,7 @@ class Customer(Base):
         CheckConstraint("identity_status IN (0, 1, 2)", name="identity_status"),
         CheckConstraint("total_credit >= 0", name="total_credit_not_negative"),
         Index("ix_customers_partner_id_associated_at", "partner_id", "associated_at", "uin"),
-        Index("ix_customers_partner_id_available", "partner_id", text("(total_credit - consumed)")),
+        Index("ix_customers_partner_id_available_credit", "partner_id", "available_credit"),
         # The search (ILIKE '%x%' on name, email, remark): trigrams on PostgreSQL (0005).
         Index(
             "ix_customers_name_email_remark",
@@ -147,6 +162,12 @@ class Customer(Base):
     associated_at: Mapped[datetime]
     total_credit: Mapped[int] = mapped_column(BigInteger, default=0)
     consumed: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: ``total_credit - consumed``, kept by the database (stored on PostgreSQL, virtual on
+    #: SQLite) so that the sort by available credit has a plain index. Python reads
+    #: :attr:`available` instead; this column is only ever named in SQL, never loaded.
+    available_credit: Mapped[int] = mapped_column(
+        BigInteger, Computed("total_credit - consumed"), deferred=True
+    )
     #: The customer's own thresholds; None means the partner's default list.
     thresholds: Mapped[list[int] | None] = mapped_column(JSON(none_as_null=True), default=None)
     #: Thresholds already fired and not yet re-armed.
@@ -343,6 +364,20 @@ class IdempotentRequest(Base):
     status_code: Mapped[int | None] = mapped_column(Integer, default=None)
     response_body: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime]
+
+
+class Tc3Signature(Base):
+    """A signed Tencent-compatible write already used: its signature is refused again
+    until ``expires_at``, when ``X-TC-Timestamp`` would be refused as expired anyway. Kept
+    in the database so every server process and machine sees the same uses."""
+
+    __tablename__ = "tc3_signatures"
+    __table_args__ = (Index("ix_tc3_signatures_secret_id_expires_at", "secret_id", "expires_at"),)
+
+    #: SHA-256 (hex) of the request's signature.
+    signature_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    secret_id: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime]
 
 
 class CreditApplication(Base):

@@ -46,7 +46,7 @@ from creditline.ledger import records
 from creditline.ledger.accounts import PoolState, get_customer, get_partner
 from creditline.ledger.alarms import CustomerCredit, evaluate
 from creditline.ledger.changes import RETURNED, RowChange
-from creditline.money import MAX_CENTS, to_text
+from creditline.money import MAX_CENTS, to_display
 
 
 class Unconfirmed(CreditlineError):
@@ -214,8 +214,8 @@ def _insufficient_credit(
     ).one()
     return InsufficientCredit(
         f"customer {customer_uin} has at most "
-        f"{to_text(max_withdrawable(current.total_credit, current.consumed))} "
-        f"withdrawable; cannot withdraw {to_text(-amount)}",
+        f"{to_display(max_withdrawable(current.total_credit, current.consumed))} "
+        f"withdrawable; cannot withdraw {to_display(-amount)}",
         param="amount",
     )
 
@@ -251,7 +251,8 @@ def _refusal(
         raise AssertionError("an allocation is never refused by the customer's guard")
     pool = get_partner(session, partner_id)
     return InsufficientPool(
-        f"the pool has {to_text(pool.pool_remaining)} remaining; cannot allocate {to_text(amount)}",
+        f"the pool has {to_display(pool.pool_remaining)} remaining; "
+        f"cannot allocate {to_display(amount)}",
         param="amount",
     )
 
@@ -322,7 +323,9 @@ def check(amount: int, origin: records.Origin) -> records.Origin:
     if amount == 0:
         raise InvalidAmount("amount must not be zero", param="amount")
     if abs(amount) > MAX_CENTS:
-        raise InvalidAmount("amount is beyond the limit of 1,000,000,000.00", param="amount")
+        raise InvalidAmount(
+            f"amount is beyond the limit of {to_display(MAX_CENTS)}", param="amount"
+        )
     return origin.checked()
 
 

@@ -12,11 +12,10 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, case, false, func, or_, select
 from sqlalchemy.orm import Session
 
-from creditline.db.tables import Customer
+from creditline.db.tables import MAX_BIGINT, Customer
 from creditline.errors import InvalidInput
 
-#: UINs are BIGINT; a larger number is nobody's.
-MAX_UIN = 2**63 - 1
+MAX_UIN = MAX_BIGINT
 #: What a search may look in: everything, or one field (the Tencent API's FilterType).
 SEARCH_FIELDS = ("any", "uin", "name", "remark", "email")
 MAX_PAGE_SIZE = 500
@@ -38,7 +37,7 @@ SORT_KEYS: dict[str, Any] = {
     "name": Customer.name,
     "total_credit": Customer.total_credit,
     "consumed": Customer.consumed,
-    "available_credit": Customer.total_credit - Customer.consumed,
+    "available_credit": Customer.available_credit,
     "utilization": _utilization(),
 }
 

@@ -14,9 +14,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -28,39 +27,33 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from creditline import audit
-from creditline.api.fast import FastCredit
-from creditline.auth import keys
-from creditline.db import is_unavailable, pipelined, transaction
+from creditline.db import is_unavailable, read_transaction, transaction
 from creditline.errors import CreditlineError
-from creditline.ledger import credit
-from creditline.ledger.credit import Unconfirmed
-from creditline.tc3 import signature
-from creditline.tc3.actions import _origin, authorize, resolve
-from creditline.tc3.callers import ApiKeyStore, KeyStore, _match
-from creditline.tc3.envelope import Cents, failure, new_request_id, success
+from creditline.tc3 import replay, signature
+from creditline.tc3.actions import ACTIONS, authorize, resolve
+from creditline.tc3.callers import ApiKeyStore, KeyStore
+from creditline.tc3.envelope import failure, new_request_id, success
 from creditline.tc3.errors import (
     FAILED_OPERATION,
     INTERNAL_ERROR,
+    INVALID_AUTHORIZATION,
     INVALID_PARAMETER,
     INVALID_PARAMETER_VALUE,
     MISSING_PARAMETER,
+    REPLAY_ATTACK,
     REQUEST_LIMIT_EXCEEDED,
     SECRET_ID_NOT_FOUND,
     TencentError,
     from_domain,
 )
 from creditline.tc3.limits import RateLimiter, Tc3Settings, parse_limits
-from creditline.tc3.params import Params, unflatten
+from creditline.tc3.params import Params, decode_json, unflatten
 
 VERSION = "2022-09-28"
 #: A Tencent request body is a few fields; anything near this is not one.
 MAX_BODY_BYTES = 1_000_000
 
 log = logging.getLogger(__name__)
-
-
-#: Actions answered from the key cache in a pipelined transaction (see ``_handle``).
-FAST_ACTIONS = frozenset({"AllocateCustomerCredit"})
 
 
 @dataclass(frozen=True)
@@ -86,14 +79,15 @@ class TencentEndpoint:
         keys: KeyStore,
         limiter: RateLimiter | None = None,
         clock: Callable[[], float] = time.time,
-        fast: FastCredit | None = None,
+        hosts: Collection[str] = (),
     ) -> None:
         self.app = app
+        #: The signed ``Host`` values accepted (lower case); empty: any.
+        self.hosts = frozenset(host.strip().lower() for host in hosts if host.strip())
         self.engine = engine
         self.keys = keys
         self.limiter = limiter or RateLimiter()
         self.clock = clock
-        self.fast = fast
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not _is_tencent(scope):
@@ -108,105 +102,15 @@ class TencentEndpoint:
             body=body,
             client=request.client.host if request.client else "",
         )
-        answer = None
-        admitted = False
-        if self.fast is not None and self.fast.pool is not None:
-            try:
-                answer, admitted = await self._fast(incoming)
-            except Exception:  # answered in full by the ordinary path
-                log.debug("tc3 fast path fell back", exc_info=True)
-        if answer is None:
-            answer = await run_in_threadpool(self.answer, incoming, admitted=admitted)
+        answer = await run_in_threadpool(self.answer, incoming)
         await Response(answer, media_type="application/json")(scope, receive, send)
 
-    async def _fast(self, request: TencentRequest) -> tuple[bytes | None, bool]:
-        """AllocateCustomerCredit in the plain case, on the fast path (api/fast.py): the
-        key from the key cache, confirmed live by the write's own statement. Anything else
-        answers None, changing nothing (and whether the rate limit admitted it)."""
-        fast = self.fast
-        headers = request.headers
-        if fast is None or headers.get("x-tc-action", "").strip() not in FAST_ACTIONS:
-            return None, False
-        try:
-            authorization = signature.parse_authorization(headers.get("authorization"))
-            timestamp = signature.request_time(headers, now=self.clock())
-            signature.check_scope(authorization, timestamp)
-        except TencentError:
-            return None, False
-        key = keys.CACHE.get(self.engine, authorization.secret_id)
-        if key is None or key.secret_key is None:
-            return None, False
-        try:
-            signature.verify(
-                authorization,
-                secret_key=key.secret_key,
-                method=request.method,
-                query=request.query,
-                headers=headers,
-                body=request.body,
-            )
-            _check_version(headers)
-            action = resolve(headers["x-tc-action"].strip())
-            caller = _match(key).caller
-            authorize(action, caller)
-        except TencentError:
-            return None, False
-        if not self.limiter.admit(authorization.secret_id, action.name):
-            return None, False
-        try:
-            params = _params(request)
-            uin = params.uin("ClientUin")
-            amount = params.amount("AddedCredit")
-            remark = params.text("Remark", required=False) or ""
-            assert caller.partner_id is not None  # authorize() admits only partner keys
-            origin = credit.check(amount, _origin(caller, remark))
-        except (TencentError, CreditlineError):
-            return None, True
-        request_id = new_request_id()
-        actor = audit.Actor(
-            source="tc3",
-            principal=f"api-key:{authorization.secret_id}",
-            partner_id=caller.partner_id,
-            source_ip=request.client,
-            request_id=request_id,
-        )
-        answered: dict[str, Any] = {}
-
-        def answer(change: credit.CreditChange) -> str:
-            fields = {
-                "TotalCredit": Cents(change.total_credit),
-                "RemainingCredit": Cents(change.available),
-            }
-            answered["fields"] = fields
-            return success(fields, request_id).decode()
-
-        def audited(change: credit.CreditChange, _text: str) -> dict[str, Any]:
-            return audit.row(
-                actor,
-                action=action.name,
-                after={"request": _asked(request), "answer": json.loads(_json(answered["fields"]))},
-                changed=audit.changed(change.changes),
-            )
-
-        text = await fast.write(
-            key_id=key.id,
-            partner_id=caller.partner_id,
-            uin=uin,
-            amount=amount,
-            origin=origin,
-            claim=None,
-            answer=answer,
-            audited=audited,
-        )
-        return (None if text is None else text.encode()), True
-
-    def answer(self, request: TencentRequest, *, admitted: bool = False) -> bytes:
-        """The response body for one request: success or a Tencent error, never a raise.
-        ``admitted``: the rate limit already admitted it (on the fast path)."""
+    def answer(self, request: TencentRequest) -> bytes:
+        """The response body for one request: success or a Tencent error, never a raise."""
         request_id = new_request_id()
         seen: dict[str, Any] = {}
         try:
-            fields = self._handle(request, request_id, seen, admitted=admitted)
+            fields = self._handle(request, request_id, seen)
         except TencentError as error:
             if "actor" in seen and error.code != REQUEST_LIMIT_EXCEEDED:
                 # A signed write refused: recorded once its transaction is rolled back.
@@ -218,12 +122,14 @@ class TencentEndpoint:
                     message=error.message,
                     request=_asked(request),
                 )
+            self._remember_refused(seen, error.code)
             return failure(error.code, error.message, request_id)
         except Exception as error:
             if is_unavailable(error):
                 # Lock timeouts, serialization failures, a lost or unreachable database:
                 # the transaction did not commit, a retry may pass. Logged without the
-                # statement's parameters, which could hold a secret.
+                # statement's parameters, which could hold a secret. The signature is not
+                # remembered: the database is what failed, and a claim would wait on it.
                 log.warning(
                     "tc3 request %s: database unavailable (%s)",
                     request_id,
@@ -235,31 +141,30 @@ class TencentEndpoint:
                     request_id,
                 )
             log.exception("tc3 request %s failed", request_id)
+            self._remember_refused(seen, "")
             return failure(
                 INTERNAL_ERROR, f"internal error; quote RequestId {request_id}", request_id
             )
         return success(fields, request_id)
 
+    def _remember_refused(self, seen: dict[str, Any], code: str) -> None:
+        # The first verified use of a write's signature claims it, whatever its outcome
+        # (creditline.tc3.replay); a refused write's claim was rolled back with it.
+        if "signature" in seen and code != REPLAY_ATTACK:
+            replay.claim_after_refusal(self.engine, seen["signature"], now=self.clock())
+
     def _handle(
-        self,
-        request: TencentRequest,
-        request_id: str = "",
-        seen: dict[str, Any] | None = None,
-        *,
-        admitted: bool = False,
+        self, request: TencentRequest, request_id: str = "", seen: dict[str, Any] | None = None
     ) -> dict[str, Any]:
         headers = request.headers
         authorization = signature.parse_authorization(headers.get("authorization"))
         timestamp = signature.request_time(headers, now=self.clock())
         signature.check_scope(authorization, timestamp)
-        # The allocation, the hot write, takes its key from the key cache and confirms it
-        # in its own statement; with the rest of its transaction, two round trips.
-        fast = isinstance(self.keys, ApiKeyStore) and headers.get("x-tc-action") in FAST_ACTIONS
-        with (pipelined if fast else transaction)(self.engine) as session:
-            if isinstance(self.keys, ApiKeyStore) and fast:
-                match = self.keys.kept(self.engine, session, authorization.secret_id)
-            else:
-                match = self.keys.lookup(session, authorization.secret_id)
+        # Only a writing action takes a writing transaction; the rest read without a lock.
+        known = ACTIONS.get(headers.get("x-tc-action", "").strip())
+        opener = transaction if known is not None and known.writes else read_transaction
+        with opener(self.engine) as session:
+            match = self.keys.lookup(session, authorization.secret_id)
             if match is None:
                 raise TencentError(
                     SECRET_ID_NOT_FOUND, "the SecretId is not found or has been revoked"
@@ -272,8 +177,12 @@ class TencentEndpoint:
                 headers=headers,
                 body=request.body,
             )
+            _check_host(headers, self.hosts)
             _check_version(headers)
             action = resolve(headers["x-tc-action"].strip())
+            signed = replay.Signed(authorization.secret_id, authorization.signature, timestamp)
+            if action.writes and seen is not None:
+                seen["signature"] = signed
             actor = audit.Actor(
                 source="tc3",
                 principal=f"api-key:{authorization.secret_id}",
@@ -282,27 +191,21 @@ class TencentEndpoint:
                 request_id=request_id,
             )
             if action.writes:
-                audit.watch(session, listen=not fast)
+                audit.watch(session)
                 if seen is not None:
                     seen.update(actor=actor, action=action.name)
             authorize(action, match.caller)
-            if not admitted and not self.limiter.admit(authorization.secret_id, action.name):
+            if not self.limiter.admit(authorization.secret_id, action.name):
                 raise TencentError(
                     REQUEST_LIMIT_EXCEEDED,
                     f"the key has passed the request rate limit of {action.name}",
                 )
+            if action.writes:
+                # In the action's transaction: claimed exactly when the write commits.
+                replay.refuse_repeat(session, signed, now=self.clock())
             params = _params(request)
             try:
                 result = action.handler(session, match.caller, params)
-            except Unconfirmed:
-                # The key was revoked since it was kept: refused as an unknown key is
-                # (before authentication: no audit row).
-                keys.CACHE.forget(self.engine, authorization.secret_id)
-                if seen is not None:
-                    seen.clear()
-                raise TencentError(
-                    SECRET_ID_NOT_FOUND, "the SecretId is not found or has been revoked"
-                ) from None
             except CreditlineError as error:
                 raise from_domain(error) from None
             if action.writes:
@@ -320,7 +223,7 @@ def _asked(request: TencentRequest) -> Any:
     if request.method == "GET":
         return dict(parse_qsl(request.query, keep_blank_values=True))
     try:
-        return json.loads(request.body or b"{}")
+        return decode_json(request.body or b"{}")
     except ValueError:
         return None
 
@@ -333,6 +236,17 @@ def _is_tencent(scope: Scope) -> bool:
     if scope["type"] != "http" or scope["path"] != "/" or scope["method"] not in ("GET", "POST"):
         return False
     return any(name.lower() == b"x-tc-action" for name, _ in scope["headers"])
+
+
+def _check_host(headers: Mapping[str, str], hosts: frozenset[str]) -> None:
+    # The Host header is always signed (signature.REQUIRED_SIGNED_HEADERS), so it cannot be
+    # changed in transit; with CREDITLINE_TC3_HOSTS set it must also name this server.
+    host = headers.get("host", "").strip().lower()
+    if hosts and host not in hosts:
+        raise TencentError(
+            INVALID_AUTHORIZATION,
+            f"the request was signed for host {host!r}, which this server does not answer for",
+        )
 
 
 def _check_version(headers: Mapping[str, str]) -> None:
@@ -351,7 +265,7 @@ def _params(request: TencentRequest) -> Params:
     if not request.headers.get("content-type", "").startswith("application/json"):
         raise TencentError(INVALID_PARAMETER, "a POST body must be application/json")
     try:
-        values = json.loads(request.body or b"{}", parse_float=Decimal)
+        values = decode_json(request.body or b"{}")
     except ValueError:
         raise TencentError(INVALID_PARAMETER, "the request body is not valid JSON") from None
     if not isinstance(values, dict):
@@ -359,11 +273,15 @@ def _params(request: TencentRequest) -> Params:
     return Params(values)
 
 
-def install(app: Starlette, engine: Engine, fast: FastCredit | None = None) -> None:
+def install(app: Starlette, engine: Engine) -> None:
     """Put the Tencent-compatible endpoint in front of ``app``, with the API keys of
-    :mod:`creditline.auth.keys` and the rate limits of ``CREDITLINE_TC3_RATE_LIMITS``;
-    with ``fast``, AllocateCustomerCredit's plain case on the fast path."""
-    limiter = RateLimiter(parse_limits(Tc3Settings().rate_limits))
+    :mod:`creditline.auth.keys` and the rate limits of ``CREDITLINE_TC3_RATE_LIMITS``."""
+    settings = Tc3Settings()
+    limiter = RateLimiter(parse_limits(settings.rate_limits))
     app.add_middleware(
-        TencentEndpoint, engine=engine, keys=ApiKeyStore(), limiter=limiter, fast=fast
+        TencentEndpoint,
+        engine=engine,
+        keys=ApiKeyStore(),
+        limiter=limiter,
+        hosts=settings.host_list(),
     )
