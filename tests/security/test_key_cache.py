@@ -38,4 +38,3 @@ def test_a_kept_key_revoked_is_refused_by_the_tencent_allocation(
     assert refused["Error"]["Code"] == "AuthFailure.SecretIdNotFound"
     assert _counts(engine) == before
     assert keys.CACHE.get(engine, secret_id) is None
-
