@@ -15,6 +15,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from creditline.config import Settings, get_settings
+from creditline.db.writers import queue_for
 
 
 def normalise_url(url: str) -> str:
@@ -47,10 +48,24 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
     # a snapshot and never takes the write lock, so an export or a page being read cannot
     # hold writers up. (A write slipped into one is caught by PostgreSQL, where the same
     # transaction is READ ONLY; every stored-data test runs on both engines.)
+    # Writers of this process wait in line for the file's write lock (db/writers.py),
+    # served in arrival order rather than by the busy handler's retries.
+    queue = queue_for(engine.url.database)
+    wait_seconds = busy_timeout_ms / 1000
+
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
         read_only = connection.get_execution_options().get(READ_ONLY, False)
+        if not read_only and queue is not None:
+            queue.acquire(id(connection.connection.dbapi_connection), wait_seconds)
         connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+    if queue is not None:
+
+        @event.listens_for(engine, "checkin")
+        def _on_checkin(dbapi_connection: Any, _record: Any) -> None:
+            # Back in the pool: its COMMIT or ROLLBACK is done, the next writer's turn.
+            queue.release(id(dbapi_connection))
 
 
 def make_engine(url: str | None = None, settings: Settings | None = None) -> Engine:
