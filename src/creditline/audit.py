@@ -5,11 +5,14 @@ Who (principal, source IP, request id), what (action, object, outcome) and the c
 (``before``/``after``): the state of every object the write changed — a customer's credit,
 a pool, thresholds, a remark, notification settings, a webhook, an API key, a user, a credit
 application — as it was before and as it is after, keyed like ``"customer 1000042"``.
-The change is found in one place, here: a door calls :func:`watch` on the write's session,
-and every row of those kinds that the write then touches (by an ``UPDATE``/``DELETE``
-statement or by the ORM) is read once just before it changes; :func:`record` reads it
-again and keeps the objects that differ. A refused write is recorded by :func:`refused`,
-in a transaction of its own after the write's was rolled back.
+The change is found by the door, never by the core: an operation that returns what it
+changed (:class:`creditline.ledger.changes.RowChange`, before and after from its
+``RETURNING``) is handed to :func:`saw`, and nothing is read again. For the other writes a
+door calls :func:`watch` on the write's session — that one session, never the ``Session``
+class — and every row of those kinds that the write then touches (by an
+``UPDATE``/``DELETE`` statement or by the ORM) is read once just before it changes;
+:func:`record` reads it again and keeps the objects that differ. A refused write is
+recorded by :func:`refused`, in a transaction of its own after the write's was rolled back.
 
 Nothing that could be a secret is kept: every field named like a password, secret, token or
 signature is replaced by ``[redacted]``, and so is any text that looks like a webhook
@@ -21,12 +24,12 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, Table, and_, event, insert, select
+from sqlalchemy import Engine, Table, and_, bindparam, event, insert, select
 from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 
 from creditline import money
@@ -43,6 +46,7 @@ from creditline.db.tables import (
     User,
     WebhookEndpoint,
 )
+from creditline.ledger.changes import RETURNED, RowChange
 
 log = logging.getLogger(__name__)
 
@@ -149,27 +153,43 @@ _TABLES: dict[str, Table] = {
 #: ``session.info`` key of the rows a watched write touched: (table, key) -> state before
 #: (None: the row did not exist).
 _TOUCHED = "creditline.audit.touched"
+#: ``session.info`` key of the states after that an operation returned (:func:`saw`), so
+#: :func:`record` need not read them; a row touched again afterwards is read as usual.
+_KNOWN = "creditline.audit.known"
+#: Option of the changes an operation reports itself (its statements are not read).
+_RETURNED = next(iter(RETURNED))
 
 
-def watch(session: Session) -> None:
+def watch(session: Session, *, listen: bool = True) -> None:
     """Note, from now on, the state before of every audited object this session changes,
-    for :func:`record` to keep with the write."""
-    session.info.setdefault(_TOUCHED, {})
+    for :func:`record` to keep with the write. Listens on this one session only; with
+    ``listen=False`` not at all: the write reports every change itself (:func:`saw`)."""
+    if _TOUCHED in session.info:
+        return
+    session.info[_TOUCHED] = {}
+    if not listen:
+        return
+    event.listen(session, "do_orm_execute", _before_statement)
+    event.listen(session, "before_flush", _before_flush)
+    event.listen(session, "after_flush", _after_flush)
 
 
-#: Execution options of an ``UPDATE`` whose caller reports the rows' states before itself
-#: (:func:`saw_before`), derived from its ``RETURNING``: no read before the change.
-DERIVED: dict[str, Any] = {"creditline.audit.derived": True}
-
-
-def saw_before(session: Session, model: type[Base], row: Mapping[str, Any]) -> None:
-    """Note ``row`` (every column of ``model``'s table) as its state before the watched
-    write, for an ``UPDATE`` run with :data:`DERIVED`; the first sight of a row is kept."""
-    table = _TABLES.get(model.__tablename__)
-    if _TOUCHED not in session.info or table is None:
+def saw(session: Session, changes: Iterable[RowChange]) -> None:
+    """Keep what an operation returned it changed, for :func:`record`: the first state
+    before of each row and its latest state after. Without :func:`watch`, nothing."""
+    if _TOUCHED not in session.info:
         return
     touched: dict[tuple[str, tuple[Any, ...]], dict[str, Any] | None] = session.info[_TOUCHED]
-    touched.setdefault((table.name, _key(table, row)), _state(table, row))
+    known: dict[tuple[str, tuple[Any, ...]], dict[str, Any] | None]
+    known = session.info.setdefault(_KNOWN, {})
+    for change in changes:
+        table = _TABLES.get(change.table)
+        row = change.before if change.before is not None else change.after
+        if table is None or row is None:
+            continue
+        key = (table.name, _key(table, row))
+        touched.setdefault(key, None if change.before is None else _state(table, change.before))
+        known[key] = None if change.after is None else _state(table, change.after)
 
 
 def _key(table: Table, row: Any) -> tuple[Any, ...]:
@@ -194,8 +214,11 @@ def _snapshot(session: Session, table: Table, where: Any) -> None:
     touched: dict[tuple[str, tuple[Any, ...]], dict[str, Any] | None] = session.info[_TOUCHED]
     # Straight on the connection: no autoflush, no ORM events, only the first sight kept.
     query = select(table) if where is None else select(table).where(where)
+    known = session.info.get(_KNOWN, {})
     for row in session.connection().execute(query).mappings():
-        touched.setdefault((table.name, _key(table, row)), _state(table, row))
+        key = (table.name, _key(table, row))
+        touched.setdefault(key, _state(table, row))
+        known.pop(key, None)  # changed again: read after the write
 
 
 def _statement_sets(state: ORMExecuteState) -> set[str] | None:
@@ -206,13 +229,12 @@ def _statement_sets(state: ORMExecuteState) -> set[str] | None:
     return {str(getattr(k, "key", k)) for k in values}
 
 
-@event.listens_for(Session, "do_orm_execute")
 def _before_statement(state: ORMExecuteState) -> None:
     session = state.session
     if _TOUCHED not in session.info or not (state.is_update or state.is_delete):
         return
-    if state.execution_options.get("creditline.audit.derived"):
-        return  # the caller reports the state before (saw_before)
+    if state.execution_options.get(_RETURNED):
+        return  # the operation returns this statement's changes (saw)
     table = getattr(state.statement, "table", None)
     if not isinstance(table, Table) or table.name not in _KINDS:
         return
@@ -223,7 +245,6 @@ def _before_statement(state: ORMExecuteState) -> None:
     _snapshot(session, table, getattr(state.statement, "whereclause", None))
 
 
-@event.listens_for(Session, "before_flush")
 def _before_flush(session: Session, _flush: UOWTransaction, _instances: Any) -> None:
     if _TOUCHED not in session.info:
         return
@@ -234,7 +255,6 @@ def _before_flush(session: Session, _flush: UOWTransaction, _instances: Any) -> 
             _snapshot(session, table, where)
 
 
-@event.listens_for(Session, "after_flush")
 def _after_flush(session: Session, _flush: UOWTransaction) -> None:
     if _TOUCHED not in session.info:
         return
@@ -252,13 +272,17 @@ def _changes(session: Session) -> tuple[dict[str, Any], dict[str, Any]]:
     if not touched:
         return {}, {}
     session.flush()
+    known = session.info.get(_KNOWN, {})
     before: dict[str, Any] = {}
     after: dict[str, Any] = {}
     for (name, key), was in touched.items():
-        table = _TABLES[name]
-        where = [c == v for c, v in zip(table.primary_key.columns, key, strict=True)]
-        row = session.connection().execute(select(table).where(*where)).mappings().first()
-        now = None if row is None else _state(table, row)
+        if (name, key) in known:
+            now = known[(name, key)]
+        else:
+            table = _TABLES[name]
+            where = [c == v for c, v in zip(table.primary_key.columns, key, strict=True)]
+            row = session.connection().execute(select(table).where(*where)).mappings().first()
+            now = None if row is None else _state(table, row)
         if now == was:
             continue  # touched but unchanged: a refused item of a batch, a no-op
         label = f"{_KINDS[name].label} {':'.join(str(part) for part in key)}"
@@ -267,6 +291,7 @@ def _changes(session: Session) -> tuple[dict[str, Any], dict[str, Any]]:
         if now is not None:
             after[label] = now
     touched.clear()
+    known.clear()
     return before, after
 
 
@@ -286,25 +311,96 @@ def record(
     their states before, ``after`` their states after, next to what the caller passes in
     ``after`` (the request, the answer)."""
     was, now = _changes(session)
+    session.execute(
+        INSERT,
+        row(
+            actor,
+            action=action,
+            object=object,
+            outcome=outcome,
+            before=before,
+            after=after,
+            changed=(was, now),
+        ),
+    )
+
+
+_COLUMNS = (
+    "at",
+    "source",
+    "principal",
+    "partner_id",
+    "source_ip",
+    "request_id",
+    "action",
+    "object",
+    "outcome",
+    "before",
+    "after",
+)
+#: The audit row's one INSERT, parameters named ``audit_<column>`` (see :func:`row`).
+INSERT = (
+    insert(AuditEvent.metadata.tables[AuditEvent.__tablename__])
+    .inline()
+    .values(
+        {
+            name: bindparam(f"audit_{name}", type_=AuditEvent.__table__.c[name].type)
+            for name in _COLUMNS
+        }
+    )
+)
+
+
+def changed(changes: Iterable[RowChange]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The before and after of an operation's returned changes, as :func:`record` keeps
+    them (first state before, last state after, unchanged rows left out)."""
+    was: dict[str, Any] = {}
+    now: dict[str, Any] = {}
+    for change in changes:
+        table = _TABLES.get(change.table)
+        first = change.before if change.before is not None else change.after
+        if table is None or first is None:
+            continue
+        label = f"{_KINDS[table.name].label} {':'.join(str(p) for p in _key(table, first))}"
+        if change.before is not None:
+            was.setdefault(label, _state(table, change.before))
+        if change.after is not None:
+            now[label] = _state(table, change.after)
+    for label in [k for k in now if was.get(k) == now[k]]:
+        del now[label], was[label]
+    return was, now
+
+
+def row(
+    actor: Actor,
+    *,
+    action: str,
+    object: str = "",
+    outcome: str = "ok",
+    before: Any = None,
+    after: Any = None,
+    changed: tuple[dict[str, Any], dict[str, Any]] = ({}, {}),
+) -> dict[str, Any]:
+    """The parameters of :data:`INSERT` for one row (redacted, bounded): ``changed`` holds
+    the objects' states before and after, next to what the caller passes."""
+    was, now = changed
     if was:
         before = {**was, **(before or {})}
     if now:
         after = {**now, **(after or {})}
-    session.execute(
-        insert(AuditEvent).values(
-            at=utcnow(),
-            source=actor.source,
-            principal=actor.principal[:400],
-            partner_id=actor.partner_id,
-            source_ip=actor.source_ip[:64],
-            request_id=actor.request_id[:100],
-            action=action[:200],
-            object=object[:500],
-            outcome=outcome,
-            before=_bounded(before),
-            after=_bounded(after),
-        )
-    )
+    return {
+        "audit_at": utcnow(),
+        "audit_source": actor.source,
+        "audit_principal": actor.principal[:400],
+        "audit_partner_id": actor.partner_id,
+        "audit_source_ip": actor.source_ip[:64],
+        "audit_request_id": actor.request_id[:100],
+        "audit_action": action[:200],
+        "audit_object": object[:500],
+        "audit_outcome": outcome,
+        "audit_before": _bounded(before),
+        "audit_after": _bounded(after),
+    }
 
 
 def refused(

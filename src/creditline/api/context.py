@@ -13,14 +13,15 @@ from fastapi import Depends, Header, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from creditline import audit
 from creditline.auth import idempotency, keys
 from creditline.auth.principals import Principal, Unauthenticated
 from creditline.auth.rate_limit import RateLimiter
-from creditline.db import read_transaction, transaction
+from creditline.db import pipelined, read_transaction, transaction
+from creditline.ledger.credit import Requirement, Unconfirmed
 from creditline.ledger.records import Origin
 
 #: The largest page any list answers.
@@ -49,12 +50,31 @@ def authenticate(
     secret_id, _, secret_key = credentials.credentials.partition(":")
     with read_transaction(_engine(request)) as session:
         key = keys.authenticate(session, secret_id.strip(), secret_key.strip())
+    return _principal(request, key)
+
+
+def authenticate_kept(
+    request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)
+) -> Principal:
+    """:func:`authenticate` from the key cache, with no statement of its own: only for
+    writes that confirm the key is live in their own statement (:meth:`Call.credit_write`)."""
+    if credentials is None or ":" not in credentials.credentials:
+        raise Unauthenticated(
+            "send Authorization: Bearer <secret_id>:<secret_key>", param="Authorization"
+        )
+    secret_id, _, secret_key = credentials.credentials.partition(":")
+    key = keys.authenticate_kept(_engine(request), secret_id.strip(), secret_key.strip())
+    return _principal(request, key)
+
+
+def _principal(request: Request, key: keys.ApiKey) -> Principal:
     request.state.secret_id = key.secret_id
     # For the audit row of a write refused after this point (creditline.api.errors).
     request.state.audit_principal = f"api-key:{key.secret_id} ({key.name})"
     request.state.audit_partner_id = key.partner_id
     limiter: RateLimiter = request.app.state.rate_limiter
-    limiter.take(key.secret_id)
+    if not getattr(request.state, "creditline.rate_taken", False):
+        limiter.take(key.secret_id)
     return Principal(
         key_id=key.id,
         secret_id=key.secret_id,
@@ -155,6 +175,72 @@ class Call:
             "a request with this Idempotency-Key is still in progress", param="Idempotency-Key"
         )
 
+    def credit_write(self, action: Callable[[Session, Requirement], BaseModel]) -> Response:
+        """:meth:`write` for an operation that takes the caller's :class:`Requirement`
+        into its own first statement: the key is live (it may come from the key cache)
+        and, with an ``Idempotency-Key``, the key's row is this request's. On PostgreSQL
+        the claim and the operation go in one round trip, the answer, the audit row and
+        the COMMIT in a second. The operation reports its changes for the audit row."""
+        key_id = self.principal.key_id
+        if self.idempotency_key is None:
+            require = Requirement(keys.LIVE_KEY, {"require_key_id": key_id})
+            with pipelined(self.engine) as session:
+                audit.watch(session, listen=False)
+                try:
+                    body = _dump(action(session, require))
+                except Unconfirmed:
+                    raise self._revoked() from None
+                self._audit(session, body)
+            return _answer(200, body)
+        key = idempotency.check_key(self.idempotency_key)
+        fingerprint = idempotency.request_hash(
+            self.request.method, self.request.url.path, self.request.url.query, self.body
+        )
+        require = Requirement(
+            idempotency.LIVE_KEY_AND_CLAIM,
+            {"require_key_id": key_id, "require_idempotency_key": key},
+        )
+        with pipelined(self.engine) as session:
+            audit.watch(session, listen=False)
+            for _attempt in range(2):
+                idempotency.claim_pending(
+                    session,
+                    api_key_id=key_id,
+                    partner_id=self.principal.partner_id,
+                    key=key,
+                    fingerprint=fingerprint,
+                )
+                try:
+                    result = action(session, require)
+                except Unconfirmed:
+                    # Revoked, or the key has a row already: replay it, refuse another
+                    # request under it (409), or clear it past 24 hours and claim again.
+                    if not session.scalar(select(keys.LIVE_KEY), require.params):
+                        raise self._revoked() from None
+                    earlier = idempotency.recall(
+                        session, api_key_id=key_id, key=key, fingerprint=fingerprint
+                    )
+                    if earlier is not None:
+                        return _answer(earlier.status_code, earlier.body, replayed=True)
+                    idempotency.clear_expired(session, api_key_id=key_id, key=key)
+                    continue
+                body = _dump(result)
+                idempotency.store_claimed(
+                    session, api_key_id=key_id, key=key, status_code=200, body=body
+                )
+                self._audit(session, body)
+                return _answer(200, body)
+        raise idempotency.IdempotencyConflict(
+            "a request with this Idempotency-Key is still in progress", param="Idempotency-Key"
+        )
+
+    def _revoked(self) -> keys.UnknownKey:
+        """The key was revoked since it was kept: forgotten, and refused as an unknown key
+        is (before authentication: no audit row)."""
+        keys.CACHE.forget(self.engine, self.principal.secret_id)
+        self.request.state.audit_principal = ""
+        return keys.UnknownKey("the API key is unknown or revoked")
+
     def _claim(
         self, session: Session, key: str, fingerprint: str
     ) -> int | idempotency.StoredAnswer:
@@ -180,6 +266,24 @@ class Call:
         if row_id is None:
             raise _KeyTaken()
         return row_id
+
+
+def credit_call(
+    request: Request,
+    principal: Principal = Depends(authenticate_kept),
+    body: bytes = Depends(_raw_body),
+    idempotency_key: str | None = Header(
+        None,
+        alias="Idempotency-Key",
+        description="Makes a write safe to retry: same key and body within 24 h replays "
+        "the stored answer; same key with another body is 409.",
+        max_length=255,
+    ),
+) -> Call:
+    """The dependency of the credit writes (:meth:`Call.credit_write`): the key from the
+    key cache, confirmed live by the write's own statement."""
+    request.state.audit_body = body
+    return Call(request, principal, _engine(request), idempotency_key, body)
 
 
 def audit_actor(request: Request) -> audit.Actor:
@@ -260,4 +364,12 @@ def audit_refusal(request: Request, code: str, message: str) -> None:
     )
 
 
-__all__ = ["MAX_PAGE_SIZE", "Call", "JSONResponse", "audit_refusal", "call", "write_call"]
+__all__ = [
+    "MAX_PAGE_SIZE",
+    "Call",
+    "JSONResponse",
+    "audit_refusal",
+    "call",
+    "credit_call",
+    "write_call",
+]

@@ -12,8 +12,8 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
-from creditline import money
-from creditline.api.context import MAX_PAGE_SIZE, Call, call, write_call
+from creditline import audit, money
+from creditline.api.context import MAX_PAGE_SIZE, Call, call, credit_call, write_call
 from creditline.api.errors import ERROR_RESPONSES
 from creditline.api.pool import Body, CreditAmount, Pool, RecordOut, Remark, SignedAmount
 from creditline.db.tables import MAX_BIGINT, Customer
@@ -205,11 +205,23 @@ class CreditChangeOut(BaseModel):
 
 
 def _change(
-    s: Session, c: Call, partner_id: int, uin: int, amount: int, remark: str
+    s: Session,
+    c: Call,
+    partner_id: int,
+    uin: int,
+    amount: int,
+    remark: str,
+    require: credit.Requirement,
 ) -> CreditChangeOut:
     change = credit.allocate_credit(
-        s, partner_id=partner_id, customer_uin=uin, amount=amount, origin=c.origin(remark)
+        s,
+        partner_id=partner_id,
+        customer_uin=uin,
+        amount=amount,
+        origin=c.origin(remark),
+        require=require,
     )
+    audit.saw(s, change.changes)
     return _change_out(change, change.customer)
 
 
@@ -227,11 +239,11 @@ def _change_out(change: credit.CreditChange, customer: Customer) -> CreditChange
     response_model=CreditChangeOut,
     responses={200: {"links": _links_to_customer("$request.path.uin")}},
 )
-def allocate(uin: Uin, body: CreditIn, c: Call = Depends(write_call)) -> Response:
+def allocate(uin: Uin, body: CreditIn, c: Call = Depends(credit_call)) -> Response:
     """Allocate credit from the pool to the customer (needs amount <= pool remaining)."""
     partner_id = c.principal.partner("operator")
     amount = money.parse_amount(body.amount)
-    return c.write(lambda s: _change(s, c, partner_id, uin, amount, body.remark))
+    return c.credit_write(lambda s, r: _change(s, c, partner_id, uin, amount, body.remark, r))
 
 
 @router.post(
@@ -239,11 +251,11 @@ def allocate(uin: Uin, body: CreditIn, c: Call = Depends(write_call)) -> Respons
     response_model=CreditChangeOut,
     responses={200: {"links": _links_to_customer("$request.path.uin")}},
 )
-def withdraw(uin: Uin, body: CreditIn, c: Call = Depends(write_call)) -> Response:
+def withdraw(uin: Uin, body: CreditIn, c: Call = Depends(credit_call)) -> Response:
     """Withdraw credit back to the pool (at most the customer's available credit)."""
     partner_id = c.principal.partner("operator")
     amount = money.parse_amount(body.amount)
-    return c.write(lambda s: _change(s, c, partner_id, uin, -amount, body.remark))
+    return c.credit_write(lambda s, r: _change(s, c, partner_id, uin, -amount, body.remark, r))
 
 
 class ThresholdsOut(BaseModel):
@@ -337,6 +349,9 @@ def _batch(s: Session, c: Call, partner_id: int, body: BatchIn) -> BatchOut:
     )
     if outcome.errors:
         raise InvalidBatch(outcome.errors, what="item")
+    if outcome.applied:
+        for change in outcome.changes.values():
+            audit.saw(s, change.changes)
     # The pool after the batch, or, on a dry run, as the batch would leave it.
     last = outcome.changes[items[-1].line]
     return BatchOut(

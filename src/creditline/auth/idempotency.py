@@ -10,11 +10,24 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Integer,
+    String,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from creditline.auth.keys import LIVE_KEY
 from creditline.clock import utcnow
 from creditline.db.tables import IdempotentRequest
 from creditline.errors import CreditlineError, InvalidInput
@@ -95,6 +108,94 @@ def claim(
         .on_conflict_do_nothing(index_elements=["api_key_id", "key"])
         .returning(IdempotentRequest.id)
     ).scalar_one_or_none()
+
+
+def _claim_pending(dialect: Any) -> Any:
+    return (
+        dialect.insert(IdempotentRequest.__table__)
+        .inline()
+        .values(
+            api_key_id=bindparam("claim_api_key_id", type_=BigInteger),
+            partner_id=bindparam("claim_partner_id", type_=BigInteger),
+            key=bindparam("claim_key", type_=String),
+            request_hash=bindparam("claim_request_hash", type_=String),
+            created_at=bindparam("claim_created_at", type_=IdempotentRequest.created_at.type),
+        )
+        .on_conflict_do_nothing(index_elements=["api_key_id", "key"])
+    )
+
+
+#: :func:`claim` without asking for its outcome, by engine (parameters: :func:`claimed`).
+CLAIM_PENDING = {"postgresql": _claim_pending(postgresql), "sqlite": _claim_pending(sqlite)}
+
+
+def claimed(
+    *, api_key_id: int, partner_id: int | None, key: str, fingerprint: str
+) -> dict[str, Any]:
+    """The parameters of :data:`CLAIM_PENDING`."""
+    return {
+        "claim_api_key_id": api_key_id,
+        "claim_partner_id": partner_id,
+        "claim_key": key,
+        "claim_request_hash": fingerprint,
+        "claim_created_at": utcnow(),
+    }
+
+
+def claim_pending(
+    session: Session, *, api_key_id: int, partner_id: int | None, key: str, fingerprint: str
+) -> None:
+    """:func:`claim` without asking for its outcome, so that on PostgreSQL it goes with the
+    write's own statement in one round trip; the write then holds only if
+    :data:`LIVE_KEY_AND_CLAIM` does (the key's row is this transaction's, unanswered)."""
+    session.execute(
+        CLAIM_PENDING[session.get_bind().dialect.name],
+        claimed(api_key_id=api_key_id, partner_id=partner_id, key=key, fingerprint=fingerprint),
+    )
+
+
+#: :data:`LIVE_KEY`, and the idempotency key ``require_idempotency_key`` claimed by this
+#: transaction (:func:`claim_pending`): a row with no answer yet can only be its own, since
+#: a concurrent claim of the same key waits for the holder's transaction to end.
+LIVE_KEY_AND_CLAIM: ColumnElement[bool] = and_(
+    LIVE_KEY,
+    exists().where(
+        IdempotentRequest.api_key_id == bindparam("require_key_id"),
+        IdempotentRequest.key == bindparam("require_idempotency_key"),
+        IdempotentRequest.response_body.is_(None),
+    ),
+)
+
+
+#: :func:`store` for a row claimed by :func:`claim_pending` (its id unread); parameters
+#: ``store_api_key_id``, ``store_key``, ``store_status_code``, ``store_body``.
+STORE_CLAIMED = (
+    update(IdempotentRequest.metadata.tables[IdempotentRequest.__tablename__])
+    .where(
+        IdempotentRequest.api_key_id == bindparam("store_api_key_id", type_=BigInteger),
+        IdempotentRequest.key == bindparam("store_key", type_=String),
+        IdempotentRequest.response_body.is_(None),
+    )
+    .values(
+        status_code=bindparam("store_status_code", type_=Integer),
+        response_body=bindparam("store_body", type_=String),
+    )
+)
+
+
+def store_claimed(
+    session: Session, *, api_key_id: int, key: str, status_code: int, body: str
+) -> None:
+    """:func:`store` for a row claimed by :func:`claim_pending` (its id unread)."""
+    session.execute(
+        STORE_CLAIMED,
+        {
+            "store_api_key_id": api_key_id,
+            "store_key": key,
+            "store_status_code": status_code,
+            "store_body": body,
+        },
+    )
 
 
 def clear_expired(session: Session, *, api_key_id: int, key: str) -> None:

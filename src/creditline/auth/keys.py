@@ -9,16 +9,22 @@ import string
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import ColumnElement, Engine, bindparam, exists, select, update
 from sqlalchemy.orm import Session
 
 from creditline.auth import server_key
 from creditline.clock import utcnow
+from creditline.db import read_transaction
 from creditline.db.tables import ApiKey as ApiKeyRow
 from creditline.db.tables import Partner as PartnerRow
 from creditline.errors import CreditlineError, InvalidInput, NotFound
 from creditline.ledger.accounts import get_customer, get_partner
 
+#: The API key ``require_key_id`` is not revoked: checked in the write's own statement,
+#: so a key kept in memory is refused on the request after its revocation.
+LIVE_KEY: ColumnElement[bool] = exists().where(
+    ApiKeyRow.id == bindparam("require_key_id"), ApiKeyRow.revoked_at.is_(None)
+)
 PRINCIPALS = ("platform", "partner", "customer")
 ROLES = ("admin", "operator", "viewer")
 _ALPHANUMERIC = string.ascii_letters + string.digits
@@ -242,6 +248,47 @@ def lookup(session: Session, secret_id: str) -> ApiKey:
 def authenticate(session: Session, secret_id: str, secret_key: str) -> ApiKey:
     """The live key whose pair is exactly ``secret_id``/``secret_key`` (constant-time)."""
     key = lookup(session, secret_id)
+    assert key.secret_key is not None
+    if not secrets.compare_digest(key.secret_key.encode(), secret_key.encode()):
+        raise UnknownKey("the API key is unknown or revoked")
+    return key
+
+
+class KeyCache:
+    """Live keys by secret id, with their decrypted secret, so that a write can be
+    authenticated without a statement of its own. A key taken from here is only as good
+    as the check the write makes in its own statement (:data:`LIVE_KEY`): a key revoked
+    since is refused there, on its next request, and forgotten. Keys never change
+    otherwise (a new role or secret is a new key)."""
+
+    def __init__(self, size: int = 10_000) -> None:
+        self._size = size
+        self._keys: dict[tuple[str, str], ApiKey] = {}
+
+    def get(self, engine: Engine, secret_id: str) -> ApiKey | None:
+        return self._keys.get((str(engine.url), secret_id))
+
+    def put(self, engine: Engine, key: ApiKey) -> None:
+        if len(self._keys) >= self._size:
+            self._keys.clear()
+        self._keys[(str(engine.url), key.secret_id)] = key
+
+    def forget(self, engine: Engine, secret_id: str) -> None:
+        self._keys.pop((str(engine.url), secret_id), None)
+
+
+CACHE = KeyCache()
+
+
+def authenticate_kept(engine: Engine, secret_id: str, secret_key: str) -> ApiKey:
+    """:func:`authenticate` from :data:`CACHE` when the key is there (no statement), else
+    in a transaction of its own and kept. The caller must confirm the key is still live
+    in its write's own statement."""
+    key = CACHE.get(engine, secret_id)
+    if key is None:
+        with read_transaction(engine) as session:
+            key = lookup(session, secret_id)
+        CACHE.put(engine, key)
     assert key.secret_key is not None
     if not secrets.compare_digest(key.secret_key.encode(), secret_key.encode()):
         raise UnknownKey("the API key is unknown or revoked")

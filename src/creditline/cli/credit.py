@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from creditline import audit
 from creditline.cli import app
 from creditline.cli.common import (
     JSON_OPTION,
@@ -48,6 +49,7 @@ def allocate(
             amount=cents_,
             origin=Origin(operator=operator, source="cli", remark=remark),
         )
+        audit.saw(s, change.changes)
         partner_id = customer.partner_id
     alarm = change.alarm
     data = {

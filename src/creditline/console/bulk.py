@@ -16,7 +16,7 @@ from fastapi import APIRouter, Form, Request, UploadFile
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from creditline import money
+from creditline import audit, money
 from creditline.console.visit import Visit, number_in, visit
 from creditline.errors import CreditlineError
 from creditline.ledger import credit
@@ -101,6 +101,9 @@ def _checked(v: Visit, text: str, *, apply: bool) -> tuple[list[Row], str]:
     )
     for error in outcome.errors:
         by_line[error.line].error = error.message
+    if outcome.applied:
+        for change in outcome.changes.values():
+            audit.saw(v.s, change.changes)
     return rows, ""
 
 

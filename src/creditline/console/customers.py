@@ -10,7 +10,7 @@ from fastapi.responses import RedirectResponse
 from sqlalchemy import select
 from starlette.responses import Response
 
-from creditline import money
+from creditline import audit, money
 from creditline.console import charts
 from creditline.console.visit import MAX_PAGE, PathId, Visit, visit
 from creditline.db.tables import Alarm
@@ -169,6 +169,7 @@ def set_credit(
             )
         except CreditlineError as exc:
             return _credit_form(v, uin, amount=amount, remark=remark, error=exc.message, status=422)
+        audit.saw(v.s, change.changes)
         verb = "Allocated" if cents > 0 else "Withdrew"
         v.notice(
             f"{verb} {money.to_display(abs(cents))} USD for customer {uin}. "

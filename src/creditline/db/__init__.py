@@ -4,8 +4,16 @@ from creditline.db.engine import (
     is_postgres,
     is_unavailable,
     make_engine,
+    pipelined,
     read_transaction,
     transaction,
 )
 
-__all__ = ["is_postgres", "is_unavailable", "make_engine", "read_transaction", "transaction"]
+__all__ = [
+    "is_postgres",
+    "is_unavailable",
+    "make_engine",
+    "pipelined",
+    "read_transaction",
+    "transaction",
+]

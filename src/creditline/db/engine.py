@@ -15,6 +15,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from creditline.config import Settings, get_settings
+from creditline.db.writers import queue_for
 
 
 def normalise_url(url: str) -> str:
@@ -47,10 +48,24 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
     # a snapshot and never takes the write lock, so an export or a page being read cannot
     # hold writers up. (A write slipped into one is caught by PostgreSQL, where the same
     # transaction is READ ONLY; every stored-data test runs on both engines.)
+    # Writers of this process wait in line for the file's write lock (db/writers.py),
+    # served in arrival order rather than by the busy handler's retries.
+    queue = queue_for(engine.url.database)
+    wait_seconds = busy_timeout_ms / 1000
+
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
         read_only = connection.get_execution_options().get(READ_ONLY, False)
+        if not read_only and queue is not None:
+            queue.acquire(id(connection.connection.dbapi_connection), wait_seconds)
         connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+    if queue is not None:
+
+        @event.listens_for(engine, "checkin")
+        def _on_checkin(dbapi_connection: Any, _record: Any) -> None:
+            # Back in the pool: its COMMIT or ROLLBACK is done, the next writer's turn.
+            queue.release(id(dbapi_connection))
 
 
 def make_engine(url: str | None = None, settings: Settings | None = None) -> Engine:
@@ -61,12 +76,48 @@ def make_engine(url: str | None = None, settings: Settings | None = None) -> Eng
         engine = create_engine(url)
         _configure_sqlite(engine, settings.sqlite_busy_timeout_ms)
         return engine
-    return create_engine(
+    engine = create_engine(
         url,
         pool_size=settings.pool_size,
         max_overflow=settings.pool_overflow,
         pool_pre_ping=True,
     )
+    event.listen(engine, "after_cursor_execute", _sync_for_rows)
+    return engine
+
+
+#: ``info`` key, on a pooled connection, of its open psycopg pipeline (see :func:`pipelined`).
+_PIPELINE = "creditline.pipeline"
+#: Round trips of the pipelined transactions, by engine (see :func:`round_trips`).
+_round_trips: WeakKeyDictionary[Engine, int] = WeakKeyDictionary()
+
+
+def round_trips(engine: Engine) -> int:
+    """How many round trips the pipelined transactions of ``engine`` made so far (each
+    wait for the server's answers: a statement with rows, or the COMMIT)."""
+    return _round_trips.get(engine, 0)
+
+
+def _count_round_trip(engine: Engine) -> None:
+    _round_trips[engine] = _round_trips.get(engine, 0) + 1
+
+
+def _sync_for_rows(
+    connection: Any, _cursor: Any, _statement: Any, _params: Any, context: Any, _many: Any
+) -> None:
+    # In a pipelined transaction a statement without rows to return is only queued: it
+    # goes with the next statement that has rows, or with the COMMIT. One with rows (a
+    # SELECT, a RETURNING) sends everything queued and waits, so its rows can be read.
+    fairy = connection.connection
+    pipeline = fairy.info.get(_PIPELINE)
+    if pipeline is None:
+        return
+    compiled = context.compiled
+    writes = context.isinsert or context.isupdate or context.isdelete
+    if writes and not (compiled is not None and compiled.effective_returning):
+        return
+    pipeline.sync()
+    _count_round_trip(connection.engine)
 
 
 def is_postgres(engine: Engine) -> bool:
@@ -122,3 +173,34 @@ def read_transaction(engine: Engine) -> Iterator[Session]:
     a long read (an export) reads in pages, each in its own read transaction."""
     with _factory(engine, read_only=True).begin() as session:
         yield session
+
+
+@contextmanager
+def pipelined(engine: Engine) -> Iterator[Session]:
+    """Like :func:`transaction`, with fewer round trips on PostgreSQL: statements that
+    return no rows are sent with the next one that does, or with the COMMIT (psycopg's
+    pipeline mode; BEGIN goes with the first statement). A statement's error may therefore
+    surface at a later one or at the COMMIT, still inside this block, and rolls it all
+    back. On SQLite (in-process, no round trips) it is :func:`transaction`."""
+    if not is_postgres(engine):
+        with transaction(engine) as session:
+            yield session
+        return
+    if not event.contains(engine, "after_cursor_execute", _sync_for_rows):
+        event.listen(engine, "after_cursor_execute", _sync_for_rows)
+    with _factory(engine, read_only=False)() as session:
+        fairy = session.connection().connection
+        driver = fairy.driver_connection
+        assert driver is not None
+        with driver.pipeline() as pipeline:
+            fairy.info[_PIPELINE] = pipeline
+            try:
+                try:
+                    yield session
+                    session.commit()
+                    _count_round_trip(engine)
+                except BaseException:
+                    session.rollback()
+                    raise
+            finally:
+                fairy.info.pop(_PIPELINE, None)

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from creditline import money
@@ -19,7 +21,7 @@ from creditline.clock import utcnow
 from creditline.db.tables import Alarm, Customer, Partner
 from creditline.errors import InvalidInput
 from creditline.ledger.accounts import get_customer, get_partner
-from creditline.notify.outbox import THRESHOLD_REACHED, enqueue
+from creditline.ledger.outbox import THRESHOLD_REACHED, enqueue
 
 DEFAULT_THRESHOLDS = (75, 90, 100)
 MAX_THRESHOLDS = 10
@@ -73,49 +75,120 @@ class CustomerCredit:
     fired: list[int]
 
 
+def next_fired(credit: CustomerCredit, *, default: Sequence[int]) -> list[int]:
+    """The fired set the firing rule leaves ``credit`` with (ascending)."""
+    effective = credit.thresholds if credit.thresholds is not None else list(default)
+    return sorted(
+        set(reached(effective, total_credit=credit.total_credit, consumed=credit.consumed))
+    )
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the firing rule does to a customer: its new fired set, and the alarm to raise
+    (its columns, id aside), if one fires."""
+
+    fired: list[int]
+    alarm: dict[str, Any] | None
+
+
+def decide(
+    credit: CustomerCredit, *, default: Sequence[int], cause: str, now: datetime
+) -> Decision | None:
+    """The firing rule applied to ``credit`` (already changed); None: nothing changes."""
+    now_reached = next_fired(credit, default=default)
+    fired = set(credit.fired)
+    if now_reached == sorted(fired):
+        return None
+    new = [t for t in now_reached if t not in fired]
+    if not new:
+        return Decision(now_reached, None)
+    return Decision(
+        now_reached,
+        {
+            "partner_id": credit.partner_id,
+            "customer_uin": credit.uin,
+            "threshold": max(new),
+            "thresholds_reached": new,
+            "total_credit": credit.total_credit,
+            "consumed": credit.consumed,
+            "cause": cause,
+            "created_at": now,
+        },
+    )
+
+
+_ALARM_COLUMNS = (
+    "partner_id",
+    "customer_uin",
+    "threshold",
+    "thresholds_reached",
+    "total_credit",
+    "consumed",
+    "cause",
+    "created_at",
+)
+#: The alarm's INSERT, parameters ``alarm_<column>`` (:func:`alarm_params`).
+INSERT_ALARM = (
+    insert(Alarm.metadata.tables[Alarm.__tablename__])
+    .values({c: bindparam(f"alarm_{c}", type_=Alarm.__table__.c[c].type) for c in _ALARM_COLUMNS})
+    .returning(Alarm.__table__.c.id)
+)
+_customers = Customer.metadata.tables[Customer.__tablename__]
+_WHERE = (
+    _customers.c.partner_id == bindparam("fired_partner_id", type_=_customers.c.partner_id.type),
+    _customers.c.uin == bindparam("fired_uin", type_=_customers.c.uin.type),
+)
+#: The new fired set (:func:`fired_params`); with an alarm, its threshold and time too.
+UPDATE_FIRED = (
+    update(_customers)
+    .where(*_WHERE)
+    .values(fired_thresholds=bindparam("fired_set", type_=_customers.c.fired_thresholds.type))
+)
+UPDATE_FIRED_ALARMED = (
+    update(_customers)
+    .where(*_WHERE)
+    .values(
+        fired_thresholds=bindparam("fired_set", type_=_customers.c.fired_thresholds.type),
+        last_alarm_threshold=bindparam(
+            "fired_threshold", type_=_customers.c.last_alarm_threshold.type
+        ),
+        last_alarm_at=bindparam("fired_at", type_=_customers.c.last_alarm_at.type),
+    )
+)
+
+
+def alarm_params(decision: Decision) -> dict[str, Any]:
+    """The parameters of :data:`INSERT_ALARM`."""
+    assert decision.alarm is not None
+    return {f"alarm_{k}": v for k, v in decision.alarm.items()}
+
+
+def fired_params(credit: CustomerCredit, decision: Decision) -> dict[str, Any]:
+    """The parameters of :data:`UPDATE_FIRED` (or, with an alarm, UPDATE_FIRED_ALARMED)."""
+    params: dict[str, Any] = {
+        "fired_partner_id": credit.partner_id,
+        "fired_uin": credit.uin,
+        "fired_set": decision.fired,
+    }
+    if decision.alarm is not None:
+        params["fired_threshold"] = decision.alarm["threshold"]
+        params["fired_at"] = decision.alarm["created_at"]
+    return params
+
+
 def evaluate(
     session: Session, credit: CustomerCredit, *, default: Sequence[int], cause: str
 ) -> Alarm | None:
     """Apply the firing rule to ``credit`` (already changed, row still locked by this
     transaction); write the new fired set, and the alarm and its outbox event if one fires."""
-    effective = credit.thresholds if credit.thresholds is not None else list(default)
-    now_reached = reached(effective, total_credit=credit.total_credit, consumed=credit.consumed)
-    fired = set(credit.fired)
-    new = [t for t in now_reached if t not in fired]
-    next_fired = sorted(set(now_reached))
-    if next_fired == sorted(fired):
+    decision = decide(credit, default=default, cause=cause, now=utcnow())
+    if decision is None:
         return None
-    values: dict[str, object] = {"fired_thresholds": next_fired}
     alarm: Alarm | None = None
-    if new:
-        now = utcnow()
-        threshold = max(new)
-        values |= {"last_alarm_threshold": threshold, "last_alarm_at": now}
-        alarm_id = session.execute(
-            insert(Alarm)
-            .values(
-                partner_id=credit.partner_id,
-                customer_uin=credit.uin,
-                threshold=threshold,
-                thresholds_reached=new,
-                total_credit=credit.total_credit,
-                consumed=credit.consumed,
-                cause=cause,
-                created_at=now,
-            )
-            .returning(Alarm.id)
-        ).scalar_one()
-        alarm = Alarm(
-            id=alarm_id,
-            partner_id=credit.partner_id,
-            customer_uin=credit.uin,
-            threshold=threshold,
-            thresholds_reached=new,
-            total_credit=credit.total_credit,
-            consumed=credit.consumed,
-            cause=cause,
-            created_at=now,
-        )
+    if decision.alarm is not None:
+        alarm_id = session.execute(INSERT_ALARM, alarm_params(decision)).scalar_one()
+        alarm = Alarm(id=alarm_id, **decision.alarm)
         enqueue(
             session,
             partner_id=credit.partner_id,
@@ -123,10 +196,8 @@ def evaluate(
             payload=threshold_payload(alarm, customer_name=credit.name),
         )
     session.execute(
-        update(Customer)
-        .where(Customer.partner_id == credit.partner_id, Customer.uin == credit.uin)
-        .values(**values)
-        .execution_options(synchronize_session=False)
+        UPDATE_FIRED if decision.alarm is None else UPDATE_FIRED_ALARMED,
+        fired_params(credit, decision),
     )
     return alarm
 

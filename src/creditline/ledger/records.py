@@ -19,7 +19,7 @@ from creditline.db import read_transaction
 from creditline.db.tables import AllocationRecord, Customer, Partner
 from creditline.errors import InvalidInput
 from creditline.ledger.accounts import get_partner
-from creditline.notify.outbox import ALLOCATION_RECORDED, enqueue
+from creditline.ledger.outbox import ALLOCATION_RECORDED, enqueue
 
 RECORD_KINDS = ("grant", "pool_allocation", "allocation", "withdrawal")
 SOURCES = ("console", "api", "tc3", "cli", "bulk", "demo")
@@ -51,6 +51,35 @@ class Origin:
         return Origin(operator, self.source, remark, self.idempotency_key)
 
 
+def record_values(
+    *,
+    partner_id: int,
+    kind: str,
+    change: int,
+    total_after: int,
+    available_after: int,
+    origin: Origin,
+    customer_uin: int | None = None,
+    sub_partner_id: int | None = None,
+    created_at: datetime | None = None,
+) -> dict[str, Any]:
+    """The columns of one record (its id aside), as :func:`append` inserts them."""
+    return {
+        "partner_id": partner_id,
+        "kind": kind,
+        "customer_uin": customer_uin,
+        "sub_partner_id": sub_partner_id,
+        "operator": origin.operator,
+        "change": change,
+        "total_after": total_after,
+        "available_after": available_after,
+        "remark": origin.remark,
+        "source": origin.source,
+        "idempotency_key": origin.idempotency_key,
+        "created_at": created_at or utcnow(),
+    }
+
+
 def append(
     session: Session,
     *,
@@ -64,26 +93,29 @@ def append(
     sub_partner_id: int | None = None,
 ) -> AllocationRecord:
     """Append one record and its ``credit.allocation_recorded`` outbox event."""
-    now = utcnow()
-    values: dict[str, Any] = {
-        "partner_id": partner_id,
-        "kind": kind,
-        "customer_uin": customer_uin,
-        "sub_partner_id": sub_partner_id,
-        "operator": origin.operator,
-        "change": change,
-        "total_after": total_after,
-        "available_after": available_after,
-        "remark": origin.remark,
-        "source": origin.source,
-        "idempotency_key": origin.idempotency_key,
-        "created_at": now,
-    }
+    values = record_values(
+        partner_id=partner_id,
+        kind=kind,
+        change=change,
+        total_after=total_after,
+        available_after=available_after,
+        origin=origin,
+        customer_uin=customer_uin,
+        sub_partner_id=sub_partner_id,
+    )
     record_id = session.execute(
         insert(AllocationRecord).values(**values).returning(AllocationRecord.id)
     ).scalar_one()
+    return appended(session, record_id, values)
+
+
+def appended(session: Session, record_id: int, values: dict[str, Any]) -> AllocationRecord:
+    """The record inserted as ``record_id`` with ``values``, once its outbox event is
+    written (for a record inserted by a statement of the caller's)."""
     record = AllocationRecord(id=record_id, **values)
-    enqueue(session, partner_id=partner_id, type=ALLOCATION_RECORDED, payload=as_payload(record))
+    enqueue(
+        session, partner_id=record.partner_id, type=ALLOCATION_RECORDED, payload=as_payload(record)
+    )
     return record
 
 

@@ -1,6 +1,7 @@
-"""Notifications: the transactional outbox and its delivery.
+"""Notifications: delivering the transactional outbox, which the core writes
+(:mod:`creditline.ledger.outbox`) in the same transaction as each event's cause.
 
-- ``outbox``: events written in the same transaction as their cause.
+- ``outbox``: the event types, as delivery knows them.
 - ``deliveries``: the outbox expanded per target, claimed under leases, retried.
 - ``worker``: the loop that drains it (``creditline worker``, or in-process in ``serve``).
 - ``webhook`` and ``email``: the channels; ``endpoints`` and ``recipients``: their settings.

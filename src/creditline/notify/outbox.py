@@ -1,25 +1,8 @@
-"""The transactional outbox: an event row written in the same transaction as its cause,
-so it exists exactly when the cause committed, and is delivered after commit."""
+"""The event types of the outbox, as delivery knows them. The core writes the events
+(:mod:`creditline.ledger.outbox`); notifications only read and deliver them."""
 
 from __future__ import annotations
 
-from typing import Any
+from creditline.ledger.outbox import ALLOCATION_RECORDED, EVENT_TYPES, THRESHOLD_REACHED
 
-from sqlalchemy import insert
-from sqlalchemy.orm import Session
-
-from creditline.clock import utcnow
-from creditline.db.tables import OutboxEvent
-
-THRESHOLD_REACHED = "credit.threshold_reached"
-ALLOCATION_RECORDED = "credit.allocation_recorded"
-EVENT_TYPES = (THRESHOLD_REACHED, ALLOCATION_RECORDED)
-
-
-def enqueue(session: Session, *, partner_id: int, type: str, payload: dict[str, Any]) -> None:
-    """Add one event for ``partner_id`` to the outbox, inside the caller's transaction."""
-    session.execute(
-        insert(OutboxEvent).values(
-            partner_id=partner_id, type=type, payload=payload, created_at=utcnow()
-        )
-    )
+__all__ = ["ALLOCATION_RECORDED", "EVENT_TYPES", "THRESHOLD_REACHED"]

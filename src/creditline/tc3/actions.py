@@ -14,6 +14,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from creditline import audit
+from creditline.auth import keys
 from creditline.db.tables import Customer
 from creditline.ledger import accounts, credit, customers, pools, records
 from creditline.tc3 import queries
@@ -80,13 +82,18 @@ def allocate_customer_credit(session: Session, caller: Caller, params: Params) -
     uin = params.uin("ClientUin")
     amount = params.amount("AddedCredit")
     remark = params.text("Remark", required=False) or ""
+    require = None
+    if caller.key_id is not None:
+        require = credit.Requirement(keys.LIVE_KEY, {"require_key_id": caller.key_id})
     change = credit.allocate_credit(
         session,
         partner_id=_partner_id(caller),
         customer_uin=uin,
         amount=amount,
         origin=_origin(caller, remark),
+        require=require,
     )
+    audit.saw(session, change.changes)
     return {"TotalCredit": Cents(change.total_credit), "RemainingCredit": Cents(change.available)}
 
 

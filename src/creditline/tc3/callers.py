@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from creditline.auth import keys
@@ -29,6 +30,9 @@ class Caller:
     partner_id: int | None = None
     role: str | None = None
     customer_uin: int | None = None
+    #: The key's row, when known: a write then confirms in its own statement that the key
+    #: is still live (it may have come from the key cache).
+    key_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -56,14 +60,32 @@ class ApiKeyStore:
             key = keys.lookup(session, secret_id)
         except keys.UnknownKey:
             return None
-        assert key.secret_key is not None  # lookup() always decrypts it
-        return KeyMatch(
-            secret_key=key.secret_key,
-            caller=Caller(
-                key_name=key.name,
-                kind=key.principal,
-                partner_id=key.partner_id,
-                role=key.role,
-                customer_uin=key.customer_uin,
-            ),
-        )
+        return _match(key)
+
+    def kept(self, engine: Engine, session: Session, secret_id: str) -> KeyMatch | None:
+        """:meth:`lookup` from the key cache (no statement) when the key is there, else
+        looked up and kept. Only for a write that confirms the key is live in its own
+        statement (``Caller.key_id``)."""
+        key = keys.CACHE.get(engine, secret_id)
+        if key is None:
+            try:
+                key = keys.lookup(session, secret_id)
+            except keys.UnknownKey:
+                return None
+            keys.CACHE.put(engine, key)
+        return _match(key)
+
+
+def _match(key: keys.ApiKey) -> KeyMatch:
+    assert key.secret_key is not None  # lookup() always decrypts it
+    return KeyMatch(
+        secret_key=key.secret_key,
+        caller=Caller(
+            key_name=key.name,
+            kind=key.principal,
+            partner_id=key.partner_id,
+            role=key.role,
+            customer_uin=key.customer_uin,
+            key_id=key.id,
+        ),
+    )
