@@ -35,7 +35,7 @@ from creditline.api.customers import CreditIn, _change_out
 from creditline.auth import idempotency, keys
 from creditline.auth.rate_limit import RateLimiter
 from creditline.clock import utcnow
-from creditline.db.tables import Alarm, AllocationRecord, Customer
+from creditline.db.tables import MAX_BIGINT, Alarm, AllocationRecord, Customer
 from creditline.errors import CreditlineError
 from creditline.ledger import alarms, credit, outbox, records
 from creditline.ledger.records import Origin
@@ -45,7 +45,6 @@ log = logging.getLogger(__name__)
 #: Request state: the rate limit's token is taken (by the fast path, before handing over).
 RATE_TAKEN = "creditline.rate_taken"
 _PATH = re.compile(r"^/v1/customers/([0-9]{1,19})/(allocate|withdraw)$")
-_MAX_UIN = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -292,7 +291,7 @@ class FastPath:
             amount = sign * money.parse_amount(asked.amount)
         except (ValueError, ValidationError, CreditlineError, KeyError):
             return None
-        if not 1 <= uin <= _MAX_UIN:
+        if not 1 <= uin <= MAX_BIGINT:
             return None
         idempotency_key = headers.get("idempotency-key")
         if idempotency_key is not None:

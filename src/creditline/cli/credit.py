@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import typer
 
-from creditline import audit
 from creditline.cli import app
 from creditline.cli.common import (
     JSON_OPTION,
@@ -35,6 +34,7 @@ def allocate(
     """Allocate AMOUNT of the partner's pool to a customer, or withdraw a negative AMOUNT.
 
     A withdrawal takes at most the available credit. Either takes effect immediately."""
+    from creditline import audit
     from creditline.ledger import accounts, credit
     from creditline.ledger.records import Origin
     from creditline.money import parse_amount
