@@ -74,3 +74,23 @@ def test_uins_start_at_the_first_uin(engine: Engine) -> None:
     with transaction(engine) as s:
         partner = accounts.create_partner(s, name="First", kind="reseller")
     assert partner.id == FIRST_UIN
+
+
+def test_utilization_is_kept_by_the_database(engine: Engine) -> None:
+    """The generated column behind the sort by utilisation: consumed / total credit, and
+    with no credit the fullest once anything is consumed."""
+    with transaction(engine) as s:
+        partner = accounts.create_partner(s, name="Sorted", kind="reseller")
+        kept = []
+        for total, consumed in [(500, 700), (400, 100), (0, 5), (0, 0)]:
+            customer = accounts.create_customer(s, partner_id=partner.id, name="C")
+            s.execute(
+                text("UPDATE customers SET total_credit = :t, consumed = :c WHERE uin = :u"),
+                {"t": total, "c": consumed, "u": customer.uin},
+            )
+            kept.append(
+                s.execute(
+                    text("SELECT utilization FROM customers WHERE uin = :u"), {"u": customer.uin}
+                ).scalar_one()
+            )
+    assert kept == [1.4, 0.25, 1e18, 0]
