@@ -148,6 +148,7 @@ def test_a_page_is_the_same_walked_or_collected(
     needs; one that has not found its page by then (a rare search) collects every match
     and sorts them instead. Either way the page is the matches in sort order."""
     monkeypatch.setattr(customers, "WALK_PER_ROW", 2)
+    monkeypatch.setattr(customers, "FEW_MATCHES", -1)  # always walk first (see below)
     partner = reseller(engine, credits=())
     with transaction(engine) as s:
         for i in range(40):
@@ -189,3 +190,29 @@ def test_a_page_is_the_same_walked_or_collected(
             searches = [x for x in seen if x.lstrip().upper().startswith(("SELECT", "WITH"))]
             assert len(searches) == (1 if walked else 2), (word, offset, searches)
             assert any("matches" in x for x in searches) == (not walked)
+
+
+def test_few_expected_matches_are_collected_without_a_walk(engine: Engine) -> None:
+    """On PostgreSQL a search the planner expects to match few customers (its estimate
+    from the column statistics) goes straight to collecting them; SQLite, without such
+    statistics, walks first."""
+    partner = reseller(engine, credits=())
+    with transaction(engine) as s:
+        for i in range(30):
+            accounts.create_customer(
+                s, partner_id=partner.id, name=f"Customer {i}", remark="key" if i % 10 else ""
+            )
+    seen, remember = _statements(engine)
+    try:
+        with transaction(engine) as s:
+            page = customers.search(s, partner.id, text="key", limit=5, count=False)
+    finally:
+        event.remove(engine, "before_cursor_execute", remember)
+    assert len(page.rows) == 5 and page.has_more
+    walked = any("walked" in x for x in seen)
+    collected = any("matches" in x for x in seen)
+    if engine.dialect.name == "postgresql":
+        assert [x.split()[0] for x in seen if "customers" in x] == ["EXPLAIN", "WITH"]
+        assert (walked, collected) == (False, True)
+    else:
+        assert (walked, collected) == (True, False)
