@@ -174,6 +174,8 @@ def query_plans(engine: Engine, partner: seed.Partner) -> dict[str, str]:
     broad = search_queries(partner.id, text="harbor", sort="available_credit", offset=80)
     rare = search_queries(partner.id, text="key account", sort="available_credit", offset=80)
     by_use = search_queries(partner.id, text="cedar", sort="utilization", offset=80)
+    # Matches bunched at the oldest customers: the walk from the newest gives way.
+    bunched = search_queries(partner.id, text="billing1", sort="associated_at", offset=80)
     newest = (
         select(AllocationRecord)
         .where(AllocationRecord.partner_id == partner.id)
@@ -185,10 +187,11 @@ def query_plans(engine: Engine, partner: seed.Partner) -> dict[str, str]:
     grants = newest.where(AllocationRecord.kind == "grant")
     statements = {
         "customers page (q=harbor, sort=available_credit desc, page 5), walk": broad.walk,
-        "customers page (q=key account, sort=available_credit desc, page 5), walk": rare.walk,
         "customers page (q=key account, sort=available_credit desc, page 5), collect": (
             rare.collect
         ),
+        "customers page (q=billing1, sort=associated_at desc, page 5), walk": bunched.walk,
+        "customers page (q=billing1, sort=associated_at desc, page 5), collect": (bunched.collect),
         "customers page (q=cedar, sort=utilization desc, page 5), walk": by_use.walk,
         "customers page (q=harbor), total count (REST include_total, Tencent)": broad.count,
         "records page, newest": newest,
