@@ -105,7 +105,10 @@ class Client:
             return ("GET", "/", b"", {}), 1
         if kind == "tc3_allocate":
             uin = self.random.choice(self.customers)
-            body = json.dumps({"ClientUin": uin, "AddedCredit": 1.0, "Remark": "bench"})
+            # A remark of its own: two identical writes signed in one second would carry
+            # one signature, and the second would be refused as a replay.
+            remark = f"bench-{self.index}-{self.sequence}"
+            body = json.dumps({"ClientUin": uin, "AddedCredit": 1.0, "Remark": remark})
             return self._tc3("AllocateCustomerCredit", body.encode()), 1
         if kind == "usage":
             stamp = datetime.now(UTC).isoformat()

@@ -4,16 +4,20 @@ finer than a cent, non-finite or beyond 1,000,000,000.00 is refused, never round
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from creditline import money
 from creditline.errors import InvalidAmount
 from creditline.money import (
+    MAX_AMOUNT_TEXT,
     MAX_CENTS,
     from_float,
     parse_amount,
+    parse_json_number,
     to_display,
     to_float,
     to_text,
@@ -149,3 +153,75 @@ def test_float_accepted_only_when_exactly_whole_cents(number: float) -> None:
     else:
         assert Decimal(result) / 100 == Decimal(repr(number))
         assert abs(result) <= MAX_CENTS
+
+
+# --- Raw text: judged by length and shape before any arithmetic --------------------------
+
+_raw_digits = st.text(alphabet="0123456789", min_size=1, max_size=30)
+raw_number_text = st.one_of(
+    st.builds(
+        lambda sign, whole, fraction, exponent: f"{sign}{whole}.{fraction}e{exponent}",
+        st.sampled_from(["", "-", "+", " "]),
+        _raw_digits,
+        _raw_digits,
+        st.integers(min_value=-(10**15), max_value=10**15),
+    ),
+    st.builds(lambda n: "9" * n, st.integers(min_value=1, max_value=1_000_000)),
+    st.text(alphabet=" \t+-.eE0123456789\u0661\u0662\U0001d7d9\u00a0", max_size=60),
+)
+
+
+@given(raw_number_text)
+@example("1e50000000")
+@example("1e1000000")
+@example("9" * 1_000_000)
+@example("0." + "0" * 999_990 + "1")
+def test_raw_text_is_an_amount_or_an_invalid_amount(text: str) -> None:
+    reached: list[int] = []
+    original = money._cents
+
+    def watched(sign: str, whole: str, fraction: str, exponent: int, *a: Any, **k: Any) -> int:
+        reached.append(len(whole) + len(fraction))
+        return original(sign, whole, fraction, exponent, *a, **k)
+
+    money._cents = watched  # type: ignore[assignment]
+    try:
+        for parse in (parse_amount, parse_json_number):
+            try:
+                cents = parse(text, allow_negative=True)
+            except InvalidAmount as refused:
+                assert len(refused.message) < 200  # the text is never echoed whole
+            else:
+                assert -MAX_CENTS <= cents <= MAX_CENTS
+    finally:
+        money._cents = original  # type: ignore[assignment]
+    # Only text of at most MAX_AMOUNT_TEXT characters ever reaches arithmetic.
+    assert all(n <= MAX_AMOUNT_TEXT for n in reached)
+    if len(text) > MAX_AMOUNT_TEXT:
+        assert reached == []
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("1.5e2", 15000), ("125E-2", 125), ("-0.00e99999", 0), ("1e9", MAX_CENTS), ("0.1e1", 100)],
+)
+def test_json_number_text(text: str, expected: int) -> None:
+    assert parse_json_number(text, allow_negative=True) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("1e50000000", "beyond the limit"),
+        ("1e1000000", "beyond the limit"),
+        ("1e-1000000", "more than two decimal places"),
+        ("1.001e9", "beyond the limit"),
+        ("1e-3", "more than two decimal places"),
+        ("9" * 41, "longer than 40 characters"),
+        ("1e", "not a number"),
+        ("+1", "not a number"),
+    ],
+)
+def test_json_number_text_refused(text: str, message: str) -> None:
+    with pytest.raises(InvalidAmount, match=message):
+        parse_json_number(text, allow_negative=True)

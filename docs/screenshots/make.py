@@ -4,7 +4,8 @@
 
 Builds the demo in a fresh SQLite file in a temporary folder, serves the console on a free
 port, and photographs each page with Debian's Chromium (``CREDITLINE_CHROMIUM`` to use
-another) into this folder.
+another) into this folder: at a laptop's 1366 x 768, and My Customers and Setting Credit
+again at a phone's 390 px.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from creditline.db.tables import Customer
 from creditline.demo import build_demo
 
 HERE = Path(__file__).resolve().parent
+LAPTOP = {"width": 1366, "height": 768}
+PHONE = {"width": 390, "height": 844}
 CHROMIUM = os.environ.get("CREDITLINE_CHROMIUM", "/usr/bin/chromium")
 ARGS = [
     "--no-sandbox",
@@ -94,14 +97,12 @@ def main() -> None:
         try:
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-                context = browser.new_context(
-                    base_url=f"http://127.0.0.1:{port}", viewport={"width": 1680, "height": 960}
-                )
+                context = browser.new_context(base_url=f"http://127.0.0.1:{port}", viewport=LAPTOP)
                 page = context.new_page()
                 _shot(page, "01-login", "/login")
                 _login(page, "admin@demo.example")
                 _shot(page, "02-dashboard", "/")
-                _shot(page, "03-my-customers", "/customers?sort=available&dir=asc")
+                _shot(page, "03-my-customers", "/customers?sort=utilisation&dir=desc")
                 _shot(page, "04-setting-credit", f"/customers/{hot_uins[-1]}/credit")
                 page.fill("#amount", "250.00")
                 page.fill("input[name=remark]", "monthly top-up")
@@ -135,6 +136,16 @@ def main() -> None:
                 _shot(page, "12-platform-partners", "/platform/partners")
                 _shot(page, "13-platform-partner", f"/platform/partners/{summary.look_at}")
                 _shot(page, "16-platform-applications", "/platform/applications")
+                phone = browser.new_context(
+                    base_url=f"http://127.0.0.1:{port}",
+                    viewport=PHONE,
+                    device_scale_factor=2,
+                    is_mobile=True,
+                    has_touch=True,
+                ).new_page()
+                _login(phone, "admin@demo.example")
+                _shot(phone, "17-my-customers-phone", "/customers?sort=utilisation&dir=desc")
+                _shot(phone, "18-setting-credit-phone", f"/customers/{hot_uins[-1]}/credit")
                 browser.close()
         finally:
             bulk_csv.unlink(missing_ok=True)

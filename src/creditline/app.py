@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 
 from anyio import to_thread
 from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
@@ -36,15 +37,17 @@ from creditline.api import (
 from creditline.api import (
     settings as partner_settings,
 )
-from creditline.api.errors import error_response, install, unavailable
+from creditline.api.errors import error_response, install, invalid_request, unavailable
 from creditline.auth.rate_limit import RateLimiter
 from creditline.config import Settings, get_settings
 from creditline.db import is_unavailable, make_engine
 from creditline.db.migrate import upgrade
+from creditline.db.outage import wait_for
 from creditline.notify.worker import Worker
 from creditline.tc3 import endpoint as tc3_endpoint
 
 access_log = logging.getLogger("creditline.access")
+log = logging.getLogger("creditline.app")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
 
 
@@ -162,6 +165,17 @@ def _database_fault(request: Request, exc: Exception) -> Response:
     return unavailable_page(request)
 
 
+def _unreadable(request: Request, exc: Exception) -> Response:
+    """A request that does not fit its route's parameters: the API's error shape under
+    ``/v1``, a page naming what was wrong in the console."""
+    if request.url.path.startswith("/v1"):
+        return invalid_request(request, exc)
+    from creditline.console.site import invalid_request_page
+
+    assert isinstance(exc, RequestValidationError)
+    return invalid_request_page(request, exc)
+
+
 def v1_router() -> APIRouter:
     """Every REST endpoint, to be mounted at ``/v1``."""
     router = APIRouter()
@@ -193,8 +207,9 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if engine.dialect.name == "sqlite":
-            # The embedded database creates and upgrades its own schema.
-            upgrade(engine)
+            # The embedded database creates and upgrades its own schema; while another
+            # process holds its write lock past the busy timeout, the start waits.
+            wait_for(lambda: upgrade(engine), log=log, what="creditline serve")
         else:
             # Endpoints run in a thread pool; more threads than pooled connections only
             # queue inside the pool (or open and close overflow connections per request),
@@ -240,6 +255,7 @@ def create_app(
     # --- Database faults: 503 for the API and the console (tc3 answers in its own shape) ---
     app.add_exception_handler(DBAPIError, _database_fault)
     app.add_exception_handler(PoolTimeout, _database_fault)
+    app.add_exception_handler(RequestValidationError, _unreadable)
     return app
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -44,9 +44,20 @@ class Settings(BaseSettings):
     public_url: str = "http://127.0.0.1:8000"
     #: Seconds a webhook POST may take before the attempt counts as failed.
     webhook_timeout_s: float = 10.0
+    #: Let webhooks reach private, loopback, link-local and other non-public addresses.
+    #: Off: an endpoint must point at the public internet, checked when it is added and
+    #: again on every delivery. For tests and local development only.
+    webhook_allow_private_targets: bool = False
 
 
 @lru_cache
 def get_settings() -> Settings:
     """The process's settings, read once."""
     return Settings()
+
+
+def app_settings(app: Any) -> Settings:
+    """The settings an ASGI app was made with (``create_app`` keeps them in its state),
+    else the environment's."""
+    settings = getattr(app.state, "settings", None)
+    return settings if isinstance(settings, Settings) else get_settings()

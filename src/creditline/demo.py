@@ -14,9 +14,11 @@ from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from creditline.db.tables import Customer, Partner
+from creditline.clock import utcnow
+from creditline.db.tables import Alarm, AllocationRecord, Customer, Partner
 from creditline.ledger import accounts, alarms, credit, pools, usage
 from creditline.ledger.records import Origin
 
@@ -239,6 +241,51 @@ def _usage(
     return events
 
 
+def _date_records(session: Session, partner_ids: list[int], *, until: datetime) -> None:
+    """Date the demo's grants and allocations over the month before its usage begins, in
+    the order they were made (credit is handed out before it is used)."""
+    ids = list(
+        session.execute(
+            select(AllocationRecord.id)
+            .where(AllocationRecord.partner_id.in_(partner_ids))
+            .order_by(AllocationRecord.id)
+        ).scalars()
+    )
+    start = until - timedelta(days=30)
+    step = timedelta(days=29) / max(len(ids), 1)
+    for n, record_id in enumerate(ids):
+        session.execute(
+            update(AllocationRecord)
+            .where(AllocationRecord.id == record_id)
+            .values(created_at=start + step * n)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def _date_alarms(session: Session, raised: list[Alarm], batch: list[usage.UsageRecord]) -> None:
+    """Date the alarms a day's batch raised when their customers' usage came in that day
+    (not when the demo ran), keeping the order they were raised in (their ids)."""
+    last: dict[int, datetime] = {}
+    for event in batch:
+        last[event.customer_uin] = max(
+            event.occurred_at, last.get(event.customer_uin, event.occurred_at)
+        )
+    moments = sorted(min(last[alarm.customer_uin], utcnow()) for alarm in raised)
+    for alarm, at in zip(sorted(raised, key=lambda a: a.id), moments, strict=True):
+        session.execute(
+            update(Alarm)
+            .where(Alarm.id == alarm.id)
+            .values(created_at=at)
+            .execution_options(synchronize_session=False)
+        )
+        session.execute(
+            update(Customer)
+            .where(Customer.uin == alarm.customer_uin)
+            .values(last_alarm_at=at)
+            .execution_options(synchronize_session=False)
+        )
+
+
 def build_demo(
     session: Session, *, seed: int = 2024, customers: int = 200, today: date | None = None
 ) -> DemoSummary:
@@ -349,6 +396,7 @@ def build_demo(
     starts = [month_start]
     for _ in range(MONTHS - 1):
         starts.insert(0, (starts[0] - timedelta(days=1)).replace(day=1))
+    _date_records(session, [p.id for p in everyone], until=starts[0])
     by_month: list[list[usage.UsageRecord]] = [[] for _ in starts]
     for customer, plan in made_customers:
         consumed = int(plan.credit * plan.target)
@@ -362,15 +410,19 @@ def build_demo(
     serial = 0
     for events in by_month:
         events.sort(key=lambda e: e.occurred_at)
-        for offset in range(0, len(events), usage.MAX_BATCH):
-            batch = []
-            for event in events[offset : offset + usage.MAX_BATCH]:
-                serial += 1
-                # Unique per demo distributor, so a second demo (--force) adds, not collides.
-                batch.append(replace(event, event_id=f"demo-{distributor.id}-{serial:06d}"))
+        # One batch a day, as a daily billing feed sends them, so each alarm is dated
+        # when its customer's usage crossed the threshold rather than when the demo ran.
+        by_day: dict[date, list[usage.UsageRecord]] = defaultdict(list)
+        for event in events:
+            serial += 1
+            # Unique per demo distributor, so a second demo (--force) adds, not collides.
+            named = replace(event, event_id=f"demo-{distributor.id}-{serial:06d}")
+            by_day[event.occurred_at.date()].append(named)
+        for batch in by_day.values():
             result = usage.ingest(session, batch)
             summary.usage_events += result.accepted
             summary.alarms += len(result.alarms)
+            _date_alarms(session, result.alarms, batch)
 
     # Each customer's level, by the highest default threshold its consumption reaches.
     summary.levels = {level: 0 for level, *_ in LEVELS}

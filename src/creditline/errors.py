@@ -78,3 +78,9 @@ class InvalidBatch(CreditlineError):
 
     def details(self) -> list[dict[str, Any]]:
         return [{"line": e.line, "field": e.field, "message": e.message} for e in self.errors]
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of what went wrong, the driver's own words when there are some."""
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else exc.__class__.__name__

@@ -2,8 +2,10 @@
 
 CSV has the header ``event_id,customer_uin,product,list_amount,voucher_amount,occurred_at``
 and an optional ``kind`` column (``charge`` when absent or empty); the header is line 1.
-JSON Lines carries one object per line with the same keys. Amounts are decimal text
-("12.50"; JSON numbers are accepted too) and times ISO 8601.
+JSON Lines carries one object per line with the same keys, typed as the REST body is
+(``customer_uin`` a JSON integer, amounts and times JSON strings; no conversion between
+types; ``voucher_amount`` may be left out). Amounts are decimal text ("12.50"); times are
+ISO 8601 with their UTC offset (``Z`` or ``+08:00``), a time without one is refused.
 
 A file is read twice and never held in memory: the first pass checks every line (its
 shape, its values with the ledger's own rules, and that its customer exists) and names
@@ -104,6 +106,10 @@ def _jsonl_lines(text: io.TextIOBase) -> Iterator[RawLine]:
         except json.JSONDecodeError as exc:
             yield line, LineError(line, f"not valid JSON: {exc.msg} at column {exc.colno}")
             continue
+        except ValueError:
+            # An integer of more digits than Python reads (4,300): no field takes one.
+            yield line, LineError(line, "a number in it is too long to be any field's")
+            continue
         if not isinstance(value, dict):
             yield line, LineError(line, "not a JSON object")
             continue
@@ -151,17 +157,18 @@ def _check(session: Session, path: Path, fmt: str, size: int, progress: Progress
     errors: list[LineError] = []
     known: set[int] = set()
     records = 0
+    strict = fmt == "jsonl"  # JSON values keep their JSON types; CSV values are all text
     with path.open("rb") as raw:
         for chunk in _chunks(_read(raw, fmt, size, "checking", progress), errors):
             pairs = [(line, value) for line, value in chunk if not isinstance(value, LineError)]
             try:
-                parsed = usage.parse_batch(pairs, what="line")
+                parsed = usage.parse_batch(pairs, what="line", strict=strict)
                 lines = [line for line, _ in pairs]
             except InvalidBatch as exc:
                 errors.extend(exc.errors)
                 bad = {e.line for e in exc.errors}
                 good = [(line, value) for line, value in pairs if line not in bad]
-                parsed = usage.parse_batch(good)
+                parsed = usage.parse_batch(good, strict=strict)
                 lines = [line for line, _ in good]
             records += len(pairs)
             wanted = {r.customer_uin for r in parsed} - known
@@ -198,7 +205,7 @@ def import_file(
         for chunk in _chunks(_read(raw, fmt, size, "importing", progress), errors):
             # Checked already; parsed again rather than held, so memory stays one batch.
             pairs = [(line, value) for line, value in chunk if not isinstance(value, LineError)]
-            batch = usage.parse_batch(pairs, what="line")
+            batch = usage.parse_batch(pairs, what="line", strict=fmt == "jsonl")
             result = usage.ingest(session, batch, lines=[line for line, _ in pairs])
             accepted += result.accepted
             duplicates += result.duplicates

@@ -195,6 +195,16 @@ def test_endpoint_rules_are_the_cores(client: TestClient, world: World) -> None:
     assert client.get("/v1/webhook-endpoints", headers=admin).json()["data"][0]["id"] == hook["id"]
 
 
+def test_an_internal_target_is_refused(client: TestClient, world: World) -> None:
+    admin = world.h("a_admin")
+    for url in ("http://169.254.169.254/latest/meta-data/", "http://2130706433:5432/"):
+        answer = client.post("/v1/webhook-endpoints", json={"url": url}, headers=admin)
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["error"]["param"] == "url"
+        assert "must point to the public internet" in answer.json()["error"]["message"]
+    assert client.get("/v1/webhook-endpoints", headers=admin).json()["data"] == []
+
+
 def test_other_keys_are_refused_and_other_partners_see_nothing(
     client: TestClient, world: World
 ) -> None:

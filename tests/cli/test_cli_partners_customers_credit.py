@@ -227,3 +227,31 @@ def test_text_output_for_people(cli: Any) -> None:
     ran = cli("credit", "allocate", uin, "10.00", "--operator", "ops")
     assert "allocated 10.00" in ran.stdout
     assert "total credit 10.00" in ran.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("credit", "allocate", "9" * 20, "1.00", "--operator", "x"),
+        ("customers", "show", "9" * 20),
+        ("partners", "grant", "9" * 20, "1.00"),
+        ("records", "list", "--partner", "1", "--customer", "9" * 20),
+        ("thresholds", "show", "0"),
+    ],
+)
+def test_ids_beyond_bigint_are_usage_errors(cli: Any, args: tuple[str, ...]) -> None:
+    # Before: the number reached the database, which raised (an overflow traceback).
+    ran = cli(*args, expect=2)
+    assert "9223372036854775807" in ran.stderr or "greater than or equal to 1" in ran.stderr
+
+
+def test_an_amount_longer_than_any_is_refused_on_its_length(cli: Any) -> None:
+    partner = make_reseller(cli)
+    assert "longer than 40 characters" in refused(cli, "partners", "grant", partner, "1" * 100_000)
+
+
+def test_the_cli_bound_is_the_tables_bigint() -> None:
+    from creditline.cli.common import MAX_BIGINT as CLI_BOUND
+    from creditline.db.tables import MAX_BIGINT
+
+    assert CLI_BOUND == MAX_BIGINT

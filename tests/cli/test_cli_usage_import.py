@@ -80,7 +80,7 @@ def test_jsonl_import(cli: Any, tmp_path: Path) -> None:
             "event_id": f"j{i}",
             "customer_uin": uin,
             "product": "tencentdb",
-            "list_amount": "30.00" if i else 30,  # JSON numbers are amounts too
+            "list_amount": "30.00",
             "voucher_amount": "0.00",
             "occurred_at": "2026-03-01T00:00:00Z",
         }
@@ -221,3 +221,57 @@ def test_large_file_goes_in_batches_in_one_transaction(
     named = bad_lines(cli("usage", "import", bad, expect=3).stderr)
     assert [line.split(" (")[0] for line in named] == ["line 9"]
     assert consumed(cli, uin) == "8.00"
+
+
+def test_times_without_offset_and_json_of_the_wrong_type_are_refused(
+    cli: Any, tmp_path: Path
+) -> None:
+    _, uin = setup_customer(cli)
+    csv_path = tmp_path / "usage.csv"
+    csv_path.write_text(
+        f"{HEADER}\n"
+        f"a,{uin},cvm,1.00,0,2026-01-01T00:00:00Z,charge\n"
+        f"b,{uin},cvm,1.00,0,2026-01-01T00:00:00,charge\n"  # 3: no UTC offset
+        f"c,{uin},cvm,1.00,0,2026-01-01,charge\n"  # 4: a day, no offset
+    )
+    named = bad_lines(cli("usage", "import", csv_path, expect=3).stderr)
+    assert [line.split(":")[0] for line in named] == [
+        "line 3 (occurred_at)",
+        "line 4 (occurred_at)",
+    ]
+    assert all("no UTC offset" in line for line in named)
+
+    good = {
+        "event_id": "g",
+        "customer_uin": uin,
+        "product": "cvm",
+        "list_amount": "1.00",
+        "occurred_at": "2026-01-01T00:00:00+08:00",
+    }
+    jsonl = tmp_path / "feed.jsonl"
+    jsonl.write_text(
+        "\n".join(
+            json.dumps(record)
+            for record in [
+                good,  # 1: fine (voucher_amount may be left out)
+                {**good, "customer_uin": str(uin)},  # 2
+                {**good, "customer_uin": float(uin)},  # 3
+                {**good, "occurred_at": 1763632800},  # 4
+                {**good, "occurred_at": "2026-01-01T00:00:00"},  # 5
+                {**good, "list_amount": 30},  # 6
+            ]
+        )
+        + "\n"
+    )
+    named = bad_lines(cli("usage", "import", jsonl, expect=3).stderr)
+    assert [line.split(":")[0] for line in named] == [
+        "line 2 (customer_uin)",
+        "line 3 (customer_uin)",
+        "line 4 (occurred_at)",
+        "line 5 (occurred_at)",
+        "line 6 (list_amount)",
+    ]
+    assert consumed(cli, uin) == "0.00"
+    jsonl.write_text(json.dumps(good) + "\n")
+    assert cli("usage", "import", jsonl, "--json").json()["accepted"] == 1
+    assert consumed(cli, uin) == "1.00"

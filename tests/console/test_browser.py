@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, update
 from tests.console.conftest import PASSWORD, build_world
 
 from creditline.db import transaction
@@ -347,3 +347,169 @@ def test_application_approved_by_a_platform_admin(
     expect(page.get_by_test_id("pool-remaining")).to_have_text("7,500.00")
     page.goto("/applications")
     expect(page.get_by_test_id("own")).to_contain_text("approved")
+
+
+RED = "rgb(229, 69, 69)"
+
+
+def _context_page(
+    browser: playwright_api.Browser, server: str, width: int, height: int
+) -> playwright_api.Page:
+    context = browser.new_context(base_url=server, viewport={"width": width, "height": height})
+    p = context.new_page()
+    p.set_default_timeout(15_000)
+    return p
+
+
+def _page_width(p: playwright_api.Page) -> int:
+    return int(p.evaluate("document.documentElement.scrollWidth"))
+
+
+@pytest.mark.parametrize("width", [1280, 1366, 1600])
+def test_my_customers_fits_a_laptop(
+    browser: playwright_api.Browser, server: str, engine: Engine, width: int
+) -> None:
+    build_world(engine)
+    p = _context_page(browser, server, width, 768)
+    try:
+        login(p, "operator@acme.example")
+        p.goto("/customers")
+        row = p.locator("[data-testid=customers] tbody tr").first
+        expect(row.get_by_test_id("setting-credit")).to_be_visible()
+        # The page does not scroll sideways, and every column that matters is on screen.
+        assert _page_width(p) <= width
+        for cell in (
+            "td:nth-child(1)",
+            "td.cust",
+            "[data-testid=total-credit]",
+            "[data-testid=available]",
+            "[data-testid=utilisation]",
+            "[data-testid=setting-credit]",
+        ):
+            box = row.locator(cell).bounding_box()
+            assert box is not None, cell
+            assert box["x"] >= 0 and box["x"] + box["width"] <= width, (cell, box)
+            assert box["y"] >= 0 and box["y"] + box["height"] <= 768, (cell, box)
+    finally:
+        p.context.close()
+
+
+def test_phone_width_header_and_sidebar_fit(
+    browser: playwright_api.Browser, server: str, engine: Engine
+) -> None:
+    world = build_world(engine)
+    p = _context_page(browser, server, 390, 844)
+    try:
+        login(p, "operator@acme.example")
+        for path in ("/", "/customers", f"/customers/{world.a_customers[0]}/credit", "/records"):
+            p.goto(path)
+            assert _page_width(p) <= 390, path
+            header = p.locator("header.topbar")
+            assert header.evaluate("e => e.scrollWidth <= e.clientWidth"), path
+            # The sidebar has folded into one row of links above the page.
+            sidebar = p.locator("nav.sidebar").bounding_box()
+            assert sidebar is not None and sidebar["height"] < 80 and sidebar["width"] <= 390
+        p.goto("/customers")
+        button = p.locator("[data-testid=setting-credit]").first
+        button.scroll_into_view_if_needed()
+        box = button.bounding_box()
+        assert box is not None and box["x"] + box["width"] <= 390
+        button.click()
+        expect(p.locator("#amount")).to_be_visible()
+    finally:
+        p.context.close()
+
+
+def test_sort_column_shows_its_direction(page: playwright_api.Page, engine: Engine) -> None:
+    build_world(engine)
+    login(page, "viewer@acme.example")
+    page.goto("/customers")
+    page.click("thead >> text=Utilisation")
+    sorted_header = page.locator("th[aria-sort]")
+    expect(sorted_header).to_have_count(1)
+    expect(sorted_header).to_have_attribute("aria-sort", "descending")
+    expect(sorted_header.locator(".arrow")).to_have_text("▼")
+    page.click("thead >> text=Utilisation")
+    expect(sorted_header).to_have_attribute("aria-sort", "ascending")
+    expect(sorted_header.locator(".arrow")).to_have_text("▲")
+
+
+def _border(p: playwright_api.Page, selector: str) -> str:
+    return str(p.eval_on_selector(selector, "e => getComputedStyle(e).borderTopColor"))
+
+
+def test_required_fields_are_not_red_before_they_are_touched(
+    browser: playwright_api.Browser, server: str, engine: Engine
+) -> None:
+    build_world(engine)
+    p = _context_page(browser, server, 1366, 768)
+    try:
+        p.goto("/login")
+        for selector in ("input[name=email]", "input[name=password]"):
+            assert _border(p, selector) != RED, selector
+        login(p, "admin@acme.example")
+        forms = {
+            "/settings": [
+                "form[action='/settings/users'] input[name=email]",
+                "form[action='/settings/users'] input[name=password]",
+                "form[action='/settings/keys'] input[name=name]",
+            ],
+            "/distributors": ["form[action='/distributors/sub-resellers'] input[name=name]"],
+        }
+        for path, selectors in forms.items():
+            p.goto(path)
+            for selector in selectors:
+                assert _border(p, selector) != RED, (path, selector)
+        # Once touched and left wrong, a field is marked.
+        p.goto("/settings")
+        email = "form[action='/settings/users'] input[name=email]"
+        p.fill(email, "not an address")
+        p.click("h1")
+        assert _border(p, email) == RED
+        # The hint under the add-user form does not overlap it.
+        hint = p.locator("form[action='/settings/users'] + .hint").bounding_box()
+        form = p.locator("form[action='/settings/users']").bounding_box()
+        assert hint is not None and form is not None
+        assert hint["y"] >= form["y"] + form["height"]
+        p.click("text=Log out")
+        p.fill("input[name=email]", "staff@vendor.example")
+        p.fill("input[name=password]", PASSWORD)
+        p.click("button[type=submit]")
+        p.wait_for_url("**/platform/partners")
+        assert _border(p, "form[action='/platform/partners'] input[name=name]") != RED
+    finally:
+        p.context.close()
+
+
+def test_customer_email_fits_its_card(
+    browser: playwright_api.Browser, server: str, engine: Engine
+) -> None:
+    world = build_world(engine)
+    uin = world.a_customers[0]
+    with transaction(engine) as s:
+        s.execute(
+            update(Customer)
+            .where(Customer.uin == uin)
+            .values(email="accountspayable.asiapacificregion@alphagamesholdings.example")
+        )
+    p = _context_page(browser, server, 1366, 768)
+    try:
+        login(p, "viewer@acme.example")
+        p.goto(f"/customers/{uin}")
+        email = p.locator("dl.facts dd", has_text="accountspayable")
+        card = p.locator("section.panel", has=email)
+        box, inside = email.bounding_box(), card.bounding_box()
+        assert box is not None and inside is not None
+        assert box["x"] + box["width"] <= inside["x"] + inside["width"]
+        assert card.evaluate("e => e.scrollWidth <= e.clientWidth")
+        # The text itself stays inside its cell, and the cards inside the page.
+        text_right = email.evaluate(
+            "e => { const r = document.createRange(); r.selectNodeContents(e);"
+            " return r.getBoundingClientRect().right; }"
+        )
+        assert text_right <= box["x"] + box["width"] + 0.5
+        main = p.locator("main").bounding_box()
+        assert main is not None and inside["x"] + inside["width"] <= main["x"] + main["width"]
+        assert _page_width(p) <= 1366
+    finally:
+        p.context.close()

@@ -491,6 +491,15 @@ def test_distributor_decides_its_sub_resellers_application(
         assert verify(s) == []
 
 
+def test_webhook_to_an_internal_address_is_refused(client: TestClient, world: World) -> None:
+    token = login(client, "admin@acme.example")
+    for url in ("http://169.254.169.254/latest/meta-data/", "http://[::ffff:127.0.0.1]:5432/"):
+        r = client.post("/settings/webhooks", data={"url": url, "csrf_token": token})
+        assert r.status_code == 422
+        assert "must point to the public internet" in r.text and "whsec_" not in r.text
+    assert "169.254.169.254" not in client.get("/settings/notifications").text
+
+
 def test_email_recipients_and_webhooks(client: TestClient, world: World) -> None:
     token = login(client, "admin@acme.example")
     r = client.post(

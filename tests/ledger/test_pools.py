@@ -1,11 +1,12 @@
 """Pools (DESIGN §2): total is the sum of grants, remaining = total - allocated, and a
 reduction goes only down to remaining — for the platform's grants and for a distributor's
-pool allocations to its second-level resellers alike."""
+pool allocations to its second-level resellers alike. Who may take back what is
+``test_taking_back.py``."""
 
 from __future__ import annotations
 
 from sqlalchemy import Engine
-from tests.ledger.scenario import OPS, allocate, assert_refused_changes_nothing, pool, reseller
+from tests.ledger.scenario import OPS, assert_refused_changes_nothing, pool, reseller
 
 from creditline.db import transaction
 from creditline.errors import InsufficientPool, InvalidAmount, NotFound
@@ -85,44 +86,6 @@ def test_pool_allocation_beyond_distributor_remaining_is_refused(engine: Engine)
         ),
         InsufficientPool,
     )
-
-
-def test_pool_reduction_of_sub_reseller_only_down_to_its_remaining(engine: Engine) -> None:
-    distributor, sub = _distributor_with_sub(engine, 1_000_00)
-    with transaction(engine) as s:
-        pools.allocate_pool(
-            s, distributor_id=distributor, sub_reseller_id=sub, amount=700_00, origin=OPS
-        )
-        customer = accounts.create_customer(s, partner_id=sub, name="Sub's customer")
-    allocate(engine, sub, customer.uin, 500_00)
-
-    assert_refused_changes_nothing(
-        engine,
-        lambda s: pools.allocate_pool(
-            s, distributor_id=distributor, sub_reseller_id=sub, amount=-200_01, origin=OPS
-        ),
-        InsufficientPool,
-    )
-    with transaction(engine) as s:
-        pools.allocate_pool(
-            s, distributor_id=distributor, sub_reseller_id=sub, amount=-200_00, origin=OPS
-        )
-    assert pool(engine, sub) == (500_00, 500_00, 0)
-    assert pool(engine, distributor) == (1_000_00, 500_00, 500_00)
-
-
-def test_taking_back_from_an_empty_sub_reseller_pool_is_refused(engine: Engine) -> None:
-    # Found by the stateful test: the distributor's allocated went below zero and the
-    # CHECK constraint failed instead of a refusal.
-    distributor, sub = _distributor_with_sub(engine, 1_000_00)
-    assert_refused_changes_nothing(
-        engine,
-        lambda s: pools.allocate_pool(
-            s, distributor_id=distributor, sub_reseller_id=sub, amount=-1, origin=OPS
-        ),
-        InsufficientPool,
-    )
-    assert pool(engine, sub) == (0, 0, 0)
 
 
 def test_another_distributors_sub_reseller_looks_missing(engine: Engine) -> None:

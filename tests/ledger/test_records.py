@@ -147,7 +147,7 @@ def test_csv_export_quotes_what_a_spreadsheet_would_run(engine: Engine) -> None:
         credit.allocate_credit(
             s, partner_id=shop.id, customer_uin=shop.customer, amount=500, origin=hostile
         )
-        text = "".join(records.csv_chunks(s, partner_id=shop.id, size=10))
+    text = "".join(records.csv_chunks(engine, partner_id=shop.id, size=10))
     rows = list(csv.reader(io.StringIO(text)))
     assert rows[0] == list(records.CSV_COLUMNS)
     newest = dict(zip(rows[0], rows[1], strict=True))
@@ -155,3 +155,69 @@ def test_csv_export_quotes_what_a_spreadsheet_would_run(engine: Engine) -> None:
     assert newest["remark"] == "'@SUM(1+1)"
     assert newest["change"] == "5.00"
     assert len(rows) == 3  # the header, the allocation, the grant
+
+
+def test_operator_filter_matches_a_prefix_in_any_case(engine: Engine) -> None:
+    shop = reseller(engine, pool=10_000, credits=(0,))
+    with transaction(engine) as s:
+        for operator in ("Finance@acme.example", "finance.bot@acme.example", "ops@acme.example"):
+            credit.allocate_credit(
+                s,
+                partner_id=shop.id,
+                customer_uin=shop.customer,
+                amount=100,
+                origin=Origin(operator=operator, source="api"),
+            )
+
+    def operators(text: str) -> list[str]:
+        with transaction(engine) as s:
+            rows, _ = records.page(s, partner_id=shop.id, where=records.RecordFilter(operator=text))
+            return sorted(r.operator for r in rows)
+
+    assert operators("finance") == ["Finance@acme.example", "finance.bot@acme.example"]
+    assert operators("FINANCE@") == ["Finance@acme.example"]
+    assert operators("ops@acme.example") == ["ops@acme.example"]
+    # The middle of a name is no prefix, and LIKE's wildcards are plain characters.
+    assert operators("acme") == []
+    assert operators("%") == [] and operators("_inance") == []
+
+
+def test_records_name_their_customer_or_sub_reseller_for_their_partner_only(
+    engine: Engine,
+) -> None:
+    with transaction(engine) as s:
+        dist = accounts.create_partner(s, name="Dist", kind="distributor")
+        sub = accounts.create_partner(s, name="Sub Shop", kind="sub-reseller", parent_id=dist.id)
+        pools.grant(s, partner_id=dist.id, amount=10_000, origin=ORIGIN)
+        buyer = accounts.create_customer(s, partner_id=dist.id, name="=Buyer Ltd")
+        credit.allocate_credit(
+            s, partner_id=dist.id, customer_uin=buyer.uin, amount=1_000, origin=ORIGIN
+        )
+        pools.allocate_pool(
+            s, distributor_id=dist.id, sub_reseller_id=sub.id, amount=2_000, origin=ORIGIN
+        )
+        dist_id, sub_id, uin = dist.id, sub.id, buyer.uin
+    other = reseller(engine, pool=10_000, credits=(500,))
+    with transaction(engine) as s:
+        rows, _ = records.page(s, partner_id=dist_id)
+        named = records.names(s, partner_id=dist_id, rows=rows)
+        assert [(r.kind, named.of(r)) for r in rows] == [
+            ("pool_allocation", "Sub Shop"),
+            ("allocation", "=Buyer Ltd"),
+            ("grant", ""),
+        ]
+        # The sub-reseller sees the pool allocation it received, under its own name.
+        sub_rows, _ = records.page(s, partner_id=sub_id)
+        assert [records.names(s, partner_id=sub_id, rows=sub_rows).of(r) for r in sub_rows] == [
+            "Sub Shop"
+        ]
+        # Asked for by another partner, nobody's name is read.
+        theirs = records.names(s, partner_id=other.id, rows=rows)
+        assert [theirs.of(r) for r in rows] == ["", "", ""]
+    text = "".join(records.csv_chunks(engine, partner_id=dist_id))
+    lines = list(csv.DictReader(io.StringIO(text)))
+    assert [(line["customer_uin"], line["sub_partner_id"], line["name"]) for line in lines] == [
+        ("", str(sub_id), "Sub Shop"),
+        (str(uin), "", "'=Buyer Ltd"),
+        ("", "", ""),
+    ]

@@ -36,10 +36,17 @@ usage_amounts = st.integers(min_value=0, max_value=150_00)
 class Pool:
     total: int = 0
     allocated: int = 0
+    #: What the distributor has given this pool, net; the rest of the total the platform
+    #: granted. Each takes back only its own (DESIGN §2).
+    from_distributor: int = 0
 
     @property
     def remaining(self) -> int:
         return self.total - self.allocated
+
+    @property
+    def from_platform(self) -> int:
+        return self.total - self.from_distributor
 
 
 @dataclass
@@ -86,7 +93,8 @@ def _alarm_tuple(alarm: object) -> tuple[int, list[int]] | None:
 
 def run_ledger_machine(engine: Engine) -> None:
     class LedgerMachine(RuleBasedStateMachine):
-        """A distributor with a sub-reseller, a reseller, and customers of each."""
+        """A distributor with a sub-reseller, a reseller, and customers of each; the
+        platform grants to any of them, the sub-reseller included."""
 
         @initialize()
         def open_ledger(self) -> None:
@@ -118,7 +126,9 @@ def run_ledger_machine(engine: Engine) -> None:
             expected: type[CreditlineError] | None = None
             if amount == 0:
                 expected = InvalidAmount
-            elif pool.remaining + amount < 0:
+            elif -amount > pool.remaining or -amount > pool.from_platform:
+                # Down to remaining, and the platform's grants are taken back only by the
+                # platform: never what a distributor gave.
                 expected = InsufficientPool
             with transaction(engine) as s:
                 try:
@@ -136,9 +146,12 @@ def run_ledger_machine(engine: Engine) -> None:
             expected: type[CreditlineError] | None = None
             if amount == 0:
                 expected = InvalidAmount
-            elif amount > parent.remaining or -amount > min(child.remaining, parent.allocated):
-                # A distributor takes back at most what it has allocated: the platform may
-                # have granted part of the sub-reseller's pool directly.
+            elif amount > parent.remaining:
+                expected = InsufficientPool
+            elif -amount > child.from_distributor or -amount > child.remaining:
+                # A take-back is bounded by what this distributor gave this sub-reseller,
+                # net, and by the sub-reseller's remaining; never by what the platform
+                # granted it directly.
                 expected = InsufficientPool
             with transaction(engine) as s:
                 try:
@@ -155,6 +168,7 @@ def run_ledger_machine(engine: Engine) -> None:
             assert expected is None
             parent.allocated += amount
             child.total += amount
+            child.from_distributor += amount
 
         @rule(customer=st.integers(0, 3), amount=amounts)
         def allocate_credit(self, customer: int, amount: int) -> None:
@@ -276,9 +290,10 @@ def run_ledger_machine(engine: Engine) -> None:
             with transaction(engine) as s:
                 assert verify(s) == []
                 for pid, pool in self.model.pools.items():
-                    state = accounts.pool_state(s, pid)
-                    assert (state.total, state.allocated) == (pool.total, pool.allocated), pid
-                    assert state.remaining >= 0
+                    row = accounts.get_partner(s, pid)
+                    stored = (row.pool_total, row.pool_allocated, row.pool_from_distributor)
+                    assert stored == (pool.total, pool.allocated, pool.from_distributor), pid
+                    assert row.pool_remaining >= 0
                 for uin, c in self.model.credits.items():
                     row = accounts.get_customer(s, c.partner, uin)
                     assert (row.total_credit, row.consumed) == (c.total, c.consumed), uin

@@ -3,10 +3,12 @@ balance changed behind the core's back."""
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, insert, text
 from tests.ledger.scenario import OPS, allocate, charge, ingest, post_usage
 
+from creditline.clock import utcnow
 from creditline.db import transaction
+from creditline.db.tables import AllocationRecord
 from creditline.ledger import accounts, credit, pools
 from creditline.ledger.verify import verify
 
@@ -91,4 +93,85 @@ def test_verify_names_each_corrupted_balance(engine: Engine) -> None:
         f"partner {sub}: pool allocated is 1,000.00, its records say 999.95",
         f"customer {subs}: total credit is 999.95, its records say 1,000.00",
         f"customer {subs}: consumed is 0.00, its records say 10.00",
+    ]
+
+
+def test_verify_names_a_take_back_beyond_what_was_given(engine: Engine) -> None:
+    """The reproduced case of issue 12, as the old take-back guard (bounded by the
+    distributor's whole allocated) left it: verify found nothing, since the distributor's
+    allocated still equalled its customers' credit plus its pool allocations. It now names
+    the sub-reseller twice: the stored net disagrees with the records, and the records
+    show a take-back beyond what was given."""
+    with transaction(engine) as s:
+        dist = accounts.create_partner(s, name="Dist", kind="distributor").id
+        sub = accounts.create_partner(s, name="Sub", kind="sub-reseller", parent_id=dist).id
+        own = accounts.create_customer(s, partner_id=dist, name="Own").uin
+        pools.grant(s, partner_id=dist, amount=10_000_00, origin=OPS)
+        credit.allocate_credit(s, partner_id=dist, customer_uin=own, amount=5_000_00, origin=OPS)
+        pools.grant(s, partner_id=sub, amount=5_000_00, origin=OPS)
+        pools.allocate_pool(
+            s, distributor_id=dist, sub_reseller_id=sub, amount=1_000_00, origin=OPS
+        )
+    # The take-back of 4,000.00 the old guard let through, written as it wrote it.
+    with engine.begin() as connection:
+        connection.execute(
+            text("UPDATE partners SET pool_allocated = pool_allocated - 400000 WHERE id = :d"),
+            {"d": dist},
+        )
+        connection.execute(
+            text("UPDATE partners SET pool_total = pool_total - 400000 WHERE id = :s"), {"s": sub}
+        )
+        record = connection.execute(
+            insert(AllocationRecord.__table__)
+            .values(
+                partner_id=dist,
+                kind="pool_allocation",
+                sub_partner_id=sub,
+                operator="ops",
+                change=-4_000_00,
+                total_after=2_000_00,
+                available_after=2_000_00,
+                remark="",
+                source="cli",
+                created_at=utcnow(),
+            )
+            .returning(AllocationRecord.__table__.c.id)
+        ).scalar_one()
+    with transaction(engine) as s:
+        found = [m.describe() for m in verify(s)]
+    assert found == [
+        f"partner {sub}: pool given by its distributor is 1,000.00, its records say -3,000.00",
+        f"partner {sub}: what distributor {dist} gave it, net, after record {record} is "
+        f"-3,000.00; distributor {dist} took back more than it gave",
+    ]
+
+
+def test_verify_names_a_platform_reduction_of_what_a_distributor_gave(engine: Engine) -> None:
+    with transaction(engine) as s:
+        dist = accounts.create_partner(s, name="Dist", kind="distributor").id
+        sub = accounts.create_partner(s, name="Sub", kind="sub-reseller", parent_id=dist).id
+        pools.grant(s, partner_id=dist, amount=1_000_00, origin=OPS)
+        pools.allocate_pool(s, distributor_id=dist, sub_reseller_id=sub, amount=300_00, origin=OPS)
+    with engine.begin() as connection:
+        record = connection.execute(
+            insert(AllocationRecord.__table__)
+            .values(
+                partner_id=sub,
+                kind="grant",
+                operator="ops",
+                change=-100_00,
+                total_after=200_00,
+                available_after=200_00,
+                remark="",
+                source="cli",
+                created_at=utcnow(),
+            )
+            .returning(AllocationRecord.__table__.c.id)
+        ).scalar_one()
+    with transaction(engine) as s:
+        found = [m.describe() for m in verify(s)]
+    assert found == [
+        f"partner {sub}: pool total is 300.00, its records say 200.00",
+        f"partner {sub}: what the platform gave it, net, after record {record} is -100.00; "
+        "the platform took back more than it gave",
     ]

@@ -36,6 +36,7 @@ class Received:
     status: int
     body: dict[str, Any] | None
     verified: bool
+    host: str = ""
 
 
 @dataclass
@@ -44,13 +45,15 @@ class Receiver:
 
     ``secrets``: every request must verify with at least one (checked with
     ``standardwebhooks.Webhook.verify``). ``fail_first``: answer 503 to that many requests
-    first. ``delay``: seconds each request takes. It notes any webhook-id that arrives
-    while another request with the same id is still being worked on.
+    first. ``delay``: seconds each request takes. ``answer``: when set, every request is
+    answered with this (status, headers, body) instead. It notes any webhook-id that
+    arrives while another request with the same id is still being worked on.
     """
 
     secrets: list[str] = field(default_factory=list)
     fail_first: int = 0
     delay: float = 0.0
+    answer: tuple[int, dict[str, str], bytes] | None = None
     received: list[Received] = field(default_factory=list)
     overlaps: list[str] = field(default_factory=list)
     bad_signatures: list[str] = field(default_factory=list)
@@ -88,10 +91,14 @@ class Receiver:
                     continue
             verified = body is not None
             status = 503 if refuse else (200 if verified else 400)
+            if self.answer is not None:
+                status = self.answer[0]
             with self._lock:
                 if not verified:
                     self.bad_signatures.append(webhook_id)
-                self.received.append(Received(webhook_id, status, body, verified))
+                self.received.append(
+                    Received(webhook_id, status, body, verified, headers.get("host", ""))
+                )
             return status
         finally:
             with self._lock:
@@ -104,9 +111,13 @@ class Receiver:
             def do_POST(self) -> None:
                 raw = self.rfile.read(int(self.headers.get("content-length", "0")))
                 status = receiver.handle({k.lower(): v for k, v in self.headers.items()}, raw)
+                _, extra, content = receiver.answer or (status, {}, b"")
                 self.send_response(status)
-                self.send_header("content-length", "0")
+                for name, value in extra.items():
+                    self.send_header(name, value)
+                self.send_header("content-length", str(len(content)))
                 self.end_headers()
+                self.wfile.write(content)
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass

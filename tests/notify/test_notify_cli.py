@@ -13,11 +13,15 @@ from typer.testing import CliRunner
 
 from creditline.cli import app, notify  # noqa: F401  (registers the commands)
 from creditline.cli.common import state
+from creditline.config import get_settings
 
 
 @pytest.fixture
-def cli(database_url: str) -> Iterator[Any]:
+def cli(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     runner = CliRunner()
+    # The receivers listen on 127.0.0.1: these commands opt in to private targets.
+    monkeypatch.setenv("CREDITLINE_WEBHOOK_ALLOW_PRIVATE_TARGETS", "1")
+    get_settings.cache_clear()
 
     def run(*args: str, code: int = 0) -> Any:
         result = runner.invoke(app, ["--database-url", database_url, *args])
@@ -86,3 +90,16 @@ def test_notify_settings_through_the_cli(engine: Engine, cli: Any) -> None:
     cleared = cli("notify", "settings", "--partner", p, "--clear", "--no-email-customer", "--json")
     assert cleared == {"partner_id": partner_id, "recipients": [], "email_customer": False}
     cli("notify", "settings", "--partner", "999", code=3)
+
+
+def test_webhooks_add_refuses_an_internal_target(
+    engine: Engine, cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CREDITLINE_WEBHOOK_ALLOW_PRIVATE_TARGETS")  # the default: off
+    get_settings.cache_clear()
+    partner_id, _ = customer_with_credit(engine)
+    p = str(partner_id)
+    for url in ("http://169.254.169.254/latest/meta-data/", "http://0x7f.1:5432/"):
+        refused = cli("webhooks", "add", "--partner", p, "--url", url, code=3)
+        assert "must point to the public internet" in refused.output
+    assert cli("webhooks", "list", "--partner", p, "--json") == []

@@ -66,3 +66,35 @@ def test_another_partners_alarm_looks_missing(engine: Engine) -> None:
         )
     with transaction(engine) as s:
         assert inbox.unread_counts(s, partner_id).alarms == 1
+
+
+def test_alarms_filtered_by_days(engine: Engine) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import update
+
+    from creditline.db.tables import Alarm
+
+    partner_id, uin = customer_with_credit(engine)
+    assert consume(engine, uin, "80.00") == [75]
+    assert consume(engine, uin, "20.00") == [100]
+    with transaction(engine) as s:
+        rows, _ = inbox.alarms_page(s, partner_id=partner_id)
+        older = min(a.id for a in rows)
+        s.execute(
+            update(Alarm)
+            .where(Alarm.id == older)
+            .values(created_at=datetime(2026, 1, 5, 12, tzinfo=UTC))
+            .execution_options(synchronize_session=False)
+        )
+    day = datetime(2026, 1, 5, tzinfo=UTC)
+    with transaction(engine) as s:
+
+        def thresholds(where: AlarmFilter) -> list[int]:
+            return [
+                a.threshold for a in inbox.alarms_page(s, partner_id=partner_id, where=where)[0]
+            ]
+
+        assert thresholds(AlarmFilter(since=day, until=day + timedelta(days=1))) == [75]
+        assert thresholds(AlarmFilter(since=day + timedelta(days=1))) == [100]
+        assert thresholds(AlarmFilter(until=day)) == []

@@ -32,13 +32,20 @@ from creditline.notify.deliveries import Backoff
 from creditline.notify.outbox import THRESHOLD_REACHED
 from creditline.notify.worker import Worker
 
-SETTINGS = Settings(smtp_host="", webhook_timeout_s=30.0, smtp_timeout_s=30.0)
+# The receivers listen on 127.0.0.1: these tests opt in to private targets explicitly.
+SETTINGS = Settings(
+    smtp_host="", webhook_timeout_s=30.0, smtp_timeout_s=30.0, webhook_allow_private_targets=True
+)
 
 
 def _endpoint(engine: Engine, partner_id: int, receiver: Receiver) -> int:
     with transaction(engine) as s:
         endpoint = endpoints.add_endpoint(
-            s, partner_id=partner_id, url=receiver.url, event_types=[THRESHOLD_REACHED]
+            s,
+            partner_id=partner_id,
+            url=receiver.url,
+            event_types=[THRESHOLD_REACHED],
+            allow_private_targets=True,
         )
         receiver.secrets.append(endpoints.secret_of(s, endpoint))
         return endpoint.id
@@ -191,6 +198,7 @@ def _worker_process(database_url: str, *args: str) -> subprocess.Popen[bytes]:
     env["CREDITLINE_WEBHOOK_TIMEOUT_S"] = "0.5"
     env["CREDITLINE_SMTP_TIMEOUT_S"] = "0.5"
     env["CREDITLINE_SMTP_HOST"] = ""
+    env["CREDITLINE_WEBHOOK_ALLOW_PRIVATE_TARGETS"] = "1"  # the receiver is on 127.0.0.1
     command = "from creditline.cli import app, notify; app()"
     return subprocess.Popen(
         [sys.executable, "-c", command, "--database-url", database_url, "worker", *args],

@@ -17,7 +17,10 @@ from creditline.db import transaction
 from creditline.notify import endpoints
 from creditline.notify.worker import Worker
 
-SETTINGS = Settings(smtp_host="", webhook_timeout_s=2.0, smtp_timeout_s=2.0)
+# The receiver listens on 127.0.0.1: this test opts in to private targets explicitly.
+SETTINGS = Settings(
+    smtp_host="", webhook_timeout_s=2.0, smtp_timeout_s=2.0, webhook_allow_private_targets=True
+)
 
 
 @pytest.fixture
@@ -43,7 +46,9 @@ def test_test_event_redelivery_and_log_through_rest(
         key = keys.create(s, principal="partner", partner_id=partner_id, role="admin", name="ops")
         # The receiver listens on the loopback address, so it is registered as the other
         # delivery tests register theirs.
-        endpoint = endpoints.add_endpoint(s, partner_id=partner_id, url=receiver.url)
+        endpoint = endpoints.add_endpoint(
+            s, partner_id=partner_id, url=receiver.url, allow_private_targets=True
+        )
         receiver.secrets.append(endpoints.secret_of(s, endpoint))
         endpoint_id = endpoint.id
     admin = {"Authorization": f"Bearer {key.secret_id}:{key.secret_key}"}

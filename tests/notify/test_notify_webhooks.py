@@ -16,13 +16,20 @@ from creditline.notify.deliveries import Backoff
 from creditline.notify.outbox import ALLOCATION_RECORDED, THRESHOLD_REACHED
 from creditline.notify.worker import Worker
 
-SETTINGS = Settings(smtp_host="", webhook_timeout_s=30.0, smtp_timeout_s=30.0)
+# The receivers listen on 127.0.0.1: these tests opt in to private targets explicitly.
+SETTINGS = Settings(
+    smtp_host="", webhook_timeout_s=30.0, smtp_timeout_s=30.0, webhook_allow_private_targets=True
+)
 
 
 def add_endpoint(engine: Engine, partner_id: int, receiver: Receiver, *types: str) -> int:
     with transaction(engine) as s:
         endpoint = endpoints.add_endpoint(
-            s, partner_id=partner_id, url=receiver.url, event_types=list(types) or None
+            s,
+            partner_id=partner_id,
+            url=receiver.url,
+            event_types=list(types) or None,
+            allow_private_targets=True,
         )
         receiver.secrets.append(endpoints.secret_of(s, endpoint))
         return endpoint.id

@@ -49,7 +49,11 @@ def make_world(engine: Engine, *, customers: int, pool: int, webhook_url: str | 
         )
         platform = keys.create(s, name="billing feed", principal="platform")
         if webhook_url is not None:
-            endpoints.add_endpoint(s, partner_id=partner.id, url=webhook_url)
+            # The receiver listens on 127.0.0.1: private targets are let through here
+            # (and in the processes, by the environment they are given).
+            endpoints.add_endpoint(
+                s, partner_id=partner.id, url=webhook_url, allow_private_targets=True
+            )
         partner_id = partner.id
     return World(
         partner_id=partner_id,

@@ -32,6 +32,7 @@ def environment() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(SRC) + os.pathsep + env.get("PYTHONPATH", "")
     env["CREDITLINE_SECRET_KEY"] = SERVER_KEY
+    env["CREDITLINE_WEBHOOK_ALLOW_PRIVATE_TARGETS"] = "1"  # the receiver is on 127.0.0.1
     env.pop("CREDITLINE_DATABASE_URL", None)
     return env
 

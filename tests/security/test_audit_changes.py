@@ -91,7 +91,7 @@ def test_tc3_remark_and_refusal(client: TestClient, world: World, engine: Engine
         world,
         "a_operator",
         "ModifyClientRemark",
-        {"ClientUin": world.a_customer, "Remark": "after"},
+        {"ClientUin": str(world.a_customer), "Remark": "after"},
     )
     assert "Error" not in done
     refused = tc3_call(
@@ -99,7 +99,7 @@ def test_tc3_remark_and_refusal(client: TestClient, world: World, engine: Engine
         world,
         "a_viewer",
         "ModifyClientRemark",
-        {"ClientUin": world.a_customer, "Remark": "viewer"},
+        {"ClientUin": str(world.a_customer), "Remark": "viewer"},
     )
     assert "Error" in refused
     ok, no = _since(engine, first)
@@ -211,7 +211,7 @@ def test_console_viewer_sees_messages_but_cannot_mark_them_read(
     csrf = _console_login(client, world.users["a_viewer"])
     page = client.get("/messages")
     assert page.status_code == 200
-    assert 'class="unread"' in page.text  # an operator would see its button
+    assert 'class="alarm unread"' in page.text  # an operator would see its button
     assert "Mark read" not in page.text and "Mark all read" not in page.text
     first = _last_id(engine)
     forged = client.post("/messages/read", data={"csrf_token": csrf}, follow_redirects=False)

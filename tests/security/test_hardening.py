@@ -42,7 +42,7 @@ def test_every_door_writes_an_audit_row(
         world,
         "a_operator",
         "ModifyClientRemark",
-        {"ClientUin": world.a_customer, "Remark": "via tc3"},
+        {"ClientUin": str(world.a_customer), "Remark": "via tc3"},
     )
     assert "Error" not in response
     # Console: a failed login, a login, a form that creates an API key (whose secret is

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from creditline import money
 from creditline.api.context import MAX_PAGE_SIZE, Call, call, write_call
 from creditline.api.errors import ERROR_RESPONSES
-from creditline.db.tables import Alarm
+from creditline.db.tables import MAX_BIGINT, Alarm
 from creditline.notify import inbox
 
 router = APIRouter(tags=["alarms"], responses=ERROR_RESPONSES)
@@ -59,11 +59,11 @@ class UnreadCount(BaseModel):
 @router.get("/alarms", response_model=AlarmPage)
 def list_alarms(
     c: Call = Depends(call),
-    customer_uin: int | None = Query(None, ge=1, le=2**63 - 1),
+    customer_uin: int | None = Query(None, ge=1, le=MAX_BIGINT),
     threshold: int | None = Query(None, ge=1, le=1000),
     unread: bool | None = Query(None, description="true: only unread; false: only read"),
     limit: int = Query(50, ge=1, le=MAX_PAGE_SIZE),
-    before: int | None = Query(None, ge=1, le=2**63 - 1),
+    before: int | None = Query(None, ge=1, le=MAX_BIGINT),
 ) -> AlarmPage:
     """The partner's alarms, newest first."""
     partner_id = c.principal.partner()
@@ -89,7 +89,7 @@ def _read(s: Session, partner_id: int, alarm_id: int) -> AlarmOut:
     return AlarmOut.of(inbox.get_alarm(s, partner_id=partner_id, alarm_id=alarm_id))
 
 
-AlarmId = Path(ge=1, le=2**63 - 1)
+AlarmId = Path(ge=1, le=MAX_BIGINT)
 
 
 @router.post("/alarms/{alarm_id}/read", response_model=AlarmOut)

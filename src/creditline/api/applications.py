@@ -13,15 +13,15 @@ from pydantic import BaseModel, Field
 from creditline import money
 from creditline.api.context import MAX_PAGE_SIZE, Call, call, write_call
 from creditline.api.errors import ERROR_RESPONSES
-from creditline.api.pool import Amount
+from creditline.api.pool import Body, CreditAmount
 from creditline.auth.principals import Principal
-from creditline.db.tables import CreditApplication
+from creditline.db.tables import MAX_BIGINT, CreditApplication
 from creditline.errors import NotFound
 from creditline.ledger import applications
 
 router = APIRouter(tags=["credit applications"], responses=ERROR_RESPONSES)
 
-ApplicationId = Path(ge=1, le=2**63 - 1)
+ApplicationId = Path(ge=1, le=MAX_BIGINT)
 
 
 class ApplicationOut(BaseModel):
@@ -64,12 +64,12 @@ class ApplicationPage(BaseModel):
     next_before: int | None
 
 
-class ApplicationIn(BaseModel):
-    amount: Amount
+class ApplicationIn(Body):
+    amount: CreditAmount
     reason: str = Field("", max_length=500)
 
 
-class DecisionIn(BaseModel):
+class DecisionIn(Body):
     note: str = Field("", max_length=500)
 
 
@@ -107,7 +107,7 @@ def list_applications(
     ),
     status: Literal["pending", "approved", "rejected"] | None = Query(None),
     limit: int = Query(50, ge=1, le=MAX_PAGE_SIZE),
-    before: int | None = Query(None, ge=1, le=2**63 - 1),
+    before: int | None = Query(None, ge=1, le=MAX_BIGINT),
 ) -> ApplicationPage:
     """Applications, newest first: the platform sees the ones it decides; a partner its own
     (or, a distributor with ``role=decider``, its sub-resellers')."""

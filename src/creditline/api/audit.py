@@ -11,7 +11,8 @@ from pydantic import BaseModel
 from creditline import audit
 from creditline.api.context import MAX_PAGE_SIZE, Call, call
 from creditline.api.errors import ERROR_RESPONSES
-from creditline.db.tables import AuditEvent
+from creditline.api.pool import UtcTime
+from creditline.db.tables import MAX_BIGINT, AuditEvent
 
 router = APIRouter(prefix="/platform", tags=["platform"], responses=ERROR_RESPONSES)
 
@@ -56,11 +57,11 @@ class AuditPage(BaseModel):
 
 @router.get("/audit", response_model=AuditPage)
 def list_audit(
-    partner_id: int | None = Query(None, ge=1, le=2**63 - 1),
+    partner_id: int | None = Query(None, ge=1, le=MAX_BIGINT),
     principal: str | None = Query(None, max_length=200),
     action: str | None = Query(None, max_length=200),
-    since: datetime | None = None,
-    before: int | None = Query(None, ge=1, le=2**63 - 1),
+    since: UtcTime | None = Query(None, description="from this time (inclusive), with its offset"),
+    before: int | None = Query(None, ge=1, le=MAX_BIGINT),
     limit: int = Query(50, ge=1, le=MAX_PAGE_SIZE),
     c: Call = Depends(call),
 ) -> AuditPage:

@@ -20,7 +20,7 @@ from creditline import audit
 from creditline.auth import idempotency, keys
 from creditline.auth.principals import Principal, Unauthenticated
 from creditline.auth.rate_limit import RateLimiter
-from creditline.db import transaction
+from creditline.db import read_transaction, transaction
 from creditline.ledger.records import Origin
 
 #: The largest page any list answers.
@@ -47,7 +47,7 @@ def authenticate(
             "send Authorization: Bearer <secret_id>:<secret_key>", param="Authorization"
         )
     secret_id, _, secret_key = credentials.credentials.partition(":")
-    with transaction(_engine(request)) as session:
+    with read_transaction(_engine(request)) as session:
         key = keys.authenticate(session, secret_id.strip(), secret_key.strip())
     request.state.secret_id = key.secret_id
     # For the audit row of a write refused after this point (creditline.api.errors).
@@ -106,8 +106,8 @@ class Call:
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        """The request's one transaction, for reading."""
-        with transaction(self.engine) as session:
+        """The request's one transaction, for reading: read-only, no write lock."""
+        with read_transaction(self.engine) as session:
             yield session
 
     def write(

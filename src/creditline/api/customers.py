@@ -15,15 +15,15 @@ from sqlalchemy.orm import Session
 from creditline import money
 from creditline.api.context import MAX_PAGE_SIZE, Call, call, write_call
 from creditline.api.errors import ERROR_RESPONSES
-from creditline.api.pool import Amount, Pool, RecordOut, Remark
-from creditline.db.tables import Customer
+from creditline.api.pool import Body, CreditAmount, Pool, RecordOut, Remark, SignedAmount
+from creditline.db.tables import MAX_BIGINT, Customer
 from creditline.errors import CreditlineError, InvalidBatch, LineError
 from creditline.ledger import accounts, alarms, credit, customers
 from creditline.ledger.credit import max_withdrawable
 
 router = APIRouter(tags=["customers"], responses=ERROR_RESPONSES)
 
-Uin = Annotated[int, Path(ge=1, le=2**63 - 1, description="The customer's UIN")]
+Uin = Annotated[int, Path(ge=1, le=MAX_BIGINT, description="The customer's UIN")]
 MAX_BATCH = 1000
 
 
@@ -126,7 +126,7 @@ def get_customer(uin: Uin, c: Call = Depends(call)) -> CustomerOut:
         return CustomerOut.of(accounts.get_customer(s, partner_id, uin))
 
 
-class CustomerIn(BaseModel):
+class CustomerIn(Body):
     name: str = Field(min_length=1, max_length=200)
     type: str = Field("personal", pattern="^(personal|company)$")
     email: str = Field("", max_length=320)
@@ -177,7 +177,7 @@ def create_customer(body: CustomerIn, c: Call = Depends(write_call)) -> Response
     )
 
 
-class CustomerPatch(BaseModel):
+class CustomerPatch(Body):
     remark: str = Field(max_length=500)
 
 
@@ -192,8 +192,8 @@ def change_remark(uin: Uin, body: CustomerPatch, c: Call = Depends(write_call)) 
     )
 
 
-class CreditIn(BaseModel):
-    amount: Amount
+class CreditIn(Body):
+    amount: CreditAmount
     remark: Remark = ""
 
 
@@ -251,7 +251,7 @@ class ThresholdsOut(BaseModel):
     own: bool = Field(description="false when the partner's default list applies")
 
 
-class ThresholdsIn(BaseModel):
+class ThresholdsIn(Body):
     thresholds: list[int] | None = Field(
         max_length=10, description="1-1000 percent, at most 10; null returns to the default"
     )
@@ -283,16 +283,15 @@ def set_customer_thresholds(
     )
 
 
-class BatchItem(BaseModel):
-    customer_uin: int = Field(ge=1, le=2**63 - 1)
-    amount: str = Field(
-        pattern=r"^-?[0-9]{1,10}(\.[0-9]{1,2})?$",
+class BatchItem(Body):
+    customer_uin: int = Field(ge=1, le=MAX_BIGINT)
+    amount: SignedAmount = Field(
         description="positive allocates, negative withdraws",
     )
     remark: Remark = ""
 
 
-class BatchIn(BaseModel):
+class BatchIn(Body):
     items: list[BatchItem] = Field(min_length=1, max_length=MAX_BATCH)
     dry_run: bool = Field(False, description="check and compute, change nothing")
 
@@ -315,7 +314,12 @@ def _batch(s: Session, c: Call, partner_id: int, body: BatchIn) -> BatchOut:
             continue
         items.append(credit.BatchItem(line, entry.customer_uin, amount, entry.remark))
     if errors:
-        raise InvalidBatch(errors, what="item")
+        # Name the other items' faults (unknown customers, limits) in the same answer,
+        # as the ledger would find them: a preview of the readable items changes nothing.
+        preview = credit.allocate_batch(
+            s, partner_id=partner_id, items=items, origin=c.origin(""), apply=False
+        )
+        raise InvalidBatch(sorted([*errors, *preview.errors], key=lambda e: e.line), what="item")
     results: list[CreditChangeOut] = []
 
     def show(item: credit.BatchItem, change: credit.CreditChange) -> None:

@@ -108,7 +108,9 @@ def _audited(request: Request, answer: JSONResponse) -> JSONResponse:
     return answer
 
 
-def _validation(request: Request, exc: Exception) -> JSONResponse:
+def invalid_request(request: Request, exc: Exception) -> JSONResponse:
+    """A request whose path, query or body does not fit the published schema: 422 naming
+    each field."""
     assert isinstance(exc, RequestValidationError)
     return _audited(request, _validation_answer(exc))
 
@@ -145,5 +147,5 @@ def _domain(request: Request, exc: Exception) -> JSONResponse:
 def install(app: FastAPI) -> None:
     """Answer every refusal of ``app`` in the one shape."""
     app.add_exception_handler(CreditlineError, _domain)
-    app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(HTTPException, _http)

@@ -15,30 +15,25 @@ from typing import Literal
 
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from creditline.api.context import MAX_PAGE_SIZE, Call, call, write_call
 from creditline.api.errors import ERROR_RESPONSES
-from creditline.db.tables import Delivery, DeliveryAttempt, WebhookEndpoint
+from creditline.api.pool import Body
+from creditline.config import app_settings
+from creditline.db.tables import MAX_BIGINT, Delivery, DeliveryAttempt, WebhookEndpoint
 from creditline.notify import endpoints, recipients
 from creditline.notify.outbox import EVENT_TYPES
 from creditline.notify.recipients import EmailSettings
 
 router = APIRouter(tags=["notifications"], responses=ERROR_RESPONSES)
 
-MAX_ID = 2**63 - 1
-EndpointId = Path(ge=1, le=MAX_ID)
-DeliveryId = Path(ge=1, le=MAX_ID)
+EndpointId = Path(ge=1, le=MAX_BIGINT)
+DeliveryId = Path(ge=1, le=MAX_BIGINT)
 #: The longest overlap of a secret rotation the core allows (7 days), in seconds.
 MAX_OVERLAP_SECONDS = 7 * 24 * 3600
 NO_STORE = {"Cache-Control": "no-store"}
-
-
-class _Body(BaseModel):
-    """A request body: unknown fields and loosely typed values are refused."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 # --- Webhook endpoints -------------------------------------------------------------------
@@ -85,7 +80,7 @@ class EndpointPage(BaseModel):
     next_after: int | None
 
 
-class EndpointIn(_Body):
+class EndpointIn(Body):
     url: str = Field(description="where events are POSTed (http or https)")
     event_types: list[str] | None = Field(
         None, description=f"event types to send; omitted or empty: all ({', '.join(EVENT_TYPES)})"
@@ -93,13 +88,13 @@ class EndpointIn(_Body):
     description: str = ""
 
 
-class EndpointChange(_Body):
+class EndpointChange(Body):
     enabled: bool = Field(
         description="false stops sending to it; true sends again and clears its failure streak"
     )
 
 
-class RotateIn(_Body):
+class RotateIn(Body):
     overlap_seconds: int = Field(
         int(endpoints.DEFAULT_OVERLAP.total_seconds()),
         ge=0,
@@ -123,7 +118,7 @@ def _without_secret(out: BaseModel) -> BaseModel:
 def list_endpoints(
     c: Call = Depends(call),
     limit: int = Query(50, ge=1, le=MAX_PAGE_SIZE),
-    after: int | None = Query(None, ge=1, le=MAX_ID),
+    after: int | None = Query(None, ge=1, le=MAX_BIGINT),
 ) -> EndpointPage:
     """The partner's webhook endpoints, oldest first (never their secrets)."""
     partner_id = c.principal.partner()
@@ -137,6 +132,7 @@ def list_endpoints(
 def add_endpoint(body: EndpointIn, c: Call = Depends(write_call)) -> Response:
     """Add an endpoint; the answer carries its signing secret, shown only this once."""
     partner_id = c.principal.partner("admin")
+    allow_private = app_settings(c.request.app).webhook_allow_private_targets
 
     def action(s: Session) -> EndpointWithSecret:
         endpoint = endpoints.add_endpoint(
@@ -145,6 +141,7 @@ def add_endpoint(body: EndpointIn, c: Call = Depends(write_call)) -> Response:
             url=body.url,
             event_types=body.event_types,
             description=body.description,
+            allow_private_targets=allow_private,
         )
         return _with_secret(s, endpoint)
 
@@ -293,10 +290,10 @@ def send_test(endpoint_id: int = EndpointId, c: Call = Depends(write_call)) -> R
 @router.get("/deliveries", response_model=DeliveryPage)
 def list_deliveries(
     c: Call = Depends(call),
-    endpoint_id: int | None = Query(None, ge=1, le=MAX_ID, description="only this endpoint's"),
+    endpoint_id: int | None = Query(None, ge=1, le=MAX_BIGINT, description="only this endpoint's"),
     status: Literal["pending", "delivered", "failed"] | None = Query(None),
     limit: int = Query(50, ge=1, le=MAX_PAGE_SIZE),
-    before: int | None = Query(None, ge=1, le=MAX_ID),
+    before: int | None = Query(None, ge=1, le=MAX_BIGINT),
 ) -> DeliveryPage:
     """The partner's deliveries (webhook and email), newest first."""
     partner_id = c.principal.partner()
@@ -326,7 +323,7 @@ def delivery_log(
     delivery_id: int = DeliveryId,
     c: Call = Depends(call),
     limit: int = Query(50, ge=1, le=MAX_PAGE_SIZE),
-    after: int | None = Query(None, ge=1, le=MAX_ID),
+    after: int | None = Query(None, ge=1, le=MAX_BIGINT),
 ) -> AttemptPage:
     """The delivery log of one delivery, oldest first: time, status code, latency, error."""
     partner_id = c.principal.partner()
@@ -361,7 +358,7 @@ class NotificationSettingsOut(BaseModel):
         return cls(recipients=settings.recipients, email_customer=settings.email_customer)
 
 
-class NotificationSettingsChange(_Body):
+class NotificationSettingsChange(Body):
     recipients: list[str] | None = Field(
         None, description="replaces the recipient list ([] clears it); omitted: kept"
     )

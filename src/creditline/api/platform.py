@@ -14,14 +14,14 @@ from sqlalchemy.orm import Session
 from creditline import money
 from creditline.api.context import MAX_PAGE_SIZE, Call, call, write_call
 from creditline.api.errors import ERROR_RESPONSES
-from creditline.api.pool import Pool, RecordOut, Remark
-from creditline.db.tables import Partner
+from creditline.api.pool import Body, Pool, RecordOut, Remark, SignedAmount
+from creditline.db.tables import MAX_BIGINT, Partner
 from creditline.ledger import accounts, pools
 from creditline.ledger.accounts import PoolState
 
 router = APIRouter(prefix="/partners", tags=["platform"], responses=ERROR_RESPONSES)
 
-PartnerId = Path(ge=1, le=2**63 - 1)
+PartnerId = Path(ge=1, le=MAX_BIGINT)
 
 
 class PartnerOut(BaseModel):
@@ -52,15 +52,14 @@ class PartnerPage(BaseModel):
     next_after: int | None
 
 
-class PartnerIn(BaseModel):
+class PartnerIn(Body):
     name: str = Field(min_length=1, max_length=200)
     kind: Literal["distributor", "reseller", "sub-reseller"] = "reseller"
-    parent_id: int | None = Field(None, ge=1, le=2**63 - 1, description="a sub-reseller's")
+    parent_id: int | None = Field(None, ge=1, le=MAX_BIGINT, description="a sub-reseller's")
 
 
-class GrantIn(BaseModel):
-    amount: str = Field(
-        pattern=r"^-?[0-9]{1,10}(\.[0-9]{1,2})?$",
+class GrantIn(Body):
+    amount: SignedAmount = Field(
         description="positive grants, negative reduces (down to the pool's remaining)",
     )
     remark: Remark = ""
@@ -88,7 +87,7 @@ def list_partners(
     c: Call = Depends(call),
     limit: int = Query(50, ge=1, le=MAX_PAGE_SIZE),
     after: int | None = Query(
-        None, ge=1, le=2**63 - 1, description="next_after of the previous page"
+        None, ge=1, le=MAX_BIGINT, description="next_after of the previous page"
     ),
 ) -> PartnerPage:
     """Every partner, by id."""

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 from creditline import money
 from creditline.api.context import Call, call
@@ -14,15 +16,94 @@ from creditline.api.errors import ERROR_RESPONSES
 from creditline.db.tables import AllocationRecord
 from creditline.ledger.accounts import PoolState, get_partner
 
+AMOUNT_PATTERN = r"^[0-9]{1,10}(\.[0-9]{1,2})?$"
+SIGNED_AMOUNT_PATTERN = r"^-?[0-9]{1,10}(\.[0-9]{1,2})?$"
+_AMOUNT = re.compile(AMOUNT_PATTERN, re.ASCII)
+_SIGNED_AMOUNT = re.compile(SIGNED_AMOUNT_PATTERN, re.ASCII)
+
+
+def _amount(text: str) -> str:
+    # The published pattern, checked here so the refusal says what an amount is (and, for
+    # an endpoint whose direction is in its name, that the amount is given positive).
+    if len(text) <= money.MAX_AMOUNT_TEXT and _AMOUNT.match(text):
+        return text
+    if _SIGNED_AMOUNT.match(text[: money.MAX_AMOUNT_TEXT + 1]):
+        raise PydanticCustomError(
+            "positive_amount",
+            "must be positive, such as 12.50: the endpoint names the direction "
+            "(withdraw takes the amount to take back, not a negative one)",
+        )
+    raise PydanticCustomError(
+        "amount", "must be USD as decimal text with at most two decimals, such as 12.50"
+    )
+
+
+def _signed_amount(text: str) -> str:
+    if len(text) <= money.MAX_AMOUNT_TEXT and _SIGNED_AMOUNT.match(text):
+        return text
+    raise PydanticCustomError(
+        "amount",
+        "must be USD as decimal text with at most two decimals, such as 12.50 or -12.50",
+    )
+
+
 #: An amount in USD as decimal text, at most two decimals: "12.50".
 Amount = Annotated[
     str,
     Field(
-        pattern=r"^[0-9]{1,10}(\.[0-9]{1,2})?$",
+        pattern=AMOUNT_PATTERN,
         examples=["12.50"],
         description="USD as decimal text with at most two decimals",
     ),
 ]
+#: The positive amount of a credit endpoint whose name gives the direction (allocate,
+#: withdraw, apply): the same shape as :data:`Amount`, refused with a message that says so.
+CreditAmount = Annotated[
+    str,
+    AfterValidator(_amount),
+    Field(
+        json_schema_extra={"pattern": AMOUNT_PATTERN},
+        examples=["12.50"],
+        description="USD as decimal text with at most two decimals, given positive",
+    ),
+]
+
+
+#: An amount that may be negative ("-12.50"); each endpoint describes what the sign means.
+SignedAmount = Annotated[
+    str,
+    AfterValidator(_signed_amount),
+    Field(json_schema_extra={"pattern": SIGNED_AMOUNT_PATTERN}, examples=["12.50"]),
+]
+
+
+def _with_offset(value: datetime) -> datetime:
+    if value.utcoffset() is None:
+        raise PydanticCustomError(
+            "time_without_offset",
+            "must carry a UTC offset, such as 2026-01-31T00:00:00Z or "
+            "2026-01-31T08:00:00+08:00: a time without one is refused, not guessed",
+        )
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise PydanticCustomError(
+            "time_out_of_range", "must fall within the years 1 to 9999 in UTC"
+        ) from None
+
+
+#: A moment in time: ISO 8601 with its UTC offset ("Z" or "+08:00"), never without.
+UtcTime = Annotated[datetime, AfterValidator(_with_offset)]
+
+
+class Body(BaseModel):
+    """A request body: exactly the published fields, each of its published type. Nothing
+    is coerced ("12" is not an integer, 1 is not text) and an unknown field is refused by
+    name (``additionalProperties: false`` in the OpenAPI document)."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+
 Remark = Annotated[str, Field(max_length=500, description="Free text kept on the record")]
 
 router = APIRouter(tags=["pool"], responses=ERROR_RESPONSES)

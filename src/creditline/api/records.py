@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import datetime
 from enum import StrEnum
 
 from fastapi import APIRouter, Depends, Query
@@ -12,8 +10,8 @@ from pydantic import BaseModel
 
 from creditline.api.context import MAX_PAGE_SIZE, Call, call
 from creditline.api.errors import ERROR_RESPONSES
-from creditline.api.pool import RecordOut
-from creditline.db import transaction
+from creditline.api.pool import RecordOut, UtcTime
+from creditline.db.tables import MAX_BIGINT
 from creditline.ledger import records
 from creditline.ledger.accounts import get_partner
 
@@ -29,11 +27,11 @@ class RecordPage(BaseModel):
 
 
 def _filter(
-    customer_uin: int | None = Query(None, ge=1, le=2**63 - 1),
+    customer_uin: int | None = Query(None, ge=1, le=MAX_BIGINT),
     operator: str | None = Query(None, max_length=200),
     kind: RecordKind | None = Query(None),
-    since: datetime | None = Query(None, description="from this time (inclusive)"),
-    until: datetime | None = Query(None, description="up to this time (exclusive)"),
+    since: UtcTime | None = Query(None, description="from this time (inclusive), with its offset"),
+    until: UtcTime | None = Query(None, description="up to this time (exclusive), with its offset"),
 ) -> records.RecordFilter:
     return records.RecordFilter(
         customer_uin=customer_uin,
@@ -50,7 +48,7 @@ def list_records(
     where: records.RecordFilter = Depends(_filter),
     limit: int = Query(50, ge=1, le=MAX_PAGE_SIZE),
     before: int | None = Query(
-        None, ge=1, le=2**63 - 1, description="next_before of the previous page"
+        None, ge=1, le=MAX_BIGINT, description="next_before of the previous page"
     ),
 ) -> RecordPage:
     """The partner's allocation records, newest first."""
@@ -78,12 +76,8 @@ def export_records(
         # Check the filter before the 200 is sent: a refusal after it could not be answered.
         records.page(s, partner_id=partner_id, where=where, limit=1)
 
-    def rows() -> Iterator[str]:
-        with transaction(c.engine) as s:
-            yield from records.csv_chunks(s, partner_id=partner_id, where=where)
-
     return StreamingResponse(
-        rows(),
+        records.csv_chunks(c.engine, partner_id=partner_id, where=where),
         media_type="text/csv",
         headers={"Content-Disposition": 'attachment; filename="allocation-records.csv"'},
     )

@@ -12,14 +12,16 @@ from sqlalchemy.orm import Session
 
 from creditline.api.context import Call, call, write_call
 from creditline.api.errors import ERROR_RESPONSES
+from creditline.api.pool import Body
 from creditline.auth import keys
+from creditline.db.tables import MAX_BIGINT
 from creditline.ledger import alarms
 from creditline.ledger.accounts import get_partner
 
 router = APIRouter(tags=["settings"], responses=ERROR_RESPONSES)
 
 
-class DefaultThresholds(BaseModel):
+class DefaultThresholds(Body):
     thresholds: list[int] = Field(
         min_length=1, max_length=10, description="1-1000 percent of total credit, at most 10"
     )
@@ -74,12 +76,12 @@ class NewKeyOut(KeyOut):
     )
 
 
-class KeyIn(BaseModel):
+class KeyIn(Body):
     role: Literal["admin", "operator", "viewer"] | None = Field(
         None, description="a partner key's role; omit with customer_uin"
     )
     customer_uin: int | None = Field(
-        None, ge=1, le=2**63 - 1, description="a key that reads only this customer's credit"
+        None, ge=1, le=MAX_BIGINT, description="a key that reads only this customer's credit"
     )
     name: str = Field("", max_length=200)
 

@@ -11,21 +11,25 @@ from sqlalchemy.orm import Session
 from creditline import money
 from creditline.api.context import Call, call, write_call
 from creditline.api.errors import ERROR_RESPONSES
-from creditline.api.pool import Pool, RecordOut, Remark
-from creditline.db.tables import Partner
+from creditline.api.pool import Body, Pool, RecordOut, Remark, SignedAmount
+from creditline.db.tables import MAX_BIGINT, Partner
 from creditline.errors import NotFound
 from creditline.ledger import accounts, pools
 from creditline.ledger.accounts import PoolState
 
 router = APIRouter(tags=["sub-resellers"], responses=ERROR_RESPONSES)
 
-SubId = Path(ge=1, le=2**63 - 1, description="The second-level reseller's partner id")
+SubId = Path(ge=1, le=MAX_BIGINT, description="The second-level reseller's partner id")
 
 
 class SubResellerOut(BaseModel):
     partner_id: int
     name: str
     pool: Pool
+    given: str = Field(
+        description="what the distributor has given it, net: the most it can take back "
+        "(the rest of the pool's total the platform granted)"
+    )
 
     @classmethod
     def of(cls, p: Partner) -> SubResellerOut:
@@ -33,6 +37,7 @@ class SubResellerOut(BaseModel):
             partner_id=p.id,
             name=p.name,
             pool=Pool.of(PoolState(p.id, p.pool_total, p.pool_allocated)),
+            given=money.to_text(p.pool_from_distributor),
         )
 
 
@@ -40,14 +45,14 @@ class SubResellerList(BaseModel):
     data: list[SubResellerOut]
 
 
-class SubResellerIn(BaseModel):
+class SubResellerIn(Body):
     name: str = Field(min_length=1, max_length=200)
 
 
-class PoolAllocationIn(BaseModel):
-    amount: str = Field(
-        pattern=r"^-?[0-9]{1,10}(\.[0-9]{1,2})?$",
-        description="positive gives pool, negative takes back up to its remaining",
+class PoolAllocationIn(Body):
+    amount: SignedAmount = Field(
+        description="positive gives pool; negative takes back, at most what the "
+        "distributor has given (given) and what the sub-reseller has remaining",
     )
     remark: Remark = ""
 

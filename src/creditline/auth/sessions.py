@@ -77,9 +77,12 @@ def start_session(session: Session, user: User) -> str:
     return token
 
 
-def load_session(session: Session, token: str | None) -> LoggedIn | None:
+def load_session(
+    session: Session, token: str | None, *, consume_flash: bool = True
+) -> LoggedIn | None:
     """The live session for a cookie's token, or None (missing, unknown or expired).
-    Reading it consumes its one-time message."""
+    Reading it consumes its one-time message, unless ``consume_flash`` is False (a read
+    transaction, whose caller consumes it with :func:`clear_flash`)."""
     if not token:
         return None
     row = session.execute(
@@ -91,7 +94,7 @@ def load_session(session: Session, token: str | None) -> LoggedIn | None:
         return None
     console_session, user = row
     flash = console_session.flash
-    if flash is not None:
+    if flash is not None and consume_flash:
         console_session.flash = None
         session.flush()
     return LoggedIn(token_hash=console_session.token_hash, user=user, flash=flash)
@@ -103,6 +106,17 @@ def set_flash(session: Session, token_hash: str, message: str) -> None:
         update(ConsoleSession)
         .where(ConsoleSession.token_hash == token_hash)
         .values(flash=message[:1000])
+        .execution_options(synchronize_session=False)
+    )
+
+
+def clear_flash(session: Session, token_hash: str, shown: str) -> None:
+    """The one-time message ``shown`` has been shown: forget it (unless another has
+    replaced it meanwhile)."""
+    session.execute(
+        update(ConsoleSession)
+        .where(ConsoleSession.token_hash == token_hash, ConsoleSession.flash == shown)
+        .values(flash=None)
         .execution_options(synchronize_session=False)
     )
 

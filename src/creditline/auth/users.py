@@ -11,13 +11,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import delete, func, insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from creditline.auth.passwords import hash_password, needs_rehash, verify_password
 from creditline.clock import utcnow
 from creditline.db.tables import ConsoleSession, LoginAttempt, User
 from creditline.errors import CreditlineError, InvalidInput, NotFound
-from creditline.ledger.accounts import get_partner
+from creditline.ledger.accounts import get_partner, lock_partner
 
 PARTNER_ROLES = ("admin", "operator", "viewer")
 PLATFORM_ROLE = "platform"
@@ -85,9 +86,9 @@ def create_user(
         if role not in PARTNER_ROLES:
             raise InvalidInput(f"role must be one of {', '.join(PARTNER_ROLES)}", param="role")
     password_hash = hash_password(password)
-    taken = session.execute(select(User.id).where(User.email == address)).first()
-    if taken is not None:
-        raise InvalidInput(f"{address} already has a login", param="email")
+    taken = InvalidInput(f"{address} already has a login", param="email")
+    if session.execute(select(User.id).where(User.email == address)).first() is not None:
+        raise taken
     user = User(
         partner_id=partner_id,
         email=address,
@@ -95,8 +96,15 @@ def create_user(
         role=role,
         created_at=utcnow(),
     )
-    session.add(user)
-    session.flush()
+    # The read above answers the usual case; two logins added at once for one address
+    # both pass it, and the unique index refuses the second: the same refusal, not a
+    # database error (the savepoint keeps the caller's transaction usable).
+    try:
+        with session.begin_nested():
+            session.add(user)
+            session.flush()
+    except IntegrityError:
+        raise taken from None
     return user
 
 
@@ -120,7 +128,9 @@ def get_user(session: Session, partner_id: int, user_id: int) -> User:
 
 
 def remove_user(session: Session, *, partner_id: int, user_id: int) -> User:
-    """Remove one of the partner's users and end its sessions. The last admin stays."""
+    """Remove one of the partner's users and end its sessions. The last admin stays,
+    also when two admins remove each other at once (the partner's row is locked first)."""
+    lock_partner(session, partner_id)
     user = get_user(session, partner_id, user_id)
     if user.role == "admin":
         admins = session.execute(
@@ -134,6 +144,21 @@ def remove_user(session: Session, *, partner_id: int, user_id: int) -> User:
     session.delete(user)
     session.flush()
     return user
+
+
+#: Advisory lock namespaces (PostgreSQL) for the failures of one address, of one client.
+_EMAIL_LOCKS, _CLIENT_LOCKS = 1, 2
+
+
+def _count_alone(session: Session, address: str, client: str) -> None:
+    """Until the transaction ends, be the only login counting and recording failures of
+    this address and this client, so that concurrent failures cannot all read a count
+    below the limit. PostgreSQL: transaction-scoped advisory locks, always the address's
+    before the client's (one order, no deadlock). SQLite runs one writer at a time."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    for namespace, key in ((_EMAIL_LOCKS, address), (_CLIENT_LOCKS, client)):
+        session.execute(select(func.pg_advisory_xact_lock(namespace, func.hashtext(key))))
 
 
 def _failures_since(session: Session, column: InstrumentedAttribute[str], value: str) -> int:
@@ -153,6 +178,7 @@ def authenticate(session: Session, *, email: str, password: str, client: str) ->
     """
     address = email.strip().lower()[:320]
     client = client[:64]
+    _count_alone(session, address, client)
     if (
         _failures_since(session, LoginAttempt.email, address) >= MAX_FAILURES_PER_EMAIL
         or _failures_since(session, LoginAttempt.client, client) >= MAX_FAILURES_PER_CLIENT

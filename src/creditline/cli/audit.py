@@ -7,7 +7,7 @@ import json
 import typer
 
 from creditline.cli import app
-from creditline.cli.common import JSON_OPTION, Column, emit, print_table, session
+from creditline.cli.common import JSON_OPTION, MAX_BIGINT, Column, emit, print_table, session
 
 audit = typer.Typer(help="Read the audit log of writes and logins.", no_args_is_help=True)
 app.add_typer(audit, name="audit")
@@ -23,7 +23,9 @@ def _brief(text: str, most: int = 80) -> str:
 
 @audit.command("list")
 def list_audit(
-    partner: int | None = typer.Option(None, "--partner", help="Show only this partner's events."),
+    partner: int | None = typer.Option(
+        None, "--partner", min=1, max=MAX_BIGINT, help="Show only this partner's events."
+    ),
     principal: str | None = typer.Option(
         None,
         "--principal",
@@ -36,14 +38,14 @@ def list_audit(
         50, "--limit", min=1, max=MAX_PAGE, help="Show at most this many events."
     ),
     before: int | None = typer.Option(
-        None, "--before", help="Show only events older than this event id."
+        None, "--before", min=1, max=MAX_BIGINT, help="Show only events older than this event id."
     ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """List audit events, newest first (``--before`` the last id for the next page)."""
     from creditline import audit as audit_log
 
-    with session() as s:
+    with session(reading=True) as s:
         rows = audit_log.list_events(
             s,
             partner_id=partner,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import logging
 import sys
 import uuid
 from collections.abc import Iterator, Sequence
@@ -22,7 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from creditline import money
-from creditline.errors import CreditlineError
+from creditline.errors import CreditlineError, first_line
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -45,6 +46,7 @@ SIGNED_AMOUNT = {"ignore_unknown_options": True}
 
 out = Console()
 err = Console(stderr=True)
+log = logging.getLogger("creditline.cli")
 
 
 class State:
@@ -71,18 +73,28 @@ class State:
             self._engine = make_engine(self.database_url)
         return self._engine
 
-    def engine(self) -> Engine:
+    def engine(self, *, wait: bool = False) -> Engine:
         """The engine, its schema at head: an embedded SQLite file is upgraded in place;
-        a PostgreSQL database is left to the operator, who upgrades it deliberately."""
+        a PostgreSQL database is left to the operator, who upgrades it deliberately.
+
+        A database that cannot be reached is refused at once, or with ``wait`` (the
+        long-running ``serve`` and ``worker``) waited for: retried with a capped
+        backoff, logged once, for as long as it takes."""
         from sqlalchemy.exc import OperationalError
 
         from creditline.db import is_postgres
         from creditline.db.migrate import is_up_to_date, upgrade
+        from creditline.db.outage import wait_for
 
         engine = self.raw_engine()
         if not self._schema_checked:
             try:
-                current = is_up_to_date(engine)
+                if wait:
+                    current = wait_for(
+                        lambda: is_up_to_date(engine), log=log, what=f"creditline {_name()}"
+                    )
+                else:
+                    current = is_up_to_date(engine)
             except OperationalError as exc:
                 refuse(f"cannot open the database: {first_line(exc)}", error="database_unavailable")
             if not current:
@@ -100,10 +112,10 @@ class State:
 state = State()
 
 
-def first_line(exc: BaseException) -> str:
-    """The first line of what went wrong, the driver's own words when there are some."""
-    text = str(getattr(exc, "orig", None) or exc).strip()
-    return text.splitlines()[0] if text else exc.__class__.__name__
+def _name() -> str:
+    """The running command's name (``worker``), for log lines."""
+    context = get_current_context(silent=True)
+    return (context.info_name if context is not None else None) or "command"
 
 
 def _wants_json() -> bool:
@@ -176,9 +188,12 @@ def cli_actor() -> audit.Actor:
 
 
 @contextmanager
-def session(*, audited: bool = False) -> Iterator[Session]:
+def session(*, audited: bool = False, reading: bool = False) -> Iterator[Session]:
     """One transaction for the command; a refusal rolls it back and exits with its reason
     (followed, for a refused batch, by one indented line per bad record).
+
+    ``reading``: the command only reads; its transaction is read-only and takes no write
+    lock (a long ``verify`` does not hold up the server's writes).
 
     ``audited``: the command writes; its audit row (the objects it changed, before and
     after, and its arguments) is appended in the same transaction, or, when refused, in one
@@ -186,12 +201,14 @@ def session(*, audited: bool = False) -> Iterator[Session]:
     from sqlalchemy.exc import OperationalError
 
     from creditline import audit
-    from creditline.db import transaction
+    from creditline.db import read_transaction, transaction
 
+    if audited and reading:
+        raise ValueError("an audited command writes; it cannot be reading")
     who = cli_actor() if audited else None
     action, params = _command() if audited else ("", {})
     try:
-        with transaction(state.engine()) as s:
+        with (read_transaction if reading else transaction)(state.engine()) as s:
             if who is not None:
                 audit.watch(s)
             yield s
@@ -313,5 +330,10 @@ def default_operator() -> str:
     except (KeyError, OSError):
         return "cli"
 
+
+#: The largest id or UIN a command takes: the BIGINT of the tables
+#: (``creditline.db.tables.MAX_BIGINT``, checked equal by the tests), stated here so that
+#: ``--help`` needs no SQLAlchemy. A larger number is refused as a usage error.
+MAX_BIGINT = 2**63 - 1
 
 JSON_OPTION = typer.Option(False, "--json", help="Print one JSON object instead of text.")

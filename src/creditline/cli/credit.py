@@ -5,7 +5,15 @@ from __future__ import annotations
 import typer
 
 from creditline.cli import app
-from creditline.cli.common import JSON_OPTION, SIGNED_AMOUNT, cents, emit, session, shown
+from creditline.cli.common import (
+    JSON_OPTION,
+    MAX_BIGINT,
+    SIGNED_AMOUNT,
+    cents,
+    emit,
+    session,
+    shown,
+)
 
 credit_app = typer.Typer(help="Allocate and withdraw customer credit.", no_args_is_help=True)
 app.add_typer(credit_app, name="credit")
@@ -13,7 +21,7 @@ app.add_typer(credit_app, name="credit")
 
 @credit_app.command("allocate", context_settings=SIGNED_AMOUNT)
 def allocate(
-    uin: int = typer.Argument(..., help="The customer's UIN."),
+    uin: int = typer.Argument(..., min=1, max=MAX_BIGINT, help="The customer's UIN."),
     amount: str = typer.Argument(
         ..., help="The amount in decimal, such as 500.00; a negative amount withdraws."
     ),

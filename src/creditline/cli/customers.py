@@ -9,6 +9,7 @@ import typer
 from creditline.cli import app
 from creditline.cli.common import (
     JSON_OPTION,
+    MAX_BIGINT,
     Column,
     cents,
     emit,
@@ -54,7 +55,9 @@ def customer_payload(customer: Customer) -> dict[str, Any]:
 
 @customers.command("create")
 def create(
-    partner: int = typer.Option(..., "--partner", help="The partner the customer belongs to."),
+    partner: int = typer.Option(
+        ..., "--partner", min=1, max=MAX_BIGINT, help="The partner the customer belongs to."
+    ),
     name: str = typer.Option(..., "--name", help="The customer's name."),
     email: str = typer.Option("", "--email", help="The customer's email address."),
     mobile: str = typer.Option("", "--mobile", help="The customer's mobile number."),
@@ -77,12 +80,14 @@ def create(
 
 @customers.command("list")
 def list_customers(
-    partner: int = typer.Option(..., "--partner", help="The partner whose customers to list."),
+    partner: int = typer.Option(
+        ..., "--partner", min=1, max=MAX_BIGINT, help="The partner whose customers to list."
+    ),
     limit: int = typer.Option(
         50, "--limit", min=1, max=MAX_LIST, help="List at most this many customers."
     ),
     after: int | None = typer.Option(
-        None, "--after", help="Continue with the customers after this UIN."
+        None, "--after", min=1, max=MAX_BIGINT, help="Continue with the customers after this UIN."
     ),
     as_json: bool = JSON_OPTION,
 ) -> None:
@@ -94,7 +99,7 @@ def list_customers(
     from creditline.db.tables import Customer
     from creditline.ledger import accounts
 
-    with session() as s:
+    with session(reading=True) as s:
         accounts.get_partner(s, partner)
         query = select(Customer).where(Customer.partner_id == partner)
         if after is not None:
@@ -137,14 +142,15 @@ def list_customers(
 
 @customers.command("show")
 def show(
-    uin: int = typer.Argument(..., help="The customer's UIN."), as_json: bool = JSON_OPTION
+    uin: int = typer.Argument(..., min=1, max=MAX_BIGINT, help="The customer's UIN."),
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """Show one customer: credit, consumption, thresholds and the last alarm."""
     from creditline.ledger import accounts
     from creditline.ledger.alarms import effective_thresholds
     from creditline.ledger.credit import max_withdrawable
 
-    with session() as s:
+    with session(reading=True) as s:
         customer = accounts.get_customer(s, None, uin)
         data = customer_payload(customer)
         amounts = {

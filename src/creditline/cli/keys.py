@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from creditline.cli import app
-from creditline.cli.common import JSON_OPTION, emit, refuse, session
+from creditline.cli.common import JSON_OPTION, MAX_BIGINT, emit, refuse, session
 
 keys_app = typer.Typer(
     help="Create, revoke and list API keys for the REST and Tencent-compatible APIs."
@@ -16,13 +16,17 @@ app.add_typer(keys_app, name="keys")
 @keys_app.command("create")
 def create(
     partner: int | None = typer.Option(
-        None, "--partner", help="The partner (its UIN) the key acts for."
+        None, "--partner", min=1, max=MAX_BIGINT, help="The partner (its UIN) the key acts for."
     ),
     role: str | None = typer.Option(
         None, "--role", help="The partner key's role: admin, operator or viewer."
     ),
     customer: int | None = typer.Option(
-        None, "--customer", help="The customer (its UIN) whose key reads only its own credit."
+        None,
+        "--customer",
+        min=1,
+        max=MAX_BIGINT,
+        help="The customer (its UIN) whose key reads only its own credit.",
     ),
     platform: bool = typer.Option(
         False, "--platform", help="Make a platform key, for vendor staff and the billing feed."
@@ -78,13 +82,15 @@ def revoke(
 
 @keys_app.command("list")
 def list_(
-    partner: int | None = typer.Option(None, "--partner", help="List only this partner's keys."),
+    partner: int | None = typer.Option(
+        None, "--partner", min=1, max=MAX_BIGINT, help="List only this partner's keys."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """List keys, never their secrets."""
     from creditline.auth import keys
 
-    with session() as s:
+    with session(reading=True) as s:
         found = keys.list_keys(s, partner_id=partner)
     rows = [k.describe() for k in found]
     lines = [

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from creditline.cli import app
-from creditline.cli.common import JSON_OPTION, emit, session, state
+from creditline.cli.common import JSON_OPTION, MAX_BIGINT, emit, session, state
 
 if TYPE_CHECKING:
     from creditline.db.tables import Delivery, DeliveryAttempt, WebhookEndpoint
@@ -25,8 +25,8 @@ notify_app = typer.Typer(help="Show and change alarm notification settings.")
 app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(notify_app, name="notify")
 
-PARTNER = typer.Option(..., "--partner", help="The partner's UIN.")
-ENDPOINT = typer.Option(..., "--id", help="The endpoint's id.")
+PARTNER = typer.Option(..., "--partner", min=1, max=MAX_BIGINT, help="The partner's UIN.")
+ENDPOINT = typer.Option(..., "--id", min=1, max=MAX_BIGINT, help="The endpoint's id.")
 
 
 def endpoint_view(endpoint: WebhookEndpoint, *, secret: str | None = None) -> dict[str, Any]:
@@ -107,7 +107,8 @@ def worker_command(
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     worker = Worker(
-        state.engine(),
+        # A long-running worker waits for its database; one round (--once) does not.
+        state.engine(wait=not once),
         lease=timedelta(seconds=lease_seconds),
         batch_size=batch_size,
         concurrency=concurrency,
@@ -150,11 +151,17 @@ def webhooks_add(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Add a webhook endpoint and print its id and signing secret (whsec_...)."""
+    from creditline.config import get_settings
     from creditline.notify import endpoints
 
     with session(audited=True) as s:
         endpoint = endpoints.add_endpoint(
-            s, partner_id=partner, url=url, event_types=event or None, description=description
+            s,
+            partner_id=partner,
+            url=url,
+            event_types=event or None,
+            description=description,
+            allow_private_targets=get_settings().webhook_allow_private_targets,
         )
         view = endpoint_view(endpoint, secret=endpoints.secret_of(s, endpoint))
     emit(
@@ -170,7 +177,7 @@ def webhooks_list(partner: int = PARTNER, as_json: bool = JSON_OPTION) -> None:
     """List the partner's webhook endpoints."""
     from creditline.notify import endpoints
 
-    with session() as s:
+    with session(reading=True) as s:
         views = [endpoint_view(e) for e in endpoints.list_endpoints(s, partner)]
     lines = [
         f"{v['id']:>6}  {'enabled ' if v['enabled'] else 'DISABLED'}  {v['url']}  "
@@ -285,7 +292,9 @@ def webhooks_test(
 @webhooks_app.command("redeliver")
 def webhooks_redeliver(
     partner: int = PARTNER,
-    delivery_id: int = typer.Option(..., "--delivery", help="The delivery's id."),
+    delivery_id: int = typer.Option(
+        ..., "--delivery", min=1, max=MAX_BIGINT, help="The delivery's id."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Send a delivery again (the worker picks it up at once)."""
@@ -300,21 +309,25 @@ def webhooks_redeliver(
 def webhooks_deliveries(
     partner: int = PARTNER,
     endpoint_id: int | None = typer.Option(
-        None, "--id", help="List only this endpoint's deliveries."
+        None, "--id", min=1, max=MAX_BIGINT, help="List only this endpoint's deliveries."
     ),
     status: str | None = typer.Option(
         None, "--status", help="List only deliveries in this state: pending, delivered or failed."
     ),
     limit: int = typer.Option(50, "--limit", help="List at most this many deliveries."),
     before: int | None = typer.Option(
-        None, "--before", help="Continue with the deliveries older than this delivery id."
+        None,
+        "--before",
+        min=1,
+        max=MAX_BIGINT,
+        help="Continue with the deliveries older than this delivery id.",
     ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """List deliveries, newest first."""
     from creditline.notify import endpoints
 
-    with session() as s:
+    with session(reading=True) as s:
         rows, more = endpoints.list_deliveries(
             s,
             partner_id=partner,
@@ -335,13 +348,15 @@ def webhooks_deliveries(
 @webhooks_app.command("log")
 def webhooks_log(
     partner: int = PARTNER,
-    delivery_id: int = typer.Option(..., "--delivery", help="The delivery's id."),
+    delivery_id: int = typer.Option(
+        ..., "--delivery", min=1, max=MAX_BIGINT, help="The delivery's id."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Show the delivery log of one delivery: time, status code, latency, error."""
     from creditline.notify import endpoints
 
-    with session() as s:
+    with session(reading=True) as s:
         views = [
             attempt_view(a)
             for a in endpoints.delivery_log(s, partner_id=partner, delivery_id=delivery_id)

@@ -10,6 +10,7 @@ import typer
 from creditline.cli import app
 from creditline.cli.common import (
     JSON_OPTION,
+    MAX_BIGINT,
     SIGNED_AMOUNT,
     Column,
     cents,
@@ -54,7 +55,11 @@ def create(
         ..., "--kind", help="The kind of partner: distributor, reseller or sub-reseller."
     ),
     parent: int | None = typer.Option(
-        None, "--parent", help="The distributor of a sub-reseller (its partner id)."
+        None,
+        "--parent",
+        min=1,
+        max=MAX_BIGINT,
+        help="The distributor of a sub-reseller (its partner id).",
     ),
     as_json: bool = JSON_OPTION,
 ) -> None:
@@ -69,7 +74,9 @@ def create(
 
 @partners.command("grant", context_settings=SIGNED_AMOUNT)
 def grant(
-    partner_id: int = typer.Argument(..., help="The partner whose pool is granted."),
+    partner_id: int = typer.Argument(
+        ..., min=1, max=MAX_BIGINT, help="The partner whose pool is granted."
+    ),
     amount: str = typer.Argument(
         ..., help="The amount in decimal, such as 1000.00; a negative amount reduces the pool."
     ),
@@ -110,8 +117,12 @@ def grant(
 
 @partners.command("allocate-pool", context_settings=SIGNED_AMOUNT)
 def allocate_pool(
-    distributor_id: int = typer.Argument(..., help="The distributor that gives pool."),
-    sub_id: int = typer.Argument(..., help="The distributor's second-level reseller."),
+    distributor_id: int = typer.Argument(
+        ..., min=1, max=MAX_BIGINT, help="The distributor that gives pool."
+    ),
+    sub_id: int = typer.Argument(
+        ..., min=1, max=MAX_BIGINT, help="The distributor's second-level reseller."
+    ),
     amount: str = typer.Argument(
         ..., help="The amount in decimal; a negative amount takes pool back."
     ),
@@ -161,7 +172,7 @@ def list_partners(as_json: bool = JSON_OPTION) -> None:
 
     from creditline.db.tables import Customer, Partner
 
-    with session() as s:
+    with session(reading=True) as s:
         counts: dict[int, int] = dict(
             s.execute(select(Customer.partner_id, func.count()).group_by(Customer.partner_id))
             .tuples()
@@ -201,7 +212,7 @@ def list_partners(as_json: bool = JSON_OPTION) -> None:
 
 @partners.command("show")
 def show(
-    partner_id: int = typer.Argument(..., help="The partner (its UIN)."),
+    partner_id: int = typer.Argument(..., min=1, max=MAX_BIGINT, help="The partner (its UIN)."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Show one partner: its pool, default thresholds, customers and sub-resellers."""
@@ -210,7 +221,7 @@ def show(
     from creditline.db.tables import Customer, Partner
     from creditline.ledger import accounts
 
-    with session() as s:
+    with session(reading=True) as s:
         partner = accounts.get_partner(s, partner_id)
         count = s.execute(
             select(func.count()).select_from(Customer).where(Customer.partner_id == partner_id)

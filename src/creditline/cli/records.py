@@ -5,7 +5,16 @@ from __future__ import annotations
 import typer
 
 from creditline.cli import app
-from creditline.cli.common import JSON_OPTION, Column, emit, out, print_table, session, shown
+from creditline.cli.common import (
+    JSON_OPTION,
+    MAX_BIGINT,
+    Column,
+    emit,
+    out,
+    print_table,
+    session,
+    shown,
+)
 
 records = typer.Typer(help="List allocation records.", no_args_is_help=True)
 app.add_typer(records, name="records")
@@ -16,9 +25,15 @@ MAX_PAGE = 500
 
 @records.command("list")
 def list_records(
-    partner: int = typer.Option(..., "--partner", help="The partner whose records to list."),
+    partner: int = typer.Option(
+        ..., "--partner", min=1, max=MAX_BIGINT, help="The partner whose records to list."
+    ),
     customer: int | None = typer.Option(
-        None, "--customer", help="List only this customer's records (its UIN)."
+        None,
+        "--customer",
+        min=1,
+        max=MAX_BIGINT,
+        help="List only this customer's records (its UIN).",
     ),
     kind: str | None = typer.Option(
         None,
@@ -29,7 +44,11 @@ def list_records(
         50, "--limit", min=1, max=MAX_PAGE, help="List at most this many records."
     ),
     before: int | None = typer.Option(
-        None, "--before", help="Continue with the records older than this record id."
+        None,
+        "--before",
+        min=1,
+        max=MAX_BIGINT,
+        help="Continue with the records older than this record id.",
     ),
     as_json: bool = JSON_OPTION,
 ) -> None:
@@ -38,7 +57,7 @@ def list_records(
     For the next page, give ``--before`` the last id shown."""
     from creditline.ledger import records as ledger_records
 
-    with session() as s:
+    with session(reading=True) as s:
         rows, has_more = ledger_records.page(
             s,
             partner_id=partner,

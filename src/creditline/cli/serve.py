@@ -44,7 +44,7 @@ def serve(
     settings = get_settings()
     if state.database_url:
         settings = settings.model_copy(update={"database_url": state.database_url})
-    engine = state.engine()
+    engine = state.engine(wait=True)  # a database still starting is waited for
     url = served_url(host, port)
     if workers == 1:
         from creditline.app import create_app

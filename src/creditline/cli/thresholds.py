@@ -7,7 +7,7 @@ from typing import Any
 import typer
 
 from creditline.cli import app
-from creditline.cli.common import JSON_OPTION, emit, session
+from creditline.cli.common import JSON_OPTION, MAX_BIGINT, emit, session
 
 thresholds = typer.Typer(
     help="Set, reset and show alarm thresholds (percents of credit).", no_args_is_help=True
@@ -36,12 +36,16 @@ def _state(
 
 @thresholds.command("set")
 def set_thresholds(
-    partner_id: int = typer.Argument(..., help="The partner (its UIN)."),
+    partner_id: int = typer.Argument(..., min=1, max=MAX_BIGINT, help="The partner (its UIN)."),
     percents: list[int] = typer.Argument(
         ..., help="The thresholds: whole percents from 1 to 1000, at most 10 of them."
     ),
     customer: int | None = typer.Option(
-        None, "--customer", help="Set this customer's own list instead of the default."
+        None,
+        "--customer",
+        min=1,
+        max=MAX_BIGINT,
+        help="Set this customer's own list instead of the default.",
     ),
     as_json: bool = JSON_OPTION,
 ) -> None:
@@ -58,8 +62,10 @@ def set_thresholds(
 
 @thresholds.command("reset")
 def reset(
-    partner_id: int = typer.Argument(..., help="The partner (its UIN)."),
-    customer: int = typer.Option(..., "--customer", help="The customer to put back."),
+    partner_id: int = typer.Argument(..., min=1, max=MAX_BIGINT, help="The partner (its UIN)."),
+    customer: int = typer.Option(
+        ..., "--customer", min=1, max=MAX_BIGINT, help="The customer to put back."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Put a customer back on its partner's default thresholds."""
@@ -75,16 +81,16 @@ def reset(
 
 @thresholds.command("show")
 def show(
-    partner_id: int = typer.Argument(..., help="The partner (its UIN)."),
+    partner_id: int = typer.Argument(..., min=1, max=MAX_BIGINT, help="The partner (its UIN)."),
     customer: int | None = typer.Option(
-        None, "--customer", help="Show the list this customer uses."
+        None, "--customer", min=1, max=MAX_BIGINT, help="Show the list this customer uses."
     ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Show the partner's default thresholds, or those a customer uses."""
     from creditline.ledger import accounts, alarms
 
-    with session() as s:
+    with session(reading=True) as s:
         partner = accounts.get_partner(s, partner_id)
         if customer is None:
             data = _state(partner_id, None, list(partner.thresholds), False)

@@ -7,7 +7,7 @@ import sys
 import typer
 
 from creditline.cli import app
-from creditline.cli.common import JSON_OPTION, emit, refuse, session
+from creditline.cli.common import JSON_OPTION, MAX_BIGINT, emit, refuse, session
 
 users_app = typer.Typer(
     help="Create and list console users: partner admins, operators, viewers; platform admins."
@@ -31,7 +31,7 @@ def _read_password() -> str:
 def create(
     email: str = typer.Option(..., "--email", help="The user's login address."),
     partner: int | None = typer.Option(
-        None, "--partner", help="The partner (its UIN) the user works for."
+        None, "--partner", min=1, max=MAX_BIGINT, help="The partner (its UIN) the user works for."
     ),
     role: str | None = typer.Option(
         None, "--role", help="The user's role: admin, operator or viewer."
@@ -66,13 +66,15 @@ def create(
 
 @users_app.command("list")
 def list_(
-    partner: int = typer.Option(..., "--partner", help="The partner (its UIN)."),
+    partner: int = typer.Option(
+        ..., "--partner", min=1, max=MAX_BIGINT, help="The partner (its UIN)."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """List a partner's console users."""
     from creditline.auth import users
 
-    with session() as s:
+    with session(reading=True) as s:
         rows = [
             {"id": u.id, "email": u.email, "role": u.role, "created_at": u.created_at.isoformat()}
             for u in users.list_users(s, partner)

@@ -20,7 +20,7 @@ def verify_command(as_json: bool = JSON_OPTION) -> None:
     Exits with status 1, naming each mismatch, when any disagrees."""
     from creditline.ledger.verify import verify
 
-    with session() as s:
+    with session(reading=True) as s:
         mismatches = verify(s)
     data = {
         "ok": not mismatches,

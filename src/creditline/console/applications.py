@@ -9,7 +9,7 @@ from sqlalchemy import select
 from starlette.responses import Response
 
 from creditline import money
-from creditline.console.visit import Visit, visit
+from creditline.console.visit import PathId, Visit, visit
 from creditline.db.tables import CreditApplication, Partner
 from creditline.errors import CreditlineError
 from creditline.ledger import applications
@@ -76,7 +76,7 @@ def _decide(v: Visit, application_id: int, decision: str, note: str, *, decider:
 
 @router.post("/applications/{application_id}/{decision}")
 def distributor_decides(
-    request: Request, application_id: int, decision: str, note: str = Form("")
+    request: Request, application_id: PathId, decision: str, note: str = Form("")
 ) -> Response:
     """A distributor approves (allocating its own pool) or rejects a sub-reseller's ask."""
     with visit(request) as v:
@@ -117,7 +117,7 @@ def platform_queue(request: Request, show: str = "pending") -> Response:
 
 @router.post("/platform/applications/{application_id}/{decision}")
 def platform_decides(
-    request: Request, application_id: int, decision: str, note: str = Form("")
+    request: Request, application_id: PathId, decision: str, note: str = Form("")
 ) -> Response:
     """The platform approves (a grant) or rejects an application."""
     with visit(request, platform=True) as v:

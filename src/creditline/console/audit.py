@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from creditline import audit
-from creditline.console.visit import day_range, visit
+from creditline.console.visit import BeforeId, day_range, visit
 
 router = APIRouter(prefix="/platform")
 
@@ -30,7 +30,7 @@ def audit_log(
     action: str = "",
     since: str = "",
     until: str = "",
-    before: int | None = None,
+    before: BeforeId = None,
 ) -> Response:
     """The audit log for platform admins: who did what, from where, and what it changed."""
     with visit(request, platform=True) as v:

@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from creditline import money
-from creditline.console.visit import Visit, visit
+from creditline.console.visit import Visit, number_in, visit
 from creditline.errors import CreditlineError
 from creditline.ledger import credit
 from creditline.ledger.accounts import get_customer
@@ -74,15 +74,16 @@ def _checked(v: Visit, text: str, *, apply: bool) -> tuple[list[Row], str]:
         return rows, problem
     items: list[credit.BatchItem] = []
     for row in rows:
-        if not (row.customer_uin.isascii() and row.customer_uin.isdigit()):
-            row.error = f"customer_uin {row.customer_uin!r} is not a UIN"
+        uin = number_in(row.customer_uin)
+        if uin is None:
+            row.error = f"customer_uin {row.customer_uin[:40]!r} is not a UIN"
             continue
         try:
             amount = money.parse_amount(row.amount, allow_negative=True)
         except CreditlineError as exc:
             row.error = exc.message
             continue
-        items.append(credit.BatchItem(row.line, int(row.customer_uin), amount, row.remark))
+        items.append(credit.BatchItem(row.line, uin, amount, row.remark))
     by_line = {row.line: row for row in rows}
 
     def show(item: credit.BatchItem, change: credit.CreditChange) -> None:

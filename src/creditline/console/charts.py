@@ -4,15 +4,16 @@ fetched from elsewhere (pygal's tooltip script is switched off with ``js=[]``)."
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 import pygal  # type: ignore[import-untyped]
 from pygal.style import Style  # type: ignore[import-untyped]
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from creditline.clock import utcnow
-from creditline.db.tables import UsageEvent
+from creditline.db.tables import AllocationRecord, Partner, UsageEvent
 
 _STYLE = Style(
     background="#ffffff",
@@ -49,23 +50,12 @@ def usage_by_day(session: Session, *, partner_id: int, uin: int) -> bytes:
         totals[day] += counted
     today = utcnow()
     labels = [(today - timedelta(days=d)).strftime("%m-%d") for d in range(DAYS - 1, -1, -1)]
-    chart = pygal.Bar(
-        js=[],
-        style=_STYLE,
-        width=760,
-        height=260,
-        show_legend=False,
-        x_label_rotation=0,
-        show_minor_x_labels=False,
-        truncate_label=-1,
-        title="Counted usage by day (USD, last 30 days)",
-        value_formatter=lambda x: f"{x:,.2f}",
-    )
-    chart.x_labels = labels
-    chart.x_labels_major = labels[::5]
     # Cents become dollars only here, for drawing; nothing is computed from these floats.
-    chart.add("usage", [totals.get(day, 0) / 100 for day in labels])
-    return bytes(chart.render())
+    return _bar(
+        "Counted usage by day (USD, last 30 days)",
+        labels,
+        [totals.get(day, 0) / 100 for day in labels],
+    )
 
 
 def usage_by_product(session: Session, *, partner_id: int, uin: int) -> bytes:
@@ -86,4 +76,117 @@ def usage_by_product(session: Session, *, partner_id: int, uin: int) -> bytes:
         chart.add(product, [cents / 100])
     if not totals:
         chart.no_data_text = "No usage in the last 30 days"
+    return bytes(chart.render())
+
+
+def _days(count: int) -> list[date]:
+    today = utcnow().date()
+    return [today - timedelta(days=d) for d in range(count - 1, -1, -1)]
+
+
+def _bar(title: str, labels: list[str], values: list[float]) -> bytes:
+    chart = pygal.Bar(
+        js=[],
+        style=_STYLE,
+        width=760,
+        height=260,
+        show_legend=False,
+        x_label_rotation=0,
+        show_minor_x_labels=False,
+        truncate_label=-1,
+        title=title,
+        value_formatter=lambda x: f"{x:,.2f}",
+    )
+    chart.x_labels = labels
+    chart.x_labels_major = labels[::5]
+    chart.add("usage", values)
+    return bytes(chart.render())
+
+
+def partner_usage_by_day(session: Session, *, partner_id: int) -> bytes:
+    """What all of the partner's customers consumed per day over the last 30 days (USD),
+    as an SVG bar chart: summed by the database, one row a day."""
+    days = _days(DAYS)
+    since = datetime.combine(days[0], time.min, UTC)
+    moment: Any = UsageEvent.occurred_at
+    if session.get_bind().dialect.name == "postgresql":
+        # The UTC day, whatever the connection's time zone.
+        moment = func.timezone("UTC", moment)
+    day = func.date(moment)
+    rows = session.execute(
+        select(day, func.sum(UsageEvent.counted))
+        .where(UsageEvent.partner_id == partner_id, UsageEvent.occurred_at >= since)
+        .group_by(day)
+    ).all()
+    # SQLite answers text, PostgreSQL a date: both print as YYYY-MM-DD.
+    totals = {str(d): int(cents or 0) for d, cents in rows}
+    return _bar(
+        "Customers' consumption by day (USD, last 30 days)",
+        [d.strftime("%m-%d") for d in days],
+        [totals.get(d.isoformat(), 0) / 100 for d in days],
+    )
+
+
+def pool_by_day(session: Session, *, partner_id: int) -> bytes:
+    """The partner's pool at the end of each of the last 30 days (USD): its total and
+    what of it was allocated, as an SVG line chart.
+
+    Worked back from today's pool through the allocation records since: grants and pool
+    allocations received change the total; allocations, withdrawals and pool allocations
+    to sub-resellers change what is allocated."""
+    partner = session.get(Partner, partner_id)
+    if partner is None:
+        raise ValueError(f"no partner {partner_id}")
+    days = _days(DAYS)
+    since = datetime.combine(days[0], time.min, UTC)
+    rows = session.execute(
+        select(
+            AllocationRecord.created_at,
+            AllocationRecord.kind,
+            AllocationRecord.partner_id,
+            AllocationRecord.change,
+        ).where(
+            or_(
+                AllocationRecord.partner_id == partner_id,
+                AllocationRecord.sub_partner_id == partner_id,
+            ),
+            AllocationRecord.created_at >= since,
+        )
+    ).all()
+    total_after: dict[date, int] = defaultdict(int)
+    allocated_after: dict[date, int] = defaultdict(int)
+    for at, kind, owner, change in rows:
+        day = at.date()
+        # A grant, or a pool allocation this sub-reseller received, changes the total.
+        if kind == "grant" or owner != partner_id:
+            total_after[day] += change
+        else:
+            allocated_after[day] += change
+    total, allocated = partner.pool_total, partner.pool_allocated
+    totals: list[float] = []
+    allocations: list[float] = []
+    for day in reversed(days):
+        totals.append(total / 100)
+        allocations.append(allocated / 100)
+        total -= total_after[day]
+        allocated -= allocated_after[day]
+    chart = pygal.Line(
+        js=[],
+        style=_STYLE,
+        width=760,
+        height=260,
+        x_label_rotation=0,
+        show_minor_x_labels=False,
+        truncate_label=-1,
+        dots_size=2,
+        include_x_axis=True,
+        legend_at_bottom=True,
+        title="Pool at each day's end (USD, last 30 days)",
+        value_formatter=lambda x: f"{x:,.2f}",
+    )
+    labels = [d.strftime("%m-%d") for d in days]
+    chart.x_labels = labels
+    chart.x_labels_major = labels[::5]
+    chart.add("pool total", list(reversed(totals)))
+    chart.add("allocated", list(reversed(allocations)))
     return bytes(chart.render())

@@ -3,14 +3,14 @@ Setting Credit form; per-customer thresholds; usage charts."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse
 from sqlalchemy import select
 from starlette.responses import Response
 
 from creditline import money
 from creditline.console import charts
-from creditline.console.visit import Visit, visit
+from creditline.console.visit import MAX_PAGE, PathId, Visit, visit
 from creditline.db.tables import Alarm
 from creditline.errors import CreditlineError
 from creditline.ledger import alarms, credit, customers, records
@@ -28,12 +28,17 @@ SORTS = {
     "total": "total_credit",
     "consumed": "consumed",
     "available": "available_credit",
+    "utilisation": "utilization",
 }
 
 
 @router.get("/customers")
 def customer_list(
-    request: Request, q: str = "", sort: str = "associated", dir: str = "desc", page: int = 1
+    request: Request,
+    q: str = "",
+    sort: str = "associated",
+    dir: str = "desc",
+    page: int = Query(1, le=MAX_PAGE),
 ) -> Response:
     """My Customers: search by UIN, name, remark or email; sort; pages. A page says whether
     another follows it, without counting every match (a broad search of a large partner
@@ -61,7 +66,7 @@ def customer_list(
             sort=sort,
             dir="desc" if descending else "asc",
             page=page,
-            has_more=found.has_more,
+            has_more=found.has_more and page < MAX_PAGE,
             first=(page - 1) * PAGE_SIZE + 1,
         )
 
@@ -92,6 +97,7 @@ def _detail(
         status=status,
         c=customer,
         history=history,
+        names=records.names(v.s, partner_id=v.partner_id, rows=history),
         more_history=more,
         alarms=customer_alarms,
         thresholds=effective,
@@ -103,7 +109,7 @@ def _detail(
 
 
 @router.get("/customers/{uin}")
-def customer_detail(request: Request, uin: int) -> Response:
+def customer_detail(request: Request, uin: PathId) -> Response:
     """One customer: account, credit, usage charts, history, alarms, thresholds."""
     with visit(request) as v:
         return _detail(v, uin)
@@ -127,7 +133,7 @@ def _credit_form(
 
 
 @router.get("/customers/{uin}/credit")
-def credit_form(request: Request, uin: int) -> Response:
+def credit_form(request: Request, uin: PathId) -> Response:
     """Setting Credit: the allocation form, with the pool's remaining and the most that can
     be withdrawn beside it."""
     with visit(request) as v:
@@ -137,7 +143,7 @@ def credit_form(request: Request, uin: int) -> Response:
 
 @router.post("/customers/{uin}/credit")
 def set_credit(
-    request: Request, uin: int, amount: str = Form(""), remark: str = Form("")
+    request: Request, uin: PathId, amount: str = Form(""), remark: str = Form("")
 ) -> Response:
     """Allocate (positive) or withdraw (negative) credit; on refusal the form again, with
     the reason and nothing changed."""
@@ -169,7 +175,11 @@ def _parse_thresholds(text: str) -> list[object]:
     for part in text.replace(";", ",").split(","):
         part = part.strip().rstrip("%").strip()
         if part:
-            values.append(int(part) if part.isdigit() else part)
+            # Short ASCII digits are a number; anything else goes to the core as given, to
+            # be refused there by name (int() of a long or non-ASCII digit string raises).
+            values.append(
+                int(part) if part.isascii() and part.isdigit() and len(part) <= 9 else part
+            )
     return values
 
 
@@ -192,7 +202,7 @@ def _thresholds_saved(typed: list[object], saved: list[int]) -> str:
 
 @router.post("/customers/{uin}/thresholds")
 def customer_thresholds(
-    request: Request, uin: int, thresholds: str = Form(""), use_default: str = Form("")
+    request: Request, uin: PathId, thresholds: str = Form(""), use_default: str = Form("")
 ) -> Response:
     """Set the customer's own alarm thresholds, or return it to the partner's default."""
     with visit(request) as v:
@@ -221,7 +231,7 @@ def customer_thresholds(
 
 
 @router.get("/customers/{uin}/usage-by-day.svg")
-def chart_by_day(request: Request, uin: int) -> Response:
+def chart_by_day(request: Request, uin: PathId) -> Response:
     """The customer's usage by day, drawn on the server."""
     with visit(request) as v:
         get_customer(v.s, v.partner_id, uin)
@@ -230,7 +240,7 @@ def chart_by_day(request: Request, uin: int) -> Response:
 
 
 @router.get("/customers/{uin}/usage-by-product.svg")
-def chart_by_product(request: Request, uin: int) -> Response:
+def chart_by_product(request: Request, uin: PathId) -> Response:
     """The customer's usage by product, drawn on the server."""
     with visit(request) as v:
         get_customer(v.s, v.partner_id, uin)

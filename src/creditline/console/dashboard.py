@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from sqlalchemy import select
 from starlette.responses import Response
 
+from creditline.console import charts
 from creditline.console.visit import visit
 from creditline.db.tables import Alarm, Customer
 from creditline.ledger import customers, records
@@ -37,6 +38,7 @@ def dashboard(request: Request) -> Response:
             .limit(5)
         ).all()
         recent_records, _ = records.page(v.s, partner_id=pid, limit=5)
+        assert v.partner is not None
         return v.render(
             "dashboard.html",
             customers=int(count),
@@ -45,4 +47,24 @@ def dashboard(request: Request) -> Response:
             levels=sorted(levels.items()),
             recent_alarms=recent_alarms,
             recent_records=recent_records,
+            names=records.names(v.s, partner_id=pid, rows=recent_records),
+            # What of the allocated pool is not customers' credit went to sub-resellers
+            # (pool allocations, net of what was taken back).
+            to_sub_resellers=v.partner.pool_allocated - int(total_credit),
         )
+
+
+@router.get("/usage-by-day.svg")
+def chart_usage(request: Request) -> Response:
+    """All customers' consumption by day, drawn on the server."""
+    with visit(request) as v:
+        svg = charts.partner_usage_by_day(v.s, partner_id=v.partner_id)
+    return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": "no-store"})
+
+
+@router.get("/pool-by-day.svg")
+def chart_pool(request: Request) -> Response:
+    """The pool's total and allocated credit by day, drawn on the server."""
+    with visit(request) as v:
+        svg = charts.pool_by_day(v.s, partner_id=v.partner_id)
+    return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": "no-store"})

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from starlette.responses import Response
 
 from creditline import money
-from creditline.console.visit import PageError, Visit, visit
+from creditline.console.visit import PageError, PathId, Visit, visit
 from creditline.db.tables import Partner
 from creditline.errors import CreditlineError
 from creditline.ledger import accounts, pools
@@ -53,7 +53,7 @@ def add_sub_reseller(request: Request, name: str = Form("")) -> Response:
 
 @router.post("/distributors/{sub_id}/pool")
 def allocate_pool(
-    request: Request, sub_id: int, amount: str = Form(""), remark: str = Form("")
+    request: Request, sub_id: PathId, amount: str = Form(""), remark: str = Form("")
 ) -> Response:
     """Move pool to a second-level reseller (negative: take back what it has remaining)."""
     with visit(request) as v:

@@ -7,7 +7,8 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 
-from creditline.console.visit import Visit, visit
+from creditline.config import app_settings
+from creditline.console.visit import PathId, Visit, visit
 from creditline.db.tables import WebhookEndpoint
 from creditline.errors import CreditlineError
 from creditline.notify import endpoints, recipients
@@ -63,7 +64,11 @@ def add_webhook(request: Request, url: str = Form(""), description: str = Form("
         v.require_manage()
         try:
             hook = endpoints.add_endpoint(
-                v.s, partner_id=v.partner_id, url=url, description=description
+                v.s,
+                partner_id=v.partner_id,
+                url=url,
+                description=description,
+                allow_private_targets=app_settings(request.app).webhook_allow_private_targets,
             )
         except CreditlineError as exc:
             return _page(v, status=422, error=exc.message)
@@ -73,7 +78,7 @@ def add_webhook(request: Request, url: str = Form(""), description: str = Form("
 
 
 @router.post("/webhooks/{endpoint_id}/test")
-def test_webhook(request: Request, endpoint_id: int) -> Response:
+def test_webhook(request: Request, endpoint_id: PathId) -> Response:
     """Queue a test event for one endpoint."""
     with visit(request) as v:
         v.require_manage()
@@ -83,7 +88,7 @@ def test_webhook(request: Request, endpoint_id: int) -> Response:
 
 
 @router.post("/webhooks/{endpoint_id}/rotate")
-def rotate(request: Request, endpoint_id: int) -> Response:
+def rotate(request: Request, endpoint_id: PathId) -> Response:
     """A new signing secret; the old one keeps signing beside it for 24 hours."""
     with visit(request) as v:
         v.require_manage()
@@ -94,7 +99,7 @@ def rotate(request: Request, endpoint_id: int) -> Response:
 
 
 @router.post("/webhooks/{endpoint_id}/enabled")
-def toggle(request: Request, endpoint_id: int, enabled: str = Form("")) -> Response:
+def toggle(request: Request, endpoint_id: PathId, enabled: str = Form("")) -> Response:
     """Enable (clearing its failure streak) or disable an endpoint."""
     with visit(request) as v:
         v.require_manage()
@@ -105,7 +110,7 @@ def toggle(request: Request, endpoint_id: int, enabled: str = Form("")) -> Respo
 
 
 @router.post("/webhooks/{endpoint_id}/remove")
-def remove(request: Request, endpoint_id: int) -> Response:
+def remove(request: Request, endpoint_id: PathId) -> Response:
     """Remove an endpoint; its log stays."""
     with visit(request) as v:
         v.require_manage()
@@ -115,7 +120,7 @@ def remove(request: Request, endpoint_id: int) -> Response:
 
 
 @router.get("/webhooks/{endpoint_id}")
-def delivery_log(request: Request, endpoint_id: int) -> Response:
+def delivery_log(request: Request, endpoint_id: PathId) -> Response:
     """One endpoint's deliveries, newest first, each with its attempts."""
     with visit(request) as v:
         hook = endpoints.get_endpoint(v.s, v.partner_id, endpoint_id)

@@ -9,9 +9,9 @@ from starlette.responses import Response
 
 from creditline import money
 from creditline.auth import users
-from creditline.console.visit import Visit, visit
+from creditline.console.visit import PathId, Visit, number_in, visit
 from creditline.db.tables import Customer, Partner
-from creditline.errors import CreditlineError
+from creditline.errors import CreditlineError, InvalidInput
 from creditline.ledger import accounts, pools, records
 from creditline.ledger.records import Origin
 
@@ -50,7 +50,9 @@ def create_partner(
     """Create a partner (a sub-reseller names its distributor)."""
     with visit(request, platform=True) as v:
         try:
-            parent_id = int(parent) if parent.strip().isdigit() else None
+            parent_id = number_in(parent)
+            if parent.strip() and parent_id is None:
+                raise InvalidInput(f"parent {parent[:40]!r} is not a partner id")
             partner = accounts.create_partner(v.s, name=name, kind=kind, parent_id=parent_id)
         except CreditlineError as exc:
             return _list(v, status=422, error=exc.message)
@@ -73,6 +75,7 @@ def _view(v: Visit, partner_id: int, *, status: int = 200, error: str = "") -> R
         customers=int(customers),
         held=int(held),
         history=history,
+        names=records.names(v.s, partner_id=partner_id, rows=history),
         users=users.list_users(v.s, partner_id),
         roles=users.PARTNER_ROLES,
         error=error,
@@ -80,7 +83,7 @@ def _view(v: Visit, partner_id: int, *, status: int = 200, error: str = "") -> R
 
 
 @router.get("/partners/{partner_id}")
-def partner_view(request: Request, partner_id: int) -> Response:
+def partner_view(request: Request, partner_id: PathId) -> Response:
     """One partner: pool, customers, users, recent records; grant form."""
     with visit(request, platform=True) as v:
         return _view(v, partner_id)
@@ -88,7 +91,7 @@ def partner_view(request: Request, partner_id: int) -> Response:
 
 @router.post("/partners/{partner_id}/grants")
 def grant(
-    request: Request, partner_id: int, amount: str = Form(""), remark: str = Form("")
+    request: Request, partner_id: PathId, amount: str = Form(""), remark: str = Form("")
 ) -> Response:
     """Grant to (or, negative, reduce) a partner's pool."""
     with visit(request, platform=True) as v:
@@ -112,7 +115,7 @@ def grant(
 @router.post("/partners/{partner_id}/users")
 def add_partner_user(
     request: Request,
-    partner_id: int,
+    partner_id: PathId,
     email: str = Form(""),
     password: str = Form(""),
     role: str = Form("admin"),

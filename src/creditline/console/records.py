@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from starlette.responses import Response
 
-from creditline.console.visit import PageError, engine_of, visit
-from creditline.db import transaction
+from creditline.console.visit import BeforeId, PageError, engine_of, number_in, visit
 from creditline.ledger import records
 from creditline.ledger.records import RecordFilter
 
@@ -45,9 +43,8 @@ def _filter(customer: str, since: str, until: str, operator: str, kind: str) -> 
     uin: int | None = None
     typed = customer.strip()
     if typed:
-        if typed.isascii() and typed.isdigit():
-            uin = int(typed)
-        else:
+        uin = number_in(typed)
+        if uin is None:
             problems["customer"] = (
                 f"Customer UIN takes digits only, such as 100000000123, not “{typed}”."
             )
@@ -58,6 +55,9 @@ def _filter(customer: str, since: str, until: str, operator: str, kind: str) -> 
             f"From ({since.strip()}) is after To ({until.strip()}): no record can match. "
             "Swap the dates or clear one."
         )
+    if last is not None and last.date() == date.max:
+        # "To" names a whole day; the day after the last one there is cannot be reckoned.
+        problems["until"] = f"To takes a day before 9999-12-31, not “{until.strip()}”."
     if kind and kind not in records.RECORD_KINDS:
         problems["kind"] = f"Kind must be one of {', '.join(records.RECORD_KINDS)}."
     if problems:
@@ -79,7 +79,7 @@ def record_list(
     until: str = "",
     operator: str = "",
     kind: str = "",
-    before: int | None = None,
+    before: BeforeId = None,
 ) -> Response:
     """Allocation Records, newest first: filters, next pages, CSV download."""
     filters = {
@@ -117,6 +117,7 @@ def record_list(
         return v.render(
             "records.html",
             rows=rows,
+            names=records.names(v.s, partner_id=v.partner_id, rows=rows),
             filters=filters,
             kinds=records.RECORD_KINDS,
             query=query,
@@ -145,15 +146,11 @@ def record_csv(
         # Refuse a bad filter now, while an error page can still be shown.
         records.page(v.s, partner_id=partner_id, where=where, limit=1)
     engine = engine_of(request)
-
-    def lines() -> Iterator[str]:
-        # One read transaction for the whole download, so it is one consistent snapshot.
-        with transaction(engine) as s:
-            yield from records.csv_chunks(s, partner_id=partner_id, where=where)
-
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     return StreamingResponse(
-        lines(),
+        # Each page of records is read in a short transaction of its own (records.pages):
+        # a download stopped part-way holds nothing.
+        records.csv_chunks(engine, partner_id=partner_id, where=where),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="allocation-records-{stamp}.csv"'},
     )

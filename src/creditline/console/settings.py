@@ -8,7 +8,7 @@ from starlette.responses import Response
 
 from creditline.auth import keys, users
 from creditline.console.customers import _parse_thresholds, _thresholds_saved
-from creditline.console.visit import Visit, visit
+from creditline.console.visit import PathId, Visit, visit
 from creditline.errors import CreditlineError
 from creditline.ledger import alarms
 
@@ -86,7 +86,7 @@ def add_user(
 
 
 @router.post("/settings/users/{user_id}/remove")
-def remove_user(request: Request, user_id: int) -> Response:
+def remove_user(request: Request, user_id: PathId) -> Response:
     """A partner admin removes a user of the same partner (never the last admin)."""
     with visit(request) as v:
         v.require_manage()

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.responses import Response
@@ -79,6 +80,26 @@ def unavailable_page(request: Request) -> Response:
     )
 
 
+def invalid_request_page(request: Request, exc: RequestValidationError) -> Response:
+    """A page address or form the console cannot read (an id beyond any there is, a page
+    number too large, text where a number goes): 422, naming each part that was wrong."""
+    wrong = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error.get("loc", ())[1:]) or "request"
+        wrong.append(f"{where}: {error.get('msg', 'invalid')}")
+    return templates.TemplateResponse(
+        request,
+        "error.html",
+        {"v": None, "title": "Refused", "message": "; ".join(wrong), "status": 422},
+        status_code=422,
+    )
+
+
+def _favicon() -> Response:
+    # Browsers that ask for /favicon.ico before reading the page's <link rel="icon">.
+    return RedirectResponse("/static/favicon.svg", status_code=308)
+
+
 async def _login_required(request: Request, exc: Exception) -> Response:
     return RedirectResponse("/login", status_code=303)
 
@@ -86,6 +107,7 @@ async def _login_required(request: Request, exc: Exception) -> Response:
 def install(app: FastAPI) -> None:
     """Add the console to ``app`` (whose ``state.engine`` is the database)."""
     app.include_router(router())
+    app.add_api_route("/favicon.ico", _favicon, include_in_schema=False)
     app.mount("/static", StaticFiles(directory=STATIC), name="console-static")
     app.add_exception_handler(PageError, _page_error)
     app.add_exception_handler(LoginRequired, _login_required)

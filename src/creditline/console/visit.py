@@ -12,10 +12,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Path as PathParam
+from fastapi import Query, Request
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 from starlette.responses import Response
@@ -23,8 +25,8 @@ from starlette.responses import Response
 from creditline import audit, money
 from creditline.auth import sessions
 from creditline.auth.users import Role
-from creditline.db import transaction
-from creditline.db.tables import Partner, User
+from creditline.db import read_transaction, transaction
+from creditline.db.tables import MAX_BIGINT, Partner, User
 from creditline.errors import CreditlineError
 from creditline.notify import inbox
 
@@ -35,8 +37,77 @@ VISITOR_COOKIE = "creditline_visitor"
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 templates.env.filters["money"] = money.to_display
 templates.env.filters["amount"] = money.to_text
-templates.env.filters["when"] = lambda t: "" if t is None else t.strftime("%Y-%m-%d %H:%M:%S")
-templates.env.filters["day"] = lambda t: "" if t is None else t.strftime("%Y-%m-%d")
+
+
+def _time(moment: datetime | None, shown: str) -> Markup:
+    # Every moment the console shows is UTC and written one way: 2026-01-31 14:05 UTC (a
+    # day alone as 2026-01-31); the exact instant is in the element's datetime and title.
+    if moment is None:
+        return Markup("")
+    exact = moment.isoformat(timespec="seconds")
+    return Markup('<time datetime="{0}" title="{0}">{1}</time>').format(
+        exact, moment.strftime(shown)
+    )
+
+
+def when(moment: datetime | None) -> Markup:
+    """A moment as the console shows it: ``2026-01-31 14:05 UTC``."""
+    return _time(moment, "%Y-%m-%d %H:%M UTC")
+
+
+def day(moment: datetime | None) -> Markup:
+    """The day of a moment: ``2026-01-31``."""
+    return _time(moment, "%Y-%m-%d")
+
+
+def level(threshold: int | None) -> str:
+    """The CSS class of an alarm level: one colour each for below 75 %, 75 %, 90 %, 100 %
+    and above 100 % (a partner's own thresholds fall into the band they reach)."""
+    if threshold is None or threshold < 75:
+        return "lv-low"
+    if threshold < 90:
+        return "lv-75"
+    if threshold < 100:
+        return "lv-90"
+    return "lv-100" if threshold == 100 else "lv-over"
+
+
+#: An alarm's cause, in words.
+CAUSES = {
+    "usage": "new usage was counted",
+    "refund": "a refund was counted",
+    "allocation": "credit was allocated",
+    "withdrawal": "credit was withdrawn",
+}
+
+
+def cause(code: str) -> str:
+    """What made an alarm fire, as a sentence part."""
+    return CAUSES.get(code, code)
+
+
+templates.env.filters["when"] = when
+templates.env.filters["day"] = day
+templates.env.filters["level"] = level
+templates.env.filters["cause"] = cause
+
+
+#: An id or UIN in a page's path: a positive BIGINT; anything else is answered with a page
+#: saying what was wrong (see :func:`creditline.console.site.invalid_request_page`).
+PathId = Annotated[int, PathParam(ge=1, le=MAX_BIGINT)]
+#: The "older than this id" of a page's next link.
+BeforeId = Annotated[int | None, Query(ge=1, le=MAX_BIGINT)]
+#: The most pages a list shows; a page number beyond it is refused, not computed with.
+MAX_PAGE = 100_000
+
+
+def number_in(text: str) -> int | None:
+    """The positive BIGINT written in ``text`` (ASCII digits), or None if it is not one."""
+    text = text.strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(MAX_BIGINT)):
+        return None
+    value = int(text)
+    return value if 1 <= value <= MAX_BIGINT else None
 
 
 class PageError(Exception):
@@ -161,9 +232,13 @@ def visit(request: Request, *, platform: bool = False) -> Iterator[Visit]:
     otherwise a partner's page (a platform admin is sent to the platform pages)."""
     token = request.cookies.get(SESSION_COOKIE)
     who: audit.Actor | None = None
+    # A page (GET) reads in a read-only transaction: no write lock, and a write slipped
+    # into it fails loudly. Only a form (POST) takes a writing transaction.
+    reading = request.method != "POST"
+    shown: tuple[str, str] | None = None
     try:
-        with transaction(engine_of(request)) as s:
-            logged = sessions.load_session(s, token)
+        with (read_transaction if reading else transaction)(engine_of(request)) as s:
+            logged = sessions.load_session(s, token, consume_flash=not reading)
             if logged is None or token is None:
                 raise LoginRequired()
             who = actor(request, logged.user)
@@ -188,37 +263,43 @@ def visit(request: Request, *, platform: bool = False) -> Iterator[Visit]:
                 flash=logged.flash,
                 unread=unread,
             )
-            if request.method != "POST":
+            if reading:
                 yield page
-                return
-            audit.watch(s)
-            # The form's work runs in a savepoint, so an error page can undo all of it.
-            work = s.begin_nested()
-            yield page
-            if page.refused is not None:
-                work.rollback()
-                code, message = page.refused
-                audit.record(
-                    s,
-                    who,
-                    action=_form_action(request),
-                    object=request.url.path,
-                    outcome="refused",
-                    after={
-                        "error": {"code": code, "message": message},
-                        "form": _form_fields(request),
-                    },
-                )
+                if logged.flash is not None:
+                    shown = (logged.token_hash, logged.flash)
             else:
-                work.commit()
-                # In the form's own transaction: the row exists exactly when the write does.
-                audit.record(
-                    s,
-                    who,
-                    action=_form_action(request),
-                    object=request.url.path,
-                    after={"form": _form_fields(request)},
-                )
+                audit.watch(s)
+                # The form's work runs in a savepoint, so an error page can undo all of it.
+                work = s.begin_nested()
+                yield page
+                if page.refused is not None:
+                    work.rollback()
+                    code, message = page.refused
+                    audit.record(
+                        s,
+                        who,
+                        action=_form_action(request),
+                        object=request.url.path,
+                        outcome="refused",
+                        after={
+                            "error": {"code": code, "message": message},
+                            "form": _form_fields(request),
+                        },
+                    )
+                else:
+                    work.commit()
+                    # In the form's own transaction: the row exists exactly when the write does.
+                    audit.record(
+                        s,
+                        who,
+                        action=_form_action(request),
+                        object=request.url.path,
+                        after={"form": _form_fields(request)},
+                    )
+        if shown is not None:
+            # The one-time message was shown: consumed in a short write of its own.
+            with transaction(engine_of(request)) as w:
+                sessions.clear_flash(w, *shown)
     except PageError as exc:
         _refused(request, who, _REFUSAL_CODES.get(exc.status, "refused"), exc.message)
         raise
@@ -246,5 +327,10 @@ def day_range(since: str, until: str) -> tuple[datetime | None, datetime | None]
                 400, "Refused", f"{name} {text!r} is not a date such as 2026-01-31"
             ) from None
 
-    end = day(until, "until")
-    return day(since, "since"), None if end is None else end + timedelta(days=1)
+    start, end = day(since, "since"), day(until, "until")
+    if end is None:
+        return start, None
+    try:
+        return start, end + timedelta(days=1)
+    except OverflowError:
+        raise PageError(400, "Refused", f"until {until!r} is past the last day there is") from None

@@ -25,6 +25,10 @@ def normalise_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+#: The execution option marking a read-only transaction (see :func:`read_transaction`).
+READ_ONLY = "creditline_read_only"
+
+
 def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
     # pysqlite's own transaction handling defers BEGIN and breaks SAVEPOINT; take it over,
     # as SQLAlchemy's documentation recommends. BEGIN IMMEDIATE takes the write lock at the
@@ -39,9 +43,14 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
+    # A read transaction (read_transaction) is a plain deferred BEGIN: under WAL it reads
+    # a snapshot and never takes the write lock, so an export or a page being read cannot
+    # hold writers up. (A write slipped into one is caught by PostgreSQL, where the same
+    # transaction is READ ONLY; every stored-data test runs on both engines.)
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        read_only = connection.get_execution_options().get(READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def make_engine(url: str | None = None, settings: Settings | None = None) -> Engine:
@@ -75,15 +84,41 @@ def is_unavailable(exc: BaseException) -> bool:
     return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
-#: One session factory per engine: building one per transaction showed in the profile.
-_factories: WeakKeyDictionary[Engine, sessionmaker[Session]] = WeakKeyDictionary()
+#: One pair of session factories (writing, reading) per engine: building one per
+#: transaction showed in the profile.
+_factories: WeakKeyDictionary[Engine, tuple[sessionmaker[Session], sessionmaker[Session]]] = (
+    WeakKeyDictionary()
+)
+
+
+def _factory(engine: Engine, *, read_only: bool) -> sessionmaker[Session]:
+    pair = _factories.get(engine)
+    if pair is None:
+        reading = engine.execution_options(**{READ_ONLY: True})
+        if is_postgres(engine):
+            reading = reading.execution_options(postgresql_readonly=True)
+        pair = _factories[engine] = (
+            sessionmaker(engine, expire_on_commit=False),
+            sessionmaker(reading, expire_on_commit=False),
+        )
+    return pair[1] if read_only else pair[0]
 
 
 @contextmanager
 def transaction(engine: Engine) -> Iterator[Session]:
-    """A session in one transaction: committed when the block ends, rolled back if it raises."""
-    factory = _factories.get(engine)
-    if factory is None:
-        factory = _factories[engine] = sessionmaker(engine, expire_on_commit=False)
-    with factory.begin() as session:
+    """A session in one **writing** transaction: committed when the block ends, rolled back
+    if it raises. On SQLite it begins with ``BEGIN IMMEDIATE`` (the write lock, taken at
+    the start), so use it only for work that writes; reads take :func:`read_transaction`."""
+    with _factory(engine, read_only=False).begin() as session:
+        yield session
+
+
+@contextmanager
+def read_transaction(engine: Engine) -> Iterator[Session]:
+    """A session in one **read-only** transaction, ended when the block ends (whatever
+    happens in it). It takes no write lock (SQLite: a deferred ``BEGIN`` under WAL), so a
+    reader cannot hold writers up; on PostgreSQL it is ``READ ONLY``, so a write hidden in
+    a read fails at once (and fails the tests, which run on both engines). Keep it short:
+    a long read (an export) reads in pages, each in its own read transaction."""
+    with _factory(engine, read_only=True).begin() as session:
         yield session

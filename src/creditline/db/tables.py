@@ -48,6 +48,8 @@ UTILIZATION_SQL = (
 
 #: UINs of partners and customers share one number space and start here.
 FIRST_UIN = 100_000_000_001
+#: The largest value of a BIGINT column: every id and UIN; a larger number is nobody's.
+MAX_BIGINT = 2**63 - 1
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -106,6 +108,16 @@ class Partner(Base):
         ),
         CheckConstraint("pool_allocated >= 0", name="allocated_not_negative"),
         CheckConstraint("pool_total >= pool_allocated", name="remaining_not_negative"),
+        # What its distributor gave a sub-reseller, net, is what the distributor may take
+        # back; the rest of its pool is the platform's grants, never below zero (0007).
+        CheckConstraint("pool_from_distributor >= 0", name="from_distributor_not_negative"),
+        CheckConstraint(
+            "pool_from_distributor <= pool_total", name="from_distributor_within_total"
+        ),
+        CheckConstraint(
+            "parent_id IS NOT NULL OR pool_from_distributor = 0",
+            name="from_distributor_only_for_sub",
+        ),
         Index("ix_partners_parent_id", "parent_id"),
     )
 
@@ -116,6 +128,9 @@ class Partner(Base):
     parent_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("partners.id"))
     pool_total: Mapped[int] = mapped_column(BigInteger, default=0)
     pool_allocated: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: For a sub-reseller: the part of ``pool_total`` its distributor gave it, net of what
+    #: it took back (the sum of its pool allocations to it); 0 for every other partner.
+    pool_from_distributor: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     #: The partner's default alarm thresholds (percent of total credit).
     thresholds: Mapped[list[int]] = mapped_column(default=lambda: [75, 90, 100])
     created_at: Mapped[datetime]
@@ -365,6 +380,20 @@ class IdempotentRequest(Base):
     status_code: Mapped[int | None] = mapped_column(Integer, default=None)
     response_body: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime]
+
+
+class Tc3Signature(Base):
+    """A signed Tencent-compatible write already used: its signature is refused again
+    until ``expires_at``, when ``X-TC-Timestamp`` would be refused as expired anyway. Kept
+    in the database so every server process and machine sees the same uses."""
+
+    __tablename__ = "tc3_signatures"
+    __table_args__ = (Index("ix_tc3_signatures_secret_id_expires_at", "secret_id", "expires_at"),)
+
+    #: SHA-256 (hex) of the request's signature.
+    signature_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    secret_id: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime]
 
 
 class CreditApplication(Base):

@@ -76,6 +76,7 @@ def create_partner(
             created_at=now,
             pool_total=0,
             pool_allocated=0,
+            pool_from_distributor=0,
             thresholds=[75, 90, 100],
         )
         session.add(partner)
@@ -136,6 +137,20 @@ def get_partner(session: Session, partner_id: int) -> Partner:
     if partner is None:
         raise NotFound(f"no partner {partner_id}", param="partner")
     return partner
+
+
+def lock_partner(session: Session, partner_id: int) -> None:
+    """Lock the partner's row until the transaction ends, so that counting the partner's
+    rows (its admins, its webhook endpoints) and the write that depends on the count are
+    one step: a concurrent writer waits here and then counts what this one did. Writers
+    that change only other tables take no conflicting lock (``FOR NO KEY UPDATE``). On
+    SQLite, whose writers run one at a time (``BEGIN IMMEDIATE``), there is nothing to do.
+    """
+    found = session.execute(
+        select(Partner.id).where(Partner.id == partner_id).with_for_update(key_share=True)
+    ).scalar_one_or_none()
+    if found is None:
+        raise NotFound(f"no partner {partner_id}", param="partner")
 
 
 def get_customer(session: Session, partner_id: int | None, uin: int) -> Customer:

@@ -12,11 +12,10 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, false, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
-from creditline.db.tables import Customer
+from creditline.db.tables import MAX_BIGINT, Customer
 from creditline.errors import InvalidInput
 
-#: UINs are BIGINT; a larger number is nobody's.
-MAX_UIN = 2**63 - 1
+MAX_UIN = MAX_BIGINT
 #: What a search may look in: everything, or one field (the Tencent API's FilterType).
 SEARCH_FIELDS = ("any", "uin", "name", "remark", "email")
 MAX_PAGE_SIZE = 500

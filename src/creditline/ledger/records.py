@@ -5,17 +5,18 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, insert, or_, select
+from sqlalchemy import Engine, Select, insert, or_, select
 from sqlalchemy.orm import Session
 
 from creditline import money
 from creditline.clock import utcnow
-from creditline.db.tables import AllocationRecord
+from creditline.db import read_transaction
+from creditline.db.tables import AllocationRecord, Customer, Partner
 from creditline.errors import InvalidInput
 from creditline.ledger.accounts import get_partner
 from creditline.notify.outbox import ALLOCATION_RECORDED, enqueue
@@ -110,6 +111,7 @@ class RecordFilter:
     """What a records page is narrowed to; every field optional."""
 
     customer_uin: int | None = None
+    #: Matches operators that start with it, in any case ("Finance@" finds finance@...).
     operator: str | None = None
     kind: str | None = None
     since: datetime | None = None
@@ -130,7 +132,8 @@ def _filtered(
     if where.customer_uin is not None:
         query = query.where(AllocationRecord.customer_uin == where.customer_uin)
     if where.operator:
-        query = query.where(AllocationRecord.operator == where.operator)
+        prefix = where.operator.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(AllocationRecord.operator.ilike(prefix + "%", escape="\\"))
     if where.kind is not None:
         query = query.where(AllocationRecord.kind == where.kind)
     if where.since is not None:
@@ -164,20 +167,76 @@ def page(
     return rows[:limit], len(rows) > limit
 
 
-def iterate(
-    session: Session, *, partner_id: int, where: RecordFilter = RecordFilter(), chunk: int = 1000
-) -> Iterator[AllocationRecord]:
-    """Every matching record, newest first, fetched in keyset chunks (for CSV export)."""
+@dataclass(frozen=True)
+class Names:
+    """The names of the customers and sub-resellers some records of one partner name."""
+
+    customers: dict[int, str]
+    partners: dict[int, str]
+
+    def of(self, record: AllocationRecord) -> str:
+        """The name of the record's customer, or of its sub-reseller ("" for the pool)."""
+        if record.customer_uin is not None:
+            return self.customers.get(record.customer_uin, "")
+        if record.sub_partner_id is not None:
+            return self.partners.get(record.sub_partner_id, "")
+        return ""
+
+
+def names(session: Session, *, partner_id: int, rows: Sequence[AllocationRecord]) -> Names:
+    """Who the records name, as seen by ``partner_id``: its own customers, and the
+    sub-resellers of its pool allocations (its own, or for a sub-reseller itself). One
+    query each, whatever the number of records; nobody else's name is ever read."""
+    uins = {r.customer_uin for r in rows if r.customer_uin is not None}
+    subs = {r.sub_partner_id for r in rows if r.sub_partner_id is not None}
+    customers: dict[int, str] = {}
+    partners: dict[int, str] = {}
+    if uins:
+        customers = dict(
+            session.execute(
+                select(Customer.uin, Customer.name).where(
+                    Customer.partner_id == partner_id, Customer.uin.in_(uins)
+                )
+            )
+            .tuples()
+            .all()
+        )
+    if subs:
+        partners = dict(
+            session.execute(
+                select(Partner.id, Partner.name).where(
+                    Partner.id.in_(subs),
+                    or_(Partner.id == partner_id, Partner.parent_id == partner_id),
+                )
+            )
+            .tuples()
+            .all()
+        )
+    return Names(customers, partners)
+
+
+def pages(
+    engine: Engine, *, partner_id: int, where: RecordFilter = RecordFilter(), chunk: int = 500
+) -> Iterator[tuple[list[AllocationRecord], Names]]:
+    """Every matching record, newest first, for an export: keyset pages with the names
+    they mention, **each page read in a short read transaction of its own** that ends
+    before it is handed on. So a consumer that stops part-way (a client that disconnects)
+    leaves no transaction or lock behind, and a long export never holds one. Records are
+    immutable and new ones have higher ids, so paging down from the first page's newest
+    record lists the records as they were when the export began (a record committed during
+    the export is not in it)."""
     before: int | None = None
     while True:
-        rows, more = page(
-            session,
-            partner_id=partner_id,
-            where=where,
-            limit=min(chunk, MAX_PAGE_SIZE),
-            before_id=before,
-        )
-        yield from rows
+        with read_transaction(engine) as session:
+            rows, more = page(
+                session,
+                partner_id=partner_id,
+                where=where,
+                limit=min(chunk, MAX_PAGE_SIZE),
+                before_id=before,
+            )
+            named = names(session, partner_id=partner_id, rows=rows)
+        yield rows, named
         if not more:
             return
         before = rows[-1].id
@@ -190,6 +249,7 @@ CSV_COLUMNS = (
     "kind",
     "customer_uin",
     "sub_partner_id",
+    "name",
     "operator",
     "change",
     "total_after",
@@ -206,31 +266,36 @@ def _cell(text: str) -> str:
 
 
 def csv_chunks(
-    session: Session, *, partner_id: int, where: RecordFilter = RecordFilter(), size: int = 64_000
+    engine: Engine, *, partner_id: int, where: RecordFilter = RecordFilter(), size: int = 64_000
 ) -> Iterator[str]:
     """The matching records as CSV text (header first, newest record first), yielded in
-    chunks of about ``size`` characters so a large export streams."""
+    chunks of about ``size`` characters so a large export streams. Read as :func:`pages`
+    reads: no transaction is open while a chunk is handed on."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(CSV_COLUMNS)
-    for r in iterate(session, partner_id=partner_id, where=where):
-        writer.writerow(
-            (
-                r.id,
-                r.created_at.isoformat(),
-                r.kind,
-                r.customer_uin or "",
-                r.sub_partner_id or "",
-                _cell(r.operator),
-                money.to_text(r.change),
-                money.to_text(r.total_after),
-                money.to_text(r.available_after),
-                _cell(r.remark),
-                r.source,
-            )
-        )
-        if buffer.tell() >= size:
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
+    for rows, named in pages(engine, partner_id=partner_id, where=where):
+        for r in rows:
+            writer.writerow(_csv_row(r, named.of(r)))
+            if buffer.tell() >= size:
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
     yield buffer.getvalue()
+
+
+def _csv_row(r: AllocationRecord, name: str) -> tuple[object, ...]:
+    return (
+        r.id,
+        r.created_at.isoformat(),
+        r.kind,
+        r.customer_uin or "",
+        r.sub_partner_id or "",
+        _cell(name),
+        _cell(r.operator),
+        money.to_text(r.change),
+        money.to_text(r.total_after),
+        money.to_text(r.available_after),
+        _cell(r.remark),
+        r.source,
+    )

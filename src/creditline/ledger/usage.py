@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from creditline import money
 from creditline.clock import utcnow
 from creditline.db.tables import Alarm, Customer, Partner, UsageEvent
-from creditline.errors import CreditlineError, InvalidBatch, LineError
+from creditline.errors import CreditlineError, InvalidBatch, InvalidInput, LineError
 from creditline.ledger.alarms import CustomerCredit, evaluate
 
 USAGE_KINDS = ("charge", "refund")
@@ -71,7 +71,9 @@ class IngestResult:
 
 
 def parse_time(value: object) -> datetime:
-    """An ISO 8601 time; one without an offset is taken as UTC."""
+    """An ISO 8601 time **with** its UTC offset (``2026-01-03T10:00:00Z``,
+    ``...+08:00``), as UTC. A time without an offset is refused: which zone it meant
+    cannot be known, and guessing would move usage across a day or a month."""
     if isinstance(value, datetime):
         parsed = value
     elif isinstance(value, str) and value.strip():
@@ -84,22 +86,29 @@ def parse_time(value: object) -> datetime:
             raise ValueError(f"{value!r} is not an ISO 8601 time") from None
     else:
         raise ValueError(f"{value!r} is not an ISO 8601 time")
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        raise ValueError(f"{value!r} has no UTC offset; write the zone, e.g. 2026-01-03T10:00:00Z")
+    return parsed.astimezone(UTC)
 
 
-def _amount(raw: object, name: str) -> int:
+def _amount(raw: object, name: str, *, strict: bool) -> int:
     if isinstance(raw, str):
         return money.parse_amount(raw, param=name)
+    if strict:
+        raise ValueError(f'{name} must be decimal text such as "12.50", not {raw!r}')
     if isinstance(raw, int | float) and not isinstance(raw, bool):
         return money.from_float(raw, param=name)
     raise ValueError(f"{name} {raw!r} is not an amount")
 
 
-def _uin(raw: object) -> int:
+def _uin(raw: object, *, strict: bool) -> int:
     if isinstance(raw, bool):
         raise ValueError(f"customer_uin {raw!r} is not a UIN")
     if isinstance(raw, int):
         value = raw
+    elif strict:
+        # JSON: the schema says integer; "100000000002" and 100000000002.0 are not one.
+        raise ValueError(f"customer_uin must be a JSON integer, not {raw!r}")
     elif isinstance(raw, str) and raw.strip().isascii() and raw.strip().isdigit():
         value = int(raw.strip())
     else:
@@ -109,40 +118,93 @@ def _uin(raw: object) -> int:
     return value
 
 
-def parse_record(raw: Mapping[str, object]) -> UsageRecord:
-    """Validate one raw record (text or JSON values); raises ``ValueError`` or
-    :class:`CreditlineError` naming the field at fault."""
-    missing = [name for name in REQUIRED if raw.get(name) in (None, "")]
-    if missing:
-        raise ValueError(f"missing {', '.join(missing)}")
-    unknown = sorted(set(raw) - set(FIELDS))
+def _text(raw: object, name: str, longest: int) -> str:
+    if not isinstance(raw, str) or not raw.strip() or len(raw) > longest:
+        raise ValueError(f"{name} must be text of 1-{longest} characters")
+    return raw.strip()
+
+
+def check_record(
+    raw: Mapping[str, object], *, strict: bool = False
+) -> UsageRecord | list[tuple[str | None, str]]:
+    """Validate one raw record: the record, or **every** fault found in it as (field,
+    message) pairs.
+
+    ``strict``: the record is JSON (a REST body, a JSON Lines line): each value must have
+    the JSON type the schema gives — ``customer_uin`` an integer, amounts and
+    ``occurred_at`` strings — with no conversion between types, and ``voucher_amount``
+    may be left out (0). Otherwise the values come from a text format (CSV), where every
+    value is text. Either way unknown fields are refused, and a time needs its offset.
+    """
+    faults: list[tuple[str | None, str]] = []
+    optional = ("kind", "voucher_amount") if strict else ("kind",)
+    unknown = sorted(str(name) for name in raw if name not in FIELDS)
     if unknown:
-        raise ValueError(f"unknown field {', '.join(unknown)}")
-    event_id = raw["event_id"]
-    if not isinstance(event_id, str) or not event_id.strip() or len(event_id) > 128:
-        raise ValueError("event_id must be text of 1-128 characters")
-    product = raw["product"]
-    if not isinstance(product, str) or not product.strip() or len(product) > 100:
-        raise ValueError("product must be text of 1-100 characters")
-    kind = raw.get("kind") or "charge"
-    if kind not in USAGE_KINDS:
-        raise ValueError(f"kind must be charge or refund, not {kind!r}")
-    list_amount = _amount(raw["list_amount"], "list_amount")
-    voucher_amount = _amount(raw["voucher_amount"], "voucher_amount")
-    if voucher_amount > list_amount:
-        raise ValueError(
-            f"voucher_amount {money.to_display(voucher_amount)} is above list_amount "
-            f"{money.to_display(list_amount)}"
+        faults.append((unknown[0], f"unknown field {', '.join(unknown)}"))
+    if strict:
+        nulls = [name for name in FIELDS if name in raw and raw[name] is None]
+        faults.extend((name, f"{name} must not be null") for name in nulls)
+        missing = [n for n in FIELDS if n not in raw and n not in optional]
+    else:
+        missing = [n for n in FIELDS if raw.get(n) in (None, "") and n not in optional]
+    faults.extend((name, f"missing {name}") for name in missing)
+    skip = set(missing) | {name for name in FIELDS if raw.get(name) is None}
+
+    values: dict[str, Any] = {}
+
+    def check(name: str, parse: Any) -> None:
+        if name in skip:
+            return
+        try:
+            values[name] = parse(raw[name])
+        except CreditlineError as exc:
+            faults.append((name, exc.message))
+        except ValueError as exc:
+            faults.append((name, str(exc)))
+
+    check("event_id", lambda v: _text(v, "event_id", 128))
+    check("customer_uin", lambda v: _uin(v, strict=strict))
+    check("product", lambda v: _text(v, "product", 100))
+    check("list_amount", lambda v: _amount(v, "list_amount", strict=strict))
+    if "voucher_amount" not in raw or (not strict and raw["voucher_amount"] in (None, "")):
+        if "voucher_amount" not in missing:
+            values["voucher_amount"] = 0
+    else:
+        check("voucher_amount", lambda v: _amount(v, "voucher_amount", strict=strict))
+    check("occurred_at", lambda v: parse_time(v) if isinstance(v, str) else _not_time(v))
+    kind = raw.get("kind")
+    if kind is None or (kind == "" and not strict):
+        values["kind"] = "charge"
+    elif kind not in USAGE_KINDS:
+        faults.append(("kind", f"kind must be charge or refund, not {kind!r}"))
+    else:
+        values["kind"] = kind
+    list_amount, voucher_amount = values.get("list_amount"), values.get("voucher_amount")
+    if list_amount is not None and voucher_amount is not None and voucher_amount > list_amount:
+        faults.append(
+            (
+                "voucher_amount",
+                f"voucher_amount {money.to_display(voucher_amount)} is above list_amount "
+                f"{money.to_display(list_amount)}",
+            )
         )
-    return UsageRecord(
-        event_id=event_id.strip(),
-        customer_uin=_uin(raw["customer_uin"]),
-        product=product.strip(),
-        list_amount=list_amount,
-        voucher_amount=voucher_amount,
-        occurred_at=parse_time(raw["occurred_at"]),
-        kind=str(kind),
-    )
+    if faults:
+        return faults
+    return UsageRecord(**values)
+
+
+def _not_time(value: object) -> datetime:
+    raise ValueError(f"occurred_at must be an ISO 8601 time as text, not {value!r}")
+
+
+def parse_record(raw: Mapping[str, object], *, strict: bool = False) -> UsageRecord:
+    """Validate one raw record; raises ``ValueError`` naming its first fault (use
+    :func:`check_record` or :func:`parse_batch` for all of them)."""
+    checked = check_record(raw, strict=strict)
+    if isinstance(checked, UsageRecord):
+        return checked
+    field_name, message = checked[0]
+    raise InvalidInput(message, param=field_name)
 
 
 def parse_batch(
@@ -150,21 +212,24 @@ def parse_batch(
     *,
     what: str = "record",
     session: Session | None = None,
+    strict: bool = False,
 ) -> list[UsageRecord]:
-    """Validate a whole batch of (line, raw) pairs; every bad record is named at once.
+    """Validate a whole batch of (number, raw) pairs; every fault of every bad record is
+    named at once, each with its record's number (1-based: the position in a REST batch,
+    the line in a file) and field.
 
     With ``session``, records naming an unknown customer are named in the same refusal
     as malformed ones (otherwise :func:`ingest` names them, but only once the rest parse).
+    ``strict``: the records are JSON (see :func:`check_record`).
     """
     errors: list[LineError] = []
     parsed: list[tuple[int, UsageRecord]] = []
     for line, raw in raws:
-        try:
-            parsed.append((line, parse_record(raw)))
-        except CreditlineError as exc:
-            errors.append(LineError(line, exc.message, exc.param))
-        except ValueError as exc:
-            errors.append(LineError(line, str(exc)))
+        checked = check_record(raw, strict=strict)
+        if isinstance(checked, UsageRecord):
+            parsed.append((line, checked))
+        else:
+            errors.extend(LineError(line, message, name) for name, message in checked)
     if session is not None and parsed:
         uins = {r.customer_uin for _, r in parsed}
         known = set(session.execute(select(Customer.uin).where(Customer.uin.in_(uins))).scalars())
@@ -173,8 +238,8 @@ def parse_batch(
             for line, r in parsed
             if r.customer_uin not in known
         )
-        errors.sort(key=lambda e: e.line)
     if errors:
+        errors.sort(key=lambda e: e.line)
         raise InvalidBatch(errors, what=what)
     return [r for _, r in parsed]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from creditline import money
@@ -22,15 +22,57 @@ class Mismatch:
     field: str
     stored: int | str
     expected: int | str
+    #: For a breach of a rule rather than a balance that disagrees: the rule broken.
+    rule: str = ""
 
     def describe(self) -> str:
         def show(v: int | str) -> str:
             return money.to_display(v) if isinstance(v, int) else v
 
+        if self.rule:
+            return f"{self.subject} {self.id}: {self.field} is {show(self.stored)}; {self.rule}"
         return (
             f"{self.subject} {self.id}: {self.field} is {show(self.stored)}, "
             f"its records say {show(self.expected)}"
         )
+
+
+def _taken_back_beyond_given(session: Session) -> list[Mismatch]:
+    """Each giver's running net to each pool, record by record: a take-back that made it
+    negative took what someone else gave (DESIGN §2). The first such record is named."""
+    recipient = case(
+        (AllocationRecord.kind == "grant", AllocationRecord.partner_id),
+        else_=AllocationRecord.sub_partner_id,
+    )
+    giver = case((AllocationRecord.kind == "grant", None), else_=AllocationRecord.partner_id)
+    running = (
+        select(
+            recipient.label("recipient"),
+            giver.label("giver"),
+            AllocationRecord.id,
+            func.sum(AllocationRecord.change)
+            .over(partition_by=(AllocationRecord.kind, recipient), order_by=AllocationRecord.id)
+            .label("net"),
+        )
+        .where(AllocationRecord.kind.in_(("grant", "pool_allocation")))
+        .subquery()
+    )
+    found: dict[tuple[int, int | None], Mismatch] = {}
+    for row in session.execute(
+        select(running).where(running.c.net < 0).order_by(running.c.id)
+    ).all():
+        if (row.recipient, row.giver) in found:
+            continue
+        who = "the platform" if row.giver is None else f"distributor {row.giver}"
+        found[(row.recipient, row.giver)] = Mismatch(
+            "partner",
+            row.recipient,
+            f"what {who} gave it, net, after record {row.id}",
+            int(row.net),
+            0,
+            rule=f"{who} took back more than it gave",
+        )
+    return sorted(found.values(), key=lambda m: (m.id, m.field))
 
 
 def verify(session: Session) -> list[Mismatch]:
@@ -39,6 +81,9 @@ def verify(session: Session) -> list[Mismatch]:
     - a pool's ``total`` equals its grants plus the pool allocations made to it;
     - a pool's ``allocated`` equals its customers' total credit plus the pool allocations
       it made to its sub-resellers;
+    - a sub-reseller's ``pool_from_distributor`` equals its distributor's pool
+      allocations to it, and no giver's net to a pool (the platform's grants, a
+      distributor's pool allocations) ever went below zero;
     - a customer's ``total_credit`` equals the sum of its allocation records;
     - a customer's ``consumed`` equals the sum of its counted usage;
     - a customer's fired thresholds are exactly those its consumption reaches.
@@ -83,6 +128,19 @@ def verify(session: Session) -> list[Mismatch]:
         .tuples()
         .all()
     )
+    given_by_parent = dict(
+        session.execute(
+            select(AllocationRecord.sub_partner_id, func.sum(AllocationRecord.change))
+            .join(Partner, Partner.id == AllocationRecord.sub_partner_id)
+            .where(
+                AllocationRecord.kind == "pool_allocation",
+                AllocationRecord.partner_id == Partner.parent_id,
+            )
+            .group_by(AllocationRecord.sub_partner_id)
+        )
+        .tuples()
+        .all()
+    )
     # populate_existing: the core changes balances with Core UPDATEs, so objects already in
     # this session's identity map may hold values from before them.
     fresh = {"populate_existing": True}
@@ -97,6 +155,18 @@ def verify(session: Session) -> list[Mismatch]:
             found.append(
                 Mismatch("partner", partner.id, "pool allocated", partner.pool_allocated, allocated)
             )
+        given = int(given_by_parent.get(partner.id) or 0)
+        if partner.pool_from_distributor != given:
+            found.append(
+                Mismatch(
+                    "partner",
+                    partner.id,
+                    "pool given by its distributor",
+                    partner.pool_from_distributor,
+                    given,
+                )
+            )
+    found.extend(_taken_back_beyond_given(session))
 
     credited = dict(
         session.execute(

@@ -20,7 +20,8 @@ from creditline.auth import server_key
 from creditline.clock import utcnow
 from creditline.db.tables import Delivery, DeliveryAttempt, OutboxEvent, WebhookEndpoint
 from creditline.errors import InvalidInput, NotFound
-from creditline.ledger.accounts import get_partner
+from creditline.ledger.accounts import get_partner, lock_partner
+from creditline.notify import targets
 from creditline.notify.outbox import EVENT_TYPES
 
 #: Sent only on request, to one endpoint, whatever it subscribes to.
@@ -48,13 +49,14 @@ def secret_of(session: Session, endpoint: WebhookEndpoint) -> str:
     return server_key.decrypt(_engine(session), endpoint.secret)
 
 
-def _url(value: str) -> str:
+def _url(value: str, *, allow_private_targets: bool) -> str:
     url = value.strip()
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname or len(url) > 2000:
         raise InvalidInput(f"{value!r} is not an http(s) URL", param="url")
     if any(c.isspace() or ord(c) < 32 for c in url):
         raise InvalidInput("url must not contain spaces or control characters", param="url")
+    targets.check_url(url, allow_private=allow_private_targets)
     return url
 
 
@@ -77,10 +79,17 @@ def add_endpoint(
     url: str,
     event_types: Sequence[str] | None = None,
     description: str = "",
+    allow_private_targets: bool = False,
 ) -> WebhookEndpoint:
-    """Register an endpoint for ``partner_id``; subscribed to every event type by default."""
-    get_partner(session, partner_id)
-    url = _url(url)
+    """Register an endpoint for ``partner_id``; subscribed to every event type by default.
+
+    The URL must point to the public internet (:mod:`creditline.notify.targets`) unless
+    ``allow_private_targets`` (the ``webhook_allow_private_targets`` setting) says
+    otherwise."""
+    # The URL first: its check may wait for a name lookup, which must not hold the lock.
+    url = _url(url, allow_private_targets=allow_private_targets)
+    # Locked next, so two endpoints added at once cannot both count one under the limit.
+    lock_partner(session, partner_id)
     types = _event_types(event_types)
     description = description.strip()
     if len(description) > 500:
@@ -155,12 +164,14 @@ def update_endpoint(
     url: str | None = None,
     event_types: Sequence[str] | None = None,
     enabled: bool | None = None,
+    allow_private_targets: bool = False,
 ) -> WebhookEndpoint:
-    """Change an endpoint. Enabling it again clears its failure streak."""
+    """Change an endpoint. Enabling it again clears its failure streak. A new URL is
+    checked as in :func:`add_endpoint`."""
     endpoint = get_endpoint(session, partner_id, endpoint_id)
     with session.begin_nested():
         if url is not None:
-            endpoint.url = _url(url)
+            endpoint.url = _url(url, allow_private_targets=allow_private_targets)
         if event_types is not None:
             endpoint.event_types = _event_types(event_types)
         if enabled is True and not endpoint.enabled:

@@ -29,6 +29,9 @@ class AlarmFilter:
     threshold: int | None = None
     #: True: only unread alarms; False: only read ones; None: both.
     unread: bool | None = None
+    #: Raised at or after ``since`` and before ``until``.
+    since: datetime | None = None
+    until: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,10 @@ def alarms_page(
         query = query.where(Alarm.threshold == where.threshold)
     if where.unread is not None:
         query = query.where(Alarm.read_at.is_(None) if where.unread else Alarm.read_at.is_not(None))
+    if where.since is not None:
+        query = query.where(Alarm.created_at >= where.since)
+    if where.until is not None:
+        query = query.where(Alarm.created_at < where.until)
     if before_id is not None:
         query = query.where(Alarm.id < before_id)
     rows = list(session.execute(query.order_by(Alarm.id.desc()).limit(limit + 1)).scalars())

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from creditline.clock import utcnow
 from creditline.db.tables import NotificationSettings
 from creditline.errors import InvalidInput
-from creditline.ledger.accounts import get_partner
+from creditline.ledger.accounts import get_partner, lock_partner
 
 MAX_RECIPIENTS = 20
 
@@ -62,6 +62,9 @@ def update_email_settings(
 ) -> EmailSettings:
     """Replace the recipient list (``recipients``), or add and remove addresses, and/or set
     the customer switch. Addresses are kept in the order given, without repeats."""
+    # The list is read, changed and written back: lock the partner's row first, so two
+    # changes at once apply one after the other (none lost, the row inserted once).
+    lock_partner(session, partner_id)
     current = email_settings(session, partner_id)
     listed = list(current.recipients) if recipients is None else [_address(r) for r in recipients]
     listed += [_address(a) for a in add]

@@ -4,6 +4,7 @@ Standard Webhooks headers (``webhook-id``, ``webhook-timestamp``, ``webhook-sign
 from __future__ import annotations
 
 import json
+import ssl
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -11,6 +12,7 @@ from datetime import UTC, datetime
 import httpx
 from standardwebhooks import Webhook
 
+from creditline.notify import targets
 from creditline.notify.deliveries import Job, Outcome
 
 USER_AGENT = "creditline-webhooks/1"
@@ -50,8 +52,38 @@ def headers(job: Job, data: str, *, now: datetime | None = None) -> dict[str, st
     }
 
 
+def reason(exc: Exception) -> str:
+    """A short reason for the delivery log, in words of ours: never the text of the
+    exception (it can quote addresses, certificates or the receiver's words)."""
+    if isinstance(exc, targets.TargetNotAllowed):
+        return targets.NOT_ALLOWED
+    if isinstance(exc, targets.NameNotResolved):
+        return targets.NOT_RESOLVED
+    if isinstance(exc, httpx.ConnectTimeout):
+        return "connection timed out"
+    if isinstance(exc, httpx.TimeoutException):
+        return "timed out"
+    causes: list[BaseException] = []
+    cause: BaseException | None = exc
+    while cause is not None and len(causes) < 10:
+        causes.append(cause)
+        cause = cause.__cause__ or cause.__context__
+    if any(isinstance(c, ConnectionRefusedError) for c in causes):
+        return "connection refused"
+    if any(isinstance(c, ssl.SSLError) for c in causes):
+        return "TLS handshake failed"
+    if isinstance(exc, httpx.ConnectError):
+        return "connection failed"
+    if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
+        return "connection closed by the receiver"
+    if isinstance(exc, httpx.InvalidURL | httpx.UnsupportedProtocol):
+        return "invalid URL"
+    return "request failed"
+
+
 def deliver(job: Job, client: httpx.Client) -> Outcome:
-    """POST the event; any 2xx answer is a success, anything else is retried."""
+    """POST the event; any 2xx answer is a success, anything else is retried. The log
+    keeps the status code and a short reason, never what the receiver answered."""
     if job.url is None:
         return Outcome(False, 0, error="endpoint removed", final=True)
     if not job.endpoint_enabled:
@@ -59,17 +91,19 @@ def deliver(job: Job, client: httpx.Client) -> Outcome:
     data = body(job)
     started = time.monotonic()
     try:
-        response = client.post(job.url, content=data.encode(), headers=headers(job, data))
-    except httpx.HTTPError as exc:
+        # The body is not read: nothing of it is kept, and a receiver cannot make the
+        # worker hold a large answer.
+        with client.stream(
+            "POST", job.url, content=data.encode(), headers=headers(job, data)
+        ) as response:
+            status = response.status_code
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
         latency = int((time.monotonic() - started) * 1000)
-        return Outcome(False, latency, error=f"{exc.__class__.__name__}: {exc}")
+        return Outcome(False, latency, error=reason(exc))
     latency = int((time.monotonic() - started) * 1000)
-    if 200 <= response.status_code < 300:
-        return Outcome(True, latency, status_code=response.status_code)
-    snippet = response.text[:200].replace("\n", " ")
-    return Outcome(
-        False,
-        latency,
-        status_code=response.status_code,
-        error=f"HTTP {response.status_code}: {snippet}",
-    )
+    if 200 <= status < 300:
+        return Outcome(True, latency, status_code=status)
+    error = f"HTTP {status}"
+    if 300 <= status < 400:
+        error += " (redirects are not followed)"
+    return Outcome(False, latency, status_code=status, error=error)

@@ -20,7 +20,8 @@ from sqlalchemy import Engine
 from creditline.clock import utcnow
 from creditline.config import Settings, get_settings
 from creditline.db import transaction
-from creditline.notify import deliveries, email, webhook
+from creditline.db.outage import Outage
+from creditline.notify import deliveries, email, targets, webhook
 from creditline.notify.deliveries import Backoff, Job, Outcome
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,8 @@ class Worker:
         concurrency: int = 4,
         poll_interval: float = 0.2,
         rng: random.Random | None = None,
+        outage_base: float = 0.2,
+        outage_cap: float = 10.0,
     ) -> None:
         self.engine = engine
         self.settings = settings or get_settings()
@@ -58,13 +61,23 @@ class Worker:
         self.batch_size = batch_size
         self.concurrency = max(1, concurrency)
         self.poll_interval = poll_interval
+        #: While rounds fail, the wait before the next: doubled each time, capped.
+        self.outage_base = outage_base
+        self.outage_cap = outage_cap
         self.rng = rng or random.Random()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # Webhooks reach the public internet only, checked as each request connects
+        # (targets.PublicTransport); no redirect is followed, no proxy from the
+        # environment is taken (a proxy would connect where the check never looked).
         self._client = httpx.Client(
+            transport=targets.PublicTransport(
+                allow_private=self.settings.webhook_allow_private_targets, lookup_timeout=5.0
+            ),
             timeout=httpx.Timeout(self.settings.webhook_timeout_s, connect=5.0),
             follow_redirects=False,
+            trust_env=False,
         )
 
     def wake(self) -> None:
@@ -131,13 +144,19 @@ class Worker:
 
     def run_forever(self, stop: threading.Event) -> None:
         """Work until ``stop`` is set. Stopping waits for the attempts in flight, so a
-        graceful stop never leaves a delivery half-recorded."""
+        graceful stop never leaves a delivery half-recorded.
+
+        A failed round (the database away, most often) is tried again after a capped
+        exponential wait; the outage is logged once when it starts and once when a
+        round works again. The worker never stops by itself."""
+        outage = Outage(log, "delivery worker", base=self.outage_base, cap=self.outage_cap)
         while not stop.is_set():
             try:
                 busy = self.run_once()
-            except Exception:  # the database may be briefly away; keep going
-                log.exception("delivery round failed; retrying")
-                busy = 0
+            except Exception as exc:
+                stop.wait(outage.failed(exc))
+                continue
+            outage.recovered()
             if not busy:
                 self._wake.wait(self.poll_interval)
                 self._wake.clear()

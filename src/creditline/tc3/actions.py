@@ -239,7 +239,7 @@ def query_customer_billing_quota(
 
 def modify_client_remark(session: Session, caller: Caller, params: Params) -> dict[str, Any]:
     """Change one customer's remark."""
-    uin = params.uin("ClientUin")
+    uin = params.uin_text("ClientUin")
     remark = params.text("Remark")
     assert remark is not None
     _owned(session, caller, [uin])

@@ -14,9 +14,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -28,25 +27,27 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from creditline import audit
-from creditline.db import is_unavailable, transaction
+from creditline.db import is_unavailable, read_transaction, transaction
 from creditline.errors import CreditlineError
-from creditline.tc3 import signature
-from creditline.tc3.actions import authorize, resolve
+from creditline.tc3 import replay, signature
+from creditline.tc3.actions import ACTIONS, authorize, resolve
 from creditline.tc3.callers import ApiKeyStore, KeyStore
 from creditline.tc3.envelope import failure, new_request_id, success
 from creditline.tc3.errors import (
     FAILED_OPERATION,
     INTERNAL_ERROR,
+    INVALID_AUTHORIZATION,
     INVALID_PARAMETER,
     INVALID_PARAMETER_VALUE,
     MISSING_PARAMETER,
+    REPLAY_ATTACK,
     REQUEST_LIMIT_EXCEEDED,
     SECRET_ID_NOT_FOUND,
     TencentError,
     from_domain,
 )
 from creditline.tc3.limits import RateLimiter, Tc3Settings, parse_limits
-from creditline.tc3.params import Params, unflatten
+from creditline.tc3.params import Params, decode_json, unflatten
 
 VERSION = "2022-09-28"
 #: A Tencent request body is a few fields; anything near this is not one.
@@ -78,8 +79,11 @@ class TencentEndpoint:
         keys: KeyStore,
         limiter: RateLimiter | None = None,
         clock: Callable[[], float] = time.time,
+        hosts: Collection[str] = (),
     ) -> None:
         self.app = app
+        #: The signed ``Host`` values accepted (lower case); empty: any.
+        self.hosts = frozenset(host.strip().lower() for host in hosts if host.strip())
         self.engine = engine
         self.keys = keys
         self.limiter = limiter or RateLimiter()
@@ -118,12 +122,14 @@ class TencentEndpoint:
                     message=error.message,
                     request=_asked(request),
                 )
+            self._remember_refused(seen, error.code)
             return failure(error.code, error.message, request_id)
         except Exception as error:
             if is_unavailable(error):
                 # Lock timeouts, serialization failures, a lost or unreachable database:
                 # the transaction did not commit, a retry may pass. Logged without the
-                # statement's parameters, which could hold a secret.
+                # statement's parameters, which could hold a secret. The signature is not
+                # remembered: the database is what failed, and a claim would wait on it.
                 log.warning(
                     "tc3 request %s: database unavailable (%s)",
                     request_id,
@@ -135,10 +141,17 @@ class TencentEndpoint:
                     request_id,
                 )
             log.exception("tc3 request %s failed", request_id)
+            self._remember_refused(seen, "")
             return failure(
                 INTERNAL_ERROR, f"internal error; quote RequestId {request_id}", request_id
             )
         return success(fields, request_id)
+
+    def _remember_refused(self, seen: dict[str, Any], code: str) -> None:
+        # The first verified use of a write's signature claims it, whatever its outcome
+        # (creditline.tc3.replay); a refused write's claim was rolled back with it.
+        if "signature" in seen and code != REPLAY_ATTACK:
+            replay.claim_after_refusal(self.engine, seen["signature"], now=self.clock())
 
     def _handle(
         self, request: TencentRequest, request_id: str = "", seen: dict[str, Any] | None = None
@@ -147,7 +160,10 @@ class TencentEndpoint:
         authorization = signature.parse_authorization(headers.get("authorization"))
         timestamp = signature.request_time(headers, now=self.clock())
         signature.check_scope(authorization, timestamp)
-        with transaction(self.engine) as session:
+        # Only a writing action takes a writing transaction; the rest read without a lock.
+        known = ACTIONS.get(headers.get("x-tc-action", "").strip())
+        opener = transaction if known is not None and known.writes else read_transaction
+        with opener(self.engine) as session:
             match = self.keys.lookup(session, authorization.secret_id)
             if match is None:
                 raise TencentError(
@@ -161,8 +177,12 @@ class TencentEndpoint:
                 headers=headers,
                 body=request.body,
             )
+            _check_host(headers, self.hosts)
             _check_version(headers)
             action = resolve(headers["x-tc-action"].strip())
+            signed = replay.Signed(authorization.secret_id, authorization.signature, timestamp)
+            if action.writes and seen is not None:
+                seen["signature"] = signed
             actor = audit.Actor(
                 source="tc3",
                 principal=f"api-key:{authorization.secret_id}",
@@ -180,6 +200,9 @@ class TencentEndpoint:
                     REQUEST_LIMIT_EXCEEDED,
                     f"the key has passed the request rate limit of {action.name}",
                 )
+            if action.writes:
+                # In the action's transaction: claimed exactly when the write commits.
+                replay.refuse_repeat(session, signed, now=self.clock())
             params = _params(request)
             try:
                 result = action.handler(session, match.caller, params)
@@ -200,7 +223,7 @@ def _asked(request: TencentRequest) -> Any:
     if request.method == "GET":
         return dict(parse_qsl(request.query, keep_blank_values=True))
     try:
-        return json.loads(request.body or b"{}")
+        return decode_json(request.body or b"{}")
     except ValueError:
         return None
 
@@ -213,6 +236,17 @@ def _is_tencent(scope: Scope) -> bool:
     if scope["type"] != "http" or scope["path"] != "/" or scope["method"] not in ("GET", "POST"):
         return False
     return any(name.lower() == b"x-tc-action" for name, _ in scope["headers"])
+
+
+def _check_host(headers: Mapping[str, str], hosts: frozenset[str]) -> None:
+    # The Host header is always signed (signature.REQUIRED_SIGNED_HEADERS), so it cannot be
+    # changed in transit; with CREDITLINE_TC3_HOSTS set it must also name this server.
+    host = headers.get("host", "").strip().lower()
+    if hosts and host not in hosts:
+        raise TencentError(
+            INVALID_AUTHORIZATION,
+            f"the request was signed for host {host!r}, which this server does not answer for",
+        )
 
 
 def _check_version(headers: Mapping[str, str]) -> None:
@@ -231,7 +265,7 @@ def _params(request: TencentRequest) -> Params:
     if not request.headers.get("content-type", "").startswith("application/json"):
         raise TencentError(INVALID_PARAMETER, "a POST body must be application/json")
     try:
-        values = json.loads(request.body or b"{}", parse_float=Decimal)
+        values = decode_json(request.body or b"{}")
     except ValueError:
         raise TencentError(INVALID_PARAMETER, "the request body is not valid JSON") from None
     if not isinstance(values, dict):
@@ -242,5 +276,12 @@ def _params(request: TencentRequest) -> Params:
 def install(app: Starlette, engine: Engine) -> None:
     """Put the Tencent-compatible endpoint in front of ``app``, with the API keys of
     :mod:`creditline.auth.keys` and the rate limits of ``CREDITLINE_TC3_RATE_LIMITS``."""
-    limiter = RateLimiter(parse_limits(Tc3Settings().rate_limits))
-    app.add_middleware(TencentEndpoint, engine=engine, keys=ApiKeyStore(), limiter=limiter)
+    settings = Tc3Settings()
+    limiter = RateLimiter(parse_limits(settings.rate_limits))
+    app.add_middleware(
+        TencentEndpoint,
+        engine=engine,
+        keys=ApiKeyStore(),
+        limiter=limiter,
+        hosts=settings.host_list(),
+    )

@@ -31,6 +31,8 @@ RESOURCE_NOT_FOUND = "ResourceNotFound"
 FAILED_OPERATION = "FailedOperation"
 UIN_NOT_AGENT = "FailedOperation.UinNotAgent"
 REQUEST_LIMIT_EXCEEDED = "RequestLimitExceeded"
+#: Tencent's common code for a request received twice (its legacy APIs' error 4500).
+REPLAY_ATTACK = "InvalidRequest.ReplayAttack"
 INTERNAL_ERROR = "InternalError"
 
 

@@ -38,6 +38,13 @@ class Tc3Settings(BaseSettings):
 
     #: ``Action=requests/seconds`` pairs, comma-separated; empty means Tencent's defaults.
     rate_limits: str = ""
+    #: The ``Host`` values a signed request may name, comma-separated (``api.example.com``,
+    #: ``127.0.0.1:8000``); empty means any, the signature still covering the one sent.
+    hosts: str = ""
+
+    def host_list(self) -> list[str]:
+        """The accepted hosts, lower case; empty when any is accepted."""
+        return [host.strip().lower() for host in self.hosts.split(",") if host.strip()]
 
 
 def parse_limits(text: str) -> dict[str, Limit]:

@@ -4,17 +4,22 @@ A POST carries a JSON object; a GET carries the SDK's flattened query string
 (``UinList.0=1&UinList.1=2``), where every value arrives as text. Both are read through
 :class:`Params`, so an action states each field once. A missing field is
 ``MissingParameter``, a wrong type ``InvalidParameter``, a value outside what the field
-allows ``InvalidParameterValue``. Amounts are converted by :mod:`creditline.money`: more
-than two decimals are refused, never rounded.
+allows ``InvalidParameterValue``. Types are Tencent's and are not coerced: a UIN declared
+``int`` sent as text is ``InvalidParameter``, as the real API answers (only a GET's query
+string carries every value as text). Amounts are converted by :mod:`creditline.money`
+from the JSON number's own text (:class:`JsonNumber`): judged by its shape before any
+arithmetic, more than two decimals refused, never rounded.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
-from decimal import Decimal
+from dataclasses import dataclass
 from typing import Any
 
 from creditline import money
+from creditline.db.tables import MAX_BIGINT
 from creditline.errors import InvalidAmount
 from creditline.tc3.errors import (
     INVALID_PARAMETER,
@@ -23,8 +28,36 @@ from creditline.tc3.errors import (
     TencentError,
 )
 
-#: UINs are stored as BIGINT; anything beyond is not a UIN of anyone.
-MAX_UIN = 2**63 - 1
+MAX_UIN = MAX_BIGINT
+#: Digits of the largest BIGINT: longer integer text is out of range without reading it.
+_BIGINT_DIGITS = len(str(MAX_UIN))
+
+
+@dataclass(frozen=True)
+class JsonNumber:
+    """A JSON number kept as the text it was written in: a fraction or exponent, or an
+    integer too long for any field. Nothing is computed from it until its shape is
+    judged, so ``1e50000000`` is refused as quickly as it is read."""
+
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def _json_integer(text: str) -> int | JsonNumber:
+    return int(text) if len(text) <= _BIGINT_DIGITS + 1 else JsonNumber(text)
+
+
+def decode_json(body: bytes) -> Any:
+    """A POST body as JSON, numbers with a fraction or exponent (and integers longer than
+    any field) kept as :class:`JsonNumber`. ValueError if it is not JSON."""
+    return json.loads(body, parse_float=JsonNumber, parse_int=_json_integer)
+
+
+def _digits(text: str) -> bool:
+    body = text[1:] if text[:1] == "-" else text
+    return body.isascii() and body.isdigit()
 
 
 def unflatten(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
@@ -50,7 +83,9 @@ def _lists(node: Any) -> Any:
     if not isinstance(node, dict):
         return node
     items = {key: _lists(value) for key, value in node.items()}
-    if items and all(key.isdigit() for key in items):
+    if items and all(key.isascii() and key.isdigit() for key in items):
+        if any(len(key) > len(str(len(items))) for key in items):
+            raise TencentError(INVALID_PARAMETER, "list parameters must be numbered from 0")
         indexes = sorted(int(key) for key in items)
         if indexes != list(range(len(indexes))):
             raise TencentError(INVALID_PARAMETER, "list parameters must be numbered from 0")
@@ -72,13 +107,17 @@ class Params:
         return value
 
     def _integer(self, name: str, value: Any) -> int:
-        if isinstance(value, bool):
-            raise TencentError(INVALID_PARAMETER, f"{name} must be an integer")
-        if isinstance(value, int):
+        if isinstance(value, int) and not isinstance(value, bool):
             return value
-        # Text digits are accepted in JSON too: Tencent declares some UINs as strings.
-        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-            return int(value.strip())
+        if isinstance(value, JsonNumber) and _digits(value.text):
+            # An integer longer than any field takes: out of range, read no further.
+            raise TencentError(INVALID_PARAMETER_VALUE, f"{name} is out of range")
+        if self._textual and isinstance(value, str):
+            text = value.strip()
+            if _digits(text):
+                if len(text.lstrip("-")) > _BIGINT_DIGITS:
+                    raise TencentError(INVALID_PARAMETER_VALUE, f"{name} is out of range")
+                return int(text)
         raise TencentError(INVALID_PARAMETER, f"{name} must be an integer")
 
     def integer(
@@ -102,8 +141,20 @@ class Params:
         return value
 
     def uin(self, name: str) -> int:
-        """A UIN (a positive integer, or its digits as text)."""
+        """A UIN declared ``int``: a positive integer (in a query string, its digits)."""
         return self.required_integer(name, minimum=1, maximum=MAX_UIN)
+
+    def uin_text(self, name: str) -> int:
+        """A UIN declared ``str`` (ModifyClientRemark's ``ClientUin``): its digits as text."""
+        value = self._get(name, True)
+        if not isinstance(value, str):
+            raise TencentError(INVALID_PARAMETER, f"{name} must be a string of digits")
+        text = value.strip()
+        if not (text.isascii() and text.isdigit()):
+            raise TencentError(INVALID_PARAMETER_VALUE, f"{name} must be the digits of a UIN")
+        if len(text) > _BIGINT_DIGITS or not 1 <= int(text) <= MAX_UIN:
+            raise TencentError(INVALID_PARAMETER_VALUE, f"{name} must be between 1 and {MAX_UIN}")
+        return int(text)
 
     def uin_list(self, name: str, *, most: int) -> list[int]:
         """A list of 1..``most`` UINs, in the order given, repeats removed."""
@@ -135,17 +186,17 @@ class Params:
         return value
 
     def amount(self, name: str) -> int:
-        """A USD amount in cents; negative allowed (a withdrawal), more than two decimals
-        refused."""
+        """A USD amount in cents (Tencent's ``float``); negative allowed (a withdrawal),
+        more than two decimals refused."""
         value = self._get(name, True)
         try:
             if self._textual and isinstance(value, str):
                 # The query-string form carries the number as text.
                 return money.parse_amount(value, allow_negative=True, param=name)
-            if isinstance(value, Decimal):
-                # JSON numbers are parsed as Decimal, so 12.3000000000000001 is refused for
-                # its decimals instead of being rounded to 12.3 on the way in.
-                return money.parse_amount(format(value, "f"), allow_negative=True, param=name)
+            if isinstance(value, JsonNumber):
+                # The number as written: 12.3000000000000001 is refused for its decimals
+                # instead of being rounded to 12.3, 1e50000000 for its size, unexpanded.
+                return money.parse_json_number(value.text, allow_negative=True, param=name)
             if isinstance(value, int | float) and not isinstance(value, bool):
                 return money.from_float(value, allow_negative=True, param=name)
         except InvalidAmount as error:

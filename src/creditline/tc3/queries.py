@@ -14,11 +14,10 @@ from typing import Any
 from sqlalchemy import Select, exists, func, select
 from sqlalchemy.orm import Session
 
-from creditline.db.tables import AllocationRecord, Customer, UsageEvent
+from creditline.db.tables import MAX_BIGINT, AllocationRecord, Customer, UsageEvent
 
 CUSTOMER_RECORD_KINDS = ("allocation", "withdrawal")
-#: UINs are BIGINT; a larger number is nobody's.
-MAX_UIN = 2**63 - 1
+MAX_UIN = MAX_BIGINT
 
 
 def _count(session: Session, query: Select[Any]) -> int:

@@ -141,7 +141,9 @@ def request_time(headers: Mapping[str, str], *, now: float) -> int:
     raw = headers.get("x-tc-timestamp")
     if raw is None or raw == "":
         raise TencentError(MISSING_PARAMETER, "the X-TC-Timestamp header is missing")
-    if not raw.isdigit():
+    # ASCII and short: int() of "²" raises, and a 5,000-digit number cannot be compared
+    # with the clock; neither is anyone's time.
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 12:
         raise TencentError(INVALID_PARAMETER, "X-TC-Timestamp must be unix seconds")
     timestamp = int(raw)
     if abs(now - timestamp) > MAX_SKEW_SECONDS:

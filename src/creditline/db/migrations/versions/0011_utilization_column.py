@@ -6,7 +6,7 @@ over every match, so a broad search sorted it whole; a plain index on a generate
 An expression index would do on PostgreSQL, but SQLite's reflection cannot see it.
 
 Revision ID: 0011
-Revises: 0010
+Revises: 0008
 Create Date: 2026-11-30
 """
 
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0011"
-down_revision = "0010"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
