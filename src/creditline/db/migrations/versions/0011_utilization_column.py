@@ -48,5 +48,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_customers_partner_id_utilization", table_name="customers")
-    with op.batch_alter_table("customers") as batch_op:
-        batch_op.drop_column("utilization")
+    # Not a batch (copy-and-rename) on SQLite: its copy would write available_credit, a
+    # generated column. SQLite (3.35+) drops a column in place.
+    op.drop_column("customers", "utilization")
