@@ -128,10 +128,11 @@ def search(
     keeping the matches, which stops at the page and suits a broad search; or, when that
     walk has not found the page within ``WALK_PER_ROW`` customers per row, collecting
     every match and sorting them, which suits a rare one (few matches, found through the
-    trigram index on PostgreSQL). Which one a search is depends on the partner's data, so
-    it is found by trying: the planner cannot tell (it reckons a filter costs as much as a
-    comparison of numbers, though ``ILIKE`` on three columns costs far more, and assumes
-    the matches lie evenly along the sort order)."""
+    trigram index on PostgreSQL). On PostgreSQL a search the planner expects to match at
+    most ``FEW_MATCHES`` customers collects straight away; any other tries the walk
+    first. The planner's own choice would walk even for a rare search: it estimates the
+    number of matches well, but prices ``ILIKE`` on three columns like one comparison of
+    numbers and assumes the matches lie evenly along the sort order."""
     if not 1 <= limit <= MAX_PAGE_SIZE:
         raise InvalidInput(f"page size must be 1-{MAX_PAGE_SIZE}", param="limit")
     if offset < 0:
