@@ -19,7 +19,7 @@ from creditline.notify.worker import Worker
 
 # The receiver listens on 127.0.0.1: this test opts in to private targets explicitly.
 SETTINGS = Settings(
-    smtp_host="", webhook_timeout_s=2.0, smtp_timeout_s=2.0, webhook_allow_private_targets=True
+    smtp_host="", webhook_timeout_s=30.0, smtp_timeout_s=30.0, webhook_allow_private_targets=True
 )
 
 

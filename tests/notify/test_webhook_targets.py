@@ -36,7 +36,7 @@ from creditline.notify.targets import PublicTransport
 from creditline.notify.worker import Worker
 
 PUBLIC = "93.184.215.14"
-OFF = Settings(smtp_host="", webhook_timeout_s=2.0, smtp_timeout_s=2.0)
+OFF = Settings(smtp_host="", webhook_timeout_s=30.0, smtp_timeout_s=30.0)
 ON = OFF.model_copy(update={"webhook_allow_private_targets": True})
 
 
