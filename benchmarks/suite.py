@@ -170,7 +170,12 @@ def _explain(connection: Connection, prefix: str, statement: Any) -> Sequence[An
 
 def query_plans(engine: Engine, partner: seed.Partner) -> dict[str, str]:
     """EXPLAIN ANALYZE of the queries the two pages run, as the endpoints build them."""
-    rows, count = search_queries(partner.id, text="harbor", sort="available_credit")
+    # Page 5 (rows 80-100 and one past them), as the load asks for it.
+    broad = search_queries(partner.id, text="harbor", sort="available_credit", offset=80)
+    rare = search_queries(partner.id, text="key account", sort="available_credit", offset=80)
+    by_use = search_queries(partner.id, text="cedar", sort="utilization", offset=80)
+    # Matches bunched at the oldest customers: the walk from the newest gives way.
+    bunched = search_queries(partner.id, text="billing1", sort="associated_at", offset=80)
     newest = (
         select(AllocationRecord)
         .where(AllocationRecord.partner_id == partner.id)
@@ -181,8 +186,14 @@ def query_plans(engine: Engine, partner: seed.Partner) -> dict[str, str]:
     withdrawals = newest.where(AllocationRecord.kind == "withdrawal")
     grants = newest.where(AllocationRecord.kind == "grant")
     statements = {
-        "customers page (q=harbor, sort=available_credit desc), rows": rows.limit(20).offset(40),
-        "customers page, total count": count,
+        "customers page (q=harbor, sort=available_credit desc, page 5), walk": broad.walk,
+        "customers page (q=key account, sort=available_credit desc, page 5), collect": (
+            rare.collect
+        ),
+        "customers page (q=billing1, sort=associated_at desc, page 5), walk": bunched.walk,
+        "customers page (q=billing1, sort=associated_at desc, page 5), collect": (bunched.collect),
+        "customers page (q=cedar, sort=utilization desc, page 5), walk": by_use.walk,
+        "customers page (q=harbor), total count (REST include_total, Tencent)": broad.count,
         "records page, newest": newest,
         "records page, one customer": one_customer,
         "records page, kind=withdrawal": withdrawals,

@@ -118,9 +118,11 @@ class _Kind:
 _KINDS: dict[str, _Kind] = {
     Customer.__tablename__: _Kind(
         "customer",
-        # available_credit is the database's copy of "available" (added below), not state.
+        # available_credit is the database's copy of "available" (added below), not state;
+        # utilization, too, is the database's, for the sort.
         hidden=frozenset(
-            {"fired_thresholds", "last_alarm_threshold", "last_alarm_at", "available_credit"}
+            {"fired_thresholds", "last_alarm_threshold", "last_alarm_at"}
+            | {"available_credit", "utilization"}
         ),
         triggers=frozenset({"name", "type", "email", "mobile", "remark", "total_credit"})
         | frozenset({"identity_status", "thresholds", "partner_id"}),

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import csv
 import io
+from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, event, func, select
 from tests.console.conftest import PASSWORD, World, csrf_of, login
 
+from creditline.console import customers as console_customers
 from creditline.db import transaction
 from creditline.db.tables import AllocationRecord, Customer, Partner
 from creditline.ledger import usage
@@ -102,6 +105,37 @@ def test_search_sort_and_pages(client: TestClient, world: World) -> None:
     ordered = client.get("/customers?sort=name&dir=asc").text
     assert ordered.index("Alpha Games") < ordered.index("Beta Labs") < ordered.index("Gamma")
     assert "Bravo Customer" not in client.get("/customers").text
+
+
+def test_pages_follow_one_another_without_counting_the_matches(
+    client: TestClient, world: World, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """My Customers pages with Previous / Next from one row past the page: it never counts
+    every match (a broad search of a large partner would read all of them per page)."""
+    monkeypatch.setattr(console_customers, "PAGE_SIZE", 2)
+    login(client, "viewer@acme.example")
+    seen: list[str] = []
+
+    def remember(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(statement.lower())
+
+    event.listen(engine, "before_cursor_execute", remember)
+    try:
+        first = client.get("/customers?sort=name&dir=asc").text
+        second = client.get("/customers?sort=name&dir=asc&page=2").text
+        beyond = client.get("/customers?sort=name&dir=asc&page=3").text
+        searched = client.get("/customers?q=a&sort=name&dir=asc").text
+    finally:
+        event.remove(engine, "before_cursor_execute", remember)
+    assert not [s for s in seen if "count(" in s and "customers" in s]
+    assert "Alpha Games" in first and "Beta Labs" in first and "Gamma Retail" not in first
+    assert 'rel="next"' in first and 'rel="prev"' not in first and "Page 1<" in first
+    assert "Customers 1\u20132" in first
+    assert "Gamma Retail" in second and "Alpha Games" not in second
+    assert 'rel="prev"' in second and 'rel="next"' not in second and "Customers 3\u20133" in second
+    assert "No customers match." in beyond and 'rel="prev"' in beyond
+    # A search pages the same way: three names have an "a", two per page.
+    assert 'rel="next"' in searched and "Gamma Retail" not in searched
 
 
 def test_allocate_and_withdraw_beyond_the_maximum(

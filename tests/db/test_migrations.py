@@ -7,7 +7,7 @@ from typing import Any
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, Identity, text
+from sqlalchemy import Engine, Identity, inspect, text
 
 from creditline.db import transaction
 from creditline.db.migrate import head_revision, is_up_to_date
@@ -74,3 +74,57 @@ def test_uins_start_at_the_first_uin(engine: Engine) -> None:
     with transaction(engine) as s:
         partner = accounts.create_partner(s, name="First", kind="reseller")
     assert partner.id == FIRST_UIN
+
+
+def test_utilization_is_kept_by_the_database(engine: Engine) -> None:
+    """The generated column behind the sort by utilisation: consumed / total credit, and
+    with no credit the fullest once anything is consumed."""
+    with transaction(engine) as s:
+        partner = accounts.create_partner(s, name="Sorted", kind="reseller")
+        kept = []
+        for total, consumed in [(500, 700), (400, 100), (0, 5), (0, 0)]:
+            customer = accounts.create_customer(s, partner_id=partner.id, name="C")
+            s.execute(
+                text("UPDATE customers SET total_credit = :t, consumed = :c WHERE uin = :u"),
+                {"t": total, "c": consumed, "u": customer.uin},
+            )
+            kept.append(
+                s.execute(
+                    text("SELECT utilization FROM customers WHERE uin = :u"), {"u": customer.uin}
+                ).scalar_one()
+            )
+    assert kept == [1.4, 0.25, 1e18, 0]
+
+
+def test_the_utilization_column_goes_and_comes_back_with_the_rows(engine: Engine) -> None:
+    """0011 downgrades on both engines with customers in the table (on SQLite a copy of
+    the table would have to write the generated available_credit, which it cannot) and
+    upgrades again, computing the column for the rows already there."""
+    from alembic import command
+
+    from creditline.db.migrate import alembic_config, upgrade
+
+    with transaction(engine) as s:
+        partner = accounts.create_partner(s, name="Kept", kind="reseller")
+        customer = accounts.create_customer(s, partner_id=partner.id, name="C")
+        s.execute(
+            text("UPDATE customers SET total_credit = 400, consumed = 100 WHERE uin = :u"),
+            {"u": customer.uin},
+        )
+    config = alembic_config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0008")
+    with engine.connect() as connection:
+        assert "utilization" not in {
+            c["name"] for c in inspect(connection).get_columns("customers")
+        }
+    upgrade(engine)
+    with transaction(engine) as s:
+        kept = s.execute(
+            text("SELECT utilization FROM customers WHERE uin = :u"), {"u": customer.uin}
+        ).scalar_one()
+    assert kept == 0.25
+    differences, skipped = _differences(engine)
+    assert [d for d in differences if not _is_sqlite_identity(d)] == []
+    assert skipped == []

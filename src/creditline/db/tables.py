@@ -15,6 +15,7 @@ from sqlalchemy import (
     CheckConstraint,
     Computed,
     DateTime,
+    Double,
     ForeignKey,
     Identity,
     Index,
@@ -35,6 +36,15 @@ NAMING = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+#: ``customers.utilization``: consumed / total credit; with no credit, anything consumed
+#: sorts above every ratio (1e18) and nothing consumed as 0. Both engines compute it alike
+#: (``* 1.0``: not an integer division), and written so, PostgreSQL's own rendering of it
+#: reads the same to the schema comparison once its ``::`` casts are set aside.
+UTILIZATION_SQL = (
+    "CASE WHEN total_credit > 0 THEN consumed * 1.0 / total_credit "
+    "WHEN consumed > 0 THEN 1000000000000000000 ELSE 0 END"
+)
 
 #: UINs of partners and customers share one number space and start here.
 FIRST_UIN = 100_000_000_001
@@ -140,6 +150,7 @@ class Customer(Base):
         CheckConstraint("total_credit >= 0", name="total_credit_not_negative"),
         Index("ix_customers_partner_id_associated_at", "partner_id", "associated_at", "uin"),
         Index("ix_customers_partner_id_available_credit", "partner_id", "available_credit"),
+        Index("ix_customers_partner_id_utilization", "partner_id", "utilization"),
         # The search (ILIKE '%x%' on name, email, remark): trigrams on PostgreSQL (0005).
         Index(
             "ix_customers_name_email_remark",
@@ -168,6 +179,11 @@ class Customer(Base):
     available_credit: Mapped[int] = mapped_column(
         BigInteger, Computed("total_credit - consumed"), deferred=True
     )
+    #: ``consumed / total_credit`` (a customer with no credit sorts as the fullest once it
+    #: has consumed anything: it has passed every threshold), kept by the database like
+    #: ``available_credit`` for the sort by utilisation. Only ever named in SQL; Python
+    #: computes utilisation from ``total_credit`` and ``consumed`` (ledger.alarms).
+    utilization: Mapped[float] = mapped_column(Double, Computed(UTILIZATION_SQL), deferred=True)
     #: The customer's own thresholds; None means the partner's default list.
     thresholds: Mapped[list[int] | None] = mapped_column(JSON(none_as_null=True), default=None)
     #: Thresholds already fired and not yet re-armed.

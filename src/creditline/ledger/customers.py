@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, case, false, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Select, false, func, or_, select
+from sqlalchemy.orm import Session, aliased
 
 from creditline.db.tables import MAX_BIGINT, Customer
 from creditline.errors import InvalidInput
@@ -21,15 +21,6 @@ SEARCH_FIELDS = ("any", "uin", "name", "remark", "email")
 MAX_PAGE_SIZE = 500
 
 
-def _utilization() -> ColumnElement[Any]:
-    # No credit at all sorts as the fullest once anything is consumed: it has passed every
-    # threshold.
-    return case(
-        (Customer.total_credit == 0, case((Customer.consumed > 0, 1e18), else_=0.0)),
-        else_=Customer.consumed * 1.0 / Customer.total_credit,
-    )
-
-
 #: Sort keys and the column (or expression) each orders by; ties break on the UIN.
 SORT_KEYS: dict[str, Any] = {
     "associated_at": Customer.associated_at,
@@ -38,7 +29,9 @@ SORT_KEYS: dict[str, Any] = {
     "total_credit": Customer.total_credit,
     "consumed": Customer.consumed,
     "available_credit": Customer.available_credit,
-    "utilization": _utilization(),
+    # consumed / total credit, kept by the database (db.tables.UTILIZATION_SQL) so that it
+    # has an index like available_credit.
+    "utilization": Customer.utilization,
 }
 
 
@@ -69,7 +62,19 @@ class CustomerTotals:
     available: int
 
 
-def _matching(text: str, field: str) -> ColumnElement[bool] | None:
+#: A search first walks the partner's customers in sort order (an index) and keeps the
+#: matches, but at most this many customers per row it must find (the page, the rows
+#: before it and one past it). A search that has not found its page by then is rare in
+#: that stretch: it collects all its matches instead (on PostgreSQL through the trigram
+#: index) and sorts them. See :func:`search`.
+WALK_PER_ROW = 15
+#: On PostgreSQL, a search the planner expects to match at most this many of the partner's
+#: customers skips the walk: collecting and sorting that many costs a few milliseconds,
+#: while a walk for them would read WALK_PER_ROW customers per row in vain.
+FEW_MATCHES = 2_000
+
+
+def _matching(columns: Any, text: str, field: str) -> ColumnElement[bool] | None:
     text = text.strip()
     if not text:
         return None
@@ -78,17 +83,26 @@ def _matching(text: str, field: str) -> ColumnElement[bool] | None:
     is_uin = text.isascii() and text.isdigit() and int(text) <= MAX_UIN
     if field == "uin":
         # Text that is no UIN matches no customer, rather than being an error.
-        return Customer.uin == int(text) if is_uin else false()
+        return columns.uin == int(text) if is_uin else false()
     pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    columns = {"name": Customer.name, "remark": Customer.remark, "email": Customer.email}
+    searched = {"name": columns.name, "remark": columns.remark, "email": columns.email}
     if field != "any":
-        return columns[field].ilike(pattern, escape="\\")
+        return searched[field].ilike(pattern, escape="\\")
     terms: list[ColumnElement[bool]] = [
-        column.ilike(pattern, escape="\\") for column in columns.values()
+        column.ilike(pattern, escape="\\") for column in searched.values()
     ]
     if is_uin:
-        terms.append(Customer.uin == int(text))
+        terms.append(columns.uin == int(text))
     return or_(*terms)
+
+
+def _order(columns: Any, sort: str, descending: bool) -> list[ColumnElement[Any]]:
+    if sort not in SORT_KEYS:
+        raise InvalidInput(f"sort must be one of {', '.join(SORT_KEYS)}", param="sort")
+    key = columns[SORT_KEYS[sort].key]
+    if descending:
+        return [key.desc(), columns.uin.desc()]
+    return [key.asc(), columns.uin.asc()]
 
 
 def search(
@@ -108,19 +122,69 @@ def search(
 
     ``count=False`` leaves ``total`` unknown (None): the page's rows come from an index
     in sort order and cost the same at any size, while counting every match of a broad
-    search reads all of them (a scan of the partner's customers; docs/benchmarks.md)."""
+    search reads all of them (a scan of the partner's customers; docs/benchmarks.md).
+
+    A search reads its page one of two ways, both exact: walking the sort order and
+    keeping the matches, which stops at the page and suits a broad search; or, when that
+    walk has not found the page within ``WALK_PER_ROW`` customers per row, collecting
+    every match and sorting them, which suits a rare one (few matches, found through the
+    trigram index on PostgreSQL). On PostgreSQL a search the planner expects to match at
+    most ``FEW_MATCHES`` customers collects straight away; any other tries the walk
+    first. The planner's own choice would walk even for a rare search: it estimates the
+    number of matches well, but prices ``ILIKE`` on three columns like one comparison of
+    numbers and assumes the matches lie evenly along the sort order."""
     if not 1 <= limit <= MAX_PAGE_SIZE:
         raise InvalidInput(f"page size must be 1-{MAX_PAGE_SIZE}", param="limit")
     if offset < 0:
         raise InvalidInput("offset must not be negative", param="offset")
-    rows_query, count_query = search_queries(
-        partner_id, text=text, field=field, sort=sort, descending=descending
+    queries = search_queries(
+        partner_id,
+        text=text,
+        field=field,
+        sort=sort,
+        descending=descending,
+        offset=offset,
+        limit=limit + 1,  # one row past the page tells whether another page follows
     )
-    # One row past the page tells whether another page follows, without a count.
-    rows = list(session.execute(rows_query.offset(offset).limit(limit + 1)).scalars())
+    rows: list[Customer] = []
+    if queries.walk is not None and not _few_expected(session, queries.matches):
+        rows = list(session.execute(queries.walk).scalars())
+    if len(rows) <= limit:
+        # A short page: the walk may have stopped before the end of the matches.
+        rows = list(session.execute(queries.collect).scalars())
     has_more = len(rows) > limit
-    total = int(session.execute(count_query).scalar_one()) if count else None
+    total = int(session.execute(queries.count).scalar_one()) if count else None
     return CustomerPage(rows[:limit], total, has_more)
+
+
+def _few_expected(session: Session, matches: Select[tuple[int]]) -> bool:
+    """Whether PostgreSQL's planner expects at most FEW_MATCHES rows of ``matches`` (its
+    estimate from the column statistics, e.g. the share of ``remark`` that is "key
+    account"); False on SQLite, which keeps no such statistics."""
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        return False
+    compiled = matches.compile(dialect=connection.dialect)
+    plan = connection.exec_driver_sql(
+        "EXPLAIN (FORMAT JSON) " + str(compiled), compiled.construct_params()
+    ).scalar_one()
+    return bool(plan[0]["Plan"]["Plan Rows"] <= FEW_MATCHES)
+
+
+@dataclass(frozen=True)
+class SearchQueries:
+    """The statements behind one page of :func:`search` (exposed so that their query
+    plans can be examined)."""
+
+    #: The first ``WALK_PER_ROW * (offset + limit)`` customers in sort order, filtered and
+    #: paged; None when there is no text to search (``collect`` is then the same walk).
+    walk: Select[tuple[Customer]] | None
+    #: Every match, sorted and paged.
+    collect: Select[tuple[Customer]]
+    #: How many match in all.
+    count: Select[tuple[int]]
+    #: The matches' UINs, unsorted (whose number the planner estimates).
+    matches: Select[tuple[int]]
 
 
 def search_queries(
@@ -130,19 +194,52 @@ def search_queries(
     field: str = "any",
     sort: str = "associated_at",
     descending: bool = True,
-) -> tuple[Select[tuple[Customer]], Select[tuple[int]]]:
-    """The statements behind :func:`search`: the ordered rows (not yet paged) and the count
-    of all matches (exposed so their query plans can be examined)."""
-    if sort not in SORT_KEYS:
-        raise InvalidInput(f"sort must be one of {', '.join(SORT_KEYS)}", param="sort")
-    where = [Customer.partner_id == partner_id]
-    matched = _matching(text, field)
-    if matched is not None:
-        where.append(matched)
-    key = SORT_KEYS[sort]
-    order = [key.desc(), Customer.uin.desc()] if descending else [key.asc(), Customer.uin.asc()]
-    count = select(func.count()).select_from(Customer).where(*where)
-    return select(Customer).where(*where).order_by(*order), count
+    offset: int = 0,
+    limit: int = 21,
+) -> SearchQueries:
+    """The statements :func:`search` runs for rows ``offset`` to ``offset + limit``."""
+    table = Customer.__table__.c
+    order = _order(table, sort, descending)
+    mine = table.partner_id == partner_id
+    matched = _matching(table, text, field)
+    if matched is None:
+        everyone = select(Customer).where(mine).order_by(*order).offset(offset).limit(limit)
+        return SearchQueries(
+            None,
+            everyone,
+            select(func.count()).select_from(Customer).where(mine),
+            select(table.uin).where(mine),
+        )
+    count = select(func.count()).select_from(Customer).where(mine, matched)
+    uins = select(table.uin).where(mine, matched)
+    # Every match first (MATERIALIZED: planned on its own, so without walking the sort
+    # order's index), then sorted.
+    matches = select(*table).where(mine, matched).cte("matches").prefix_with("MATERIALIZED")
+    collect = (
+        select(aliased(Customer, matches))
+        .order_by(*_order(matches.c, sort, descending))
+        .offset(offset)
+        .limit(limit)
+    )
+    if field == "uin":  # one customer at most, by its key: nothing to walk
+        return SearchQueries(None, collect, count, uins)
+    window = (
+        select(*table)
+        .where(mine)
+        .order_by(*order)
+        .limit(WALK_PER_ROW * (offset + limit))
+        .subquery("walked")
+    )
+    walked_matches = _matching(window.c, text, field)
+    assert walked_matches is not None  # the same text as ``matched``
+    walk = (
+        select(aliased(Customer, window))
+        .where(walked_matches)
+        .order_by(*_order(window.c, sort, descending))
+        .offset(offset)
+        .limit(limit)
+    )
+    return SearchQueries(walk, collect, count, uins)
 
 
 def by_uins(session: Session, partner_id: int, uins: Sequence[int]) -> dict[int, Customer]:
