@@ -13,6 +13,7 @@ error — is rolled back and handed to the ordinary endpoint, which answers it i
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -85,7 +86,9 @@ class FastCredit:
         self.app = app
         self.engine = engine
         self.size = size
-        self.pool: AsyncConnectionPool[AsyncConnection[Any]] | None = None
+        #: One connection pool per event loop that runs the app (one in a server process;
+        #: tests may run several clients, each with its own loop, against one app).
+        self.pools: dict[asyncio.AbstractEventLoop, AsyncConnectionPool[AsyncConnection[Any]]] = {}
         #: What the answered writes cost, for tests and benchmarks: statements sent
         #: (COMMITs counted) and round trips (waits for the server's answers).
         self.statements = 0
@@ -104,20 +107,27 @@ class FastCredit:
         self.fired_alarmed = _compile(engine, alarms.UPDATE_FIRED_ALARMED)
 
     async def open(self) -> None:
+        """Open the running event loop's pool (at the app's start)."""
         url = self.engine.url.set(drivername="postgresql")
-        self.pool = AsyncConnectionPool(
+        pool: AsyncConnectionPool[AsyncConnection[Any]] = AsyncConnectionPool(
             url.render_as_string(hide_password=False),
             min_size=1,
             max_size=self.size,
             open=False,
             timeout=30.0,
         )
-        await self.pool.open(wait=True, timeout=30.0)
+        self.pools[asyncio.get_running_loop()] = pool
+        await pool.open(wait=True, timeout=30.0)
+
+    def is_open(self) -> bool:
+        """Whether the running event loop has its pool (the app has started in it)."""
+        return asyncio.get_running_loop() in self.pools
 
     async def close(self) -> None:
-        if self.pool is not None:
-            await self.pool.close(timeout=5.0)
-            self.pool = None
+        """Close the running event loop's pool (at the app's end)."""
+        pool = self.pools.pop(asyncio.get_running_loop(), None)
+        if pool is not None:
+            await pool.close(timeout=5.0)
 
     async def write(
         self,
@@ -135,7 +145,7 @@ class FastCredit:
         nothing changed) when it is not the plain case. ``claim``: the idempotency claim's
         parameters, whose answer is then stored; ``answer`` gives the answer's text,
         ``audited`` the audit row's parameters."""
-        assert self.pool is not None
+        pool = self.pools[asyncio.get_running_loop()]
         now = utcnow()
         params = credit.combined_params(
             partner_id=partner_id,
@@ -150,7 +160,7 @@ class FastCredit:
         if claim is not None:
             params["require_idempotency_key"] = claim["claim_key"]
             statement = self.claimed
-        async with self.pool.connection() as connection, connection.pipeline():
+        async with pool.connection() as connection, connection.pipeline():
             cursor = connection.cursor()
             claiming = connection.cursor()
             if claim is not None:
@@ -248,7 +258,7 @@ class FastPath:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         matched = None
-        if scope["type"] == "http" and scope["method"] == "POST" and self.fast.pool is not None:
+        if scope["type"] == "http" and scope["method"] == "POST" and self.fast.is_open():
             matched = _PATH.match(scope["path"])
         if matched is None:
             await self.app(scope, receive, send)
@@ -277,7 +287,7 @@ class FastPath:
     async def _answer(self, scope: Scope, body: bytes, uin_text: str, verb: str) -> bytes | None:
         fast = self.fast
         sign = 1 if verb == "allocate" else -1
-        if fast.pool is None:
+        if not fast.is_open():
             return None
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         key = _kept_key(fast.engine, headers.get("authorization", ""))
