@@ -123,16 +123,7 @@ class RequestContext:
                 return None
             if not message.get("more_body", False):
                 break
-        sent = False
-
-        async def replay() -> Message:
-            nonlocal sent
-            if sent:
-                return await receive()
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        return replay
+        return api_fast.replaying(body, receive)
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = error_response(

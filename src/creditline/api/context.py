@@ -268,17 +268,21 @@ class Call:
         return row_id
 
 
+#: The ``Idempotency-Key`` header every writing endpoint takes.
+IDEMPOTENCY_KEY: Any = Header(
+    None,
+    alias="Idempotency-Key",
+    description="Makes a write safe to retry: same key and body within 24 h replays "
+    "the stored answer; same key with another body is 409.",
+    max_length=255,
+)
+
+
 def credit_call(
     request: Request,
     principal: Principal = Depends(authenticate_kept),
     body: bytes = Depends(_raw_body),
-    idempotency_key: str | None = Header(
-        None,
-        alias="Idempotency-Key",
-        description="Makes a write safe to retry: same key and body within 24 h replays "
-        "the stored answer; same key with another body is 409.",
-        max_length=255,
-    ),
+    idempotency_key: str | None = IDEMPOTENCY_KEY,
 ) -> Call:
     """The dependency of the credit writes (:meth:`Call.credit_write`): the key from the
     key cache, confirmed live by the write's own statement."""
@@ -332,13 +336,7 @@ def write_call(
     request: Request,
     principal: Principal = Depends(authenticate),
     body: bytes = Depends(_raw_body),
-    idempotency_key: str | None = Header(
-        None,
-        alias="Idempotency-Key",
-        description="Makes a write safe to retry: same key and body within 24 h replays "
-        "the stored answer; same key with another body is 409.",
-        max_length=255,
-    ),
+    idempotency_key: str | None = IDEMPOTENCY_KEY,
 ) -> Call:
     """The dependency every writing endpoint takes."""
     request.state.audit_body = body  # for the audit row, should the write be refused

@@ -270,7 +270,7 @@ class FastPath:
             log.debug("fast path fell back", exc_info=True)
             answer = None
         if answer is None:
-            await self.app(scope, _replay(body, receive), send)
+            await self.app(scope, replaying(body, receive), send)
             return
         await send(
             {
@@ -409,7 +409,9 @@ async def _read(receive: Receive) -> bytes:
     return body
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
+def replaying(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that hands on ``body`` (already read from ``receive``) as the one
+    request message, then whatever ``receive`` says next (a disconnect)."""
     sent = False
 
     async def replay() -> Message:
