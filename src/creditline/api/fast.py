@@ -176,15 +176,12 @@ class FastCredit:
             if pool_after is None or after is None or record_id is None:
                 await connection.rollback()  # refused, or not confirmed: the ordinary path
                 return None
-            kind = "allocation" if amount > 0 else "withdrawal"
-            total, consumed = after["total_credit"], after["consumed"]
-            values = records.record_values(
+            kind = credit.kind_of(amount)
+            values = credit.record_values_of(
                 partner_id=partner_id,
-                kind=kind,
                 customer_uin=uin,
-                change=amount,
-                total_after=total,
-                available_after=total - consumed,
+                amount=amount,
+                after=after,
                 origin=origin,
                 created_at=now,
             )

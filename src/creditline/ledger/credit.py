@@ -389,7 +389,7 @@ def allocate_credit(
     statements run one after the other in-process. The outbox event follows the record.
     """
     origin = check(amount, origin)
-    kind = "allocation" if amount > 0 else "withdrawal"
+    kind = kind_of(amount)
     now = utcnow()
     if session.get_bind().dialect.name == "postgresql":
         params = combined_params(
@@ -429,14 +429,11 @@ def allocate_credit(
             pool_changed=pool_after is not None,
             require=require,
         )
-    total, consumed = after["total_credit"], after["consumed"]
-    values = records.record_values(
+    values = record_values_of(
         partner_id=partner_id,
-        kind=kind,
         customer_uin=customer_uin,
-        change=amount,
-        total_after=total,
-        available_after=total - consumed,
+        amount=amount,
+        after=after,
         origin=origin,
         created_at=now,
     )
@@ -456,6 +453,34 @@ def allocate_credit(
         after=after,
         customer=_customer_object(session, after),
         alarm=alarm,
+    )
+
+
+def kind_of(amount: int) -> str:
+    """The record kind of a change of credit: an allocation or a withdrawal."""
+    return "allocation" if amount > 0 else "withdrawal"
+
+
+def record_values_of(
+    *,
+    partner_id: int,
+    customer_uin: int,
+    amount: int,
+    after: Mapping[str, Any],
+    origin: records.Origin,
+    created_at: datetime,
+) -> dict[str, Any]:
+    """The allocation record of a change of ``amount`` whose customer row is ``after``."""
+    total, consumed = after["total_credit"], after["consumed"]
+    return records.record_values(
+        partner_id=partner_id,
+        kind=kind_of(amount),
+        customer_uin=customer_uin,
+        change=amount,
+        total_after=total,
+        available_after=total - consumed,
+        origin=origin,
+        created_at=created_at,
     )
 
 
