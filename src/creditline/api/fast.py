@@ -24,9 +24,10 @@ from typing import Any
 
 from fastapi import FastAPI
 from psycopg import AsyncConnection
+from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 from pydantic import ValidationError
-from sqlalchemy import Engine
+from sqlalchemy import CTE, Engine
 from sqlalchemy.sql import ClauseElement, Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -94,14 +95,20 @@ class FastCredit:
         self.statements = 0
         self.round_trips = 0
         # The ordinary path's statements: the same requirements, the same SQL.
+        # The first round trip: one statement, the claim of the idempotency key (if any) and
+        # the ledger's guarded UPDATEs and INSERT.
         plain = credit.Requirement(keys.LIVE_KEY, {})
-        claimed = credit.Requirement(idempotency.LIVE_KEY_AND_CLAIM, {})
+        claimed = credit.Requirement(idempotency.LIVE_KEY_AND_CLAIMED_HERE, {})
         self.plain = _compile(engine, credit.combined_statement(plain))
         self.claimed = _compile(engine, credit.combined_statement(claimed))
-        self.claim = _compile(engine, idempotency.CLAIM_PENDING["postgresql"])
-        self.store = _compile(engine, idempotency.STORE_CLAIMED)
+        # The second: one statement writing the outbox event, the stored answer (if any) and
+        # the audit row, then the COMMIT.
+        self.after = {
+            (event, store): _compile(engine, _after(event=event, store=store))
+            for event in (True, False)
+            for store in (True, False)
+        }
         self.outbox = _compile(engine, outbox.INSERT)
-        self.audit = _compile(engine, audit.INSERT)
         self.insert_alarm = _compile(engine, alarms.INSERT_ALARM)
         self.fired = _compile(engine, alarms.UPDATE_FIRED)
         self.fired_alarmed = _compile(engine, alarms.UPDATE_FIRED_ALARMED)
@@ -158,21 +165,15 @@ class FastCredit:
         params["require_key_id"] = key_id
         statement = self.plain
         if claim is not None:
-            params["require_idempotency_key"] = claim["claim_key"]
+            params.update(claim)
             statement = self.claimed
         async with pool.connection() as connection, connection.pipeline():
-            cursor = connection.cursor()
-            claiming = connection.cursor()
-            if claim is not None:
-                await claiming.execute(self.claim.sql, self.claim.params(claim))
+            cursor = connection.cursor(row_factory=dict_row)
             await cursor.execute(statement.sql, statement.params(params))
             found = await cursor.fetchone()
-            self.statements += 1 if claim is None else 2
+            self.statements += 1
             self.round_trips += 1
-            names = [c.name for c in cursor.description or ()]
-            pool_after, after, record_id = credit.combined_outcome(
-                None if found is None else dict(zip(names, found, strict=True))
-            )
+            pool_after, after, record_id = credit.combined_outcome(found)
             if pool_after is None or after is None or record_id is None:
                 await connection.rollback()  # refused, or not confirmed: the ordinary path
                 return None
@@ -190,15 +191,19 @@ class FastCredit:
             event = outbox.event(
                 partner_id=partner_id, type=outbox.ALLOCATION_RECORDED, payload=payload
             )
-            await cursor.execute(self.outbox.sql, self.outbox.params(event))
             # The alarm rule, as the ordinary path applies it (ledger.alarms.evaluate).
             customer_credit = credit.credit_of(partner_id, after)
             decision = alarms.decide(
                 customer_credit, default=pool_after["thresholds"], cause=kind, now=now
             )
             alarm = None
+            event_written = False
             if decision is not None:
                 if decision.alarm is not None:
+                    # The allocation's event first, then the alarm's (the ordinary order).
+                    await cursor.execute(self.outbox.sql, self.outbox.params(event))
+                    event_written = True
+                    self.statements += 1
                     # An alarm fires: its id is needed, a round trip of its own.
                     raised = connection.cursor()
                     inserted = self.insert_alarm.params(alarms.alarm_params(decision))
@@ -230,19 +235,34 @@ class FastCredit:
                 alarm=alarm,
             )
             text = answer(change)
+            written = audited(change, text)
+            if not event_written:
+                written.update(event)
             if claim is not None:
-                stored = {
-                    "store_api_key_id": key_id,
-                    "store_key": claim["claim_key"],
-                    "store_status_code": 200,
-                    "store_body": text,
-                }
-                await cursor.execute(self.store.sql, self.store.params(stored))
-            await cursor.execute(self.audit.sql, self.audit.params(audited(change, text)))
+                written.update(
+                    store_api_key_id=key_id,
+                    store_key=claim["claim_key"],
+                    store_status_code=200,
+                    store_body=text,
+                )
+            after_statement = self.after[not event_written, claim is not None]
+            await cursor.execute(after_statement.sql, after_statement.params(written))
             await connection.commit()
-            self.statements += 3 if claim is None else 4
+            self.statements += 2
             self.round_trips += 1
         return text
+
+
+def _after(*, event: bool, store: bool) -> Executable:
+    """The allocation's outbox event (with ``event``), its stored answer (with ``store``)
+    and its audit row as one statement (data-modifying CTEs), each the INSERT or UPDATE its
+    module owns."""
+    written: list[CTE] = []
+    if event:
+        written.append(outbox.INSERT.cte("outbox"))
+    if store:
+        written.append(idempotency.STORE_CLAIMED.cte("store"))
+    return audit.INSERT.add_cte(*written)
 
 
 class FastPath:

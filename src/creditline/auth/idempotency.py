@@ -167,6 +167,17 @@ LIVE_KEY_AND_CLAIM: ColumnElement[bool] = and_(
 )
 
 
+#: :data:`LIVE_KEY`, and the idempotency key claimed by the write's own statement: on
+#: PostgreSQL the claim (:data:`CLAIM_PENDING`, parameters :func:`claimed`) runs as a CTE of
+#: the statement that checks this condition, so the write changes nothing unless its claim
+#: took the key (a key already used, or claimed by a transaction that committed meanwhile,
+#: leaves the claim empty: the ordinary path then answers it).
+LIVE_KEY_AND_CLAIMED_HERE: ColumnElement[bool] = and_(
+    LIVE_KEY,
+    exists(select(CLAIM_PENDING["postgresql"].returning(IdempotentRequest.id).cte("claim").c.id)),
+)
+
+
 #: :func:`store` for a row claimed by :func:`claim_pending` (its id unread); parameters
 #: ``store_api_key_id``, ``store_key``, ``store_status_code``, ``store_body``.
 STORE_CLAIMED = (

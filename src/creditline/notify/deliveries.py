@@ -105,15 +105,15 @@ def expand(
     """Turn up to ``limit`` undelivered outbox events into deliveries; returns how many
     events were expanded. Each event is expanded once: its row is marked handed over
     (``delivered_at``) in the same transaction as its deliveries."""
-    events = list(
-        session.execute(
-            select(OutboxEvent)
-            .where(OutboxEvent.delivered_at.is_(None))
-            .order_by(OutboxEvent.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        ).scalars()
-    )
+    # Plain rows, not ORM objects, and not the payloads: only an alarm sent by email
+    # reads its payload (for the customer's address).
+    events = session.execute(
+        select(OutboxEvent.id, OutboxEvent.partner_id, OutboxEvent.type)
+        .where(OutboxEvent.delivered_at.is_(None))
+        .order_by(OutboxEvent.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
     if not events:
         return 0
     partner_ids = sorted({e.partner_id for e in events})
@@ -154,7 +154,9 @@ def expand(
                     }
                 )
         if event.type == THRESHOLD_REACHED and email_enabled:
-            for address in _alarm_addresses(session, event, settings.get(event.partner_id)):
+            for address in _alarm_addresses(
+                session, event.partner_id, event.id, settings.get(event.partner_id)
+            ):
                 rows.append(
                     common
                     | {
@@ -176,16 +178,21 @@ def expand(
 
 
 def _alarm_addresses(
-    session: Session, event: OutboxEvent, settings: NotificationSettings | None
+    session: Session, partner_id: int, event_id: int, settings: NotificationSettings | None
 ) -> list[str]:
     if settings is None:
         return []
     addresses = {a.lower(): a for a in settings.email_recipients}
     if settings.email_customer:
+        payload = session.execute(
+            select(OutboxEvent.payload).where(
+                OutboxEvent.partner_id == partner_id, OutboxEvent.id == event_id
+            )
+        ).scalar_one()
         email = session.execute(
             select(Customer.email).where(
-                Customer.partner_id == event.partner_id,
-                Customer.uin == event.payload["customer_uin"],
+                Customer.partner_id == partner_id,
+                Customer.uin == payload["customer_uin"],
             )
         ).scalar_one_or_none()
         if email:

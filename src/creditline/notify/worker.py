@@ -68,6 +68,10 @@ class Worker:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        #: Events expanded per round, at most.
+        self._expand_limit = batch_size * 5
+        #: Whether the last round stopped at a limit (more work is waiting).
+        self._full = False
         # Webhooks reach the public internet only, checked as each request connects
         # (targets.PublicTransport); no redirect is followed, no proxy from the
         # environment is taken (a proxy would connect where the check never looked).
@@ -89,8 +93,10 @@ class Worker:
         size); with ``delivery_ids``, attempt only those. Returns the number of events
         expanded plus attempts made: 0 when idle."""
         expanded = 0
+        self._full = False
         if delivery_ids is None:
             expanded = self._expand()
+            self._full = expanded >= self._expand_limit
         with transaction(self.engine) as session:
             jobs = deliveries.claim(
                 session,
@@ -105,6 +111,7 @@ class Worker:
         else:
             with ThreadPoolExecutor(min(self.concurrency, len(jobs))) as pool:
                 list(pool.map(self._attempt, jobs))
+        self._full = self._full or len(jobs) >= self.batch_size
         return expanded + len(jobs)
 
     def _expand(self) -> int:
@@ -114,7 +121,7 @@ class Worker:
                 now=self.clock(),
                 backoff=self.backoff,
                 email_enabled=email.is_configured(self.settings),
-                limit=self.batch_size * 5,
+                limit=self._expand_limit,
             )
 
     def _attempt(self, job: Job) -> str:
@@ -157,7 +164,10 @@ class Worker:
                 stop.wait(outage.failed(exc))
                 continue
             outage.recovered()
-            if not busy:
+            # The next round at once only while work is queued beyond one round's limits;
+            # otherwise at the next poll (or wake): a steady trickle of events is then
+            # expanded in rounds of many, not in a transaction per event.
+            if not busy or not self._full:
                 self._wake.wait(self.poll_interval)
                 self._wake.clear()
 
