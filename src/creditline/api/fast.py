@@ -37,7 +37,7 @@ from creditline.api.customers import CreditIn, _change_out
 from creditline.auth import idempotency, keys
 from creditline.auth.rate_limit import RateLimiter
 from creditline.clock import utcnow
-from creditline.db.tables import MAX_BIGINT, Alarm, AllocationRecord, Customer
+from creditline.db.tables import MAX_BIGINT, Alarm, AllocationRecord, Customer, loaded
 from creditline.errors import CreditlineError
 from creditline.ledger import alarms, credit, outbox, records
 from creditline.ledger.records import Origin
@@ -186,7 +186,7 @@ class FastCredit:
                 origin=origin,
                 created_at=now,
             )
-            record = AllocationRecord(id=record_id, **values)
+            record = loaded(AllocationRecord, {"id": record_id, **values})
             payload = records.as_payload(record)
             event = outbox.event(
                 partner_id=partner_id, type=outbox.ALLOCATION_RECORDED, payload=payload
@@ -231,7 +231,7 @@ class FastCredit:
                 record=record,
                 pool_after=pool_after,
                 after=after,
-                customer=Customer(**after),
+                customer=loaded(Customer, after),
                 alarm=alarm,
             )
             text = answer(change)

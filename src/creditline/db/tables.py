@@ -5,8 +5,9 @@ single row can state."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from sqlalchemy import (
     JSON,
@@ -646,3 +647,15 @@ class AuditEvent(Base):
     outcome: Mapped[str] = mapped_column(String(16), default="ok")
     before: Mapped[Any | None] = mapped_column(JSON(none_as_null=True), default=None)
     after: Mapped[Any | None] = mapped_column(JSON(none_as_null=True), default=None)
+
+
+_Row = TypeVar("_Row", bound=Base)
+
+
+def loaded(cls: type[_Row], values: Mapping[str, Any]) -> _Row:
+    """An object of ``cls`` holding ``values`` as if the ORM had loaded it from a row (no
+    session, no attribute events; as the ORM's own loader builds one): for rows a statement
+    already returned, at a fraction of the constructor's cost."""
+    instance: _Row = cls._sa_class_manager.new_instance()  # type: ignore[attr-defined]
+    instance.__dict__.update(values)
+    return instance
