@@ -118,7 +118,11 @@ class Server(Process):
         """Start and wait until it answers HTTP (bounded: a server that never comes up fails
         the test rather than hanging it)."""
         super().start()
-        deadline = time.monotonic() + 60
+        self.wait_until_up()
+
+    def wait_until_up(self, seconds: float = 60) -> None:
+        """Wait until the started process answers HTTP, or fail after ``seconds``."""
+        deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             assert self.child is not None
             if self.child.poll() is not None:
@@ -128,7 +132,7 @@ class Server(Process):
                 return
             except httpx.TransportError:
                 time.sleep(0.1)
-        raise RuntimeError(f"creditline serve did not answer within 60 s; see {self.log}")
+        raise RuntimeError(f"creditline serve did not answer within {seconds} s; see {self.log}")
 
 
 class Worker(Process):
