@@ -281,11 +281,14 @@ class SharedBuckets:
     def _lease(self, local: _Local, secret_id: str, scope: str, capacity: int, rate: float) -> None:
         try:
             grant = self.store.lease(secret_id, scope, capacity=capacity, rate=rate)
-        finally:
+        except BaseException:
             with self._lock:
                 local.pending = None
+            raise
         now = self._clock()
         with self._lock:
+            # One step with the grant: no other thread sees "no lease, none coming" between.
+            local.pending = None
             if grant.granted > 0:
                 local.batches.append([float(grant.granted), now + LEASE_SECONDS])
                 local.refused_until = 0.0
