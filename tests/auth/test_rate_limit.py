@@ -85,25 +85,33 @@ def test_the_bucket_refills_to_its_capacity_only(engine: Engine) -> None:
     assert [_admitted(limiter, "k") for _ in range(6)] == [True] * 4 + [False] * 2
 
 
-def test_leases_are_chunks_and_expire(engine: Engine) -> None:
+def test_leases_are_chunks_sized_by_demand_and_expire(engine: Engine) -> None:
     clock = Clock()
     limiter = RateLimiter(6000, _process(engine, clock))
-    chunk = chunk_of(6000, 100.0)
-    assert 1 < chunk < 6000
+    most = chunk_of(6000, 100.0)
+    assert 1 < most < 6000
     limiter.take("k")
-    limiter.buckets.take("k", "api", capacity=6000, rate=100.0)  # settle the prefetch
+    limiter.take("k")
     with transaction(engine) as s:
         row = s.execute(select(RateBucket)).scalar_one()
-    # Whole chunks were debited from the shared bucket, not one token per request.
-    assert row.granted == chunk
-    debited = 6000 - row.tokens
-    assert debited >= chunk and debited % chunk < 1e-3 + 100.0  # plus the refill meanwhile
-    # A lease not spent within LEASE_SECONDS is dropped: the next request leases again.
+    # The key's first lease in a process is a whole chunk, debited at once from the full
+    # bucket; the second request spent from memory.
+    assert row.granted == most
+    assert row.tokens == 6000 - most
+    # A lease not spent within LEASE_SECONDS is dropped: the next request leases again, as
+    # much as the process's own demand of the last second calls for (2 spent: 1 token).
     clock.now += LEASE_SECONDS + 0.1
-    before = row.tokens
     limiter.take("k")
     with transaction(engine) as s:
-        assert s.execute(select(RateBucket.tokens)).scalar_one() < before + 1
+        row = s.execute(select(RateBucket)).scalar_one()
+    assert row.granted == 1
+    # Busy again: the leases grow with the demand, up to the chunk.
+    for _ in range(4 * most):
+        limiter.take("k")
+        clock.now += 0.001
+    limiter.buckets.take("k", "api", capacity=6000, rate=100.0)
+    with transaction(engine) as s:
+        assert s.execute(select(RateBucket.granted)).scalar_one() > 1
 
 
 def test_no_limit_reads_nothing(engine: Engine) -> None:

@@ -6,8 +6,11 @@ on several machines count one allowance. A request does not go to the database f
 token: each process *leases* tokens in small chunks from the row — one guarded
 ``INSERT … ON CONFLICT DO UPDATE … RETURNING`` per lease, which refills the bucket by the
 database's clock, grants at most what is there and debits it in the same statement — and
-spends them from memory. The next lease is taken in the background when the local lease
-runs low, so a key at a steady rate never waits for one.
+spends them from memory. A key's first lease in a process is a chunk (a quarter of a
+second's refill, at most an eighth of the bucket); later ones follow the process's own
+demand for the key (half a second of it, up to the chunk), so a process that sees the key
+rarely leases one token at a time. For a key in use, the next lease is taken in the
+background when the local lease runs low, so a key at a steady rate never waits for one.
 
 Every token a process spends was debited from the shared row first, so the requests
 admitted by all processes together never exceed what the one bucket grants. A leased token
@@ -58,6 +61,10 @@ LEASE_SECONDS = 1.0
 #: tokens idle in the leases of many processes stay a small part of the allowance.
 _CHUNK_OF_RATE = 0.25
 _CHUNK_OF_CAPACITY = 1 / 8
+#: Past its first, a lease asks for this share of a second of the process's own recent
+#: demand for the key: a process that sees a key rarely leases one token at a time, so
+#: tokens that expire unspent stay few however many processes serve the key.
+_CHUNK_OF_DEMAND = 0.5
 
 
 class RateLimited(CreditlineError):
@@ -86,7 +93,7 @@ class LeasePending(RateLimited):
 
 
 def chunk_of(capacity: int, rate: float) -> int:
-    """How many tokens one lease asks for: at least 1."""
+    """The most tokens one lease asks for (the first of a key in a process: this many)."""
     return max(1, min(int(rate * _CHUNK_OF_RATE), int(capacity * _CHUNK_OF_CAPACITY)))
 
 
@@ -178,13 +185,14 @@ class BucketStore:
         self.engine = engine
         self._statement = _lease_statement(engine.dialect.name)
 
-    def lease(self, secret_id: str, scope: str, *, capacity: int, rate: float) -> Grant:
+    def lease(self, secret_id: str, scope: str, *, capacity: int, rate: float, chunk: int) -> Grant:
+        """Up to ``chunk`` tokens of the bucket, debited from it in the same statement."""
         values = {
             "secret_id": secret_id,
             "scope": scope,
             "capacity": float(capacity),
             "rate": rate,
-            "chunk": chunk_of(capacity, rate),
+            "chunk": chunk,
         }
         if self.engine.dialect.name == "postgresql":
             # On its own, outside any transaction: one round trip, and the row's lock is
@@ -204,11 +212,16 @@ class BucketStore:
 
 @dataclass
 class _Local:
-    """The tokens this process holds of one bucket, in batches of (count, expiry)."""
+    """The tokens this process holds of one bucket, in batches of (count, expiry), and how
+    many it spent in the current and the previous second."""
 
     batches: deque[list[float]] = field(default_factory=deque)
     refused_until: float = 0.0
     pending: Future[None] | None = None
+    leases: int = 0
+    second: float = 0.0
+    spent_this_second: int = 0
+    spent_last_second: int = 0
 
     def held(self, now: float) -> int:
         while self.batches and self.batches[0][1] <= now:
@@ -221,7 +234,27 @@ class _Local:
         self.batches[0][0] -= 1
         if self.batches[0][0] == 0:
             self.batches.popleft()
+        self._roll(now)
+        self.spent_this_second += 1
         return True
+
+    def _roll(self, now: float) -> None:
+        if now - self.second >= 1.0:
+            recent = now - self.second < 2.0
+            self.spent_last_second = self.spent_this_second if recent else 0
+            self.spent_this_second = 0
+            self.second = now
+
+    def demand(self, now: float) -> int:
+        """Tokens spent in about the last second."""
+        self._roll(now)
+        return max(self.spent_this_second, self.spent_last_second)
+
+    def chunk(self, most: int, now: float) -> int:
+        """How many tokens the next lease asks for."""
+        if self.leases == 0:
+            return most
+        return max(1, min(most, math.ceil(self.demand(now) * _CHUNK_OF_DEMAND)))
 
 
 def _on_event_loop() -> bool:
@@ -250,14 +283,17 @@ class SharedBuckets:
         thread), where :class:`LeasePending` is raised instead."""
         if wait is None:
             wait = not _on_event_loop()
-        chunk = chunk_of(capacity, rate)
+        most = chunk_of(capacity, rate)
         while True:
             with self._lock:
                 local = self._local.setdefault((secret_id, scope), _Local())
                 now = self._clock()
                 if local.spend(now):
-                    if local.pending is None and local.held(now) <= chunk // 2:
-                        # Running low: the next lease is taken before this one is used up.
+                    chunk = local.chunk(most, now)
+                    busy = local.demand(now) >= 2
+                    if busy and local.pending is None and local.held(now) <= chunk // 2:
+                        # Running low: the next lease is taken before this one is used up
+                        # (only for a key in use: a rare one would let the tokens expire).
                         local.pending = self._lease_later(local, secret_id, scope, capacity, rate)
                     return
                 if now < local.refused_until:
@@ -274,13 +310,18 @@ class SharedBuckets:
     def _lease_later(
         self, local: _Local, secret_id: str, scope: str, capacity: int, rate: float
     ) -> Future[None]:
-        future = self._executor.submit(self._lease, local, secret_id, scope, capacity, rate)
+        """Start a lease (called under the lock, which the lease waits for to record it)."""
+        chunk = local.chunk(chunk_of(capacity, rate), self._clock())
+        local.leases += 1
+        future = self._executor.submit(self._lease, local, secret_id, scope, capacity, rate, chunk)
         future.add_done_callback(_log_failure)
         return future
 
-    def _lease(self, local: _Local, secret_id: str, scope: str, capacity: int, rate: float) -> None:
+    def _lease(
+        self, local: _Local, secret_id: str, scope: str, capacity: int, rate: float, chunk: int
+    ) -> None:
         try:
-            grant = self.store.lease(secret_id, scope, capacity=capacity, rate=rate)
+            grant = self.store.lease(secret_id, scope, capacity=capacity, rate=rate, chunk=chunk)
         except BaseException:
             with self._lock:
                 local.pending = None
