@@ -155,9 +155,9 @@ class TencentEndpoint:
     def _admitted(
         self, request: TencentRequest, request_id: str, seen: dict[str, Any]
     ) -> dict[str, Any]:
-        """:meth:`_handle`; when the rate limit must first lease tokens from the shared
-        bucket, the lease is awaited outside the request's transaction (which holds
-        SQLite's write lock, and rolled back with nothing done) and the request runs again."""
+        """:meth:`_handle`; when (on SQLite) the rate limit must first lease tokens from the
+        shared bucket, the lease is awaited outside the request's transaction (rolled back
+        with nothing done) and the request runs again."""
         for _ in range(_LEASE_TRIES):
             try:
                 return self._handle(request, request_id, seen)
@@ -221,7 +221,12 @@ class TencentEndpoint:
                 if seen is not None:
                     seen.update(actor=actor, action=action.name)
             authorize(action, match.caller)
-            if not self.limiter.admit(authorization.secret_id, action.name, wait=False):
+            # A lease of the rate limit's tokens, when one is needed, is waited for here on
+            # PostgreSQL (its own connection, one statement). On SQLite this transaction may
+            # hold the file's write lock, which the lease needs: it is taken after the
+            # transaction ends instead, and the request runs again (_admitted).
+            wait = self.engine.dialect.name != "sqlite"
+            if not self.limiter.admit(authorization.secret_id, action.name, wait=wait):
                 raise TencentError(
                     REQUEST_LIMIT_EXCEEDED,
                     f"the key has passed the request rate limit of {action.name}",
