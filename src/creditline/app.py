@@ -39,7 +39,7 @@ from creditline.api import (
     settings as partner_settings,
 )
 from creditline.api.errors import error_response, install, invalid_request, unavailable
-from creditline.auth.rate_limit import RateLimiter
+from creditline.auth.rate_limit import BucketStore, RateLimiter, SharedBuckets
 from creditline.config import Settings, get_settings
 from creditline.db import is_unavailable, make_engine
 from creditline.db.migrate import upgrade
@@ -235,7 +235,10 @@ def create_app(
     )
     app.state.engine = engine
     app.state.settings = settings
-    app.state.rate_limiter = RateLimiter(settings.api_rate_limit_per_minute)
+    # Per-key rate limits (REST and Tencent), counted in the database so that every server
+    # process behind a load balancer spends one allowance; leased in chunks, spent here.
+    buckets = SharedBuckets(BucketStore(engine))
+    app.state.rate_limiter = RateLimiter(settings.api_rate_limit_per_minute, buckets)
     install(app)
     app.include_router(v1_router(), prefix="/v1")
     # The allocation's fast path on PostgreSQL, in front of the ordinary routes.
@@ -243,7 +246,7 @@ def create_app(
     app.state.fast_credit = fast
     # --- Tencent Cloud API 3.0-compatible endpoint (tc3): POST / and GET / carrying
     # X-TC-Action are answered in front of the app; every other request passes through.
-    tc3_endpoint.install(app, engine)
+    tc3_endpoint.install(app, engine, buckets)
     # --- end of the Tencent-compatible endpoint ---
     app.add_middleware(RequestContext, max_body=settings.api_max_body_bytes)
     # --- Console: the partner console's pages at /, static files, security headers ---

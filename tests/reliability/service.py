@@ -52,16 +52,17 @@ def run_cli(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
 class Process:
     """One child process, its output appended to ``log`` across restarts."""
 
-    def __init__(self, args: list[str], log: Path) -> None:
+    def __init__(self, args: list[str], log: Path, env: dict[str, str] | None = None) -> None:
         self.args = args
         self.log = log
+        self.env = env or {}
         self.child: subprocess.Popen[bytes] | None = None
         self.kills = 0
 
     def start(self) -> None:
         with self.log.open("ab") as out:
             self.child = subprocess.Popen(
-                self.args, env=environment(), stdout=out, stderr=subprocess.STDOUT
+                self.args, env=environment() | self.env, stdout=out, stderr=subprocess.STDOUT
             )
 
     def kill(self) -> None:
@@ -84,9 +85,17 @@ class Process:
 
 
 class Server(Process):
-    """``creditline serve --no-worker`` on a port of its own."""
+    """``creditline serve --no-worker`` on a port of its own (``worker``: with its delivery
+    worker in-process, as ``serve`` runs by default; ``env``: more of its environment)."""
 
-    def __init__(self, database_url: str, log: Path) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        log: Path,
+        *,
+        worker: bool = False,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         super().__init__(
@@ -99,16 +108,21 @@ class Server(Process):
                 "serve",
                 "--port",
                 str(self.port),
-                "--no-worker",
+                *([] if worker else ["--no-worker"]),
             ],
             log,
+            env,
         )
 
     def start(self) -> None:
         """Start and wait until it answers HTTP (bounded: a server that never comes up fails
         the test rather than hanging it)."""
         super().start()
-        deadline = time.monotonic() + 60
+        self.wait_until_up()
+
+    def wait_until_up(self, seconds: float = 60) -> None:
+        """Wait until the started process answers HTTP, or fail after ``seconds``."""
+        deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             assert self.child is not None
             if self.child.poll() is not None:
@@ -118,7 +132,7 @@ class Server(Process):
                 return
             except httpx.TransportError:
                 time.sleep(0.1)
-        raise RuntimeError(f"creditline serve did not answer within 60 s; see {self.log}")
+        raise RuntimeError(f"creditline serve did not answer within {seconds} s; see {self.log}")
 
 
 class Worker(Process):

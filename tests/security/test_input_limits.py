@@ -80,7 +80,7 @@ raw_amount = st.one_of(
 @pytest.fixture(autouse=True)
 def no_rate_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     """The fuzz sends far more than 5 calls a second; the limit is tested elsewhere."""
-    monkeypatch.setattr(RateLimiter, "admit", lambda self, key, action: True)
+    monkeypatch.setattr(RateLimiter, "admit", lambda self, key, action, **_: True)
 
 
 @pytest.fixture

@@ -397,6 +397,23 @@ class Tc3Signature(Base):
     expires_at: Mapped[datetime]
 
 
+class RateBucket(Base):
+    """A per-key rate limit's token bucket, shared by every server process: ``tokens`` as
+    of ``refilled_at`` (the database's clock, seconds since the epoch). Processes lease
+    tokens from it in chunks (creditline.auth.rate_limit); ``granted`` is what the last
+    lease got. Keyed by the API key's global ``secret_id``, like ``tc3_signatures``: a
+    table of the coordinator, not of one partner."""
+
+    __tablename__ = "rate_buckets"
+
+    secret_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    #: ``api`` (the REST limit) or ``tc3:<Action>`` (the Tencent endpoint's, per action).
+    scope: Mapped[str] = mapped_column(String(80), primary_key=True)
+    tokens: Mapped[float] = mapped_column(Double)
+    granted: Mapped[int] = mapped_column(Integer)
+    refilled_at: Mapped[float] = mapped_column(Double)
+
+
 class CreditApplication(Base):
     """A partner asks for more pool; the platform (or, for a second-level reseller, its
     distributor) approves — which grants — or rejects."""

@@ -28,6 +28,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from creditline import audit
 from creditline.auth import keys
+from creditline.auth.rate_limit import BucketStore, LeasePending, SharedBuckets
 from creditline.db import is_unavailable, pipelined, read_transaction, transaction
 from creditline.errors import CreditlineError
 from creditline.ledger.credit import Unconfirmed
@@ -56,6 +57,8 @@ VERSION = "2022-09-28"
 MAX_BODY_BYTES = 1_000_000
 
 log = logging.getLogger(__name__)
+#: Runs of one request that may each find the key's leased tokens taken by other requests.
+_LEASE_TRIES = 3
 
 
 @dataclass(frozen=True)
@@ -88,7 +91,7 @@ class TencentEndpoint:
         self.hosts = frozenset(host.strip().lower() for host in hosts if host.strip())
         self.engine = engine
         self.keys = keys
-        self.limiter = limiter or RateLimiter()
+        self.limiter = limiter or RateLimiter(SharedBuckets(BucketStore(engine)))
         self.clock = clock
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -112,7 +115,7 @@ class TencentEndpoint:
         request_id = new_request_id()
         seen: dict[str, Any] = {}
         try:
-            fields = self._handle(request, request_id, seen)
+            fields = self._admitted(request, request_id, seen)
         except TencentError as error:
             if "actor" in seen and error.code != REQUEST_LIMIT_EXCEEDED:
                 # A signed write refused: recorded once its transaction is rolled back.
@@ -148,6 +151,20 @@ class TencentEndpoint:
                 INTERNAL_ERROR, f"internal error; quote RequestId {request_id}", request_id
             )
         return success(fields, request_id)
+
+    def _admitted(
+        self, request: TencentRequest, request_id: str, seen: dict[str, Any]
+    ) -> dict[str, Any]:
+        """:meth:`_handle`; when (on SQLite) the rate limit must first lease tokens from the
+        shared bucket, the lease is awaited outside the request's transaction (rolled back
+        with nothing done) and the request runs again."""
+        for _ in range(_LEASE_TRIES):
+            try:
+                return self._handle(request, request_id, seen)
+            except LeasePending as pending:
+                seen.clear()
+                pending.wait()
+        raise TencentError(REQUEST_LIMIT_EXCEEDED, "the key has passed the request rate limit")
 
     def _remember_refused(self, seen: dict[str, Any], code: str) -> None:
         # The first verified use of a write's signature claims it, whatever its outcome
@@ -204,7 +221,12 @@ class TencentEndpoint:
                 if seen is not None:
                     seen.update(actor=actor, action=action.name)
             authorize(action, match.caller)
-            if not self.limiter.admit(authorization.secret_id, action.name):
+            # A lease of the rate limit's tokens, when one is needed, is waited for here on
+            # PostgreSQL (its own connection, one statement). On SQLite this transaction may
+            # hold the file's write lock, which the lease needs: it is taken after the
+            # transaction ends instead, and the request runs again (_admitted).
+            wait = self.engine.dialect.name != "sqlite"
+            if not self.limiter.admit(authorization.secret_id, action.name, wait=wait):
                 raise TencentError(
                     REQUEST_LIMIT_EXCEEDED,
                     f"the key has passed the request rate limit of {action.name}",
@@ -296,11 +318,13 @@ def _params(request: TencentRequest) -> Params:
     return Params(values)
 
 
-def install(app: Starlette, engine: Engine) -> None:
+def install(app: Starlette, engine: Engine, buckets: SharedBuckets | None = None) -> None:
     """Put the Tencent-compatible endpoint in front of ``app``, with the API keys of
-    :mod:`creditline.auth.keys` and the rate limits of ``CREDITLINE_TC3_RATE_LIMITS``."""
+    :mod:`creditline.auth.keys` and the rate limits of ``CREDITLINE_TC3_RATE_LIMITS``
+    (counted in ``buckets``, the app's shared ones; default: new ones on ``engine``)."""
     settings = Tc3Settings()
-    limiter = RateLimiter(parse_limits(settings.rate_limits))
+    buckets = buckets or SharedBuckets(BucketStore(engine))
+    limiter = RateLimiter(buckets, parse_limits(settings.rate_limits))
     app.add_middleware(
         TencentEndpoint,
         engine=engine,

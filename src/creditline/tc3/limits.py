@@ -1,9 +1,10 @@
 """Request rate limits per API key and action, as Tencent applies them.
 
 Tencent documents 5 requests a second per caller for AllocateCustomerCredit and 20 a
-second for the other actions of the service. Limits are kept in this process's memory (a
-sliding log per key and action, so no burst can pass twice the limit at a window's edge);
-with several server processes each enforces its own.
+second for the other actions of the service. Each key and action has a token bucket in the
+database (``rate_buckets``, scope ``tc3:<Action>``; creditline.auth.rate_limit), shared by
+every server process: ``requests/seconds`` allows up to ``requests`` calls at once, then
+refills ``requests`` tokens every ``seconds``.
 
 Configured by ``CREDITLINE_TC3_RATE_LIMITS``, e.g. ``AllocateCustomerCredit=5/1,*=20/1``
 (``requests/seconds``; ``*`` is every action not named).
@@ -11,13 +12,12 @@ Configured by ``CREDITLINE_TC3_RATE_LIMITS``, e.g. ``AllocateCustomerCredit=5/1,
 
 from __future__ import annotations
 
-import threading
-import time
-from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from creditline.auth.rate_limit import LeasePending, RateLimited, SharedBuckets
 
 
 @dataclass(frozen=True)
@@ -63,32 +63,32 @@ def parse_limits(text: str) -> dict[str, Limit]:
 
 
 class RateLimiter:
-    """Admits or refuses each call of an action by a key."""
+    """Admits or refuses each call of an action by a key, against the shared buckets."""
 
-    def __init__(
-        self,
-        limits: Mapping[str, Limit] | None = None,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
+    def __init__(self, buckets: SharedBuckets, limits: Mapping[str, Limit] | None = None) -> None:
         self._limits = dict(DEFAULT_LIMITS if limits is None else limits)
-        self._clock = clock
-        self._calls: dict[tuple[str, str], deque[float]] = {}
-        self._lock = threading.Lock()
+        self.buckets = buckets
 
     def limit_for(self, action: str) -> Limit | None:
         """The limit applied to ``action``; None when neither it nor ``*`` is limited."""
         return self._limits.get(action, self._limits.get("*"))
 
-    def admit(self, key: str, action: str) -> bool:
-        """Count one call; False (and not counted) when the key is over its limit."""
+    def admit(self, key: str, action: str, *, wait: bool | None = None) -> bool:
+        """Count one call; False (and not counted) when the key is over its limit. With
+        ``wait`` false, raises :class:`LeasePending` when the process must lease first."""
         limit = self.limit_for(action)
         if limit is None:
             return True
-        now = self._clock()
-        with self._lock:
-            calls = self._calls.setdefault((key, action), deque(maxlen=limit.requests))
-            if len(calls) == limit.requests and now - calls[0] < limit.seconds:
-                return False
-            calls.append(now)
-            return True
+        try:
+            self.buckets.take(
+                key,
+                f"tc3:{action}",
+                capacity=limit.requests,
+                rate=limit.requests / limit.seconds,
+                wait=wait,
+            )
+        except LeasePending:
+            raise
+        except RateLimited:
+            return False
+        return True
