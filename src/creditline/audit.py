@@ -41,8 +41,10 @@ from creditline.db.tables import (
     Base,
     CreditApplication,
     Customer,
+    CustomerPurchasePolicy,
     NotificationSettings,
     Partner,
+    PartnerPurchasePolicy,
     User,
     WebhookEndpoint,
 )
@@ -148,6 +150,10 @@ _KINDS: dict[str, _Kind] = {
         | frozenset({"previous_secret", "previous_secret_expires_at"}),
     ),
     CreditApplication.__tablename__: _Kind("credit_application", cents=frozenset({"amount"})),
+    PartnerPurchasePolicy.__tablename__: _Kind(
+        "purchase_policy_default", cents=frozenset({"tolerance"})
+    ),
+    CustomerPurchasePolicy.__tablename__: _Kind("purchase_policy", cents=frozenset({"tolerance"})),
 }
 _TABLES: dict[str, Table] = {
     name: table for name, table in Base.metadata.tables.items() if name in _KINDS
