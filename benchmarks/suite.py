@@ -102,8 +102,10 @@ class Databases:
         self.made: list[str] = []
 
     def new(self, name: str) -> tuple[str, Engine]:
+        # Named for this run: a second run on the same server would otherwise drop (and
+        # recreate) this one's database under its running server.
         url = (
-            databases.create_database(name)
+            databases.create_database(f"{name}_{os.getpid()}")
             if self.engine == "postgresql"
             else databases.sqlite_url(self.directory, name)
         )
