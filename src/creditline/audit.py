@@ -4,7 +4,8 @@ Tencent-compatible, console), appended in the same transaction as the write it d
 Who (principal, source IP, request id), what (action, object, outcome) and the change
 (``before``/``after``): the state of every object the write changed — a customer's credit,
 a pool, thresholds, a remark, notification settings, a webhook, an API key, a user, a credit
-application, a purchase policy — as it was before and as it is after, keyed like ``"customer 1000042"``.
+application, a purchase policy — as it was before and as it is after, keyed like
+``"customer 1000042"``.
 The change is found by the door, never by the core: an operation that returns what it
 changed (:class:`creditline.ledger.changes.RowChange`, before and after from its
 ``RETURNING``) is handed to :func:`saw`, and nothing is read again. For the other writes a

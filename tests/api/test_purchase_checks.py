@@ -229,6 +229,8 @@ def test_bad_amounts_are_refused_and_nothing_kept(
 def test_bad_bodies(client: TestClient, world: World, engine: Engine) -> None:
     long_name = _check(client, world, world.a_customer, "1.00", product="x" * 101)
     assert long_name.status_code == 422 and long_name.json()["error"]["param"] == "product"
+    control = _check(client, world, world.a_customer, "1.00", product="cvm\x00")
+    assert control.status_code == 400 and control.json()["error"]["param"] == "product"
     unknown = _check(client, world, world.a_customer, "1.00", bogus=1)
     assert unknown.status_code == 422 and unknown.json()["error"]["param"] == "bogus"
     bad_policy = client.put(

@@ -37,7 +37,7 @@ from creditline.db.tables import (
     PurchaseCheck,
 )
 from creditline.errors import InvalidAmount, InvalidInput, NotFound
-from creditline.ledger.accounts import get_customer, get_partner
+from creditline.ledger.accounts import _text, get_customer, get_partner
 from creditline.ledger.credit import Requirement, Unconfirmed
 
 DEFAULT_POLICY = "notify_only"
@@ -324,12 +324,8 @@ def check_product(product: object) -> str:
     """A product name: text of at most :data:`MAX_PRODUCT` characters (may be empty)."""
     if not isinstance(product, str):
         raise InvalidInput(f"{product!r} is not a product name", param="product")
-    product = product.strip()
-    if len(product) > MAX_PRODUCT:
-        raise InvalidInput(
-            f"the product name is longer than {MAX_PRODUCT} characters", param="product"
-        )
-    return product
+    # The rule of every name the ledger keeps: trimmed, bounded, no control characters.
+    return _text(product, param="product", limit=MAX_PRODUCT)
 
 
 def check(
