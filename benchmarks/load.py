@@ -26,7 +26,8 @@ Request = tuple[str, str, bytes, dict[str, str]]
 @dataclass(frozen=True)
 class Workload:
     """What to send: ``kind`` is rest_allocate, tc3_allocate, usage, customers_page,
-    records_page, rest_pool (an authenticated read) or bare (``GET /``, no key).
+    records_page, purchase_check (the order pipeline's question, with the platform key),
+    rest_pool (an authenticated read) or bare (``GET /``, no key).
     ``clients`` connections in total, spread over ``processes``."""
 
     kind: str
@@ -98,6 +99,16 @@ class Client:
                 f"/v1/customers/{uin}/allocate",
                 {"amount": "1.00", "remark": "bench"},
                 **{"idempotency-key": uuid.uuid4().hex},
+            ), 1
+        if kind == "purchase_check":
+            # Prices from 0.01 to 2,000.00 against 1,000.00 of credit: under block_at_limit
+            # about half are refused, and a refusal is an answer (200) like an allowance.
+            uin = self.random.choice(self.customers)
+            price = self.random.randint(1, 200_000)
+            return self._rest(
+                "POST",
+                f"/v1/customers/{uin}/purchase-checks",
+                {"amount": f"{price // 100}.{price % 100:02d}", "product": "cvm"},
             ), 1
         if kind == "rest_pool":
             return self._rest("GET", "/v1/pool"), 1

@@ -201,3 +201,20 @@ def build_world(engine: Engine, *, partners: int, customers: int, credit: int) -
         made.append(partner)
     analyze(engine)
     return World(made, platform_key(engine))
+
+
+def purchase_policies(engine: Engine, world: World) -> None:
+    """Half of the partners on ``block_at_limit`` (tolerance 10.00), through the ledger;
+    the rest keep ``notify_only``. One customer in ten has its own policy, every third of
+    them ``block_all``: the check reads both kinds of row."""
+    from creditline.ledger import purchases
+
+    with transaction(engine) as s:
+        for n, partner in enumerate(world.partners):
+            if n % 2 == 0:
+                purchases.set_partner_default(
+                    s, partner_id=partner.id, policy="block_at_limit", tolerance=1_000
+                )
+            for k, uin in enumerate(partner.customers[::10]):
+                policy = "block_all" if k % 3 == 0 else "block_at_limit"
+                purchases.set_customer_policy(s, partner_id=partner.id, uin=uin, policy=policy)

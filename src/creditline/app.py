@@ -30,6 +30,7 @@ from creditline.api import (
     notifications,
     platform,
     pool,
+    purchases,
     records,
     sub_resellers,
     usage,
@@ -174,6 +175,7 @@ def v1_router() -> APIRouter:
     for area in (
         pool,
         customers,
+        purchases,
         records,
         usage,
         alarms,

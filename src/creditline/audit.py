@@ -4,7 +4,8 @@ Tencent-compatible, console), appended in the same transaction as the write it d
 Who (principal, source IP, request id), what (action, object, outcome) and the change
 (``before``/``after``): the state of every object the write changed — a customer's credit,
 a pool, thresholds, a remark, notification settings, a webhook, an API key, a user, a credit
-application — as it was before and as it is after, keyed like ``"customer 1000042"``.
+application, a purchase policy — as it was before and as it is after, keyed like
+``"customer 1000042"``.
 The change is found by the door, never by the core: an operation that returns what it
 changed (:class:`creditline.ledger.changes.RowChange`, before and after from its
 ``RETURNING``) is handed to :func:`saw`, and nothing is read again. For the other writes a
@@ -42,8 +43,10 @@ from creditline.db.tables import (
     Base,
     CreditApplication,
     Customer,
+    CustomerPurchasePolicy,
     NotificationSettings,
     Partner,
+    PartnerPurchasePolicy,
     User,
     WebhookEndpoint,
 )
@@ -152,6 +155,10 @@ _KINDS: dict[str, _Kind] = {
         | frozenset({"previous_secret", "previous_secret_expires_at"}),
     ),
     CreditApplication.__tablename__: _Kind("credit_application", cents=frozenset({"amount"})),
+    PartnerPurchasePolicy.__tablename__: _Kind(
+        "purchase_policy_default", cents=frozenset({"tolerance"})
+    ),
+    CustomerPurchasePolicy.__tablename__: _Kind("purchase_policy", cents=frozenset({"tolerance"})),
 }
 _TABLES: dict[str, Table] = {
     name: table for name, table in Base.metadata.tables.items() if name in _KINDS

@@ -51,6 +51,9 @@ def _endpoints(world: World, ids: dict[str, int]) -> list[tuple[str, str, Any]]:
         ("POST", f"/v1/customers/{uin}/withdraw", {"amount": "1.00"}),
         ("GET", f"/v1/customers/{uin}/thresholds", None),
         ("PUT", f"/v1/customers/{uin}/thresholds", {"thresholds": [80]}),
+        ("POST", f"/v1/customers/{uin}/purchase-checks", {"amount": "1.00"}),
+        ("GET", f"/v1/customers/{uin}/purchase-policy", None),
+        ("PUT", f"/v1/customers/{uin}/purchase-policy", {"policy": "block_all"}),
         ("POST", f"/v1/alarms/{ids['alarm']}/read", None),
         ("POST", f"/v1/alarms/{ids['alarm']}/acknowledge", None),
         ("GET", f"/v1/credit-applications/{ids['application']}", None),
@@ -76,6 +79,7 @@ WRITES = [
     ("POST", "/v1/sub-resellers", {"name": "S2"}),
     ("POST", "/v1/webhook-endpoints", {"url": "https://hooks.example.com/b"}),
     ("PATCH", "/v1/notification-settings", {"add": ["ops@example.com"]}),
+    ("PUT", "/v1/purchase-policy", {"policy": "block_all"}),
 ]
 READS = [
     ("GET", "/v1/pool", None),
@@ -92,6 +96,8 @@ READS = [
     ("GET", "/v1/deliveries", None),
     ("GET", "/v1/notification-settings", None),
     ("GET", "/v1/me/credit", None),
+    ("GET", "/v1/purchase-checks", None),
+    ("GET", "/v1/purchase-policy", None),
 ]
 PLATFORM = [
     ("GET", "/v1/partners", None),

@@ -1,6 +1,7 @@
 """Random sequences of grants, pool allocations, allocations, withdrawals, usage and
 refunds — refused ones included — checked after every step against a plain in-memory
-model of DESIGN §2-3, with conservation (``verify``) and the alarm rule.
+model of DESIGN §2-3, with conservation (``verify``) and the alarm rule; purchase checks
+among them, answered by the partner's policy as issue 17 states it (and changing nothing).
 
 Failures print the falsifying steps and a ``@reproduce_failure``/seed line to replay them.
 """
@@ -17,7 +18,7 @@ from tests.ledger.scenario import OPS, empty_database
 
 from creditline.db import transaction
 from creditline.errors import CreditlineError, InsufficientCredit, InsufficientPool, InvalidAmount
-from creditline.ledger import accounts, alarms, credit, pools, usage
+from creditline.ledger import accounts, alarms, credit, pools, purchases, usage
 from creditline.ledger.verify import verify
 from creditline.money import to_text
 
@@ -56,6 +57,9 @@ class Credit:
     total: int = 0
     consumed: int = 0
     fired: set[int] = field(default_factory=set)
+    #: The customer's own purchase policy and tolerance (None: the partner's).
+    policy: str | None = None
+    tolerance: int | None = None
 
     @property
     def available(self) -> int:
@@ -70,6 +74,23 @@ class Model:
         self.credits: dict[int, Credit] = {}
         self.defaults: dict[int, list[int]] = {}
         self.seen_events: set[str] = set()
+        #: Each partner's default purchase policy and tolerance, once it sets one.
+        self.purchase_defaults: dict[int, tuple[str, int]] = {}
+
+    def purchase(self, uin: int, amount: int) -> str:
+        """Issue 17: notify_only allows; block_all refuses; block_at_limit refuses when
+        available credit after the purchase would be below zero, or below the tolerance
+        the partner sets (below minus the tolerance)."""
+        c = self.credits[uin]
+        policy, tolerance = self.purchase_defaults.get(c.partner, ("notify_only", 0))
+        if c.policy is not None:
+            policy = c.policy
+            tolerance = c.tolerance if c.tolerance is not None else tolerance
+        if policy == "block_all":
+            return "refused"
+        if policy == "block_at_limit" and c.available - amount < -tolerance:
+            return "refused"
+        return "allowed"
 
     def alarm(self, uin: int) -> tuple[int, list[int]] | None:
         """Apply the firing rule after a change: (threshold named, thresholds reached)."""
@@ -282,6 +303,52 @@ def run_ledger_machine(engine: Engine) -> None:
                     assert [e.line for e in exc.errors] == [2]
                 else:
                     raise AssertionError("an invalid batch was accepted")
+
+        @rule(
+            customer=st.integers(0, 3),
+            policy=st.sampled_from([None, "notify_only", "block_at_limit", "block_all"]),
+            tolerance=st.one_of(st.none(), st.integers(0, 200_00)),
+            default=st.booleans(),
+        )
+        def set_purchase_policy(
+            self, customer: int, policy: str | None, tolerance: int | None, default: bool
+        ) -> None:
+            uin = self.customers[customer]
+            c = self.model.credits[uin]
+            with transaction(engine) as s:
+                if default:
+                    chosen = policy or "notify_only"
+                    purchases.set_partner_default(
+                        s, partner_id=c.partner, policy=chosen, tolerance=tolerance or 0
+                    )
+                    self.model.purchase_defaults[c.partner] = (chosen, tolerance or 0)
+                    return
+                if policy is None:
+                    tolerance = None
+                purchases.set_customer_policy(
+                    s, partner_id=c.partner, uin=uin, policy=policy, tolerance=tolerance
+                )
+            c.policy, c.tolerance = policy, tolerance
+
+        @rule(customer=st.integers(0, 3), amount=st.integers(-1_00, 800_00))
+        def check_purchase(self, customer: int, amount: int) -> None:
+            uin = self.customers[customer]
+            c = self.model.credits[uin]
+            with transaction(engine) as s:
+                try:
+                    decision = purchases.check(
+                        s, partner_id=c.partner, customer_uin=uin, amount=amount, requested_by="t"
+                    )
+                except InvalidAmount:
+                    assert amount <= 0
+                    return
+            assert amount > 0
+            assert decision.answer == self.model.purchase(uin, amount), (
+                decision,
+                c,
+                self.model.purchase_defaults.get(c.partner),
+            )
+            assert decision.available == c.available
 
         @invariant()
         def balances_match_the_model_and_verify_is_clean(self) -> None:

@@ -71,6 +71,20 @@ def _rows() -> list[Row]:
         Row("POST", "/v1/customers/{uin}/allocate", "operator", True, {"amount": "1.00"}),
         Row("POST", "/v1/customers/{uin}/withdraw", "operator", True, {"amount": "1.00"}),
         Row("GET", "/v1/customers/{uin}/thresholds", "viewer", a_object=True),
+        # The vendor's order pipeline (platform key) checks any customer; a partner's
+        # operator its own.
+        Row(
+            "POST",
+            "/v1/customers/{uin}/purchase-checks",
+            "operator+platform",
+            True,
+            {"amount": "1.00", "product": "cvm"},
+        ),
+        Row("GET", "/v1/purchase-checks", "viewer+platform"),
+        Row("GET", "/v1/customers/{uin}/purchase-policy", "viewer", a_object=True),
+        Row("PUT", "/v1/customers/{uin}/purchase-policy", "operator", True, {"policy": None}),
+        Row("GET", "/v1/purchase-policy", "viewer"),
+        Row("PUT", "/v1/purchase-policy", "admin", body={"policy": "block_at_limit"}),
         Row("PUT", "/v1/customers/{uin}/thresholds", "admin", True, {"thresholds": [80]}),
         Row(
             "POST",
@@ -232,6 +246,12 @@ CONSOLE: dict[tuple[str, str], tuple[str, bool]] = {
     ("GET", "/customers/{uin}/credit"): ("write", True),
     ("POST", "/customers/{uin}/credit"): ("write", True),
     ("POST", "/customers/{uin}/thresholds"): ("manage", True),
+    # A customer's purchase policy is an operator's, the partner's default an admin's.
+    ("GET", "/customers/{uin}/purchase-policy"): ("partner", True),
+    ("POST", "/customers/{uin}/purchase-policy"): ("write", True),
+    ("GET", "/settings/purchase-policy"): ("partner", False),
+    ("POST", "/settings/purchase-policy"): ("manage", False),
+    ("GET", "/purchase-checks"): ("partner", False),
     ("GET", "/customers/{uin}/usage-by-day.svg"): ("partner", True),
     ("GET", "/customers/{uin}/usage-by-product.svg"): ("partner", True),
     ("GET", "/records"): ("partner", False),

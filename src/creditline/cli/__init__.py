@@ -40,6 +40,7 @@ def _register() -> None:
         keys,
         notify,
         partners,
+        purchases,
         records,
         serve,
         thresholds,

@@ -13,7 +13,7 @@ from creditline.console import charts
 from creditline.console.visit import MAX_PAGE, PathId, Visit, visit
 from creditline.db.tables import Alarm
 from creditline.errors import CreditlineError
-from creditline.ledger import alarms, credit, customers, records
+from creditline.ledger import alarms, credit, customers, purchases, records
 from creditline.ledger.accounts import get_customer
 from creditline.ledger.records import Origin, RecordFilter
 
@@ -68,6 +68,7 @@ def customer_list(
             page=page,
             has_more=found.has_more and page < MAX_PAGE,
             first=(page - 1) * PAGE_SIZE + 1,
+            policies=purchases.policies_of(v.s, v.partner_id, [c.uin for c in found.rows]),
         )
 
 
@@ -105,6 +106,7 @@ def _detail(
         threshold_error=threshold_error,
         typed_thresholds=typed_thresholds,
         max_withdrawable=credit.max_withdrawable(customer.total_credit, customer.consumed),
+        purchase_policy=purchases.customer_policy(v.s, v.partner_id, uin),
     )
 
 
@@ -129,6 +131,7 @@ def _credit_form(
         amount=amount,
         remark=remark,
         error=error,
+        purchase_policy=purchases.customer_policy(v.s, v.partner_id, uin),
     )
 
 

@@ -22,6 +22,7 @@ from creditline.console import (
     messages,
     notifications,
     platform,
+    purchases,
     records,
     settings,
 )
@@ -38,6 +39,7 @@ def router() -> APIRouter:
         login,
         dashboard,
         customers,
+        purchases,
         records,
         messages,
         settings,

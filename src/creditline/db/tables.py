@@ -666,6 +666,82 @@ class AuditEvent(Base):
     after: Mapped[Any | None] = mapped_column(JSON(none_as_null=True), default=None)
 
 
+# --- Purchase checks: the partner's policy on new purchases, and every decision ---
+
+#: What a partner may choose for a customer's new purchases (ledger.purchases).
+PURCHASE_POLICIES = ("notify_only", "block_at_limit", "block_all")
+_POLICY_IN = "policy IN ('notify_only', 'block_at_limit', 'block_all')"
+
+
+class PartnerPurchasePolicy(Base):
+    """A partner's default purchase policy and its tolerance (how far below zero a
+    ``block_at_limit`` customer's available credit may go). No row: ``notify_only``, 0."""
+
+    __tablename__ = "partner_purchase_policies"
+    __table_args__ = (
+        CheckConstraint(_POLICY_IN, name="policy"),
+        CheckConstraint("tolerance >= 0", name="tolerance_not_negative"),
+    )
+
+    partner_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("partners.id"), primary_key=True)
+    policy: Mapped[str] = mapped_column(String(16))
+    tolerance: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime]
+
+
+class CustomerPurchasePolicy(Base):
+    """A customer's own purchase policy; its tolerance None: the partner's. No row: the
+    partner's default applies."""
+
+    __tablename__ = "customer_purchase_policies"
+    __table_args__ = (
+        CheckConstraint(_POLICY_IN, name="policy"),
+        CheckConstraint("tolerance >= 0", name="tolerance_not_negative"),
+        Index("ix_customer_purchase_policies_partner_id", "partner_id"),
+    )
+
+    customer_uin: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("customers.uin"), primary_key=True
+    )
+    partner_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("partners.id"))
+    policy: Mapped[str] = mapped_column(String(16))
+    tolerance: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    updated_at: Mapped[datetime]
+
+
+class PurchaseCheck(Base):
+    """One decision of the purchase check, kept as it was made: the customer, the
+    purchase, the policy and tolerance applied, the available credit seen, the answer."""
+
+    __tablename__ = "purchase_checks"
+    __table_args__ = (
+        CheckConstraint(_POLICY_IN, name="policy"),
+        CheckConstraint("answer IN ('allowed', 'refused')", name="answer"),
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("tolerance >= 0", name="tolerance_not_negative"),
+        Index("ix_purchase_checks_partner_id_id", "partner_id", "id"),
+        Index("ix_purchase_checks_partner_id_customer_uin_id", "partner_id", "customer_uin", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    partner_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("partners.id"))
+    customer_uin: Mapped[int] = mapped_column(BigInteger, ForeignKey("customers.uin"))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    product: Mapped[str] = mapped_column(String(100), default="")
+    policy: Mapped[str] = mapped_column(String(16))
+    tolerance: Mapped[int] = mapped_column(BigInteger)
+    #: The customer's available credit when the check was made (before the purchase).
+    available: Mapped[int] = mapped_column(BigInteger)
+    answer: Mapped[str] = mapped_column(String(8))
+    #: Why: not_restricted, within_limit, below_limit, on_hold (ledger.purchases).
+    reason: Mapped[str] = mapped_column(String(32))
+    #: Who asked: the API key's name, ``cli:<os user>``.
+    requested_by: Mapped[str] = mapped_column(String(200))
+    decided_at: Mapped[datetime]
+
+
 _Row = TypeVar("_Row", bound=Base)
 
 
