@@ -22,6 +22,7 @@ secret (``whsec_…``). Only platform admins read it
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Iterable, Mapping
@@ -70,6 +71,7 @@ class Actor:
     request_id: str = ""
 
 
+@functools.lru_cache(maxsize=4096)
 def _secret_name(name: str) -> bool:
     lowered = name.lower()
     return lowered not in _PUBLIC_NAMES and any(part in lowered for part in _SECRET_NAMES)

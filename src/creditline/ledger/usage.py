@@ -329,10 +329,10 @@ _INSERT_EVENTS = {dialect: _insert_events(dialect) for dialect in ("postgresql",
 
 _customers = Customer.metadata.tables[Customer.__tablename__]
 _partners = Partner.metadata.tables[Partner.__tablename__]
-#: The customers of a batch with their owner and its default thresholds (see _owners).
-_OWNERS = select(_customers.c.uin, _customers.c.partner_id, _partners.c.thresholds).join(
-    _partners, _partners.c.id == _customers.c.partner_id
-)
+#: The customers of a batch with their owner (see _owners).
+_OWNERS = select(_customers.c.uin, _customers.c.partner_id)
+#: The partners' default threshold lists.
+_DEFAULTS = select(_partners.c.id, _partners.c.thresholds)
 _CHANGED = (
     _customers.c.uin,
     _customers.c.partner_id,
@@ -362,8 +362,8 @@ _ADD_CONSUMED_PG = (
 )
 
 
-def _owners(session: Session, uins: set[int], *, lock: bool) -> dict[int, tuple[int, list[int]]]:
-    """Each known customer of ``uins``: (its partner, the partner's default thresholds).
+def _owners(session: Session, uins: set[int], *, lock: bool) -> dict[int, int]:
+    """Each known customer of ``uins``, and its partner.
     ``lock``: their rows are locked in ascending UIN order (``FOR NO KEY UPDATE``, the
     lock an UPDATE of them takes) before the batch writes anything, so concurrent batches
     queue in one order and cannot deadlock, whatever order their statements visit rows
@@ -372,11 +372,8 @@ def _owners(session: Session, uins: set[int], *, lock: bool) -> dict[int, tuple[
     ordered = sorted(uins)
     query = _OWNERS.where(_customers.c.uin.in_(ordered)).order_by(_customers.c.uin)
     if lock:
-        query = query.with_for_update(key_share=True, of=_customers)
-    return {
-        uin: (partner_id, list(thresholds))
-        for uin, partner_id, thresholds in session.execute(query).tuples()
-    }
+        query = query.with_for_update(key_share=True)
+    return dict(session.execute(query).tuples().all())
 
 
 def _unknown(
@@ -403,7 +400,7 @@ def _stage(session: Session, rows: list[tuple[Any, ...]]) -> None:
 
 
 def _add_consumed(
-    session: Session, delta: Mapping[int, int], owners: Mapping[int, tuple[int, list[int]]]
+    session: Session, delta: Mapping[int, int], owners: Mapping[int, int]
 ) -> list[Row[Any]]:
     """Add each customer's net consumption by one statement; the rows as changed."""
     ordered = sorted(delta)
@@ -412,7 +409,7 @@ def _add_consumed(
     if session.get_bind().dialect.name == "postgresql":
         params = {
             "uins": ordered,
-            "partner_ids": [owners[uin][0] for uin in ordered],
+            "partner_ids": [owners[uin] for uin in ordered],
             "deltas": [delta[uin] for uin in ordered],
         }
         return list(session.execute(_ADD_CONSUMED_PG, params))
@@ -422,7 +419,7 @@ def _add_consumed(
             update(_customers)
             .where(
                 _customers.c.uin.in_(ordered),
-                _customers.c.partner_id.in_({owners[uin][0] for uin in ordered}),
+                _customers.c.partner_id.in_({owners[uin] for uin in ordered}),
             )
             .values(consumed=_customers.c.consumed + shift)
             .returning(*_CHANGED)
@@ -467,7 +464,7 @@ def ingest(
         for r in batch:
             row = (
                 r.event_id,
-                owners[r.customer_uin][0],
+                owners[r.customer_uin],
                 r.customer_uin,
                 r.product,
                 r.kind,
@@ -488,6 +485,12 @@ def ingest(
             delta[uin] += counted
             refunds[uin] |= kind == "refund" and counted != 0
         changed = sorted(_add_consumed(session, delta, owners), key=lambda row: row.uin)
+        partner_ids = sorted({row.partner_id for row in changed})
+        defaults = dict(
+            session.execute(_DEFAULTS.where(_partners.c.id.in_(partner_ids))).tuples().all()
+            if partner_ids
+            else {}
+        )
         alarms = evaluate_many(
             session,
             [
@@ -501,7 +504,7 @@ def ingest(
                         thresholds=row.thresholds,
                         fired=list(row.fired_thresholds),
                     ),
-                    owners[row.uin][1],
+                    defaults[row.partner_id],
                     "refund" if delta[row.uin] < 0 and refunds[row.uin] else "usage",
                 )
                 for row in changed
