@@ -3,10 +3,12 @@
 Each charge counts ``list_amount - voucher_amount`` against its customer's credit (a refund
 counts negative); partner discounts never change what is counted. An event id seen before
 is a duplicate and changes nothing. A batch with any invalid record is refused whole, with
-every invalid record named. Ingestion is one ``INSERT ... ON CONFLICT DO NOTHING`` for the
-batch and one ``UPDATE`` that adds each customer's net consumption (on PostgreSQL after
-locking the batch's customers in ascending UIN order, so concurrent batches cannot
-deadlock).
+every invalid record named. Ingestion takes the same few statements whatever the batch's
+size (see :func:`ingest`): the batch's customers locked in ascending UIN order (so
+concurrent batches cannot deadlock), its events staged by ``COPY`` (SQLite:
+``executemany``) and moved by one ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``, one
+``UPDATE`` that adds each customer's net consumption, and the alarm rule's writes for all
+of its customers at once.
 """
 
 from __future__ import annotations
