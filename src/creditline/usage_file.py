@@ -4,7 +4,8 @@ CSV has the header ``event_id,customer_uin,product,list_amount,voucher_amount,oc
 and an optional ``kind`` column (``charge`` when absent or empty); the header is line 1.
 JSON Lines carries one object per line with the same keys, typed as the REST body is
 (``customer_uin`` a JSON integer, amounts and times JSON strings; no conversion between
-types; ``voucher_amount`` may be left out). Amounts are decimal text ("12.50"); times are
+types; ``voucher_amount`` may be left out), and is decoded by the REST body's compiled
+schema (:mod:`creditline.ledger.usage_json`). Amounts are decimal text ("12.50"); times are
 ISO 8601 with their UTC offset (``Z`` or ``+08:00``), a time without one is refused.
 
 A file is read twice and never held in memory: the first pass checks every line (its
@@ -28,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from creditline.db.tables import Alarm, Customer
 from creditline.errors import InvalidBatch, InvalidInput, LineError
-from creditline.ledger import usage
+from creditline.ledger import usage, usage_json
 
 FORMATS = ("csv", "jsonl")
 _EXTENSIONS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
@@ -36,7 +37,7 @@ _EXTENSIONS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 #: Called as the file is read: (phase "checking" or "importing", bytes read, file size).
 Progress = Callable[[str, int, int], None]
 
-RawLine = tuple[int, Mapping[str, object] | LineError]
+RawLine = tuple[int, Mapping[str, object] | usage.UsageRecord | LineError]
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,11 @@ def _jsonl_lines(text: io.TextIOBase) -> Iterator[RawLine]:
     for line, content in enumerate(text, start=1):
         if not content.strip():
             continue
+        record = usage_json.decode_line(content)
+        if record is not None:
+            yield line, record
+            continue
+        # Not accepted whole: read the plain way, which names every fault of the line.
         try:
             value = json.loads(content)
         except json.JSONDecodeError as exc:
@@ -161,24 +167,17 @@ def _check(session: Session, path: Path, fmt: str, size: int, progress: Progress
     with path.open("rb") as raw:
         for chunk in _chunks(_read(raw, fmt, size, "checking", progress), errors):
             pairs = [(line, value) for line, value in chunk if not isinstance(value, LineError)]
-            try:
-                parsed = usage.parse_batch(pairs, what="line", strict=strict)
-                lines = [line for line, _ in pairs]
-            except InvalidBatch as exc:
-                errors.extend(exc.errors)
-                bad = {e.line for e in exc.errors}
-                good = [(line, value) for line, value in pairs if line not in bad]
-                parsed = usage.parse_batch(good, strict=strict)
-                lines = [line for line, _ in good]
+            checked = usage.check_batch(pairs, strict=strict)
+            errors.extend(checked.faults)
             records += len(pairs)
-            wanted = {r.customer_uin for r in parsed} - known
+            wanted = {r.customer_uin for r in checked.records} - known
             if wanted:
                 known |= set(
                     session.execute(select(Customer.uin).where(Customer.uin.in_(wanted))).scalars()
                 )
             errors.extend(
                 LineError(line, f"no customer {r.customer_uin}", "customer_uin")
-                for line, r in zip(lines, parsed, strict=True)
+                for line, r in zip(checked.lines, checked.records, strict=True)
                 if r.customer_uin not in known
             )
     if errors:

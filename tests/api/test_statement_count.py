@@ -131,3 +131,51 @@ def test_the_audits_derived_before_is_the_state_the_previous_write_left(
         for label in (f"customer {world.a_customer}", f"pool {world.a}"):
             assert second.before[label] == first.after[label], label
         assert second.after[f"customer {world.a_customer}"]["total_credit"] == "5.00"
+
+
+#: Statements of one usage batch with a fresh Idempotency-Key, the same whatever the
+#: batch's size or number of customers (COMMITs counted): authentication (SQLite: BEGIN;
+#: the key, COMMIT); then the write: BEGIN IMMEDIATE (SQLite), the idempotency claim,
+#: SAVEPOINT, the batch's customers (on PostgreSQL locked in UIN order), the staging
+#: table's CREATE ... IF NOT EXISTS, its fill (SQLite: one executemany; PostgreSQL:
+#: ``COPY``, which goes to the driver itself and is not listed here), the one INSERT ...
+#: SELECT ... ON CONFLICT DO NOTHING, the staging table emptied, the one consumption
+#: UPDATE, the partners' default threshold lists, RELEASE SAVEPOINT, the idempotency
+#: answer, the audit INSERT, COMMIT.
+USAGE_EXPECTED = {"sqlite": 17, "postgresql": 14}
+
+
+def _usage(world: World, tag: str, size: int) -> dict[str, Any]:
+    customers = (world.a_customer, world.b_customer)
+    return {
+        "records": [
+            {
+                "event_id": f"{tag}-{n}",
+                "customer_uin": customers[n % 2],
+                "product": "cvm",
+                "list_amount": "0.01",
+                "occurred_at": "2026-01-01T00:00:00Z",
+            }
+            for n in range(size)
+        ]
+    }
+
+
+def test_a_usage_batch_makes_a_pinned_number_of_statements_whatever_its_size(
+    client: TestClient, world: World, engine: Engine
+) -> None:
+    platform = world.h("platform", **{"Idempotency-Key": "warm-up"})
+    assert client.post("/v1/usage-batches", json=_usage(world, "w", 2), headers=platform)
+    postgres = engine.dialect.name == "postgresql"
+    for size in (2, 500):
+        headers = world.h("platform", **{"Idempotency-Key": f"counted-{size}"})
+        with _statements(engine) as seen:
+            answer = client.post(
+                "/v1/usage-batches", json=_usage(world, f"s{size}", size), headers=headers
+            )
+        assert answer.status_code == 200, answer.text
+        assert answer.json() == {"accepted": size, "duplicates": 0, "alarm_ids": []}
+        listing = "\n".join(s[:90] + " ... " + s[-40:] for s in seen)
+        assert len(seen) == USAGE_EXPECTED[engine.dialect.name], listing
+        staged = [s for s in seen if s.startswith("INSERT INTO usage_staging")]
+        assert len(staged) == (0 if postgres else 1), listing  # PostgreSQL: COPY

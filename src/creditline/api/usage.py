@@ -1,14 +1,14 @@
 """Usage batches from the vendor's billing feed (platform key).
 
-The body is validated by the ledger's own rules (:func:`creditline.ledger.usage.parse_batch`)
-rather than by a model, so that one answer names every fault of every bad record — field
-errors, unknown customers, a voucher above its list price — each with its record's 1-based
-position in ``records``. The models below are the published schema of that body.
+The raw body is decoded by a compiled schema and checked by the ledger's own rules
+(:func:`creditline.ledger.usage_json.decode_batch`) rather than by a model per record, so
+that one answer names every fault of every bad record — field errors, unknown customers, a
+voucher above its list price — each with its record's 1-based position in ``records``.
+The models below are the published schema of that body.
 """
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -20,8 +20,7 @@ from sqlalchemy.orm import Session
 from creditline.api.context import Call, write_call
 from creditline.api.errors import ERROR_RESPONSES
 from creditline.api.pool import Amount
-from creditline.errors import InvalidBatch, InvalidInput, LineError
-from creditline.ledger import usage
+from creditline.ledger import usage, usage_json
 
 router = APIRouter(tags=["usage"], responses=ERROR_RESPONSES)
 
@@ -59,35 +58,8 @@ def _body_schema() -> dict[str, Any]:
     return schema
 
 
-def _records(body: bytes) -> list[tuple[int, dict[str, object]]]:
-    """The body's records numbered from 1; its shape refused with the field named."""
-    try:
-        value = json.loads(body)
-    except ValueError:
-        raise InvalidInput("the body is not valid JSON") from None
-    if not isinstance(value, dict):
-        raise InvalidInput("the body must be a JSON object with records")
-    unknown = sorted(name for name in value if name != "records")
-    if unknown:
-        raise InvalidInput(f"unknown field {', '.join(unknown)}", param=unknown[0])
-    records = value.get("records")
-    if not isinstance(records, list):
-        raise InvalidInput("records must be a list of usage records", param="records")
-    if not 1 <= len(records) <= usage.MAX_BATCH:
-        raise InvalidInput(f"records must hold 1-{usage.MAX_BATCH} records", param="records")
-    not_objects = [
-        LineError(n, "a record must be a JSON object")
-        for n, record in enumerate(records, start=1)
-        if not isinstance(record, dict)
-    ]
-    if not_objects:
-        raise InvalidBatch(not_objects)
-    return list(enumerate(records, start=1))
-
-
-def _ingest(s: Session, raws: list[tuple[int, dict[str, object]]]) -> UsageBatchOut:
-    batch = usage.parse_batch(raws, session=s, strict=True)
-    result = usage.ingest(s, batch)
+def _ingest(s: Session, checked: usage.Checked) -> UsageBatchOut:
+    result = usage.ingest(s, checked.records, lines=checked.lines, faults=checked.faults)
     return UsageBatchOut(
         accepted=result.accepted,
         duplicates=result.duplicates,
@@ -110,5 +82,5 @@ def post_usage(c: Call = Depends(write_call)) -> Response:
     A refused batch answers 400 ``invalid_batch`` whose ``details`` name every fault:
     ``line`` is the record's 1-based position in ``records``, ``field`` the field."""
     c.principal.platform()
-    raws = _records(c.body)
-    return c.write(lambda s: _ingest(s, raws))
+    checked = usage_json.decode_batch(c.body)
+    return c.write(lambda s: _ingest(s, checked))

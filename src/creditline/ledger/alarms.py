@@ -21,7 +21,9 @@ from creditline.clock import utcnow
 from creditline.db.tables import Alarm, Customer, Partner
 from creditline.errors import InvalidInput
 from creditline.ledger.accounts import get_customer, get_partner
-from creditline.ledger.outbox import THRESHOLD_REACHED, enqueue
+from creditline.ledger.outbox import INSERT as INSERT_EVENT
+from creditline.ledger.outbox import THRESHOLD_REACHED
+from creditline.ledger.outbox import event as outbox_event
 
 DEFAULT_THRESHOLDS = (75, 90, 100)
 MAX_THRESHOLDS = 10
@@ -129,11 +131,12 @@ _ALARM_COLUMNS = (
     "created_at",
 )
 #: The alarm's INSERT, parameters ``alarm_<column>`` (:func:`alarm_params`).
-INSERT_ALARM = (
-    insert(Alarm.metadata.tables[Alarm.__tablename__])
-    .values({c: bindparam(f"alarm_{c}", type_=Alarm.__table__.c[c].type) for c in _ALARM_COLUMNS})
-    .returning(Alarm.__table__.c.id)
+_INSERT_ALARM_VALUES = insert(Alarm.metadata.tables[Alarm.__tablename__]).values(
+    {c: bindparam(f"alarm_{c}", type_=Alarm.__table__.c[c].type) for c in _ALARM_COLUMNS}
 )
+INSERT_ALARM = _INSERT_ALARM_VALUES.returning(Alarm.__table__.c.id)
+#: The same INSERT for many alarms at once: their ids in the order of the parameters.
+INSERT_ALARMS = _INSERT_ALARM_VALUES.returning(Alarm.__table__.c.id, sort_by_parameter_order=True)
 _customers = Customer.metadata.tables[Customer.__tablename__]
 _WHERE = (
     _customers.c.partner_id == bindparam("fired_partner_id", type_=_customers.c.partner_id.type),
@@ -182,24 +185,50 @@ def evaluate(
 ) -> Alarm | None:
     """Apply the firing rule to ``credit`` (already changed, row still locked by this
     transaction); write the new fired set, and the alarm and its outbox event if one fires."""
-    decision = decide(credit, default=default, cause=cause, now=utcnow())
-    if decision is None:
-        return None
-    alarm: Alarm | None = None
-    if decision.alarm is not None:
-        alarm_id = session.execute(INSERT_ALARM, alarm_params(decision)).scalar_one()
-        alarm = Alarm(id=alarm_id, **decision.alarm)
-        enqueue(
-            session,
-            partner_id=credit.partner_id,
-            type=THRESHOLD_REACHED,
-            payload=threshold_payload(alarm, customer_name=credit.name),
-        )
-    session.execute(
-        UPDATE_FIRED if decision.alarm is None else UPDATE_FIRED_ALARMED,
-        fired_params(credit, decision),
-    )
-    return alarm
+    alarms = evaluate_many(session, [(credit, default, cause)])
+    return alarms[0] if alarms else None
+
+
+def evaluate_many(
+    session: Session, changed: Sequence[tuple[CustomerCredit, Sequence[int], str]]
+) -> list[Alarm]:
+    """:func:`evaluate` for many customers at once (a usage batch), each given with its
+    default list and the cause: the firing rule for each, then one statement for each kind
+    of write with every customer's parameters (the alarms' INSERT, their outbox events,
+    the new fired sets). The alarms raised, in the order of ``changed``."""
+    now = utcnow()
+    decided = [
+        (credit, decision)
+        for credit, default, cause in changed
+        if (decision := decide(credit, default=default, cause=cause, now=now)) is not None
+    ]
+    alarming = [(credit, decision) for credit, decision in decided if decision.alarm is not None]
+    alarms: list[Alarm] = []
+    if alarming:
+        many = len(alarming) > 1
+        params = [alarm_params(decision) for _, decision in alarming]
+        ids = session.execute(
+            INSERT_ALARMS if many else INSERT_ALARM, params if many else params[0]
+        ).scalars()
+        for (_, decision), alarm_id in zip(alarming, ids, strict=True):
+            assert decision.alarm is not None
+            alarms.append(Alarm(id=alarm_id, **decision.alarm))
+        events = [
+            outbox_event(
+                partner_id=credit.partner_id,
+                type=THRESHOLD_REACHED,
+                payload=threshold_payload(alarm, customer_name=credit.name),
+            )
+            for (credit, _), alarm in zip(alarming, alarms, strict=True)
+        ]
+        session.execute(INSERT_EVENT, events if many else events[0])
+    for statement, group in (
+        (UPDATE_FIRED, [fired_params(c, d) for c, d in decided if d.alarm is None]),
+        (UPDATE_FIRED_ALARMED, [fired_params(c, d) for c, d in alarming]),
+    ):
+        if group:
+            session.execute(statement, group if len(group) > 1 else group[0])
+    return alarms
 
 
 def threshold_payload(alarm: Alarm, *, customer_name: str) -> dict[str, object]:

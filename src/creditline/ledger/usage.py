@@ -3,10 +3,12 @@
 Each charge counts ``list_amount - voucher_amount`` against its customer's credit (a refund
 counts negative); partner discounts never change what is counted. An event id seen before
 is a duplicate and changes nothing. A batch with any invalid record is refused whole, with
-every invalid record named. Ingestion is one ``INSERT ... ON CONFLICT DO NOTHING`` for the
-batch and one ``UPDATE`` that adds each customer's net consumption (on PostgreSQL after
-locking the batch's customers in ascending UIN order, so concurrent batches cannot
-deadlock).
+every invalid record named. Ingestion takes the same few statements whatever the batch's
+size (see :func:`ingest`): the batch's customers locked in ascending UIN order (so
+concurrent batches cannot deadlock), its events staged by ``COPY`` (SQLite:
+``executemany``) and moved by one ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``, one
+``UPDATE`` that adds each customer's net consumption, and the alarm rule's writes for all
+of its customers at once.
 """
 
 from __future__ import annotations
@@ -17,16 +19,30 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, case, literal, select, update
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    MetaData,
+    Table,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
+from sqlalchemy.schema import CreateTable
 
 from creditline import money
 from creditline.clock import utcnow
 from creditline.db.tables import Alarm, Customer, Partner, UsageEvent
 from creditline.errors import CreditlineError, InvalidBatch, InvalidInput, LineError
-from creditline.ledger.alarms import CustomerCredit, evaluate
+from creditline.ledger.alarms import CustomerCredit, evaluate_many
 
 USAGE_KINDS = ("charge", "refund")
 FIELDS = (
@@ -101,7 +117,7 @@ def _amount(raw: object, name: str, *, strict: bool) -> int:
     raise ValueError(f"{name} {raw!r} is not an amount")
 
 
-def _uin(raw: object, *, strict: bool) -> int:
+def uin_value(raw: object, *, strict: bool) -> int:
     if isinstance(raw, bool):
         raise ValueError(f"customer_uin {raw!r} is not a UIN")
     if isinstance(raw, int):
@@ -118,7 +134,7 @@ def _uin(raw: object, *, strict: bool) -> int:
     return value
 
 
-def _text(raw: object, name: str, longest: int) -> str:
+def text_value(raw: object, name: str, longest: int) -> str:
     if not isinstance(raw, str) or not raw.strip() or len(raw) > longest:
         raise ValueError(f"{name} must be text of 1-{longest} characters")
     return raw.strip()
@@ -162,9 +178,9 @@ def check_record(
         except ValueError as exc:
             faults.append((name, str(exc)))
 
-    check("event_id", lambda v: _text(v, "event_id", 128))
-    check("customer_uin", lambda v: _uin(v, strict=strict))
-    check("product", lambda v: _text(v, "product", 100))
+    check("event_id", lambda v: text_value(v, "event_id", 128))
+    check("customer_uin", lambda v: uin_value(v, strict=strict))
+    check("product", lambda v: text_value(v, "product", 100))
     check("list_amount", lambda v: _amount(v, "list_amount", strict=strict))
     if "voucher_amount" not in raw or (not strict and raw["voucher_amount"] in (None, "")):
         if "voucher_amount" not in missing:
@@ -207,8 +223,37 @@ def parse_record(raw: Mapping[str, object], *, strict: bool = False) -> UsageRec
     raise InvalidInput(message, param=field_name)
 
 
+@dataclass(frozen=True)
+class Checked:
+    """A batch as read: its valid records with their numbers (1-based: the position in a
+    REST batch, the line in a file), and every fault of the others."""
+
+    records: list[UsageRecord]
+    lines: list[int]
+    faults: list[LineError]
+
+
+def check_batch(
+    raws: Sequence[tuple[int, Mapping[str, object] | UsageRecord]], *, strict: bool = False
+) -> Checked:
+    """Validate (number, raw) pairs, keeping every fault of every bad record with its
+    number and field. A pair may hold a record already validated (decoded by the compiled
+    schema, :mod:`creditline.ledger.usage_json`). ``strict``: see :func:`check_record`."""
+    records: list[UsageRecord] = []
+    lines: list[int] = []
+    faults: list[LineError] = []
+    for line, raw in raws:
+        checked = raw if isinstance(raw, UsageRecord) else check_record(raw, strict=strict)
+        if isinstance(checked, UsageRecord):
+            records.append(checked)
+            lines.append(line)
+        else:
+            faults.extend(LineError(line, message, name) for name, message in checked)
+    return Checked(records, lines, faults)
+
+
 def parse_batch(
-    raws: Sequence[tuple[int, Mapping[str, object]]],
+    raws: Sequence[tuple[int, Mapping[str, object] | UsageRecord]],
     *,
     what: str = "record",
     session: Session | None = None,
@@ -222,158 +267,251 @@ def parse_batch(
     as malformed ones (otherwise :func:`ingest` names them, but only once the rest parse).
     ``strict``: the records are JSON (see :func:`check_record`).
     """
-    errors: list[LineError] = []
-    parsed: list[tuple[int, UsageRecord]] = []
-    for line, raw in raws:
-        checked = check_record(raw, strict=strict)
-        if isinstance(checked, UsageRecord):
-            parsed.append((line, checked))
-        else:
-            errors.extend(LineError(line, message, name) for name, message in checked)
-    if session is not None and parsed:
-        uins = {r.customer_uin for _, r in parsed}
-        known = set(session.execute(select(Customer.uin).where(Customer.uin.in_(uins))).scalars())
-        errors.extend(
-            LineError(line, f"no customer {r.customer_uin}", "customer_uin")
-            for line, r in parsed
-            if r.customer_uin not in known
-        )
+    checked = check_batch(raws, strict=strict)
+    errors = list(checked.faults)
+    if session is not None and checked.records:
+        owners = _owners(session, {r.customer_uin for r in checked.records}, lock=False)
+        errors.extend(_unknown(checked.records, checked.lines, owners))
     if errors:
         errors.sort(key=lambda e: e.line)
         raise InvalidBatch(errors, what=what)
-    return [r for _, r in parsed]
+    return checked.records
 
 
-def _insert(session: Session) -> postgresql.Insert | sqlite.Insert:
-    dialect = session.get_bind().dialect.name
+#: The unique key an event id is seen by: ``INSERT ... ON CONFLICT (these) DO NOTHING``,
+#: and the key repeats inside one batch are found by. Columns of ``usage_events``.
+CONFLICT_TARGET = ("event_id",)
+
+_events = UsageEvent.metadata.tables[UsageEvent.__tablename__]
+#: What a batch writes of each event, in this order (``ingested_at`` is the statement's).
+_STAGED = (
+    "event_id",
+    "partner_id",
+    "customer_uin",
+    "product",
+    "kind",
+    "list_amount",
+    "voucher_amount",
+    "counted",
+    "occurred_at",
+)
+#: The batch's events before they are inserted: a temporary table of the connection
+#: (filled by ``COPY`` on PostgreSQL, by ``executemany`` on SQLite), emptied after use.
+_staging = Table(
+    "usage_staging",
+    MetaData(),
+    *(Column(name, _events.c[name].type) for name in _STAGED),
+    prefixes=["TEMPORARY"],
+)
+_CREATE_STAGING = CreateTable(_staging, if_not_exists=True)
+_FILL_STAGING = insert(_staging)
+_EMPTY_STAGING = delete(_staging)
+_COPY_STAGING = f"COPY {_staging.name} ({', '.join(_STAGED)}) FROM STDIN"
+
+
+def _insert_events(dialect: str) -> Any:
+    """``INSERT INTO usage_events SELECT ... FROM usage_staging ORDER BY <key> ON CONFLICT
+    (<key>) DO NOTHING RETURNING``: the staged events not seen before, in key order
+    (concurrent batches sharing event ids take the unique index's entries in one order and
+    cannot deadlock on each other)."""
     module = postgresql if dialect == "postgresql" else sqlite
-    return module.insert(UsageEvent)
+    staged = select(
+        *(_staging.c[name] for name in _STAGED),
+        bindparam("ingested_at", type_=_events.c.ingested_at.type),
+    ).order_by(*(_staging.c[name] for name in CONFLICT_TARGET))
+    return (
+        module.insert(_events)
+        .from_select([*_STAGED, "ingested_at"], staged)
+        .on_conflict_do_nothing(index_elements=list(CONFLICT_TARGET))
+        .returning(_events.c.customer_uin, _events.c.counted, _events.c.kind)
+    )
+
+
+_INSERT_EVENTS = {dialect: _insert_events(dialect) for dialect in ("postgresql", "sqlite")}
+
+_customers = Customer.metadata.tables[Customer.__tablename__]
+_partners = Partner.metadata.tables[Partner.__tablename__]
+#: The customers of a batch with their owner (see _owners).
+_OWNERS = select(_customers.c.uin, _customers.c.partner_id)
+#: The partners' default threshold lists.
+_DEFAULTS = select(_partners.c.id, _partners.c.thresholds)
+_CHANGED = (
+    _customers.c.uin,
+    _customers.c.partner_id,
+    _customers.c.total_credit,
+    _customers.c.consumed,
+    _customers.c.name,
+    _customers.c.thresholds,
+    _customers.c.fired_thresholds,
+)
+#: PostgreSQL: every customer's net consumption added by one statement, the amounts as
+#: three arrays joined as a table (compiled once, whatever the batch's size).
+_DELTAS = (
+    func.unnest(
+        *(
+            bindparam(name, type_=postgresql.ARRAY(BigInteger))
+            for name in ("uins", "partner_ids", "deltas")
+        )
+    )
+    .table_valued("uin", "partner_id", "delta")
+    .render_derived(name="d")
+)
+_ADD_CONSUMED_PG = (
+    update(_customers)
+    .where(_customers.c.uin == _DELTAS.c.uin, _customers.c.partner_id == _DELTAS.c.partner_id)
+    .values(consumed=_customers.c.consumed + _DELTAS.c.delta)
+    .returning(*_CHANGED)
+)
+
+
+def _owners(session: Session, uins: set[int], *, lock: bool) -> dict[int, int]:
+    """Each known customer of ``uins``, and its partner.
+    ``lock``: their rows are locked in ascending UIN order (``FOR NO KEY UPDATE``, the
+    lock an UPDATE of them takes) before the batch writes anything, so concurrent batches
+    queue in one order and cannot deadlock, whatever order their statements visit rows
+    in. (A plain ``FOR UPDATE`` would also wait on the foreign-key share locks that other
+    batches' inserts hold.) SQLite has one writer at a time and no row locks."""
+    ordered = sorted(uins)
+    query = _OWNERS.where(_customers.c.uin.in_(ordered)).order_by(_customers.c.uin)
+    if lock:
+        query = query.with_for_update(key_share=True)
+    return dict(session.execute(query).tuples().all())
+
+
+def _unknown(
+    records: Sequence[UsageRecord], lines: Sequence[int], owners: Mapping[int, object]
+) -> list[LineError]:
+    return [
+        LineError(line, f"no customer {r.customer_uin}", "customer_uin")
+        for line, r in zip(lines, records, strict=True)
+        if r.customer_uin not in owners
+    ]
+
+
+def _stage(session: Session, rows: list[tuple[Any, ...]]) -> None:
+    """Put the batch's events in the staging table (created on the connection's first batch)."""
+    session.execute(_CREATE_STAGING)
+    if session.get_bind().dialect.name != "postgresql":
+        session.execute(_FILL_STAGING, [dict(zip(_STAGED, row, strict=True)) for row in rows])
+        return
+    driver = session.connection().connection.driver_connection
+    assert driver is not None
+    with driver.cursor() as cursor, cursor.copy(_COPY_STAGING) as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def _add_consumed(
+    session: Session, delta: Mapping[int, int], owners: Mapping[int, int]
+) -> list[Row[Any]]:
+    """Add each customer's net consumption by one statement; the rows as changed."""
+    ordered = sorted(delta)
+    if not ordered:
+        return []
+    if session.get_bind().dialect.name == "postgresql":
+        params = {
+            "uins": ordered,
+            "partner_ids": [owners[uin] for uin in ordered],
+            "deltas": [delta[uin] for uin in ordered],
+        }
+        return list(session.execute(_ADD_CONSUMED_PG, params))
+    shift = case({uin: literal(delta[uin], BigInteger) for uin in ordered}, value=_customers.c.uin)
+    return list(
+        session.execute(
+            update(_customers)
+            .where(
+                _customers.c.uin.in_(ordered),
+                _customers.c.partner_id.in_({owners[uin] for uin in ordered}),
+            )
+            .values(consumed=_customers.c.consumed + shift)
+            .returning(*_CHANGED)
+        )
+    )
 
 
 def ingest(
-    session: Session, batch: Sequence[UsageRecord], *, lines: Sequence[int] | None = None
+    session: Session,
+    batch: Sequence[UsageRecord],
+    *,
+    lines: Sequence[int] | None = None,
+    faults: Sequence[LineError] = (),
+    what: str = "record",
 ) -> IngestResult:
     """Count a validated batch against its customers' credit and apply the alarm rule.
 
-    Refused whole (:class:`InvalidBatch`) if any record names an unknown customer.
-    ``lines`` gives each record's line number for those messages (default: 1-based index).
+    Refused whole (:class:`InvalidBatch`) if any record names an unknown customer, or if
+    ``faults`` holds any (the batch's other bad records, named in the same refusal).
+    ``lines`` gives each record's line number for those messages (default: 1-based index);
+    ``what`` names a line in them ("record", "line").
+
+    The statements, whatever the batch's size: the batch's customers read and locked in
+    UIN order; the events staged (``COPY`` on PostgreSQL) and inserted by one ``INSERT ...
+    SELECT ... ON CONFLICT DO NOTHING RETURNING``; every customer's consumption added by
+    one ``UPDATE ... RETURNING``; then, when thresholds move, the alarm rule's writes
+    (:func:`creditline.ledger.alarms.evaluate_many`).
     """
-    if not batch:
+    if not batch and not faults:
         return IngestResult(0, 0)
     if len(batch) > MAX_BATCH:
         raise InvalidBatch([LineError(MAX_BATCH + 1, f"a batch holds at most {MAX_BATCH} records")])
     numbers = list(lines) if lines is not None else list(range(1, len(batch) + 1))
-    uins = sorted({r.customer_uin for r in batch})
-    owners = dict(
-        session.execute(select(Customer.uin, Customer.partner_id).where(Customer.uin.in_(uins)))
-        .tuples()
-        .all()
-    )
-    unknown = [
-        LineError(numbers[i], f"no customer {r.customer_uin}", "customer_uin")
-        for i, r in enumerate(batch)
-        if r.customer_uin not in owners
-    ]
-    if unknown:
-        raise InvalidBatch(unknown)
-
-    # Repeats inside the batch are duplicates too: the first occurrence stands.
-    first: dict[str, UsageRecord] = {}
-    for record in batch:
-        first.setdefault(record.event_id, record)
-    now = utcnow()
-    rows = [
-        {
-            "event_id": r.event_id,
-            "partner_id": owners[r.customer_uin],
-            "customer_uin": r.customer_uin,
-            "product": r.product,
-            "kind": r.kind,
-            "list_amount": r.list_amount,
-            "voucher_amount": r.voucher_amount,
-            "counted": r.counted,
-            "occurred_at": r.occurred_at,
-            "ingested_at": now,
-        }
-        # Event-id order: concurrent batches sharing event ids then take the unique
-        # index's entries in one order and cannot deadlock on each other.
-        for r in sorted(first.values(), key=lambda r: r.event_id)
-    ]
-    alarms: list[Alarm] = []
+    postgres = session.get_bind().dialect.name == "postgresql"
     with session.begin_nested():
+        owners = _owners(session, {r.customer_uin for r in batch}, lock=postgres and not faults)
+        unknown = _unknown(batch, numbers, owners)
+        if unknown or faults:
+            raise InvalidBatch(sorted([*faults, *unknown], key=lambda e: e.line), what=what)
+        # Repeats inside the batch are duplicates too: the first occurrence stands.
+        staged: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+        for r in batch:
+            row = (
+                r.event_id,
+                owners[r.customer_uin],
+                r.customer_uin,
+                r.product,
+                r.kind,
+                r.list_amount,
+                r.voucher_amount,
+                r.counted,
+                r.occurred_at,
+            )
+            staged.setdefault(tuple(row[_STAGED.index(c)] for c in CONFLICT_TARGET), row)
+        _stage(session, list(staged.values()))
         inserted = session.execute(
-            _insert(session)
-            .on_conflict_do_nothing(index_elements=["event_id"])
-            .returning(UsageEvent.customer_uin, UsageEvent.counted, UsageEvent.kind),
-            rows,
+            _INSERT_EVENTS["postgresql" if postgres else "sqlite"], {"ingested_at": utcnow()}
         ).all()
+        session.execute(_EMPTY_STAGING)
         delta: dict[int, int] = defaultdict(int)
         refunds: dict[int, bool] = defaultdict(bool)
         for uin, counted, kind in inserted:
             delta[uin] += counted
             refunds[uin] |= kind == "refund" and counted != 0
-        partner_ids = sorted({owners[uin] for uin in delta})
+        changed = sorted(_add_consumed(session, delta, owners), key=lambda row: row.uin)
+        partner_ids = sorted({row.partner_id for row in changed})
         defaults = dict(
-            session.execute(
-                select(Partner.id, Partner.thresholds).where(Partner.id.in_(partner_ids))
-            )
-            .tuples()
-            .all()
+            session.execute(_DEFAULTS.where(_partners.c.id.in_(partner_ids))).tuples().all()
+            if partner_ids
+            else {}
         )
-        ordered = sorted(delta)
-        changed: dict[int, Row[Any]] = {}
-        if ordered:
-            if session.get_bind().dialect.name == "postgresql":
-                # Lock the batch's customers in UIN order first: concurrent batches queue
-                # in one order and cannot deadlock, whatever order the UPDATE visits. The
-                # lock is the UPDATE's own (FOR NO KEY UPDATE): a plain FOR UPDATE would
-                # also wait on the foreign-key share locks other batches' inserts hold.
-                session.execute(
-                    select(Customer.uin)
-                    .where(Customer.uin.in_(ordered))
-                    .order_by(Customer.uin)
-                    .with_for_update(key_share=True)
+        alarms = evaluate_many(
+            session,
+            [
+                (
+                    CustomerCredit(
+                        partner_id=row.partner_id,
+                        uin=row.uin,
+                        name=row.name,
+                        total_credit=row.total_credit,
+                        consumed=row.consumed,
+                        thresholds=row.thresholds,
+                        fired=list(row.fired_thresholds),
+                    ),
+                    defaults[row.partner_id],
+                    "refund" if delta[row.uin] < 0 and refunds[row.uin] else "usage",
                 )
-            # One statement for every customer of the batch (not one per customer): at
-            # 1,000 events over hundreds of customers the round trips were the cost.
-            shift = case(
-                {uin: literal(delta[uin], BigInteger) for uin in ordered}, value=Customer.uin
-            )
-            changed = {
-                row.uin: row
-                for row in session.execute(
-                    update(Customer)
-                    .where(Customer.uin.in_(ordered), Customer.partner_id.in_(partner_ids))
-                    .values(consumed=Customer.consumed + shift)
-                    .returning(
-                        Customer.uin,
-                        Customer.total_credit,
-                        Customer.consumed,
-                        Customer.name,
-                        Customer.thresholds,
-                        Customer.fired_thresholds,
-                    )
-                    .execution_options(synchronize_session=False)
-                )
-            }
-        for uin in ordered:
-            row = changed[uin]
-            alarm = evaluate(
-                session,
-                CustomerCredit(
-                    partner_id=owners[uin],
-                    uin=uin,
-                    name=row.name,
-                    total_credit=row.total_credit,
-                    consumed=row.consumed,
-                    thresholds=row.thresholds,
-                    fired=list(row.fired_thresholds),
-                ),
-                default=defaults[owners[uin]],
-                cause="refund" if delta[uin] < 0 and refunds[uin] else "usage",
-            )
-            if alarm is not None:
-                alarms.append(alarm)
+                for row in changed
+            ],
+        )
     return IngestResult(
         accepted=len(inserted), duplicates=len(batch) - len(inserted), alarms=alarms
     )
