@@ -164,6 +164,7 @@ class FastSqliteCredit:
         ``audited`` the audit row's parameters."""
         connection = self.connections[asyncio.get_running_loop()]
         holder = id(connection)
+        counted = self.statements
         if not await self.queue.acquire_async(holder, self.wait_seconds):
             return None  # the line did not move: the ordinary path waits its own way
         try:
@@ -193,6 +194,7 @@ class FastSqliteCredit:
             self.statements += 2
             return text
         except _NotPlain:
+            self.statements = counted  # rolled back: not an answered write's
             return None
         finally:
             self.queue.release(holder)
