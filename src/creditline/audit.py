@@ -27,6 +27,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Engine, Table, and_, bindparam, event, insert, select
@@ -70,6 +71,7 @@ class Actor:
     request_id: str = ""
 
 
+@lru_cache(maxsize=4096)  # the same few column and field names, on every write
 def _secret_name(name: str) -> bool:
     lowered = name.lower()
     return lowered not in _PUBLIC_NAMES and any(part in lowered for part in _SECRET_NAMES)
