@@ -24,6 +24,7 @@ import asyncio
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from fastapi import FastAPI
@@ -164,9 +165,9 @@ class FastSqliteCredit:
         ``audited`` the audit row's parameters."""
         connection = self.connections[asyncio.get_running_loop()]
         holder = id(connection)
-        counted = self.statements
         if not await self.queue.acquire_async(holder, self.wait_seconds):
             return None  # the line did not move: the ordinary path waits its own way
+        counted = self.statements  # (nothing is awaited from here on)
         try:
             # From here to the COMMIT nothing is awaited: the turn is held for
             # microseconds, and no other request of this loop runs in between.
@@ -196,6 +197,9 @@ class FastSqliteCredit:
         except _NotPlain:
             self.statements = counted  # rolled back: not an answered write's
             return None
+        except BaseException:
+            self.statements = counted
+            raise
         finally:
             self.queue.release(holder)
 
@@ -285,7 +289,7 @@ class FastSqliteCredit:
         after: Mapping[str, Any],
         pool_after: Mapping[str, Any],
         amount: int,
-        now: Any,
+        now: datetime,
     ) -> Alarm | None:
         """The alarm rule, as the ordinary path applies it (ledger.alarms.evaluate)."""
         customer_credit = credit.credit_of(partner_id, after)
