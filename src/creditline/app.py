@@ -26,6 +26,7 @@ from creditline.api import (
     applications,
     audit,
     customers,
+    fast_sqlite,
     me,
     notifications,
     platform,
@@ -243,8 +244,10 @@ def create_app(
     app.state.rate_limiter = RateLimiter(settings.api_rate_limit_per_minute, buckets)
     install(app)
     app.include_router(v1_router(), prefix="/v1")
-    # The allocation's fast path on PostgreSQL, in front of the ordinary routes.
-    fast = api_fast.install(app, engine, size=settings.pool_size)
+    # The allocation's fast path (PostgreSQL's or SQLite's), in front of the ordinary routes.
+    fast: api_fast.FastCredit | fast_sqlite.FastSqliteCredit | None = api_fast.install(
+        app, engine, size=settings.pool_size
+    ) or fast_sqlite.install(app, engine, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
     app.state.fast_credit = fast
     # --- Tencent Cloud API 3.0-compatible endpoint (tc3): POST / and GET / carrying
     # X-TC-Action are answered in front of the app; every other request passes through.

@@ -23,12 +23,12 @@ secret (``whsec_…``). Only platform admins read it
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Engine, Table, and_, bindparam, event, insert, select
@@ -74,7 +74,7 @@ class Actor:
     request_id: str = ""
 
 
-@functools.lru_cache(maxsize=4096)
+@lru_cache(maxsize=4096)  # the same few column and field names, on every write
 def _secret_name(name: str) -> bool:
     lowered = name.lower()
     return lowered not in _PUBLIC_NAMES and any(part in lowered for part in _SECRET_NAMES)

@@ -9,6 +9,7 @@ from sqlalchemy import Engine, func, select
 from tests.api.conftest import World
 
 from creditline.app import create_app
+from creditline.auth import keys
 from creditline.config import Settings
 from creditline.db import transaction
 from creditline.db.tables import AllocationRecord, IdempotentRequest
@@ -83,6 +84,7 @@ def test_concurrent_requests_with_one_key_apply_once(
     app = create_app(Settings(database_url=database_url), engine, worker=False)
     path = f"/v1/customers/{world.a_customer}/allocate"
     headers = world.h("a_operator", **{"Idempotency-Key": "race-1"})
+    keys.authenticate_kept(engine, *world.keys["a_operator"])  # kept: the fast path takes part
     barrier = threading.Barrier(4)
     answers: list[tuple[int, str | None, dict[str, object]]] = []
     lock = threading.Lock()
@@ -103,6 +105,7 @@ def test_concurrent_requests_with_one_key_apply_once(
     assert sorted(str(a[1]) for a in answers) == ["None", "true", "true", "true"]
     assert len({str(a[2]) for a in answers}) == 1
     assert _allocations(engine) == 1
+    assert app.state.fast_credit.statements > 0  # one of them applied on the fast path
 
 
 def test_page_size_is_capped(client: TestClient, world: World) -> None:

@@ -20,7 +20,7 @@ import re
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi import FastAPI
 from psycopg import AsyncConnection
@@ -265,11 +265,34 @@ def _after(*, event: bool, store: bool) -> Executable:
     return audit.INSERT.add_cte(*written)
 
 
+class CreditWriter(Protocol):
+    """What :class:`FastPath` writes through: :class:`FastCredit` (PostgreSQL), or
+    SQLite's (api/fast_sqlite.py)."""
+
+    app: FastAPI
+    engine: Engine
+
+    def is_open(self) -> bool: ...
+
+    async def write(
+        self,
+        *,
+        key_id: int,
+        partner_id: int,
+        uin: int,
+        amount: int,
+        origin: Origin,
+        claim: dict[str, Any] | None,
+        answer: Callable[[credit.CreditChange], str],
+        audited: Callable[[credit.CreditChange, str], dict[str, Any]],
+    ) -> str | None: ...
+
+
 class FastPath:
     """ASGI middleware answering the plain credit writes; everything else, and every
     request it does not answer, passes through to the app."""
 
-    def __init__(self, app: ASGIApp, *, fast: FastCredit) -> None:
+    def __init__(self, app: ASGIApp, *, fast: CreditWriter) -> None:
         self.app = app
         self.fast = fast
 

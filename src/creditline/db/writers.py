@@ -5,14 +5,44 @@ handler and retries at growing intervals, so waiting writers are served in no or
 few wait far longer than the rest. Within one process, :class:`WriteQueue` lets them wait
 in line instead: each write transaction takes its turn before ``BEGIN IMMEDIATE`` and
 passes it on when its connection returns to the pool (after its COMMIT or ROLLBACK).
-Writers of other processes still meet SQLite's own lock and busy timeout.
+Writers of other processes still meet SQLite's own lock and busy timeout. A writer on an
+event loop (the allocation's fast path, api/fast_sqlite.py) waits in the same line without
+blocking its loop (:meth:`WriteQueue.acquire_async`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 from collections import deque
+from typing import Protocol
+
+
+class _Turn(Protocol):
+    def set(self) -> None: ...
+
+    def is_set(self) -> bool: ...
+
+
+class _LoopTurn:
+    """A waiter's turn on an event loop: set from any thread, awaited on its loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self.future: asyncio.Future[None] = loop.create_future()
+        self._set = False
+
+    def set(self) -> None:
+        self._set = True
+        self._loop.call_soon_threadsafe(self._wake)
+
+    def _wake(self) -> None:
+        if not self.future.done():
+            self.future.set_result(None)
+
+    def is_set(self) -> bool:
+        return self._set
 
 
 class WriteQueue:
@@ -20,7 +50,7 @@ class WriteQueue:
 
     def __init__(self) -> None:
         self._guard = threading.Lock()
-        self._waiting: deque[threading.Event] = deque()
+        self._waiting: deque[_Turn] = deque()
         self._holder: int | None = None
 
     def acquire(self, holder: int, timeout: float) -> bool:
@@ -41,6 +71,42 @@ class WriteQueue:
                 return True
             self._waiting.remove(turn)
             return False
+
+    async def acquire_async(self, holder: int, timeout: float) -> bool:
+        """:meth:`acquire` for a writer on an event loop: it waits in the same line, and
+        its loop goes on serving others meanwhile."""
+        with self._guard:
+            if self._holder == holder:
+                return True
+            if self._holder is None and not self._waiting:
+                self._holder = holder
+                return True
+            turn = _LoopTurn(asyncio.get_running_loop())
+            self._waiting.append(turn)
+        try:
+            await asyncio.wait_for(asyncio.shield(turn.future), timeout)
+        except TimeoutError:
+            pass
+        except BaseException:  # cancelled: out of the line, or the turn passed on
+            self._give_up(turn)
+            raise
+        with self._guard:
+            if turn.is_set():
+                self._holder = holder
+                return True
+            self._waiting.remove(turn)
+            return False
+
+    def _give_up(self, turn: _Turn) -> None:
+        with self._guard:
+            if not turn.is_set():
+                self._waiting.remove(turn)
+                return
+            # The turn came (reserved for this waiter): hand it to the next in line.
+            self._holder = None
+            if self._waiting:
+                self._waiting.popleft().set()
+                self._holder = -1
 
     def release(self, holder: int) -> None:
         """End the turn of ``holder``, if it has it, and hand it to the next in line."""

@@ -279,6 +279,33 @@ def combined_statement(require: Requirement | None) -> Executable:
     return _statement("combined", require, lambda: _combined(require))
 
 
+def pool_statement(require: Requirement | None) -> Executable:
+    """The pool's guarded UPDATE (SQLite's first statement), built once per requirement;
+    parameters ``credit_partner_id``, ``credit_amount`` and the requirement's."""
+    return _statement("pool", require, lambda: _pool_update(require))
+
+
+def customer_statement() -> Executable:
+    """The customer's guarded UPDATE (SQLite's second statement), built once; parameters
+    ``credit_partner_id``, ``credit_customer_uin``, ``credit_amount``."""
+    return _statement("customer", None, _customer_update)
+
+
+_records = AllocationRecord.metadata.tables[AllocationRecord.__tablename__]
+#: The record's INSERT (SQLite's third statement), parameters ``record_<column>``
+#: (:func:`record_params`).
+RECORD_INSERT = (
+    insert(_records)
+    .values({c: bindparam(f"record_{c}", type_=_records.c[c].type) for c in _RECORD_COLUMNS})
+    .returning(_records.c.id)
+)
+
+
+def record_params(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The parameters of :data:`RECORD_INSERT` for ``values`` (:func:`record_values_of`)."""
+    return {f"record_{name}": values[name] for name in _RECORD_COLUMNS}
+
+
 def combined_params(
     *,
     partner_id: int,
@@ -409,15 +436,11 @@ def allocate_credit(
             "credit_amount": amount,
             **(require.params if require is not None else {}),
         }
-        pool_row = session.execute(
-            _statement("pool", require, lambda: _pool_update(require)), params
-        ).one_or_none()
+        pool_row = session.execute(pool_statement(require), params).one_or_none()
         pool_after = None if pool_row is None else dict(pool_row._mapping)
         after = None
         if pool_after is not None:
-            changed = session.execute(
-                _statement("customer", None, _customer_update), params
-            ).one_or_none()
+            changed = session.execute(customer_statement(), params).one_or_none()
             after = None if changed is None else dict(changed._mapping)
         record_id = None
     if pool_after is None or after is None:
@@ -438,9 +461,7 @@ def allocate_credit(
         created_at=now,
     )
     if record_id is None:
-        record_id = session.execute(
-            insert(AllocationRecord).values(**values).returning(AllocationRecord.id)
-        ).scalar_one()
+        record_id = session.execute(RECORD_INSERT, record_params(values)).scalar_one()
     record = records.appended(session, record_id, values)
     alarm = evaluate(
         session, credit_of(partner_id, after), default=pool_after["thresholds"], cause=kind

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import ColumnElement, and_, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from creditline.db.tables import (
@@ -200,6 +200,24 @@ def _alarm_addresses(
     return list(addresses.values())
 
 
+def _due(now: datetime) -> tuple[ColumnElement[bool], ...]:
+    return (
+        Delivery.status == "pending",
+        Delivery.next_attempt_at <= now,
+        or_(Delivery.locked_until.is_(None), Delivery.locked_until <= now),
+    )
+
+
+def has_work(session: Session, *, now: datetime, delivery_ids: list[int] | None = None) -> bool:
+    """Whether :func:`expand` or :func:`claim` would find anything: asked in a read
+    transaction first, so an idle worker never takes the write lock (SQLite)."""
+    due = select(Delivery.id).where(*_due(now))
+    if delivery_ids is not None:
+        return session.scalar(select(due.where(Delivery.id.in_(delivery_ids)).exists())) is True
+    new = select(OutboxEvent.id).where(OutboxEvent.delivered_at.is_(None))
+    return session.scalar(select(or_(new.exists(), due.exists()))) is True
+
+
 def claim(
     session: Session,
     *,
@@ -215,11 +233,7 @@ def claim(
     """
     query = (
         select(Delivery.id)
-        .where(
-            Delivery.status == "pending",
-            Delivery.next_attempt_at <= now,
-            or_(Delivery.locked_until.is_(None), Delivery.locked_until <= now),
-        )
+        .where(*_due(now))
         .order_by(Delivery.next_attempt_at, Delivery.id)
         .limit(limit)
         .with_for_update(skip_locked=True)

@@ -19,7 +19,7 @@ from sqlalchemy import Engine
 
 from creditline.clock import utcnow
 from creditline.config import Settings, get_settings
-from creditline.db import transaction
+from creditline.db import read_transaction, transaction
 from creditline.db.outage import Outage
 from creditline.notify import deliveries, email, targets, webhook
 from creditline.notify.deliveries import Backoff, Job, Outcome
@@ -92,6 +92,10 @@ class Worker:
         """Expand new outbox events, then attempt every due delivery once (up to the batch
         size); with ``delivery_ids``, attempt only those. Returns the number of events
         expanded plus attempts made: 0 when idle."""
+        with read_transaction(self.engine) as session:
+            # Nothing new and nothing due: an idle round takes no write lock (SQLite).
+            if not deliveries.has_work(session, now=self.clock(), delivery_ids=delivery_ids):
+                return 0
         expanded = 0
         self._full = False
         if delivery_ids is None:

@@ -1,0 +1,326 @@
+"""The allocation's fast path on SQLite: ``POST /v1/customers/{uin}/allocate`` and
+``/withdraw`` answered on the event loop, on a raw ``sqlite3`` connection of its own.
+
+SQLite runs in-process and a statement takes microseconds, so the cost of the ordinary
+path is its machinery — a thread hand-off, the ORM session, FastAPI's dependencies —
+not the database. Here the same statements as the ordinary path (each built once by the
+module that owns it, compiled once here: the idempotency claim, the pool's and the
+customer's guarded UPDATEs, the record's INSERT, the outbox event, the alarm's statements
+when one fires, the stored answer, the audit row) run one after the other on the event
+loop between ``BEGIN IMMEDIATE`` and ``COMMIT``, with nothing awaited in between.
+
+The write takes its turn in the file's write queue (db/writers.py) like every other
+writer of the process: it waits in line without blocking the loop, and the ordinary
+path's writers (other endpoints, in threads) keep their places. The request parsing, the
+key cache and the answer are :class:`creditline.api.fast.FastPath`'s, shared with
+PostgreSQL. Whatever is not the plain case — a refusal of the ledger, a key already used,
+the write lock held by another process, a database error — is rolled back and handed to
+the ordinary endpoint, which answers it in full.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from fastapi import FastAPI
+from sqlalchemy import Engine
+from sqlalchemy.sql import ClauseElement, Executable
+from sqlalchemy.sql.compiler import SQLCompiler
+
+from creditline import audit
+from creditline.api.fast import FastPath
+from creditline.auth import idempotency, keys
+from creditline.clock import utcnow
+from creditline.db.tables import Alarm, AllocationRecord, Customer
+from creditline.db.writers import WriteQueue, queue_for
+from creditline.ledger import alarms, credit, outbox, records
+from creditline.ledger.records import Origin
+
+
+@dataclass(frozen=True)
+class _Statement:
+    """A statement compiled once for ``sqlite3``: its SQL with positional parameters,
+    their conversions, and the conversions of the columns it returns."""
+
+    sql: str
+    names: tuple[str, ...]
+    processors: Mapping[str, Callable[[Any], Any]]
+    #: The statement's own constants (its literal values), by parameter name.
+    constants: Mapping[str, Any]
+    #: The returned columns' names and conversions (SQLAlchemy's, as the ORM applies them).
+    columns: tuple[str, ...]
+    results: tuple[Callable[[Any], Any] | None, ...]
+
+    def params(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
+        merged = {**self.constants, **values}
+        out = []
+        for name in self.names:
+            value = merged[name]
+            processor = self.processors.get(name)
+            out.append(value if processor is None else processor(value))
+        return tuple(out)
+
+    def row(self, found: Sequence[Any]) -> dict[str, Any]:
+        return {
+            name: value if convert is None or value is None else convert(value)
+            for name, convert, value in zip(self.columns, self.results, found, strict=True)
+        }
+
+
+def _compile(engine: Engine, statement: Executable) -> _Statement:
+    assert isinstance(statement, ClauseElement)
+    dialect = engine.dialect
+    compiled = statement.compile(dialect=dialect)
+    assert isinstance(compiled, SQLCompiler) and compiled.positiontup is not None
+    processors = dict(getattr(compiled, "_bind_processors", {}))
+    constants = {
+        name: value
+        for name, value in compiled.params.items()
+        if compiled.binds[name].value is not None
+    }
+    columns = tuple(column[0] for column in compiled._result_columns)
+    results = tuple(
+        column[3]._cached_result_processor(dialect, None) for column in compiled._result_columns
+    )
+    return _Statement(
+        str(compiled), tuple(compiled.positiontup), processors, constants, columns, results
+    )
+
+
+class _NotPlain(Exception):
+    """Not the plain case: rolled back, for the ordinary path."""
+
+
+class FastSqliteCredit:
+    """The raw connection and the compiled statements of one app's fast path on SQLite."""
+
+    def __init__(self, app: FastAPI, engine: Engine, queue: WriteQueue, wait_seconds: float):
+        self.app = app
+        self.engine = engine
+        self.queue = queue
+        self.wait_seconds = wait_seconds
+        self.database = engine.url.database or ""
+        #: One connection per event loop that runs the app (one in a server process;
+        #: tests may run several clients, each with its own loop, against one app).
+        self.connections: dict[asyncio.AbstractEventLoop, sqlite3.Connection] = {}
+        #: What the answered writes cost, for tests and benchmarks: statements run
+        #: (BEGIN and COMMIT counted, as the ordinary path's are).
+        self.statements = 0
+        # The ordinary path's statements on SQLite: the same requirements, the same SQL.
+        plain = credit.Requirement(keys.LIVE_KEY, {})
+        claimed = credit.Requirement(idempotency.LIVE_KEY_AND_CLAIM, {})
+        self.pool_plain = _compile(engine, credit.pool_statement(plain))
+        self.pool_claimed = _compile(engine, credit.pool_statement(claimed))
+        self.customer = _compile(engine, credit.customer_statement())
+        self.record = _compile(engine, credit.RECORD_INSERT)
+        self.claim = _compile(engine, idempotency.CLAIM_PENDING["sqlite"])
+        self.store = _compile(engine, idempotency.STORE_CLAIMED)
+        self.outbox = _compile(engine, outbox.INSERT)
+        self.audit = _compile(engine, audit.INSERT)
+        self.insert_alarm = _compile(engine, alarms.INSERT_ALARM)
+        self.fired = _compile(engine, alarms.UPDATE_FIRED)
+        self.fired_alarmed = _compile(engine, alarms.UPDATE_FIRED_ALARMED)
+
+    async def open(self) -> None:
+        """Open the running event loop's connection (at the app's start)."""
+        # Autocommit mode: the transaction is begun and ended here, explicitly. No busy
+        # wait: the loop must not block; the ordinary path waits when another process
+        # holds the file's write lock.
+        connection = sqlite3.connect(self.database, isolation_level=None)
+        connection.execute("PRAGMA foreign_keys=ON")
+        connection.execute("PRAGMA busy_timeout=0")
+        connection.execute("PRAGMA synchronous=NORMAL")
+        self.connections[asyncio.get_running_loop()] = connection
+
+    def is_open(self) -> bool:
+        """Whether the running event loop has its connection (the app has started in it)."""
+        return asyncio.get_running_loop() in self.connections
+
+    async def close(self) -> None:
+        """Close the running event loop's connection (at the app's end)."""
+        connection = self.connections.pop(asyncio.get_running_loop(), None)
+        if connection is not None:
+            connection.close()
+
+    async def write(
+        self,
+        *,
+        key_id: int,
+        partner_id: int,
+        uin: int,
+        amount: int,
+        origin: Origin,
+        claim: dict[str, Any] | None,
+        answer: Callable[[credit.CreditChange], str],
+        audited: Callable[[credit.CreditChange, str], dict[str, Any]],
+    ) -> str | None:
+        """One allocation (negative: withdrawal) in one transaction, or None (rolled back,
+        nothing changed) when it is not the plain case. ``claim``: the idempotency claim's
+        parameters, whose answer is then stored; ``answer`` gives the answer's text,
+        ``audited`` the audit row's parameters."""
+        connection = self.connections[asyncio.get_running_loop()]
+        holder = id(connection)
+        if not await self.queue.acquire_async(holder, self.wait_seconds):
+            return None  # the line did not move: the ordinary path waits its own way
+        counted = self.statements  # (nothing is awaited from here on)
+        try:
+            # From here to the COMMIT nothing is awaited: the turn is held for
+            # microseconds, and no other request of this loop runs in between.
+            try:
+                connection.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError:
+                return None  # another process holds the write lock
+            try:
+                text = self._write(
+                    connection,
+                    key_id=key_id,
+                    partner_id=partner_id,
+                    uin=uin,
+                    amount=amount,
+                    origin=origin,
+                    claim=claim,
+                    answer=answer,
+                    audited=audited,
+                )
+                connection.execute("COMMIT")
+            except BaseException:
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+                raise
+            self.statements += 2
+            return text
+        except _NotPlain:
+            self.statements = counted  # rolled back: not an answered write's
+            return None
+        except BaseException:
+            self.statements = counted
+            raise
+        finally:
+            self.queue.release(holder)
+
+    def _run(
+        self, connection: sqlite3.Connection, statement: _Statement, values: Mapping[str, Any]
+    ) -> list[Any]:
+        self.statements += 1
+        return connection.execute(statement.sql, statement.params(values)).fetchall()
+
+    def _write(
+        self,
+        connection: sqlite3.Connection,
+        *,
+        key_id: int,
+        partner_id: int,
+        uin: int,
+        amount: int,
+        origin: Origin,
+        claim: dict[str, Any] | None,
+        answer: Callable[[credit.CreditChange], str],
+        audited: Callable[[credit.CreditChange, str], dict[str, Any]],
+    ) -> str:
+        """The statements of one write inside the open transaction; :class:`_NotPlain`
+        where the ordinary path must answer."""
+        now = utcnow()
+        params: dict[str, Any] = {
+            "credit_partner_id": partner_id,
+            "credit_customer_uin": uin,
+            "credit_amount": amount,
+            "require_key_id": key_id,
+        }
+        pool = self.pool_plain
+        if claim is not None:
+            self._run(connection, self.claim, claim)
+            params["require_idempotency_key"] = claim["claim_key"]
+            pool = self.pool_claimed
+        found = self._run(connection, pool, params)
+        if not found:
+            raise _NotPlain  # refused, or not confirmed (revoked, key used)
+        pool_after = pool.row(found[0])
+        changed = self._run(connection, self.customer, params)
+        if not changed:
+            raise _NotPlain  # refused by the customer's guard
+        after = self.customer.row(changed[0])
+        values = credit.record_values_of(
+            partner_id=partner_id,
+            customer_uin=uin,
+            amount=amount,
+            after=after,
+            origin=origin,
+            created_at=now,
+        )
+        (record_row,) = self._run(connection, self.record, credit.record_params(values))
+        record = AllocationRecord(id=record_row[0], **values)
+        event = outbox.event(
+            partner_id=partner_id,
+            type=outbox.ALLOCATION_RECORDED,
+            payload=records.as_payload(record),
+        )
+        self._run(connection, self.outbox, event)
+        alarm = self._alarm(connection, partner_id, after, pool_after, amount, now)
+        change = credit.change_of(
+            partner_id=partner_id,
+            amount=amount,
+            record=record,
+            pool_after=pool_after,
+            after=after,
+            customer=Customer(**after),
+            alarm=alarm,
+        )
+        text = answer(change)
+        if claim is not None:
+            stored = {
+                "store_api_key_id": key_id,
+                "store_key": claim["claim_key"],
+                "store_status_code": 200,
+                "store_body": text,
+            }
+            self._run(connection, self.store, stored)
+        self._run(connection, self.audit, audited(change, text))
+        return text
+
+    def _alarm(
+        self,
+        connection: sqlite3.Connection,
+        partner_id: int,
+        after: Mapping[str, Any],
+        pool_after: Mapping[str, Any],
+        amount: int,
+        now: datetime,
+    ) -> Alarm | None:
+        """The alarm rule, as the ordinary path applies it (ledger.alarms.evaluate)."""
+        customer_credit = credit.credit_of(partner_id, after)
+        decision = alarms.decide(
+            customer_credit, default=pool_after["thresholds"], cause=credit.kind_of(amount), now=now
+        )
+        if decision is None:
+            return None
+        alarm = None
+        if decision.alarm is not None:
+            (alarm_row,) = self._run(connection, self.insert_alarm, alarms.alarm_params(decision))
+            alarm = Alarm(id=alarm_row[0], **decision.alarm)
+            reached = outbox.event(
+                partner_id=partner_id,
+                type=outbox.THRESHOLD_REACHED,
+                payload=alarms.threshold_payload(alarm, customer_name=after["name"]),
+            )
+            self._run(connection, self.outbox, reached)
+        fired = self.fired if decision.alarm is None else self.fired_alarmed
+        self._run(connection, fired, alarms.fired_params(customer_credit, decision))
+        return alarm
+
+
+def install(app: FastAPI, engine: Engine, *, busy_timeout_ms: int) -> FastSqliteCredit | None:
+    """Put the fast path in front of the credit routes (SQLite files only: an in-memory
+    database is the engine's own); the app's lifespan opens and closes its connection."""
+    if engine.dialect.name != "sqlite":
+        return None
+    queue = queue_for(engine.url.database)
+    if queue is None:
+        return None
+    fast = FastSqliteCredit(app, engine, queue, busy_timeout_ms / 1000)
+    app.add_middleware(FastPath, fast=fast)
+    return fast
