@@ -31,6 +31,7 @@ from creditline.api import (
     platform,
     pool,
     records,
+    statements,
     sub_resellers,
     usage,
 )
@@ -184,6 +185,7 @@ def v1_router() -> APIRouter:
         platform,
         me,
         audit,
+        statements,
     ):
         router.include_router(area.router)
     return router

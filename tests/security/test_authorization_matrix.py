@@ -21,6 +21,7 @@ from fastapi.testclient import TestClient
 from tests.security.conftest import PASSWORD, World
 from tests.security.routes import every_route
 
+from creditline.clock import utcnow
 from creditline.tc3 import signature
 from creditline.tc3.actions import ACTIONS
 
@@ -155,6 +156,11 @@ def _rows() -> list[Row]:
         ),
         Row("GET", "/v1/platform/audit", "platform"),
         Row("GET", "/v1/me/credit", "customer"),
+        Row("GET", "/v1/customers/{uin}/statements/{month}", "viewer", a_object=True),
+        Row("GET", "/v1/customer-settings", "viewer"),
+        Row("PATCH", "/v1/customer-settings", "admin", body={"show_remarks": True}),
+        Row("GET", "/v1/customers/{uin}/customer-alarms", "viewer", a_object=True),
+        Row("PUT", "/v1/customers/{uin}/customer-alarms", "admin", True, {"enabled": True}),
     ]
 
 
@@ -201,6 +207,7 @@ def _fill(text: str, world: World) -> str:
         .replace("{secret_id}", world.keys["a_spare"][0])
         .replace("{endpoint_id}", str(world.ids["endpoint"]))
         .replace("{delivery_id}", str(world.ids["delivery"]))
+        .replace("{month}", utcnow().strftime("%Y-%m"))
     )
 
 

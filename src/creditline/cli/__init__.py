@@ -42,6 +42,7 @@ def _register() -> None:
         partners,
         records,
         serve,
+        statements,
         thresholds,
         usage,
         users,
