@@ -231,7 +231,15 @@ CONSOLE: dict[tuple[str, str], tuple[str, bool]] = {
     ("GET", "/favicon.ico"): ("icon", False),
     ("POST", "/login"): ("login", False),
     ("POST", "/logout"): ("session", False),
-    ("GET", "/"): ("partner", False),
+    # A partner's dashboard; a customer's user sees its own account here instead.
+    ("GET", "/"): ("home", False),
+    ("GET", "/account/usage-by-day.svg"): ("customer", False),
+    ("GET", "/customers/{uin}/statements"): ("partner", True),
+    ("GET", "/customers/{uin}/statement.csv"): ("partner", True),
+    ("GET", "/customers/{uin}/statement.pdf"): ("partner", True),
+    ("POST", "/customers/{uin}/users"): ("manage", True),
+    ("POST", "/customers/{uin}/customer-alarms"): ("manage", True),
+    ("POST", "/settings/customers"): ("manage", False),
     ("GET", "/usage-by-day.svg"): ("partner", False),
     ("GET", "/pool-by-day.svg"): ("partner", False),
     ("GET", "/customers"): ("partner", False),
@@ -451,6 +459,7 @@ CONSOLE_USERS = [
     "a_viewer",
     "b_admin",
     "sub_admin",
+    "a_cust_user",
 ]
 
 
@@ -494,6 +503,12 @@ def _console_expected(user: str, rule: str, a_object: bool, method: str) -> set[
         return {403} if method == "POST" else {303}
     if rule == "session":
         return {303}
+    if user == "a_cust_user":
+        # A customer's user opens its own account and nothing else: every partner and
+        # platform page, and every other customer, is missing to it.
+        return {200} if rule in ("home", "customer") else {404}
+    if rule == "customer":
+        return {404}
     if rule == "platform":
         return {200, 303} if user == "platform" else {404}
     if user == "platform":
@@ -536,4 +551,9 @@ def test_console_matrix(client: TestClient, world: World, user: str) -> None:
             wrong.append(f"{method} {template}: {answer.status_code} not in {sorted(want)}")
         if user in NOT_A and answer.status_code == 200:
             assert "Ann Ltd" not in answer.text and "alpha-only" not in answer.text, template
+        if user == "a_cust_user" and answer.status_code == 200 and method == "GET":
+            # Its own account only: no other customer, no pool, no partner's remark.
+            text = answer.text
+            assert "Bob Inc" not in text and "Alpha Sub" not in text, template
+            assert "Pool" not in text and "alpha-only" not in text, template
     assert not wrong, "\n".join(wrong)

@@ -12,6 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.responses import Response
 
 from creditline.console import (
+    account,
     applications,
     audit,
     bulk,
@@ -24,6 +25,7 @@ from creditline.console import (
     platform,
     records,
     settings,
+    statements,
 )
 from creditline.console.security import SecurityHeaders, check_csrf
 from creditline.console.visit import LoginRequired, PageError, templates
@@ -36,6 +38,7 @@ def router() -> APIRouter:
     pages = APIRouter(dependencies=[Depends(check_csrf)], include_in_schema=False)
     for area in (
         login,
+        account,
         dashboard,
         customers,
         records,
@@ -47,6 +50,7 @@ def router() -> APIRouter:
         applications,
         audit,
         notifications,
+        statements,
     ):
         pages.include_router(area.router)
     return pages

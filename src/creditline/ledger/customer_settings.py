@@ -104,7 +104,9 @@ def update_customer_settings(
 
 
 def customer_alarm_override(session: Session, *, partner_id: int, customer_uin: int) -> bool | None:
-    """The customer's own answer to "does it receive its alarms"; None: the partner's."""
+    """The customer's own answer to "does it receive its alarms"; None: the partner's.
+    Another partner's customer is missing."""
+    get_customer(session, partner_id, customer_uin)
     return session.execute(
         select(CustomerAlarmSetting.enabled).where(
             CustomerAlarmSetting.partner_id == partner_id,
