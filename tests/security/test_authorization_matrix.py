@@ -234,6 +234,7 @@ CONSOLE: dict[tuple[str, str], tuple[str, bool]] = {
     # A partner's dashboard; a customer's user sees its own account here instead.
     ("GET", "/"): ("home", False),
     ("GET", "/account/usage-by-day.svg"): ("customer", False),
+    ("POST", "/account/alarms/read"): ("customer", False),
     ("GET", "/customers/{uin}/statements"): ("partner", True),
     ("GET", "/customers/{uin}/statement.csv"): ("partner", True),
     ("GET", "/customers/{uin}/statement.pdf"): ("partner", True),
@@ -506,7 +507,7 @@ def _console_expected(user: str, rule: str, a_object: bool, method: str) -> set[
     if user == "a_cust_user":
         # A customer's user opens its own account and nothing else: every partner and
         # platform page, and every other customer, is missing to it.
-        return {200} if rule in ("home", "customer") else {404}
+        return {200, 303} if rule in ("home", "customer") else {404}
     if rule == "customer":
         return {404}
     if rule == "platform":

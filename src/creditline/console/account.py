@@ -5,12 +5,15 @@ of the partner's pool, pages or other customers."""
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 
+from creditline.clock import utcnow
 from creditline.console import charts
 from creditline.console.visit import Visit, visit
 from creditline.ledger import customer_settings, customer_view
 from creditline.ledger.accounts import get_customer
+from creditline.notify import customer_alarms
 
 router = APIRouter()
 
@@ -40,6 +43,15 @@ def home(v: Visit) -> Response:
         ),
         alarms=customer_view.received_alarms(v.s, partner_id=partner_id, customer_uin=uin),
     )
+
+
+@router.post("/account/alarms/read")
+def own_alarms_read(request: Request) -> Response:
+    """The customer has seen its alarms: mark them read."""
+    with visit(request, customer=True) as v:
+        partner_id, uin = own(v)
+        customer_alarms.mark_read(v.s, partner_id=partner_id, customer_uin=uin, now=utcnow())
+    return RedirectResponse("/", status_code=303)
 
 
 @router.get("/account/usage-by-day.svg")

@@ -34,6 +34,7 @@ from creditline.db.tables import (
     PartnerNotice,
     WebhookEndpoint,
 )
+from creditline.notify import customer_alarms
 from creditline.notify.endpoints import signing_secrets
 from creditline.notify.outbox import THRESHOLD_REACHED
 
@@ -79,6 +80,8 @@ class Job:
     endpoint_enabled: bool = False
     secrets: list[str] = field(default_factory=list)
     email: str | None = None
+    #: For a customer's own alarm email: its partner's name and contact.
+    sender: customer_alarms.Sender | None = None
 
     @property
     def message_id(self) -> str:
@@ -153,6 +156,8 @@ def expand(
                         "email": None,
                     }
                 )
+        # The customer's own copy, when its partner lets it receive its alarms.
+        rows.extend(customer_alarms.hand_over(session, event, common, email_enabled=email_enabled))
         if event.type == THRESHOLD_REACHED and email_enabled:
             for address in _alarm_addresses(session, event, settings.get(event.partner_id)):
                 rows.append(
@@ -261,6 +266,9 @@ def claim(
                 endpoint_enabled=endpoint is not None and endpoint.enabled,
                 secrets=[] if endpoint is None else signing_secrets(session, endpoint, now),
                 email=delivery.email,
+                sender=customer_alarms.sender(session, delivery.partner_id)
+                if delivery.target.startswith(customer_alarms.TARGET)
+                else None,
             )
         )
     return jobs
