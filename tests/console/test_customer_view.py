@@ -100,3 +100,54 @@ def test_a_customer_login_belongs_to_the_partners_own_customer(
         follow_redirects=False,
     )
     assert refused.status_code == 403
+
+
+def test_partner_statement_pages_and_customer_settings(
+    client: TestClient, world: World, engine: Engine
+) -> None:
+    import io
+
+    import pypdf
+
+    from creditline.clock import utcnow
+
+    uin = world.a_customers[0]
+    ingest(engine, {**charge(uin, "12.34", occurred_at=utcnow().isoformat()), "product": "cos"})
+    csrf = login(client, "admin@acme.example")
+    page = client.get(f"/customers/{uin}/statements")
+    assert page.status_code == 200
+    assert "Closing available" in page.text and "cos" in page.text and "987.66" in page.text
+    month = utcnow().strftime("%Y-%m")
+    pdf = client.get(f"/customers/{uin}/statement.pdf?month={month}")
+    assert pdf.headers["content-type"] == "application/pdf"
+    text = pypdf.PdfReader(io.BytesIO(pdf.content)).pages[0].extract_text()
+    assert "Alpha Games" in text and "987.66" in text and "Acme Cloud" in text
+    csv = client.get(f"/customers/{uin}/statement.csv?month={month}")
+    assert csv.text.startswith("section,") and "-12.34" in csv.text
+    assert client.get(f"/customers/{uin}/statements?month=2026-13").status_code == 400
+
+    refused = client.post(
+        "/settings/customers",
+        data={"time_zone": "Nowhere/Else", "csrf_token": csrf},
+        follow_redirects=False,
+    )
+    assert refused.status_code == 422
+    saved = client.post(
+        "/settings/customers",
+        data={
+            "time_zone": "Asia/Tokyo",
+            "customer_alarms": "1",
+            "contact": "help@acme.example",
+            "csrf_token": csrf,
+        },
+        follow_redirects=False,
+    )
+    assert saved.status_code == 303
+    with transaction(engine) as s:
+        settings = customer_settings.customer_settings(s, world.a)
+    assert (settings.time_zone, settings.customer_alarms, settings.show_remarks) == (
+        "Asia/Tokyo",
+        True,
+        False,
+    )
+    assert "Asia/Tokyo" in client.get(f"/customers/{uin}/statements").text
