@@ -33,6 +33,7 @@ from creditline.api import (
     pool,
     purchases,
     records,
+    statements,
     sub_resellers,
     usage,
 )
@@ -187,6 +188,7 @@ def v1_router() -> APIRouter:
         platform,
         me,
         audit,
+        statements,
     ):
         router.include_router(area.router)
     return router

@@ -10,6 +10,8 @@ from typing import Any
 from fastapi.testclient import TestClient
 from tests.api.conftest import World
 
+from creditline.clock import utcnow
+
 
 def _a_objects(client: TestClient, world: World) -> dict[str, int]:
     """Objects of partner A (and of the distributor) that other partners must not see."""
@@ -54,6 +56,9 @@ def _endpoints(world: World, ids: dict[str, int]) -> list[tuple[str, str, Any]]:
         ("POST", f"/v1/customers/{uin}/purchase-checks", {"amount": "1.00"}),
         ("GET", f"/v1/customers/{uin}/purchase-policy", None),
         ("PUT", f"/v1/customers/{uin}/purchase-policy", {"policy": "block_all"}),
+        ("GET", f"/v1/customers/{uin}/statements/{utcnow():%Y-%m}", None),
+        ("GET", f"/v1/customers/{uin}/customer-alarms", None),
+        ("PUT", f"/v1/customers/{uin}/customer-alarms", {"enabled": True}),
         ("POST", f"/v1/alarms/{ids['alarm']}/read", None),
         ("POST", f"/v1/alarms/{ids['alarm']}/acknowledge", None),
         ("GET", f"/v1/credit-applications/{ids['application']}", None),
@@ -80,6 +85,7 @@ WRITES = [
     ("POST", "/v1/webhook-endpoints", {"url": "https://hooks.example.com/b"}),
     ("PATCH", "/v1/notification-settings", {"add": ["ops@example.com"]}),
     ("PUT", "/v1/purchase-policy", {"policy": "block_all"}),
+    ("PATCH", "/v1/customer-settings", {"show_remarks": True}),
 ]
 READS = [
     ("GET", "/v1/pool", None),
@@ -98,6 +104,7 @@ READS = [
     ("GET", "/v1/me/credit", None),
     ("GET", "/v1/purchase-checks", None),
     ("GET", "/v1/purchase-policy", None),
+    ("GET", "/v1/customer-settings", None),
 ]
 PLATFORM = [
     ("GET", "/v1/partners", None),

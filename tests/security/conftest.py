@@ -122,6 +122,16 @@ def world(engine: Engine, client: TestClient) -> World:
             )
             emails[name] = email
             user_ids[name] = user.id
+        # A's customer's own login: it sees that customer's account and nothing else.
+        customer_user = users.create_user(
+            s,
+            partner_id=a.id,
+            email="ann.user@example.com",
+            password=PASSWORD,
+            role=users.CUSTOMER_ROLE,
+            customer_uin=ac.uin,
+        )
+        emails["a_cust_user"] = customer_user.email
         endpoint = endpoints.add_endpoint(s, partner_id=a.id, url="https://hooks.example/a")
         delivery = endpoints.send_test(s, partner_id=a.id, endpoint_id=endpoint.id)
         ids = (a.id, b.id, sub.id, ac.uin, bc.uin)

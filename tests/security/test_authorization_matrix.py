@@ -21,6 +21,7 @@ from fastapi.testclient import TestClient
 from tests.security.conftest import PASSWORD, World
 from tests.security.routes import every_route
 
+from creditline.clock import utcnow
 from creditline.tc3 import signature
 from creditline.tc3.actions import ACTIONS
 
@@ -169,6 +170,11 @@ def _rows() -> list[Row]:
         ),
         Row("GET", "/v1/platform/audit", "platform"),
         Row("GET", "/v1/me/credit", "customer"),
+        Row("GET", "/v1/customers/{uin}/statements/{month}", "viewer", a_object=True),
+        Row("GET", "/v1/customer-settings", "viewer"),
+        Row("PATCH", "/v1/customer-settings", "admin", body={"show_remarks": True}),
+        Row("GET", "/v1/customers/{uin}/customer-alarms", "viewer", a_object=True),
+        Row("PUT", "/v1/customers/{uin}/customer-alarms", "admin", True, {"enabled": True}),
     ]
 
 
@@ -215,6 +221,7 @@ def _fill(text: str, world: World) -> str:
         .replace("{secret_id}", world.keys["a_spare"][0])
         .replace("{endpoint_id}", str(world.ids["endpoint"]))
         .replace("{delivery_id}", str(world.ids["delivery"]))
+        .replace("{month}", utcnow().strftime("%Y-%m"))
     )
 
 
@@ -238,7 +245,16 @@ CONSOLE: dict[tuple[str, str], tuple[str, bool]] = {
     ("GET", "/favicon.ico"): ("icon", False),
     ("POST", "/login"): ("login", False),
     ("POST", "/logout"): ("session", False),
-    ("GET", "/"): ("partner", False),
+    # A partner's dashboard; a customer's user sees its own account here instead.
+    ("GET", "/"): ("home", False),
+    ("GET", "/account/usage-by-day.svg"): ("customer", False),
+    ("POST", "/account/alarms/read"): ("customer", False),
+    ("GET", "/customers/{uin}/statements"): ("partner", True),
+    ("GET", "/customers/{uin}/statement.csv"): ("partner", True),
+    ("GET", "/customers/{uin}/statement.pdf"): ("partner", True),
+    ("POST", "/customers/{uin}/users"): ("manage", True),
+    ("POST", "/customers/{uin}/customer-alarms"): ("manage", True),
+    ("POST", "/settings/customers"): ("manage", False),
     ("GET", "/usage-by-day.svg"): ("partner", False),
     ("GET", "/pool-by-day.svg"): ("partner", False),
     ("GET", "/customers"): ("partner", False),
@@ -464,6 +480,7 @@ CONSOLE_USERS = [
     "a_viewer",
     "b_admin",
     "sub_admin",
+    "a_cust_user",
 ]
 
 
@@ -507,6 +524,12 @@ def _console_expected(user: str, rule: str, a_object: bool, method: str) -> set[
         return {403} if method == "POST" else {303}
     if rule == "session":
         return {303}
+    if user == "a_cust_user":
+        # A customer's user opens its own account and nothing else: every partner and
+        # platform page, and every other customer, is missing to it.
+        return {200, 303} if rule in ("home", "customer") else {404}
+    if rule == "customer":
+        return {404}
     if rule == "platform":
         return {200, 303} if user == "platform" else {404}
     if user == "platform":
@@ -549,4 +572,9 @@ def test_console_matrix(client: TestClient, world: World, user: str) -> None:
             wrong.append(f"{method} {template}: {answer.status_code} not in {sorted(want)}")
         if user in NOT_A and answer.status_code == 200:
             assert "Ann Ltd" not in answer.text and "alpha-only" not in answer.text, template
+        if user == "a_cust_user" and answer.status_code == 200 and method == "GET":
+            # Its own account only: no other customer, no pool, no partner's remark.
+            text = answer.text
+            assert "Bob Inc" not in text and "Alpha Sub" not in text, template
+            assert "Pool" not in text and "alpha-only" not in text, template
     assert not wrong, "\n".join(wrong)

@@ -18,10 +18,12 @@ from creditline.auth.passwords import hash_password, needs_rehash, verify_passwo
 from creditline.clock import utcnow
 from creditline.db.tables import ConsoleSession, LoginAttempt, User
 from creditline.errors import CreditlineError, InvalidInput, NotFound
-from creditline.ledger.accounts import get_partner, lock_partner
+from creditline.ledger.accounts import get_customer, get_partner, lock_partner
 
 PARTNER_ROLES = ("admin", "operator", "viewer")
 PLATFORM_ROLE = "platform"
+#: A customer's user: sees its own customer's account, nothing of the partner's.
+CUSTOMER_ROLE = "customer"
 
 #: Failed logins allowed in the window, for one address and for one client address.
 MAX_FAILURES_PER_EMAIL = 5
@@ -54,6 +56,10 @@ class Role:
         return self.name == PLATFORM_ROLE
 
     @property
+    def is_customer(self) -> bool:
+        return self.name == CUSTOMER_ROLE
+
+    @property
     def can_allocate(self) -> bool:
         """Allocate and withdraw credit, bulk allocation, pool allocation, applications."""
         return self.name in ("admin", "operator")
@@ -73,18 +79,31 @@ def normalise_email(email: str) -> str:
 
 
 def create_user(
-    session: Session, *, partner_id: int | None, email: str, password: str, role: str
+    session: Session,
+    *,
+    partner_id: int | None,
+    email: str,
+    password: str,
+    role: str,
+    customer_uin: int | None = None,
 ) -> User:
-    """Add a user: a partner's (``partner_id`` and a partner role) or, with no partner,
-    a platform admin. One login per address across the whole system."""
+    """Add a user: a partner's (``partner_id`` and a partner role), a customer's (the
+    ``customer`` role and one of the partner's customers) or, with no partner, a platform
+    admin. One login per address across the whole system."""
     address = normalise_email(email)
     if partner_id is None:
-        if role != PLATFORM_ROLE:
+        if role != PLATFORM_ROLE or customer_uin is not None:
             raise InvalidInput("a user without a partner is a platform admin", param="role")
+    elif role == CUSTOMER_ROLE:
+        if customer_uin is None:
+            raise InvalidInput("a customer's user needs its customer", param="customer_uin")
+        get_customer(session, partner_id, customer_uin)
     else:
         get_partner(session, partner_id)
         if role not in PARTNER_ROLES:
             raise InvalidInput(f"role must be one of {', '.join(PARTNER_ROLES)}", param="role")
+        if customer_uin is not None:
+            raise InvalidInput("only a customer's user has a customer", param="customer_uin")
     password_hash = hash_password(password)
     taken = InvalidInput(f"{address} already has a login", param="email")
     if session.execute(select(User.id).where(User.email == address)).first() is not None:
@@ -94,6 +113,7 @@ def create_user(
         email=address,
         password_hash=password_hash,
         role=role,
+        customer_uin=customer_uin,
         created_at=utcnow(),
     )
     # The read above answers the usual case; two logins added at once for one address
@@ -108,13 +128,12 @@ def create_user(
     return user
 
 
-def list_users(session: Session, partner_id: int) -> list[User]:
-    """The partner's users, oldest first."""
-    return list(
-        session.execute(
-            select(User).where(User.partner_id == partner_id).order_by(User.id)
-        ).scalars()
-    )
+def list_users(session: Session, partner_id: int, *, customer_uin: int | None = None) -> list[User]:
+    """The partner's users (with ``customer_uin``: that customer's users), oldest first."""
+    query = select(User).where(User.partner_id == partner_id)
+    if customer_uin is not None:
+        query = query.where(User.customer_uin == customer_uin)
+    return list(session.execute(query.order_by(User.id)).scalars())
 
 
 def get_user(session: Session, partner_id: int, user_id: int) -> User:

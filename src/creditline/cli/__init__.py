@@ -43,6 +43,7 @@ def _register() -> None:
         purchases,
         records,
         serve,
+        statements,
         thresholds,
         usage,
         users,

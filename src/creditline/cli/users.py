@@ -64,6 +64,41 @@ def create(
     emit(data, as_json=as_json, text=f"created {user.email} ({where})")
 
 
+@users_app.command("invite")
+def invite(
+    email: str = typer.Option(..., "--email", help="The customer user's login address."),
+    partner: int = typer.Option(
+        ..., "--partner", min=1, max=MAX_BIGINT, help="The partner (its UIN)."
+    ),
+    customer: int = typer.Option(
+        ..., "--customer", min=1, max=MAX_BIGINT, help="The partner's customer (its UIN)."
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Invite a customer's user, who sees only that customer's own account; the initial
+    password is read from standard input."""
+    password = _read_password()
+    from creditline.auth import users
+
+    with session(audited=True) as s:
+        user = users.create_user(
+            s,
+            partner_id=partner,
+            email=email,
+            password=password,
+            role=users.CUSTOMER_ROLE,
+            customer_uin=customer,
+        )
+        data = {
+            "id": user.id,
+            "email": user.email,
+            "role": user.role,
+            "partner_id": partner,
+            "customer_uin": customer,
+        }
+    emit(data, as_json=as_json, text=f"invited {user.email} (customer {customer} of {partner})")
+
+
 @users_app.command("list")
 def list_(
     partner: int = typer.Option(
@@ -76,7 +111,13 @@ def list_(
 
     with session(reading=True) as s:
         rows = [
-            {"id": u.id, "email": u.email, "role": u.role, "created_at": u.created_at.isoformat()}
+            {
+                "id": u.id,
+                "email": u.email,
+                "role": u.role,
+                "customer_uin": u.customer_uin,
+                "created_at": u.created_at.isoformat(),
+            }
             for u in users.list_users(s, partner)
         ]
     text = "\n".join(f"{r['id']}\t{r['email']}\t{r['role']}" for r in rows) or "no users"

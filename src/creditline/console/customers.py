@@ -9,11 +9,12 @@ from sqlalchemy import select
 from starlette.responses import Response
 
 from creditline import audit, money
+from creditline.auth import users
 from creditline.console import charts
 from creditline.console.visit import MAX_PAGE, PathId, Visit, visit
 from creditline.db.tables import Alarm
 from creditline.errors import CreditlineError
-from creditline.ledger import alarms, credit, customers, purchases, records
+from creditline.ledger import alarms, credit, customer_settings, customers, purchases, records
 from creditline.ledger.accounts import get_customer
 from creditline.ledger.records import Origin, RecordFilter
 
@@ -107,6 +108,13 @@ def _detail(
         typed_thresholds=typed_thresholds,
         max_withdrawable=credit.max_withdrawable(customer.total_credit, customer.consumed),
         purchase_policy=purchases.customer_policy(v.s, v.partner_id, uin),
+        customer_users=users.list_users(v.s, v.partner_id, customer_uin=uin),
+        alarm_override=customer_settings.customer_alarm_override(
+            v.s, partner_id=v.partner_id, customer_uin=uin
+        ),
+        receives_alarms=customer_settings.receives_alarms(
+            v.s, partner_id=v.partner_id, customer_uin=uin
+        ),
     )
 
 

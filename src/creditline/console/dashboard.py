@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from sqlalchemy import select
 from starlette.responses import Response
 
-from creditline.console import charts
+from creditline.console import account, charts
 from creditline.console.visit import visit
 from creditline.db.tables import Alarm, Customer
 from creditline.ledger import customers, records
@@ -19,8 +19,11 @@ router = APIRouter()
 
 @router.get("/")
 def dashboard(request: Request) -> Response:
-    """Pool total, allocated and remaining; customers' credit; alarm levels; recent events."""
-    with visit(request) as v:
+    """Pool total, allocated and remaining; customers' credit; alarm levels; recent events.
+    A customer's user sees its own account here instead (the customer view)."""
+    with visit(request, customer=None) as v:
+        if v.role.is_customer:
+            return account.home(v)
         pid = v.partner_id
         count, total_credit, available = astuple(customers.totals(v.s, pid))
         # The level of a customer is the highest threshold it has fired (and not re-armed):

@@ -10,7 +10,7 @@ from creditline.auth import keys, users
 from creditline.console.customers import _parse_thresholds, _thresholds_saved
 from creditline.console.visit import PathId, Visit, visit
 from creditline.errors import CreditlineError
-from creditline.ledger import alarms
+from creditline.ledger import alarms, customer_settings
 
 router = APIRouter()
 
@@ -33,6 +33,7 @@ def _settings(
         new_key=new_key,
         typed_thresholds=typed_thresholds,
         errors=errors,
+        customer_side=customer_settings.customer_settings(v.s, v.partner_id),
     )
 
 

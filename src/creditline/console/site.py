@@ -12,6 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.responses import Response
 
 from creditline.console import (
+    account,
     applications,
     audit,
     bulk,
@@ -25,6 +26,7 @@ from creditline.console import (
     purchases,
     records,
     settings,
+    statements,
 )
 from creditline.console.security import SecurityHeaders, check_csrf
 from creditline.console.visit import LoginRequired, PageError, templates
@@ -37,6 +39,7 @@ def router() -> APIRouter:
     pages = APIRouter(dependencies=[Depends(check_csrf)], include_in_schema=False)
     for area in (
         login,
+        account,
         dashboard,
         customers,
         purchases,
@@ -49,6 +52,7 @@ def router() -> APIRouter:
         applications,
         audit,
         notifications,
+        statements,
     ):
         pages.include_router(area.router)
     return pages

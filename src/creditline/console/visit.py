@@ -227,9 +227,13 @@ def engine_of(request: Request) -> Engine:
 
 
 @contextmanager
-def visit(request: Request, *, platform: bool = False) -> Iterator[Visit]:
+def visit(
+    request: Request, *, platform: bool = False, customer: bool | None = False
+) -> Iterator[Visit]:
     """The logged-in request in its one transaction. ``platform``: a platform admin's page;
-    otherwise a partner's page (a platform admin is sent to the platform pages)."""
+    ``customer``: a customer user's page (None: a page both a partner's user and a
+    customer's user open, each seeing their own); otherwise a partner's page. Anyone else
+    finds the page missing (a platform admin works in the platform pages)."""
     token = request.cookies.get(SESSION_COOKIE)
     who: audit.Actor | None = None
     # A page (GET) reads in a read-only transaction: no write lock, and a write slipped
@@ -247,11 +251,15 @@ def visit(request: Request, *, platform: bool = False) -> Iterator[Visit]:
                 raise PageError(404, "Not found")
             if not platform and role.is_platform:
                 raise PageError(404, "Not found", "Platform admins work in the Platform pages.")
+            # A customer's user sees its own account and nothing of its partner's.
+            if customer is not None and customer != role.is_customer:
+                raise PageError(404, "Not found")
             partner = None
             unread = 0
             if logged.user.partner_id is not None:
                 partner = s.get(Partner, logged.user.partner_id)
-                unread = inbox.unread_counts(s, logged.user.partner_id).total
+                if not role.is_customer:
+                    unread = inbox.unread_counts(s, logged.user.partner_id).total
             page = Visit(
                 request=request,
                 s=s,

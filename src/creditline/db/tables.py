@@ -448,14 +448,20 @@ class CreditApplication(Base):
 
 
 class User(Base):
-    """A person who logs in to the console: a partner's user (admin, operator, viewer) or,
-    with no partner, a platform admin of the vendor."""
+    """A person who logs in to the console: a partner's user (admin, operator, viewer), a
+    customer's user (who sees only that customer's own account) or, with no partner, a
+    platform admin of the vendor."""
 
     __tablename__ = "users"
     __table_args__ = (
-        CheckConstraint("role IN ('admin', 'operator', 'viewer', 'platform')", name="role"),
+        CheckConstraint(
+            "role IN ('admin', 'operator', 'viewer', 'platform', 'customer')", name="role"
+        ),
         CheckConstraint(
             "(role = 'platform') = (partner_id IS NULL)", name="platform_has_no_partner"
+        ),
+        CheckConstraint(
+            "(role = 'customer') = (customer_uin IS NOT NULL)", name="customer_has_uin"
         ),
         Index("ix_users_partner_id_id", "partner_id", "id"),
     )
@@ -469,6 +475,10 @@ class User(Base):
     email: Mapped[str] = mapped_column(String(320), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(16))
+    #: For a customer's user: the customer (of ``partner_id``) whose account it sees.
+    customer_uin: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("customers.uin"), default=None
+    )
     created_at: Mapped[datetime]
     last_login_at: Mapped[datetime | None] = mapped_column(default=None)
 
@@ -627,6 +637,62 @@ class PartnerNotice(Base):
     endpoint_id: Mapped[int | None] = mapped_column(
         BigInteger, ForeignKey("webhook_endpoints.id", ondelete="SET NULL"), default=None
     )
+    created_at: Mapped[datetime]
+    read_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+# --- The customer's side: its view, its alarms, its statements ---
+
+
+class CustomerViewSettings(Base):
+    """What a partner lets its customers see and receive, and how their statements are
+    cut: the time zone of the calendar month, remarks on the allocation history, the
+    customers' own alarms (off by default; each customer may be set otherwise), and the
+    contact named to them."""
+
+    __tablename__ = "customer_view_settings"
+
+    partner_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("partners.id"), primary_key=True)
+    #: An IANA time zone name; statements cut calendar months in it.
+    time_zone: Mapped[str] = mapped_column(String(64), default="UTC")
+    #: Whether a customer's allocation history shows the remarks, or amounts only.
+    show_remarks: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: Whether customers receive their own threshold alarms (by default; see below).
+    customer_alarms: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: How customers reach the partner (an address or a line of text), shown with alarms.
+    contact: Mapped[str] = mapped_column(String(320), default="")
+    updated_at: Mapped[datetime]
+
+
+class CustomerAlarmSetting(Base):
+    """One customer's own answer to "does it receive its alarms", over its partner's."""
+
+    __tablename__ = "customer_alarm_settings"
+    __table_args__ = (Index("ix_customer_alarm_settings_partner_id", "partner_id"),)
+
+    customer_uin: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("customers.uin"), primary_key=True
+    )
+    partner_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("partners.id"))
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    updated_at: Mapped[datetime]
+
+
+class CustomerAlarm(Base):
+    """An alarm as its customer received it (in its view and by email): written with the
+    alarm, in the same transaction, only while the customer receives its alarms."""
+
+    __tablename__ = "customer_alarms"
+    __table_args__ = (
+        Index("ix_customer_alarms_partner_id_customer_uin_id", "partner_id", "customer_uin", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    partner_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("partners.id"))
+    customer_uin: Mapped[int] = mapped_column(BigInteger, ForeignKey("customers.uin"))
+    alarm_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("alarms.id"), unique=True)
     created_at: Mapped[datetime]
     read_at: Mapped[datetime | None] = mapped_column(default=None)
 

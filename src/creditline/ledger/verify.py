@@ -4,6 +4,7 @@ records it must equal, and every difference named."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
@@ -217,3 +218,49 @@ def verify(session: Session) -> list[Mismatch]:
                 )
             )
     return found
+
+
+@dataclass(frozen=True)
+class Balance:
+    """A customer's credit as its records say it stood at one instant."""
+
+    total_credit: int
+    consumed: int
+
+    @property
+    def available(self) -> int:
+        return self.total_credit - self.consumed
+
+
+def balances_at(session: Session, *, partner_id: int, moment: datetime) -> dict[int, Balance]:
+    """Each customer's total credit and consumption at ``moment``, recomputed from what had
+    been recorded before it (allocation records by ``created_at``, usage by
+    ``ingested_at``): the figures a monthly statement's opening and closing reconcile with.
+    At the present moment they equal the stored balances (:func:`verify`)."""
+    credited = dict(
+        session.execute(
+            select(AllocationRecord.customer_uin, func.sum(AllocationRecord.change))
+            .where(
+                AllocationRecord.partner_id == partner_id,
+                AllocationRecord.customer_uin.is_not(None),
+                AllocationRecord.created_at < moment,
+            )
+            .group_by(AllocationRecord.customer_uin)
+        )
+        .tuples()
+        .all()
+    )
+    counted = dict(
+        session.execute(
+            select(UsageEvent.customer_uin, func.sum(UsageEvent.counted))
+            .where(UsageEvent.partner_id == partner_id, UsageEvent.ingested_at < moment)
+            .group_by(UsageEvent.customer_uin)
+        )
+        .tuples()
+        .all()
+    )
+    uins = session.execute(select(Customer.uin).where(Customer.partner_id == partner_id))
+    return {
+        uin: Balance(int(credited.get(uin) or 0), int(counted.get(uin) or 0))
+        for uin in uins.scalars()
+    }

@@ -34,6 +34,7 @@ from creditline.db.tables import (
     PartnerNotice,
     WebhookEndpoint,
 )
+from creditline.notify import customer_alarms
 from creditline.notify.endpoints import signing_secrets
 from creditline.notify.outbox import THRESHOLD_REACHED
 
@@ -79,6 +80,8 @@ class Job:
     endpoint_enabled: bool = False
     secrets: list[str] = field(default_factory=list)
     email: str | None = None
+    #: For a customer's own alarm email: its partner's name and contact.
+    sender: customer_alarms.Sender | None = None
 
     @property
     def message_id(self) -> str:
@@ -105,8 +108,7 @@ def expand(
     """Turn up to ``limit`` undelivered outbox events into deliveries; returns how many
     events were expanded. Each event is expanded once: its row is marked handed over
     (``delivered_at``) in the same transaction as its deliveries."""
-    # Plain rows, not ORM objects, and not the payloads: only an alarm sent by email
-    # reads its payload (for the customer's address).
+    # Plain rows, not ORM objects, and not the payloads: only an alarm reads its payload.
     events = session.execute(
         select(OutboxEvent.id, OutboxEvent.partner_id, OutboxEvent.type)
         .where(OutboxEvent.delivered_at.is_(None))
@@ -153,9 +155,23 @@ def expand(
                         "email": None,
                     }
                 )
-        if event.type == THRESHOLD_REACHED and email_enabled:
+        if event.type != THRESHOLD_REACHED:
+            continue
+        # An alarm's payload names its customer: the one event kind whose payload is read.
+        payload = session.execute(
+            select(OutboxEvent.payload).where(
+                OutboxEvent.partner_id == event.partner_id, OutboxEvent.id == event.id
+            )
+        ).scalar_one()
+        # The customer's own copy, when its partner lets it receive its alarms.
+        rows.extend(
+            customer_alarms.hand_over(
+                session, event.partner_id, payload, common, email_enabled=email_enabled
+            )
+        )
+        if email_enabled:
             for address in _alarm_addresses(
-                session, event.partner_id, event.id, settings.get(event.partner_id)
+                session, event.partner_id, payload, settings.get(event.partner_id)
             ):
                 rows.append(
                     common
@@ -178,17 +194,15 @@ def expand(
 
 
 def _alarm_addresses(
-    session: Session, partner_id: int, event_id: int, settings: NotificationSettings | None
+    session: Session,
+    partner_id: int,
+    payload: dict[str, Any],
+    settings: NotificationSettings | None,
 ) -> list[str]:
     if settings is None:
         return []
     addresses = {a.lower(): a for a in settings.email_recipients}
     if settings.email_customer:
-        payload = session.execute(
-            select(OutboxEvent.payload).where(
-                OutboxEvent.partner_id == partner_id, OutboxEvent.id == event_id
-            )
-        ).scalar_one()
         email = session.execute(
             select(Customer.email).where(
                 Customer.partner_id == partner_id,
@@ -282,6 +296,9 @@ def claim(
                 endpoint_enabled=endpoint is not None and endpoint.enabled,
                 secrets=[] if endpoint is None else signing_secrets(session, endpoint, now),
                 email=delivery.email,
+                sender=customer_alarms.sender(session, delivery.partner_id)
+                if delivery.target.startswith(customer_alarms.TARGET)
+                else None,
             )
         )
     return jobs

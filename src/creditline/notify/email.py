@@ -39,6 +39,8 @@ def compose(job: Job, settings: Settings) -> EmailMessage:
     if job.event_type != THRESHOLD_REACHED or job.email is None:
         raise ValueError(f"no email for a {job.event_type} event")
     data: dict[str, Any] = dict(job.payload)
+    if job.sender is not None:
+        return _compose_for_customer(job, settings, data)
     context = {
         **data,
         "link": customer_link(settings, int(data["customer_uin"])),
@@ -59,6 +61,41 @@ def compose(job: Job, settings: Settings) -> EmailMessage:
     message.set_content(_templates.get_template("threshold_reached.txt").render(context))
     message.add_alternative(
         _templates.get_template("threshold_reached.html").render(context), subtype="html"
+    )
+    return message
+
+
+def _compose_for_customer(job: Job, settings: Settings, data: dict[str, Any]) -> EmailMessage:
+    """A customer's own alarm: its figures, its partner's name and contact, a link to its
+    view; nothing of the partner's pool or other customers."""
+    assert job.sender is not None and job.email is not None
+    context = {
+        "threshold": data["threshold"],
+        "utilization_percent": data.get("utilization_percent"),
+        "total_credit": data["total_credit"],
+        "consumed": data["consumed"],
+        "available_credit": data["available_credit"],
+        "occurred_at": data["occurred_at"],
+        "customer_name": data["customer_name"],
+        "customer_uin": data["customer_uin"],
+        "partner_name": job.sender.partner_name,
+        "contact": job.sender.contact,
+        "link": f"{settings.public_url.rstrip('/')}/",
+        "currency": "USD",
+    }
+    message = EmailMessage()
+    message["Subject"] = (
+        f"Your credit with {job.sender.partner_name}: {data['threshold']}% threshold reached"
+    )
+    message["From"] = settings.smtp_from
+    message["To"] = job.email
+    message["Date"] = formatdate(localtime=False)
+    message["Message-ID"] = make_msgid(idstring=job.message_id)
+    message["X-Creditline-Event"] = job.message_id
+    message.set_content(_templates.get_template("customer_threshold_reached.txt").render(context))
+    message.add_alternative(
+        _templates.get_template("customer_threshold_reached.html").render(context),
+        subtype="html",
     )
     return message
 

@@ -8,7 +8,7 @@ nothing else: no stored row changes, and without a policy row every customer is
 ``notify_only`` — never restricted, as before.
 
 Revision ID: 0013
-Revises: 0015
+Revises: 0011
 Create Date: 2026-11-30
 """
 
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0013"
-down_revision = "0015"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 

@@ -7,7 +7,7 @@ it in chunks (creditline.auth.rate_limit). A new table: existing data is untouch
 buckets start full, as a restarted process's did.
 
 Revision ID: 0015
-Revises: 0011
+Revises: 0014
 Create Date: 2026-11-30
 """
 
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0015"
-down_revision = "0011"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 

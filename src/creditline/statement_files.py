@@ -1,0 +1,367 @@
+"""Monthly statements as files: a JSON payload, CSV (one statement in detail, or a month's
+summary of every customer) and a PDF the partner can send to its customer as is.
+
+Amounts are decimal text (``12.50``) in JSON and CSV, and written for people
+(``1,234.56``) in the PDF.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from fpdf import FPDF
+from fpdf.enums import XPos, YPos
+
+from creditline import money
+from creditline.ledger.statements import ProductUsage, Statement
+
+
+def _cell(text: str) -> str:
+    # A spreadsheet runs a cell that starts with = + - @ as a formula: free text is quoted.
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def _usage(line: ProductUsage) -> dict[str, Any]:
+    shown: dict[str, Any] = {
+        "product": line.product,
+        "charges": money.to_text(line.charges),
+        "vouchers": money.to_text(line.vouchers),
+        "refunds": money.to_text(line.refunds),
+        "counted": money.to_text(line.counted),
+    }
+    if line.month:
+        shown = {"month": line.month, **shown}
+    return shown
+
+
+def as_payload(s: Statement, *, remarks: bool = True) -> dict[str, Any]:
+    """The statement as JSON data; ``remarks``: the allocation lines carry their remarks."""
+    return {
+        "customer_uin": s.customer_uin,
+        "customer_name": s.customer_name,
+        "partner_id": s.partner_id,
+        "partner_name": s.partner_name,
+        "month": str(s.month),
+        "time_zone": s.time_zone,
+        "period_start": s.start.isoformat(),
+        "period_end": s.end.isoformat(),
+        "closed": s.closed,
+        "as_of": s.as_of.isoformat(),
+        "currency": "USD",
+        "opening": {
+            "total_credit": money.to_text(s.opening_total_credit),
+            "consumed": money.to_text(s.opening_consumed),
+            "available": money.to_text(s.opening_available),
+        },
+        "allocations": money.to_text(s.allocations),
+        "withdrawals": money.to_text(s.withdrawals),
+        "credit_lines": [
+            {
+                "at": line.at.isoformat(),
+                "kind": line.kind,
+                "change": money.to_text(line.change),
+                **({"remark": line.remark} if remarks else {}),
+            }
+            for line in s.credit_lines
+        ],
+        "usage": [_usage(u) for u in s.usage],
+        "usage_counted": money.to_text(s.usage_counted),
+        "corrections": [_usage(u) for u in s.corrections],
+        "corrections_counted": money.to_text(s.corrections_counted),
+        "closing": {
+            "total_credit": money.to_text(s.closing_total_credit),
+            "consumed": money.to_text(s.closing_consumed),
+            "available": money.to_text(s.closing_available),
+        },
+        "thresholds_reached": s.thresholds_reached,
+        "alarms": [
+            {
+                "at": a.at.isoformat(),
+                "threshold": a.threshold,
+                "thresholds_reached": a.thresholds_reached,
+            }
+            for a in s.thresholds
+        ],
+    }
+
+
+DETAIL_COLUMNS = (
+    "section",
+    "date",
+    "month",
+    "product",
+    "description",
+    "charges",
+    "vouchers",
+    "refunds",
+    "amount",
+)
+
+
+def detail_csv(s: Statement, *, remarks: bool = True) -> str:
+    """One statement as CSV: one line per figure, allocation, product and correction."""
+    buffer = io.StringIO()
+    w = csv.writer(buffer)
+    w.writerow(DETAIL_COLUMNS)
+    month = str(s.month)
+    w.writerow(
+        (
+            "opening",
+            s.start.isoformat(),
+            month,
+            "",
+            "opening available",
+            "",
+            "",
+            "",
+            money.to_text(s.opening_available),
+        )
+    )
+    for line in s.credit_lines:
+        w.writerow(
+            (
+                "credit",
+                line.at.isoformat(),
+                month,
+                "",
+                _cell(line.kind + (f": {line.remark}" if remarks and line.remark else "")),
+                "",
+                "",
+                "",
+                money.to_text(line.change),
+            )
+        )
+    for u in s.usage:
+        w.writerow(
+            (
+                "usage",
+                "",
+                month,
+                _cell(u.product),
+                "usage",
+                money.to_text(u.charges),
+                money.to_text(u.vouchers),
+                money.to_text(u.refunds),
+                money.to_text(-u.counted),
+            )
+        )
+    for u in s.corrections:
+        w.writerow(
+            (
+                "correction",
+                "",
+                u.month,
+                _cell(u.product),
+                f"late usage of {u.month}",
+                money.to_text(u.charges),
+                money.to_text(u.vouchers),
+                money.to_text(u.refunds),
+                money.to_text(-u.counted),
+            )
+        )
+    for a in s.thresholds:
+        w.writerow(
+            (
+                "threshold",
+                a.at.isoformat(),
+                month,
+                "",
+                f"{a.threshold}% of credit reached",
+                "",
+                "",
+                "",
+                "",
+            )
+        )
+    w.writerow(
+        (
+            "closing",
+            s.as_of.isoformat(),
+            month,
+            "",
+            "closing available",
+            "",
+            "",
+            "",
+            money.to_text(s.closing_available),
+        )
+    )
+    return buffer.getvalue()
+
+
+SUMMARY_COLUMNS = (
+    "customer_uin",
+    "customer_name",
+    "month",
+    "closed",
+    "opening_available",
+    "allocations",
+    "withdrawals",
+    "charges",
+    "vouchers",
+    "refunds",
+    "usage_counted",
+    "corrections_counted",
+    "closing_total_credit",
+    "closing_consumed",
+    "closing_available",
+    "thresholds_reached",
+)
+
+
+def summary_csv(statements: Iterable[Statement]) -> str:
+    """A month's statements as CSV, one line per customer."""
+    buffer = io.StringIO()
+    w = csv.writer(buffer)
+    w.writerow(SUMMARY_COLUMNS)
+    for s in statements:
+        w.writerow(
+            (
+                s.customer_uin,
+                _cell(s.customer_name),
+                str(s.month),
+                "yes" if s.closed else "no",
+                money.to_text(s.opening_available),
+                money.to_text(s.allocations),
+                money.to_text(s.withdrawals),
+                money.to_text(sum(u.charges for u in s.usage)),
+                money.to_text(sum(u.vouchers for u in s.usage)),
+                money.to_text(sum(u.refunds for u in s.usage)),
+                money.to_text(s.usage_counted),
+                money.to_text(s.corrections_counted),
+                money.to_text(s.closing_total_credit),
+                money.to_text(s.closing_consumed),
+                money.to_text(s.closing_available),
+                " ".join(map(str, s.thresholds_reached)),
+            )
+        )
+    return buffer.getvalue()
+
+
+def _latin(text: str) -> str:
+    # The PDF's built-in fonts (Helvetica) carry Latin-1 only; other letters show as "?".
+    return text.encode("latin-1", "replace").decode("latin-1")
+
+
+class _Pdf(FPDF):
+    def __init__(self, footer_text: str) -> None:
+        super().__init__(format="A4")
+        self.footer_text = footer_text
+
+    def footer(self) -> None:
+        self.set_y(-15)
+        self.set_font("Helvetica", size=8)
+        self.cell(0, 8, _latin(f"{self.footer_text}  -  page {self.page_no()}"), align="C")
+
+
+def pdf(s: Statement, *, remarks: bool = False, contact: str = "") -> bytes:
+    """The statement as a PDF for the customer: the partner's name and contact, the month,
+    the balances, credit lines (with remarks only if ``remarks``), usage by product,
+    corrections, thresholds reached."""
+    doc = _Pdf(f"{s.partner_name} - statement {s.month} for customer {s.customer_uin}")
+    doc.set_title(_latin(f"Statement {s.month} - {s.customer_name}"))
+    doc.set_author(_latin(s.partner_name))
+    doc.add_page()
+    width = doc.epw
+
+    def line(text: str, *, size: int = 10, bold: bool = False, height: float = 6) -> None:
+        doc.set_font("Helvetica", style="B" if bold else "", size=size)
+        doc.multi_cell(width, height, _latin(text), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+
+    def row(cells: list[str], widths: list[float], *, bold: bool = False) -> None:
+        doc.set_font("Helvetica", style="B" if bold else "", size=9)
+        for i, (text, w) in enumerate(zip(cells, widths, strict=True)):
+            doc.cell(w, 6, _latin(text), border="B", align="L" if i == 0 else "R")
+        doc.ln(6)
+
+    line(s.partner_name, size=16, bold=True, height=9)
+    if contact:
+        line(f"Contact: {contact}", size=9)
+    doc.ln(3)
+    line(f"Credit statement {s.month}", size=13, bold=True, height=8)
+    line(f"Customer: {s.customer_name} (UIN {s.customer_uin})")
+    period = (
+        f"Period: {s.start.astimezone(_zone(s)).strftime('%Y-%m-%d %H:%M')} to "
+        f"{s.end.astimezone(_zone(s)).strftime('%Y-%m-%d %H:%M')} ({s.time_zone})"
+    )
+    line(period)
+    if not s.closed:
+        line(f"The month is not over: figures as of {s.as_of.strftime('%Y-%m-%d %H:%M')} UTC.")
+    line("All amounts in USD at list price.", size=9)
+    doc.ln(3)
+
+    half = [width * 0.6, width * 0.4]
+    row(["Summary", "USD"], half, bold=True)
+    for label, amount in (
+        ("Opening available credit", s.opening_available),
+        ("Credit allocated", s.allocations),
+        ("Credit withdrawn", -s.withdrawals),
+        ("Usage counted this month", -s.usage_counted),
+        ("Corrections for earlier months", -s.corrections_counted),
+        ("Closing available credit", s.closing_available),
+    ):
+        row([label, money.to_display(amount)], half)
+    row(["Closing total credit", money.to_display(s.closing_total_credit)], half)
+    doc.ln(4)
+
+    if s.credit_lines:
+        line("Credit changes", size=11, bold=True)
+        widths = [width * 0.3, width * 0.45, width * 0.25]
+        row(["Date", "Change", "USD"], widths, bold=True)
+        for c in s.credit_lines:
+            what = c.kind + (f": {c.remark}" if remarks and c.remark else "")
+            row(
+                [
+                    c.at.astimezone(_zone(s)).strftime("%Y-%m-%d"),
+                    what[:60],
+                    money.to_display(c.change),
+                ],
+                widths,
+            )
+        doc.ln(4)
+
+    columns = [width * 0.28, width * 0.18, width * 0.18, width * 0.18, width * 0.18]
+    line("Usage by product", size=11, bold=True)
+    row(["Product", "Charges", "Vouchers", "Refunds", "Counted"], columns, bold=True)
+    for u in s.usage:
+        row(
+            [
+                u.product,
+                *(money.to_display(v) for v in (u.charges, u.vouchers, u.refunds, u.counted)),
+            ],
+            columns,
+        )
+    if not s.usage:
+        line("No usage this month.", size=9)
+    doc.ln(4)
+    if s.corrections:
+        line("Corrections: usage of earlier months recorded this month", size=11, bold=True)
+        row(["Month / product", "Charges", "Vouchers", "Refunds", "Counted"], columns, bold=True)
+        for u in s.corrections:
+            row(
+                [
+                    f"{u.month} {u.product}",
+                    *(money.to_display(v) for v in (u.charges, u.vouchers, u.refunds, u.counted)),
+                ],
+                columns,
+            )
+        doc.ln(4)
+    line("Alarm thresholds reached", size=11, bold=True)
+    if s.thresholds:
+        for a in s.thresholds:
+            line(
+                f"{a.at.astimezone(_zone(s)).strftime('%Y-%m-%d')}: {a.threshold}% of credit "
+                "consumed",
+                size=9,
+            )
+    else:
+        line("None this month.", size=9)
+    return bytes(doc.output())
+
+
+def _zone(s: Statement) -> ZoneInfo:
+    return ZoneInfo(s.time_zone)
