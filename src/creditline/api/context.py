@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import pydantic_core
 from fastapi import Depends, Header, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -351,6 +352,13 @@ def _asked(body: bytes) -> Any:
 
 def _dump(result: BaseModel) -> str:
     return json.dumps(result.model_dump(mode="json"), separators=(",", ":"))
+
+
+def json_answer(content: Any) -> Response:
+    """``content`` (plain dicts and lists, amounts as text, times as datetimes) as JSON,
+    exactly as FastAPI would answer the response model of the same fields: for a page of
+    many rows, answered without a pydantic model per row."""
+    return Response(pydantic_core.to_json(content), media_type="application/json")
 
 
 def _answer(status_code: int, body: str, *, replayed: bool = False) -> Response:

@@ -10,15 +10,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, Select, insert, or_, select
+from sqlalchemy import Engine, Select, bindparam, insert, or_, select
 from sqlalchemy.orm import Session
 
 from creditline import money
 from creditline.clock import utcnow
 from creditline.db import read_transaction
 from creditline.db.tables import AllocationRecord, Customer, Partner
-from creditline.errors import InvalidInput
-from creditline.ledger.accounts import get_partner
+from creditline.errors import InvalidInput, NotFound
 from creditline.ledger.outbox import ALLOCATION_RECORDED, enqueue
 
 RECORD_KINDS = ("grant", "pool_allocation", "allocation", "withdrawal")
@@ -158,7 +157,7 @@ def _filtered(
     scope = AllocationRecord.partner_id == partner_id
     # A second-level reseller also sees the pool allocations its distributor made to it
     # (recorded once, under the distributor).
-    if where.kind in (None, "pool_allocation") and get_partner(session, partner_id).parent_id:
+    if where.kind in (None, "pool_allocation") and _has_parent(session, partner_id):
         scope = or_(scope, AllocationRecord.sub_partner_id == partner_id)
     query = select(AllocationRecord).where(scope)
     if where.customer_uin is not None:
@@ -173,6 +172,19 @@ def _filtered(
     if where.until is not None:
         query = query.where(AllocationRecord.created_at < where.until)
     return query
+
+
+#: The partner's distributor, if it has one (a Core statement: a page is read often).
+_PARENT = select(Partner.parent_id).where(Partner.id == bindparam("partner_id"))
+
+
+def _has_parent(session: Session, partner_id: int) -> bool:
+    """Whether the partner is a second-level reseller; :class:`NotFound` if there is no
+    such partner."""
+    found = session.execute(_PARENT, {"partner_id": partner_id}).first()
+    if found is None:
+        raise NotFound(f"no partner {partner_id}", param="partner")
+    return found.parent_id is not None
 
 
 def page(
