@@ -62,19 +62,6 @@ def authenticate_kept(
     return _kept(request, credentials)[0]
 
 
-def authenticate_read(
-    request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)
-) -> Principal:
-    """:func:`authenticate` from the key cache, with no statement of its own, for reads: a
-    key taken from the cache is confirmed live in the request's read transaction
-    (:meth:`Call.read`), or by :func:`confirm_refused` when the request is refused before
-    it."""
-    principal, kept = _kept(request, credentials)
-    if kept:
-        request.state.unconfirmed_key = principal.key_id
-    return principal
-
-
 def _kept(
     request: Request, credentials: HTTPAuthorizationCredentials | None
 ) -> tuple[Principal, bool]:
@@ -366,9 +353,16 @@ def _answer(status_code: int, body: str, *, replayed: bool = False) -> Response:
     return Response(body, status_code=status_code, media_type="application/json", headers=headers)
 
 
-def call(request: Request, principal: Principal = Depends(authenticate_read)) -> Call:
-    """The dependency every reading endpoint takes: the key from the key cache, confirmed
-    live in the request's read transaction (:meth:`Call.read`)."""
+def call(
+    request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)
+) -> Call:
+    """The dependency every reading endpoint takes: :func:`authenticate` from the key
+    cache, with no statement of its own. A key taken from the cache is confirmed live in
+    the request's read transaction (:meth:`Call.read`), or by :func:`confirm_refused` when
+    the request is refused before it. (One dependency, not two: each costs every request.)"""
+    principal, kept = _kept(request, credentials)
+    if kept:
+        request.state.unconfirmed_key = principal.key_id
     return Call(request, principal, _engine(request), None, b"")
 
 

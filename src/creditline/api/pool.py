@@ -15,6 +15,7 @@ from creditline.api.context import Call, call
 from creditline.api.errors import ERROR_RESPONSES
 from creditline.db.tables import AllocationRecord
 from creditline.ledger.accounts import PoolState, get_partner
+from creditline.ledger.records import RecordRow
 
 AMOUNT_PATTERN = r"^[0-9]{1,10}(\.[0-9]{1,2})?$"
 SIGNED_AMOUNT_PATTERN = r"^-?[0-9]{1,10}(\.[0-9]{1,2})?$"
@@ -156,7 +157,7 @@ class RecordOut(BaseModel):
         return cls(**record_fields(record))
 
 
-def record_fields(record: AllocationRecord) -> dict[str, Any]:
+def record_fields(record: RecordRow) -> dict[str, Any]:
     """The fields of :class:`RecordOut`, for a page that answers many records without a
     model each (see :func:`creditline.api.context.json_answer`)."""
     return {
