@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import (
@@ -231,6 +231,9 @@ class SearchQueries:
     count: Select[tuple[int]]
     #: The matches' UINs, unsorted (whose number the planner estimates).
     matches: Select[tuple[int]]
+    #: The values of their parameters (from :func:`search_queries`; the statements are
+    #: built once per shape of search).
+    values: dict[str, Any] = field(default_factory=dict)
 
 
 def search_queries(
@@ -244,7 +247,7 @@ def search_queries(
     limit: int = 21,
 ) -> SearchQueries:
     """The statements :func:`search` runs for rows ``offset`` to ``offset + limit``, with
-    their values bound (for EXPLAIN)."""
+    the values of their parameters (for EXPLAIN)."""
     queries, values = _queries(
         partner_id,
         text=text,
@@ -254,12 +257,7 @@ def search_queries(
         offset=offset,
         limit=limit,
     )
-    return SearchQueries(
-        None if queries.walk is None else queries.walk.params(values),
-        queries.collect.params(values),
-        queries.count.params(values),
-        queries.matches.params(values),
-    )
+    return SearchQueries(queries.walk, queries.collect, queries.count, queries.matches, values)
 
 
 def _queries(
