@@ -159,10 +159,13 @@ def insert_select_rate(engine: Engine, rows: int) -> dict[str, Any]:
     return {"rows": rows, "seconds": round(seconds, 3), "rows_per_second": round(rows / seconds, 1)}
 
 
-def _explain(connection: Connection, prefix: str, statement: Any) -> Sequence[Any]:
-    """``prefix`` + the statement as the driver receives it, with its parameters."""
+def _explain(
+    connection: Connection, prefix: str, statement: Any, values: dict[str, Any] | None = None
+) -> Sequence[Any]:
+    """``prefix`` + the statement as the driver receives it, with its parameters (and
+    ``values`` for those it leaves open)."""
     compiled = statement.compile(dialect=connection.dialect)
-    params = compiled.construct_params()
+    params = compiled.construct_params(values)
     if compiled.positiontup is not None:
         return connection.exec_driver_sql(
             prefix + str(compiled), tuple(params[name] for name in compiled.positiontup)
@@ -187,19 +190,35 @@ def query_plans(engine: Engine, partner: seed.Partner) -> dict[str, str]:
     one_customer = newest.where(AllocationRecord.customer_uin == partner.customers[7])
     withdrawals = newest.where(AllocationRecord.kind == "withdrawal")
     grants = newest.where(AllocationRecord.kind == "grant")
-    statements = {
-        "customers page (q=harbor, sort=available_credit desc, page 5), walk": broad.walk,
-        "customers page (q=key account, sort=available_credit desc, page 5), collect": (
-            rare.collect
+    statements: dict[str, tuple[Any, dict[str, Any] | None]] = {
+        "customers page (q=harbor, sort=available_credit desc, page 5), walk": (
+            broad.walk,
+            broad.values,
         ),
-        "customers page (q=billing1, sort=associated_at desc, page 5), walk": bunched.walk,
-        "customers page (q=billing1, sort=associated_at desc, page 5), collect": (bunched.collect),
-        "customers page (q=cedar, sort=utilization desc, page 5), walk": by_use.walk,
-        "customers page (q=harbor), total count (REST include_total, Tencent)": broad.count,
-        "records page, newest": newest,
-        "records page, one customer": one_customer,
-        "records page, kind=withdrawal": withdrawals,
-        "records page, kind=grant (rare)": grants,
+        "customers page (q=key account, sort=available_credit desc, page 5), collect": (
+            rare.collect,
+            rare.values,
+        ),
+        "customers page (q=billing1, sort=associated_at desc, page 5), walk": (
+            bunched.walk,
+            bunched.values,
+        ),
+        "customers page (q=billing1, sort=associated_at desc, page 5), collect": (
+            bunched.collect,
+            bunched.values,
+        ),
+        "customers page (q=cedar, sort=utilization desc, page 5), walk": (
+            by_use.walk,
+            by_use.values,
+        ),
+        "customers page (q=harbor), total count (REST include_total, Tencent)": (
+            broad.count,
+            broad.values,
+        ),
+        "records page, newest": (newest, None),
+        "records page, one customer": (one_customer, None),
+        "records page, kind=withdrawal": (withdrawals, None),
+        "records page, kind=grant (rare)": (grants, None),
     }
     explain = (
         "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) "
@@ -208,8 +227,8 @@ def query_plans(engine: Engine, partner: seed.Partner) -> dict[str, str]:
     )
     plans = {}
     with engine.connect() as c:
-        for name, statement in statements.items():
-            lines = _explain(c, explain, statement)
+        for name, (statement, values) in statements.items():
+            lines = _explain(c, explain, statement, values)
             plans[name] = "\n".join(" | ".join(str(v) for v in line) for line in lines)
     return plans
 

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import pydantic_core
 from fastapi import Depends, Header, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -58,13 +59,19 @@ def authenticate_kept(
 ) -> Principal:
     """:func:`authenticate` from the key cache, with no statement of its own: only for
     writes that confirm the key is live in their own statement (:meth:`Call.credit_write`)."""
+    return _kept(request, credentials)[0]
+
+
+def _kept(
+    request: Request, credentials: HTTPAuthorizationCredentials | None
+) -> tuple[Principal, bool]:
     if credentials is None or ":" not in credentials.credentials:
         raise Unauthenticated(
             "send Authorization: Bearer <secret_id>:<secret_key>", param="Authorization"
         )
     secret_id, _, secret_key = credentials.credentials.partition(":")
-    key = keys.authenticate_kept(_engine(request), secret_id.strip(), secret_key.strip())
-    return _principal(request, key)
+    key, kept = keys.authenticate_kept(_engine(request), secret_id.strip(), secret_key.strip())
+    return _principal(request, key), kept
 
 
 def _principal(request: Request, key: keys.ApiKey) -> Principal:
@@ -126,9 +133,23 @@ class Call:
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        """The request's one transaction, for reading: read-only, no write lock."""
+        """The request's one transaction, for reading: read-only, no write lock. A key
+        taken from the key cache is confirmed live in it first: a key revoked since it was
+        kept is refused (401) and forgotten, on its very next request."""
         with read_transaction(self.engine) as session:
+            self.confirm(session)
             yield session
+
+    def confirm(self, session: Session) -> None:
+        """Refuse the request (401) if its key, taken from the key cache, has been revoked
+        since: one statement in ``session``'s transaction, none for a key already
+        confirmed in this request."""
+        key_id = getattr(self.request.state, "unconfirmed_key", None)
+        if key_id is None:
+            return
+        if not session.scalar(_LIVE, {"require_key_id": key_id}):
+            raise self._revoked()
+        self.request.state.unconfirmed_key = None
 
     def write(
         self,
@@ -237,9 +258,7 @@ class Call:
     def _revoked(self) -> keys.UnknownKey:
         """The key was revoked since it was kept: forgotten, and refused as an unknown key
         is (before authentication: no audit row)."""
-        keys.CACHE.forget(self.engine, self.principal.secret_id)
-        self.request.state.audit_principal = ""
-        return keys.UnknownKey("the API key is unknown or revoked")
+        return _forget(self.request, self.principal.secret_id)
 
     def _claim(
         self, session: Session, key: str, fingerprint: str
@@ -322,14 +341,58 @@ def _dump(result: BaseModel) -> str:
     return json.dumps(result.model_dump(mode="json"), separators=(",", ":"))
 
 
+def json_answer(content: Any) -> Response:
+    """``content`` (plain dicts and lists, amounts as text, times as datetimes) as JSON,
+    exactly as FastAPI would answer the response model of the same fields: for a page of
+    many rows, answered without a pydantic model per row."""
+    return Response(pydantic_core.to_json(content), media_type="application/json")
+
+
 def _answer(status_code: int, body: str, *, replayed: bool = False) -> Response:
     headers = {"Idempotent-Replayed": "true"} if replayed else None
     return Response(body, status_code=status_code, media_type="application/json", headers=headers)
 
 
-def call(request: Request, principal: Principal = Depends(authenticate)) -> Call:
-    """The dependency every reading endpoint takes."""
+def call(
+    request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)
+) -> Call:
+    """The dependency every reading endpoint takes: :func:`authenticate` from the key
+    cache, with no statement of its own. A key taken from the cache is confirmed live in
+    the request's read transaction (:meth:`Call.read`), or by :func:`confirm_refused` when
+    the request is refused before it. (One dependency, not two: each costs every request.)"""
+    principal, kept = _kept(request, credentials)
+    if kept:
+        request.state.unconfirmed_key = principal.key_id
     return Call(request, principal, _engine(request), None, b"")
+
+
+#: Whether the API key ``require_key_id`` is live, as a statement.
+_LIVE = select(keys.LIVE_KEY)
+
+
+def _forget(request: Request, secret_id: str) -> keys.UnknownKey:
+    """The refusal of a key revoked since it was kept, which is forgotten; refused as an
+    unknown key is (before authentication: no audit row)."""
+    keys.CACHE.forget(_engine(request), secret_id)
+    request.state.unconfirmed_key = None
+    request.state.audit_principal = ""
+    return keys.UnknownKey("the API key is unknown or revoked")
+
+
+def confirm_refused(request: Request) -> keys.UnknownKey | None:
+    """For a request refused before its read transaction confirmed its key (a parameter
+    out of range, a role too low): the refusal of its key instead, when that key was taken
+    from the key cache and has been revoked since, so that a revoked key is answered 401
+    whatever else is wrong with the request. None otherwise."""
+    key_id = getattr(request.state, "unconfirmed_key", None)
+    if key_id is None:
+        return None
+    with read_transaction(_engine(request)) as session:
+        live = session.scalar(_LIVE, {"require_key_id": key_id})
+    if live:
+        request.state.unconfirmed_key = None
+        return None
+    return _forget(request, str(request.state.secret_id))
 
 
 def write_call(
@@ -368,6 +431,7 @@ __all__ = [
     "JSONResponse",
     "audit_refusal",
     "call",
+    "confirm_refused",
     "credit_call",
     "write_call",
 ]

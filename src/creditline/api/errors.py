@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
-from creditline.api.context import audit_refusal
+from creditline.api.context import audit_refusal, confirm_refused
 from creditline.auth.rate_limit import RateLimited
 from creditline.errors import CreditlineError
 
@@ -110,8 +110,11 @@ def _audited(request: Request, answer: JSONResponse) -> JSONResponse:
 
 def invalid_request(request: Request, exc: Exception) -> JSONResponse:
     """A request whose path, query or body does not fit the published schema: 422 naming
-    each field."""
+    each field (401 if its key was revoked since the key cache kept it)."""
     assert isinstance(exc, RequestValidationError)
+    revoked = confirm_refused(request)
+    if revoked is not None:
+        return from_domain(revoked)
     return _audited(request, _validation_answer(exc))
 
 
@@ -141,6 +144,12 @@ def _http(_request: Request, exc: Exception) -> JSONResponse:
 
 def _domain(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, CreditlineError)
+    if exc.kind != "unauthenticated":
+        # A refusal of a read whose key came from the key cache, before its transaction
+        # confirmed it: a key revoked since is refused as such.
+        revoked = confirm_refused(request)
+        if revoked is not None:
+            exc = revoked
     return _audited(request, from_domain(exc))
 
 

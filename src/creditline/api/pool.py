@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -15,6 +15,7 @@ from creditline.api.context import Call, call
 from creditline.api.errors import ERROR_RESPONSES
 from creditline.db.tables import AllocationRecord
 from creditline.ledger.accounts import PoolState, get_partner
+from creditline.ledger.records import RecordRow
 
 AMOUNT_PATTERN = r"^[0-9]{1,10}(\.[0-9]{1,2})?$"
 SIGNED_AMOUNT_PATTERN = r"^-?[0-9]{1,10}(\.[0-9]{1,2})?$"
@@ -153,21 +154,27 @@ class RecordOut(BaseModel):
 
     @classmethod
     def of(cls, record: AllocationRecord) -> RecordOut:
-        return cls(
-            id=record.id,
-            partner_id=record.partner_id,
-            kind=record.kind,
-            customer_uin=record.customer_uin,
-            sub_partner_id=record.sub_partner_id,
-            operator=record.operator,
-            change=money.to_text(record.change),
-            total_after=money.to_text(record.total_after),
-            available_after=money.to_text(record.available_after),
-            remark=record.remark,
-            source=record.source,
-            idempotency_key=record.idempotency_key,
-            created_at=record.created_at,
-        )
+        return cls(**record_fields(record))
+
+
+def record_fields(record: RecordRow) -> dict[str, Any]:
+    """The fields of :class:`RecordOut`, for a page that answers many records without a
+    model each (see :func:`creditline.api.context.json_answer`)."""
+    return {
+        "id": record.id,
+        "partner_id": record.partner_id,
+        "kind": record.kind,
+        "customer_uin": record.customer_uin,
+        "sub_partner_id": record.sub_partner_id,
+        "operator": record.operator,
+        "change": money.to_text(record.change),
+        "total_after": money.to_text(record.total_after),
+        "available_after": money.to_text(record.available_after),
+        "remark": record.remark,
+        "source": record.source,
+        "idempotency_key": record.idempotency_key,
+        "created_at": record.created_at,
+    }
 
 
 @router.get("/pool", response_model=PartnerSummary)

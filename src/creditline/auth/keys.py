@@ -280,11 +280,13 @@ class KeyCache:
 CACHE = KeyCache()
 
 
-def authenticate_kept(engine: Engine, secret_id: str, secret_key: str) -> ApiKey:
+def authenticate_kept(engine: Engine, secret_id: str, secret_key: str) -> tuple[ApiKey, bool]:
     """:func:`authenticate` from :data:`CACHE` when the key is there (no statement), else
-    in a transaction of its own and kept. The caller must confirm the key is still live
-    in its write's own statement."""
+    in a transaction of its own and kept; and whether it came from the cache. The caller
+    must confirm a key from the cache is still live in its request's own transaction (in
+    the write's own statement, or a read's first)."""
     key = CACHE.get(engine, secret_id)
+    kept = key is not None
     if key is None:
         with read_transaction(engine) as session:
             key = lookup(session, secret_id)
@@ -292,4 +294,4 @@ def authenticate_kept(engine: Engine, secret_id: str, secret_key: str) -> ApiKey
     assert key.secret_key is not None
     if not secrets.compare_digest(key.secret_key.encode(), secret_key.encode()):
         raise UnknownKey("the API key is unknown or revoked")
-    return key
+    return key, kept

@@ -5,11 +5,25 @@ simply absent."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, false, func, or_, select
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Dialect,
+    Integer,
+    Select,
+    String,
+    bindparam,
+    false,
+    func,
+    or_,
+    select,
+)
+from sqlalchemy.engine import Compiled
 from sqlalchemy.orm import Session, aliased
 
 from creditline.db.tables import MAX_BIGINT, Customer
@@ -74,31 +88,55 @@ WALK_PER_ROW = 15
 FEW_MATCHES = 2_000
 
 
-def _matching(columns: Any, text: str, field: str) -> ColumnElement[bool] | None:
-    text = text.strip()
-    if not text:
-        return None
+# The parameters of the search statements, which are built once per shape (sort, order,
+# field, and whether the text is a UIN) and run with these values.
+_PARTNER = bindparam("search_partner_id", type_=BigInteger)
+_PATTERN = bindparam("search_pattern", type_=String)
+_UIN = bindparam("search_uin", type_=BigInteger)
+_OFFSET = bindparam("search_offset", type_=Integer)
+_LIMIT = bindparam("search_limit", type_=Integer)
+_WALKED = bindparam("search_walked", type_=Integer)
+
+
+def _form(partner_id: int, text: str, field: str) -> tuple[str, dict[str, Any]]:
+    """What kind of search ``text`` makes in ``field`` (the shape of its statements) and
+    the values of their parameters: "all" (no text), "text", "text_or_uin" (text that is
+    also a UIN, searched in every field), "uin" or "no_uin" (the UIN field, given a UIN or
+    text that is none)."""
     if field not in SEARCH_FIELDS:
         raise InvalidInput(f"search field must be one of {', '.join(SEARCH_FIELDS)}")
+    values: dict[str, Any] = {"search_partner_id": partner_id}
+    text = text.strip()
+    if not text:
+        return "all", values
     is_uin = text.isascii() and text.isdigit() and int(text) <= MAX_UIN
+    if is_uin:
+        values["search_uin"] = int(text)
     if field == "uin":
         # Text that is no UIN matches no customer, rather than being an error.
-        return columns.uin == int(text) if is_uin else false()
-    pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        return ("uin" if is_uin else "no_uin"), values
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    values["search_pattern"] = "%" + escaped + "%"
+    return ("text_or_uin" if is_uin and field == "any" else "text"), values
+
+
+def _matching(columns: Any, field: str, form: str) -> ColumnElement[bool] | None:
+    if form == "all":
+        return None
+    if field == "uin":
+        return columns.uin == _UIN if form == "uin" else false()
     searched = {"name": columns.name, "remark": columns.remark, "email": columns.email}
     if field != "any":
-        return searched[field].ilike(pattern, escape="\\")
+        return searched[field].ilike(_PATTERN, escape="\\")
     terms: list[ColumnElement[bool]] = [
-        column.ilike(pattern, escape="\\") for column in searched.values()
+        column.ilike(_PATTERN, escape="\\") for column in searched.values()
     ]
-    if is_uin:
-        terms.append(columns.uin == int(text))
+    if form == "text_or_uin":
+        terms.append(columns.uin == _UIN)
     return or_(*terms)
 
 
 def _order(columns: Any, sort: str, descending: bool) -> list[ColumnElement[Any]]:
-    if sort not in SORT_KEYS:
-        raise InvalidInput(f"sort must be one of {', '.join(SORT_KEYS)}", param="sort")
     key = columns[SORT_KEYS[sort].key]
     if descending:
         return [key.desc(), columns.uin.desc()]
@@ -132,12 +170,14 @@ def search(
     most ``FEW_MATCHES`` customers collects straight away; any other tries the walk
     first. The planner's own choice would walk even for a rare search: it estimates the
     number of matches well, but prices ``ILIKE`` on three columns like one comparison of
-    numbers and assumes the matches lie evenly along the sort order."""
+    numbers and assumes the matches lie evenly along the sort order.
+
+    The statements are built once per shape and run with this search's values."""
     if not 1 <= limit <= MAX_PAGE_SIZE:
         raise InvalidInput(f"page size must be 1-{MAX_PAGE_SIZE}", param="limit")
     if offset < 0:
         raise InvalidInput("offset must not be negative", param="offset")
-    queries = search_queries(
+    queries, values = _queries(
         partner_id,
         text=text,
         field=field,
@@ -147,28 +187,34 @@ def search(
         limit=limit + 1,  # one row past the page tells whether another page follows
     )
     rows: list[Customer] = []
-    if queries.walk is not None and not _few_expected(session, queries.matches):
-        rows = list(session.execute(queries.walk).scalars())
+    if queries.walk is not None and not _few_expected(session, queries.matches, values):
+        rows = list(session.execute(queries.walk, values).scalars())
     if len(rows) <= limit:
         # A short page: the walk may have stopped before the end of the matches.
-        rows = list(session.execute(queries.collect).scalars())
+        rows = list(session.execute(queries.collect, values).scalars())
     has_more = len(rows) > limit
-    total = int(session.execute(queries.count).scalar_one()) if count else None
+    total = int(session.execute(queries.count, values).scalar_one()) if count else None
     return CustomerPage(rows[:limit], total, has_more)
 
 
-def _few_expected(session: Session, matches: Select[tuple[int]]) -> bool:
+def _few_expected(session: Session, matches: Select[tuple[int]], values: dict[str, Any]) -> bool:
     """Whether PostgreSQL's planner expects at most FEW_MATCHES rows of ``matches`` (its
     estimate from the column statistics, e.g. the share of ``remark`` that is "key
     account"); False on SQLite, which keeps no such statistics."""
     connection = session.connection()
     if connection.dialect.name != "postgresql":
         return False
-    compiled = matches.compile(dialect=connection.dialect)
+    compiled = _compiled(matches, connection.dialect)
     plan = connection.exec_driver_sql(
-        "EXPLAIN (FORMAT JSON) " + str(compiled), compiled.construct_params()
+        "EXPLAIN (FORMAT JSON) " + str(compiled), compiled.construct_params(values)
     ).scalar_one()
     return bool(plan[0]["Plan"]["Plan Rows"] <= FEW_MATCHES)
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled(statement: Select[tuple[int]], dialect: Dialect) -> Compiled:
+    """``statement`` compiled once for ``dialect`` (it is built once per shape)."""
+    return statement.compile(dialect=dialect)
 
 
 @dataclass(frozen=True)
@@ -185,6 +231,9 @@ class SearchQueries:
     count: Select[tuple[int]]
     #: The matches' UINs, unsorted (whose number the planner estimates).
     matches: Select[tuple[int]]
+    #: The values of their parameters (from :func:`search_queries`; the statements are
+    #: built once per shape of search).
+    values: dict[str, Any] = field(default_factory=dict)
 
 
 def search_queries(
@@ -197,13 +246,52 @@ def search_queries(
     offset: int = 0,
     limit: int = 21,
 ) -> SearchQueries:
-    """The statements :func:`search` runs for rows ``offset`` to ``offset + limit``."""
+    """The statements :func:`search` runs for rows ``offset`` to ``offset + limit``, with
+    the values of their parameters (for EXPLAIN)."""
+    queries, values = _queries(
+        partner_id,
+        text=text,
+        field=field,
+        sort=sort,
+        descending=descending,
+        offset=offset,
+        limit=limit,
+    )
+    return SearchQueries(queries.walk, queries.collect, queries.count, queries.matches, values)
+
+
+def _queries(
+    partner_id: int,
+    *,
+    text: str,
+    field: str,
+    sort: str,
+    descending: bool,
+    offset: int,
+    limit: int,
+) -> tuple[SearchQueries, dict[str, Any]]:
+    """The statements of this search's shape, and its values."""
+    if sort not in SORT_KEYS:
+        raise InvalidInput(f"sort must be one of {', '.join(SORT_KEYS)}", param="sort")
+    form, values = _form(partner_id, text, field)
+    values.update(
+        search_offset=offset,
+        search_limit=limit,
+        search_walked=WALK_PER_ROW * (offset + limit),
+    )
+    return _statements(sort, descending, field, form), values
+
+
+@functools.lru_cache(maxsize=256)
+def _statements(sort: str, descending: bool, field: str, form: str) -> SearchQueries:
+    """The statements of one shape of search, with parameters for its values (see
+    :func:`_form`)."""
     table = Customer.__table__.c
     order = _order(table, sort, descending)
-    mine = table.partner_id == partner_id
-    matched = _matching(table, text, field)
+    mine = table.partner_id == _PARTNER
+    matched = _matching(table, field, form)
     if matched is None:
-        everyone = select(Customer).where(mine).order_by(*order).offset(offset).limit(limit)
+        everyone = select(Customer).where(mine).order_by(*order).offset(_OFFSET).limit(_LIMIT)
         return SearchQueries(
             None,
             everyone,
@@ -212,32 +300,39 @@ def search_queries(
         )
     count = select(func.count()).select_from(Customer).where(mine, matched)
     uins = select(table.uin).where(mine, matched)
-    # Every match first (MATERIALIZED: planned on its own, so without walking the sort
-    # order's index), then sorted.
-    matches = select(*table).where(mine, matched).cte("matches").prefix_with("MATERIALIZED")
-    collect = (
-        select(aliased(Customer, matches))
+    # Every match's sort key first (MATERIALIZED: planned on its own, so without walking
+    # the sort order's index), then the page of them in sort order, then its customers:
+    # only the page's rows are read whole.
+    key = table[SORT_KEYS[sort].key]
+    matches = (
+        select(*dict.fromkeys([key, table.uin]))
+        .where(mine, matched)
+        .cte("matches")
+        .prefix_with("MATERIALIZED")
+    )
+    page = (
+        select(matches)
         .order_by(*_order(matches.c, sort, descending))
-        .offset(offset)
-        .limit(limit)
+        .offset(_OFFSET)
+        .limit(_LIMIT)
+        .subquery("page")
+    )
+    collect = (
+        select(Customer)
+        .join(page, Customer.uin == page.c.uin)
+        .order_by(*_order(page.c, sort, descending))
     )
     if field == "uin":  # one customer at most, by its key: nothing to walk
         return SearchQueries(None, collect, count, uins)
-    window = (
-        select(*table)
-        .where(mine)
-        .order_by(*order)
-        .limit(WALK_PER_ROW * (offset + limit))
-        .subquery("walked")
-    )
-    walked_matches = _matching(window.c, text, field)
-    assert walked_matches is not None  # the same text as ``matched``
+    window = select(*table).where(mine).order_by(*order).limit(_WALKED).subquery("walked")
+    walked_matches = _matching(window.c, field, form)
+    assert walked_matches is not None  # the same search as ``matched``
     walk = (
         select(aliased(Customer, window))
         .where(walked_matches)
         .order_by(*_order(window.c, sort, descending))
-        .offset(offset)
-        .limit(limit)
+        .offset(_OFFSET)
+        .limit(_LIMIT)
     )
     return SearchQueries(walk, collect, count, uins)
 

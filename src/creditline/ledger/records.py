@@ -8,17 +8,16 @@ import io
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol, cast
 
-from sqlalchemy import Engine, Select, insert, or_, select
+from sqlalchemy import Engine, Select, bindparam, insert, or_, select
 from sqlalchemy.orm import Session
 
 from creditline import money
 from creditline.clock import utcnow
 from creditline.db import read_transaction
 from creditline.db.tables import AllocationRecord, Customer, Partner
-from creditline.errors import InvalidInput
-from creditline.ledger.accounts import get_partner
+from creditline.errors import InvalidInput, NotFound
 from creditline.ledger.outbox import ALLOCATION_RECORDED, enqueue
 
 RECORD_KINDS = ("grant", "pool_allocation", "allocation", "withdrawal")
@@ -119,7 +118,7 @@ def appended(session: Session, record_id: int, values: dict[str, Any]) -> Alloca
     return record
 
 
-def as_payload(record: AllocationRecord) -> dict[str, Any]:
+def as_payload(record: RecordRow) -> dict[str, Any]:
     """A record as event data and API answers: amounts as decimal strings."""
     return {
         "id": record.id,
@@ -138,6 +137,43 @@ def as_payload(record: AllocationRecord) -> dict[str, Any]:
     }
 
 
+class RecordRow(Protocol):
+    """An allocation record as a page reads it: a Core row with the record's columns
+    (reading a page of them as ORM objects costs more than the page's query), or the
+    record itself."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def partner_id(self) -> int: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def customer_uin(self) -> int | None: ...
+    @property
+    def sub_partner_id(self) -> int | None: ...
+    @property
+    def operator(self) -> str: ...
+    @property
+    def change(self) -> int: ...
+    @property
+    def total_after(self) -> int: ...
+    @property
+    def available_after(self) -> int: ...
+    @property
+    def remark(self) -> str: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def idempotency_key(self) -> str | None: ...
+    @property
+    def created_at(self) -> datetime: ...
+
+
+#: A page's columns: every column of the record, under its own name.
+_COLUMNS = tuple(AllocationRecord.__table__.c)
+
+
 @dataclass(frozen=True)
 class RecordFilter:
     """What a records page is narrowed to; every field optional."""
@@ -150,17 +186,15 @@ class RecordFilter:
     until: datetime | None = None
 
 
-def _filtered(
-    session: Session, partner_id: int, where: RecordFilter
-) -> Select[tuple[AllocationRecord]]:
+def _filtered(session: Session, partner_id: int, where: RecordFilter) -> Select[Any]:
     if where.kind is not None and where.kind not in RECORD_KINDS:
         raise InvalidInput(f"kind must be one of {', '.join(RECORD_KINDS)}", param="kind")
     scope = AllocationRecord.partner_id == partner_id
     # A second-level reseller also sees the pool allocations its distributor made to it
     # (recorded once, under the distributor).
-    if where.kind in (None, "pool_allocation") and get_partner(session, partner_id).parent_id:
+    if where.kind in (None, "pool_allocation") and _has_parent(session, partner_id):
         scope = or_(scope, AllocationRecord.sub_partner_id == partner_id)
-    query = select(AllocationRecord).where(scope)
+    query = select(*_COLUMNS).where(scope)
     if where.customer_uin is not None:
         query = query.where(AllocationRecord.customer_uin == where.customer_uin)
     if where.operator:
@@ -175,6 +209,19 @@ def _filtered(
     return query
 
 
+#: The partner's distributor, if it has one (a Core statement: a page is read often).
+_PARENT = select(Partner.parent_id).where(Partner.id == bindparam("partner_id"))
+
+
+def _has_parent(session: Session, partner_id: int) -> bool:
+    """Whether the partner is a second-level reseller; :class:`NotFound` if there is no
+    such partner."""
+    found = session.execute(_PARENT, {"partner_id": partner_id}).first()
+    if found is None:
+        raise NotFound(f"no partner {partner_id}", param="partner")
+    return found.parent_id is not None
+
+
 def page(
     session: Session,
     *,
@@ -182,7 +229,7 @@ def page(
     where: RecordFilter = RecordFilter(),
     limit: int = 50,
     before_id: int | None = None,
-) -> tuple[list[AllocationRecord], bool]:
+) -> tuple[list[RecordRow], bool]:
     """A page of the partner's records, newest first, and whether more follow.
 
     Keyset pagination on the record id: pass the last id of one page as ``before_id`` for
@@ -193,9 +240,8 @@ def page(
     query = _filtered(session, partner_id, where)
     if before_id is not None:
         query = query.where(AllocationRecord.id < before_id)
-    rows = list(
-        session.execute(query.order_by(AllocationRecord.id.desc()).limit(limit + 1)).scalars()
-    )
+    found = session.execute(query.order_by(AllocationRecord.id.desc()).limit(limit + 1))
+    rows = cast(list[RecordRow], found.all())
     return rows[:limit], len(rows) > limit
 
 
@@ -206,7 +252,7 @@ class Names:
     customers: dict[int, str]
     partners: dict[int, str]
 
-    def of(self, record: AllocationRecord) -> str:
+    def of(self, record: RecordRow) -> str:
         """The name of the record's customer, or of its sub-reseller ("" for the pool)."""
         if record.customer_uin is not None:
             return self.customers.get(record.customer_uin, "")
@@ -215,7 +261,7 @@ class Names:
         return ""
 
 
-def names(session: Session, *, partner_id: int, rows: Sequence[AllocationRecord]) -> Names:
+def names(session: Session, *, partner_id: int, rows: Sequence[RecordRow]) -> Names:
     """Who the records name, as seen by ``partner_id``: its own customers, and the
     sub-resellers of its pool allocations (its own, or for a sub-reseller itself). One
     query each, whatever the number of records; nobody else's name is ever read."""
@@ -249,7 +295,7 @@ def names(session: Session, *, partner_id: int, rows: Sequence[AllocationRecord]
 
 def pages(
     engine: Engine, *, partner_id: int, where: RecordFilter = RecordFilter(), chunk: int = 500
-) -> Iterator[tuple[list[AllocationRecord], Names]]:
+) -> Iterator[tuple[list[RecordRow], Names]]:
     """Every matching record, newest first, for an export: keyset pages with the names
     they mention, **each page read in a short read transaction of its own** that ends
     before it is handed on. So a consumer that stops part-way (a client that disconnects)
@@ -316,7 +362,7 @@ def csv_chunks(
     yield buffer.getvalue()
 
 
-def _csv_row(r: AllocationRecord, name: str) -> tuple[object, ...]:
+def _csv_row(r: RecordRow, name: str) -> tuple[object, ...]:
     return (
         r.id,
         r.created_at.isoformat(),
