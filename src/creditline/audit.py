@@ -47,6 +47,7 @@ from creditline.db.tables import (
     WebhookEndpoint,
 )
 from creditline.ledger.changes import RETURNED, RowChange
+from creditline.limits import MAX_PAGE_SIZE
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,6 @@ _SECRET_NAMES = ("password", "secret", "token", "signature", "authorization", "c
 _PUBLIC_NAMES = frozenset({"secret_id"})
 #: The longest JSON kept for ``before`` or ``after``; a larger value is cut to a summary.
 MAX_CHANGE_CHARS = 20_000
-MAX_PAGE_SIZE = 100
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,6 @@ from creditline.ledger.credit import Requirement, Unconfirmed
 from creditline.ledger.records import Origin
 
 #: The largest page any list answers.
-MAX_PAGE_SIZE = 100
 
 bearer = HTTPBearer(
     auto_error=False,
@@ -363,7 +362,6 @@ def audit_refusal(request: Request, code: str, message: str) -> None:
 
 
 __all__ = [
-    "MAX_PAGE_SIZE",
     "Call",
     "JSONResponse",
     "audit_refusal",

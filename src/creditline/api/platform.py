@@ -12,12 +12,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from creditline import money
-from creditline.api.context import MAX_PAGE_SIZE, Call, call, write_call
+from creditline.api.context import Call, call, write_call
 from creditline.api.errors import ERROR_RESPONSES
 from creditline.api.pool import Body, Pool, RecordOut, Remark, SignedAmount
 from creditline.db.tables import MAX_BIGINT, Partner
 from creditline.ledger import accounts, pools
 from creditline.ledger.accounts import PoolState
+from creditline.limits import MAX_REQUEST_PAGE_SIZE
 
 router = APIRouter(prefix="/partners", tags=["platform"], responses=ERROR_RESPONSES)
 
@@ -85,7 +86,7 @@ def create_partner(body: PartnerIn, c: Call = Depends(write_call)) -> Response:
 @router.get("", response_model=PartnerPage)
 def list_partners(
     c: Call = Depends(call),
-    limit: int = Query(50, ge=1, le=MAX_PAGE_SIZE),
+    limit: int = Query(50, ge=1, le=MAX_REQUEST_PAGE_SIZE),
     after: int | None = Query(
         None, ge=1, le=MAX_BIGINT, description="next_after of the previous page"
     ),

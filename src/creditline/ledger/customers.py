@@ -12,13 +12,12 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, false, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
-from creditline.db.tables import MAX_BIGINT, Customer
+from creditline.db.tables import Customer
 from creditline.errors import InvalidInput
+from creditline.limits import MAX_UIN, check_page_size
 
-MAX_UIN = MAX_BIGINT
 #: What a search may look in: everything, or one field (the Tencent API's FilterType).
 SEARCH_FIELDS = ("any", "uin", "name", "remark", "email")
-MAX_PAGE_SIZE = 500
 
 
 #: Sort keys and the column (or expression) each orders by; ties break on the UIN.
@@ -133,8 +132,7 @@ def search(
     first. The planner's own choice would walk even for a rare search: it estimates the
     number of matches well, but prices ``ILIKE`` on three columns like one comparison of
     numbers and assumes the matches lie evenly along the sort order."""
-    if not 1 <= limit <= MAX_PAGE_SIZE:
-        raise InvalidInput(f"page size must be 1-{MAX_PAGE_SIZE}", param="limit")
+    check_page_size(limit)
     if offset < 0:
         raise InvalidInput("offset must not be negative", param="offset")
     queries = search_queries(
