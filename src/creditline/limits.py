@@ -23,6 +23,11 @@ MAX_PAGE_SIZE = 500
 MAX_REQUEST_PAGE_SIZE = 100
 
 
+#: The last page number a numbered listing serves (the console's customers, the REST
+#: API's ``page``): deeper than this, a client walks with a search or a cursor.
+MAX_PAGE_NUMBER = 100_000
+
+
 def check_page_size(limit: int) -> None:
     """Refuse a page size the core does not serve (outside 1-:data:`MAX_PAGE_SIZE`)."""
     if not 1 <= limit <= MAX_PAGE_SIZE:

@@ -13,7 +13,7 @@ from fastapi import Depends, Header, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from creditline import audit
@@ -214,7 +214,7 @@ class Call:
                 except Unconfirmed:
                     # Revoked, or the key has a row already: replay it, refuse another
                     # request under it (409), or clear it past 24 hours and claim again.
-                    if not session.scalar(select(keys.LIVE_KEY), require.params):
+                    if not keys.is_live(session, require.params):
                         raise self._revoked() from None
                     earlier = idempotency.recall(
                         session, api_key_id=key_id, key=key, fingerprint=fingerprint

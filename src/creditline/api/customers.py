@@ -20,7 +20,7 @@ from creditline.db.tables import MAX_BIGINT, Customer
 from creditline.errors import CreditlineError, InvalidBatch, LineError
 from creditline.ledger import accounts, alarms, credit, customers
 from creditline.ledger.credit import max_withdrawable
-from creditline.limits import MAX_REQUEST_PAGE_SIZE
+from creditline.limits import MAX_PAGE_NUMBER, MAX_REQUEST_PAGE_SIZE
 
 router = APIRouter(tags=["customers"], responses=ERROR_RESPONSES)
 
@@ -92,7 +92,7 @@ def list_customers(
     q: str = Query("", max_length=200, description="UIN, or part of name, remark or email"),
     sort: SortKey = Query(SortKey.associated_at),
     order: Order = Query(Order.desc),
-    page: int = Query(1, ge=1, le=100_000),
+    page: int = Query(1, ge=1, le=MAX_PAGE_NUMBER),
     page_size: int = Query(20, ge=1, le=MAX_REQUEST_PAGE_SIZE),
     include_total: bool = Query(
         False,

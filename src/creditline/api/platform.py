@@ -8,7 +8,6 @@ from typing import Literal
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from creditline import money
@@ -16,7 +15,7 @@ from creditline.api.context import Call, call, write_call
 from creditline.api.errors import ERROR_RESPONSES
 from creditline.api.pool import Body, Pool, RecordOut, Remark, SignedAmount
 from creditline.db.tables import MAX_BIGINT, Partner
-from creditline.ledger import accounts, pools
+from creditline.ledger import accounts, pools, reports
 from creditline.ledger.accounts import PoolState
 from creditline.limits import MAX_REQUEST_PAGE_SIZE
 
@@ -93,11 +92,8 @@ def list_partners(
 ) -> PartnerPage:
     """Every partner, by id."""
     c.principal.platform()
-    query = select(Partner).order_by(Partner.id).limit(limit + 1)
-    if after is not None:
-        query = query.where(Partner.id > after)
     with c.read() as s:
-        rows = list(s.execute(query).scalars())
+        rows = reports.partners(s, after=after, limit=limit + 1)
         data = [PartnerOut.of(p) for p in rows[:limit]]
     more = len(rows) > limit
     return PartnerPage(data=data, has_more=more, next_after=data[-1].id if more else None)

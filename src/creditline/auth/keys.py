@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import secrets
 import string
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ColumnElement, Engine, bindparam, exists, select, update
 from sqlalchemy.orm import Session
@@ -26,6 +28,14 @@ LIVE_KEY: ColumnElement[bool] = exists().where(
     ApiKeyRow.id == bindparam("require_key_id"), ApiKeyRow.revoked_at.is_(None)
 )
 PRINCIPALS = ("platform", "partner", "customer")
+
+
+def is_live(session: Session, params: Mapping[str, Any]) -> bool:
+    """Whether the key of a write's requirement (``params``: ``require_key_id``) is still
+    live: the same check :data:`LIVE_KEY` makes inside the write, asked on its own."""
+    return bool(session.scalar(select(LIVE_KEY), dict(params)))
+
+
 ROLES = ("admin", "operator", "viewer")
 _ALPHANUMERIC = string.ascii_letters + string.digits
 

@@ -5,17 +5,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse
-from sqlalchemy import select
 from starlette.responses import Response
 
 from creditline import audit, money
 from creditline.console import charts
-from creditline.console.visit import MAX_PAGE, PathId, Visit, visit
-from creditline.db.tables import Alarm
+from creditline.console.visit import PathId, Visit, visit
 from creditline.errors import CreditlineError
 from creditline.ledger import alarms, credit, customers, records
 from creditline.ledger.accounts import get_customer
 from creditline.ledger.records import Origin, RecordFilter
+from creditline.limits import MAX_PAGE_NUMBER
 
 router = APIRouter()
 
@@ -38,7 +37,7 @@ def customer_list(
     q: str = "",
     sort: str = "associated",
     dir: str = "desc",
-    page: int = Query(1, le=MAX_PAGE),
+    page: int = Query(1, le=MAX_PAGE_NUMBER),
 ) -> Response:
     """My Customers: search by UIN, name, remark or email; sort; pages. A page says whether
     another follows it, without counting every match (a broad search of a large partner
@@ -66,7 +65,7 @@ def customer_list(
             sort=sort,
             dir="desc" if descending else "asc",
             page=page,
-            has_more=found.has_more and page < MAX_PAGE,
+            has_more=found.has_more and page < MAX_PAGE_NUMBER,
             first=(page - 1) * PAGE_SIZE + 1,
         )
 
@@ -83,14 +82,10 @@ def _detail(
     history, more = records.page(
         v.s, partner_id=v.partner_id, where=RecordFilter(customer_uin=uin), limit=20
     )
-    customer_alarms = list(
-        v.s.execute(
-            select(Alarm)
-            .where(Alarm.partner_id == v.partner_id, Alarm.customer_uin == uin)
-            .order_by(Alarm.id.desc())
-            .limit(20)
-        ).scalars()
-    )
+    customer_alarms = [
+        alarm
+        for alarm, _ in alarms.recent(v.s, partner_id=v.partner_id, customer_uin=uin, limit=20)
+    ]
     effective = alarms.effective_thresholds(v.s, partner_id=v.partner_id, customer_uin=uin)
     return v.render(
         "customer.html",

@@ -139,6 +139,28 @@ def get_partner(session: Session, partner_id: int) -> Partner:
     return partner
 
 
+def sub_resellers(session: Session, distributor_id: int) -> list[Partner]:
+    """The distributor's second-level resellers, by id."""
+    return list(
+        session.execute(
+            select(Partner).where(Partner.parent_id == distributor_id).order_by(Partner.id)
+        ).scalars()
+    )
+
+
+def get_sub_reseller(session: Session, distributor_id: int, sub_id: int) -> Partner:
+    """The distributor's second-level reseller ``sub_id``; another distributor's, or any
+    other partner, is :class:`NotFound`, exactly as a missing one."""
+    sub = session.execute(
+        select(Partner)
+        .where(Partner.id == sub_id, Partner.parent_id == distributor_id)
+        .execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+    if sub is None:
+        raise NotFound(f"no sub-reseller {sub_id}", param="sub_reseller_id")
+    return sub
+
+
 def lock_partner(session: Session, partner_id: int) -> None:
     """Lock the partner's row until the transaction ends, so that counting the partner's
     rows (its admins, its webhook endpoints) and the write that depends on the count are
