@@ -400,14 +400,15 @@ def allowed_by(frame: FrameType | None) -> str | None:
 
 
 def _issuer(frame: FrameType | None) -> str | None:
-    """The innermost creditline function on the stack, which issued the statement; None
-    when there is none (the statement is the test's own)."""
-    while frame is not None:
+    """The creditline functions on the stack (innermost first, at most three): who issued
+    the statement; None when there is none (the statement is the test's own)."""
+    chain: list[str] = []
+    while frame is not None and len(chain) < 3:
         module = str(frame.f_globals.get("__name__", ""))
         if module.startswith("creditline."):
-            return f"{module}.{frame.f_code.co_qualname}"
+            chain.append(f"{module}.{frame.f_code.co_qualname}")
         frame = frame.f_back
-    return None
+    return " < ".join(chain) or None
 
 
 @dataclass

@@ -219,8 +219,8 @@ def _decrypted(engine: Engine, secret_id: str, token: str) -> str:
 
 def lookup(session: Session, secret_id: str) -> ApiKey:
     """The live key ``secret_id`` with its decrypted ``secret_key`` (and its partner's
-    kind), for checking a signature or a presented secret, in one query. Unknown and
-    revoked keys raise :class:`UnknownKey`."""
+    kind), for checking a signature or a presented secret. Unknown and revoked keys raise
+    :class:`UnknownKey`."""
     row = session.execute(
         select(
             ApiKeyRow.id,
@@ -233,13 +233,16 @@ def lookup(session: Session, secret_id: str) -> ApiKey:
             ApiKeyRow.name,
             ApiKeyRow.created_at,
             ApiKeyRow.revoked_at,
-            PartnerRow.kind,
-        )
-        .outerjoin(PartnerRow, PartnerRow.id == ApiKeyRow.partner_id)
-        .where(ApiKeyRow.secret_id == secret_id)
+        ).where(ApiKeyRow.secret_id == secret_id)
     ).one_or_none()
     if row is None or row.revoked_at is not None:
         raise UnknownKey("the API key is unknown or revoked")
+    # Keys stay on the coordinator, partners on their shards: the kind is read apart.
+    kind = None
+    if row.partner_id is not None:
+        kind = session.execute(
+            select(PartnerRow.kind).where(PartnerRow.id == row.partner_id)
+        ).scalar_one_or_none()
     return ApiKey(
         id=row.id,
         secret_id=row.secret_id,
@@ -251,7 +254,7 @@ def lookup(session: Session, secret_id: str) -> ApiKey:
         created_at=row.created_at,
         revoked_at=row.revoked_at,
         secret_key=_decrypted(_engine(session), row.secret_id, row.secret_encrypted),
-        partner_kind=row.kind,
+        partner_kind=kind,
     )
 
 

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from creditline.clock import utcnow
 from creditline.db.tables import Account, Customer, Partner
 from creditline.errors import InvalidInput, NotFound
+from creditline.ledger import reports
 
 PARTNER_KINDS = ("distributor", "reseller", "sub-reseller")
 CUSTOMER_TYPES = ("personal", "company")
@@ -180,10 +181,14 @@ def get_customer(session: Session, partner_id: int | None, uin: int) -> Customer
 
     Another partner's customer is :class:`NotFound`, exactly as a missing one.
     """
-    query = select(Customer).where(Customer.uin == uin)
-    if partner_id is not None:
-        query = query.where(Customer.partner_id == partner_id)
-    customer = session.execute(query.execution_options(populate_existing=True)).scalar_one_or_none()
+    if partner_id is None:
+        customer = reports.find_customer(session, uin)
+    else:
+        customer = session.execute(
+            select(Customer)
+            .where(Customer.uin == uin, Customer.partner_id == partner_id)
+            .execution_options(populate_existing=True)
+        ).scalar_one_or_none()
     if customer is None:
         raise NotFound(f"no customer {uin}", param="customer_uin")
     return customer

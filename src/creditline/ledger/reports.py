@@ -25,6 +25,14 @@ def partners(
     return list(session.execute(query).scalars())
 
 
+def find_customer(session: Session, uin: int) -> Customer | None:
+    """The customer ``uin``, whichever partner's it is: the platform's tools (the CLI, a
+    customer key made by the platform) name a customer by its UIN alone."""
+    return session.execute(
+        select(Customer).where(Customer.uin == uin).execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+
+
 def partner_count(session: Session) -> int:
     """How many partners there are."""
     return int(session.execute(select(func.count()).select_from(Partner)).scalar_one())
