@@ -53,6 +53,12 @@ ALLOWED: dict[str, str] = {
     # A distributor's network spans shards: its sub-resellers are partners of their own.
     "creditline.ledger.accounts.sub_resellers": "a distributor lists its sub-resellers",
     "creditline.ledger.records.names": "a distributor names the sub-resellers it allocated to",
+    # The platform and a distributor decide applications across their applicants' shards,
+    # naming an application by its id alone.
+    "creditline.ledger.applications.listing": "the platform's or a distributor's queue",
+    "creditline.ledger.applications.approve": "a decider approves an application by its id",
+    "creditline.ledger.applications.reject": "a decider rejects an application by its id",
+    "creditline.ledger.applications.get": "a decider reads an application by its id",
     # Recorded once, under the distributor: a mirror row on the sub-reseller's shard would
     # make these one-shard reads (a change of schema, not of query).
     "creditline.ledger.records.page": (
