@@ -26,6 +26,7 @@ from types import FrameType
 from typing import Any
 
 import sqlglot
+from sqlalchemy import UniqueConstraint
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
@@ -120,6 +121,21 @@ UNKEYED = {
 #: primary key alone, which names one partner's row once the key holds ``partner_id``
 #: (the ORM then filters by it); until then the key cannot say which shard.
 ORM_BY_PRIMARY_KEY = "the ORM's flush by a primary key that does not yet hold partner_id"
+#: Distributed tables with a unique key that does not yet hold their distribution column
+#: (``idempotent_requests(api_key_id, key)``, ``usage_events(event_id)``, ...): a row is
+#: found by that key alone until the key holds ``partner_id``; from then on every lookup
+#: by it is judged like any other.
+UNIQUE_UNKEYED = {
+    name
+    for name, column in DISTRIBUTED.items()
+    for constraint in Base.metadata.tables[name].constraints
+    if isinstance(constraint, UniqueConstraint) and column not in constraint.columns
+} | {
+    name
+    for name, column in DISTRIBUTED.items()
+    for key in Base.metadata.tables[name].columns
+    if key.unique and key.name != column
+}
 
 
 @dataclass(frozen=True)
@@ -130,6 +146,8 @@ class Verdict:
     problems: tuple[str, ...] = ()
     placeholders: frozenset[str] = frozenset()
     tables: frozenset[str] = frozenset()
+    #: The distributed tables not pinned to a partner.
+    unpinned: frozenset[str] = frozenset()
 
     def problems_with(self, parameters: Any) -> list[str]:
         """The problems of one execution with ``parameters`` (a mapping, or a sequence
@@ -370,6 +388,7 @@ class _Statement:
         problems: list[str] = []
         values: set[_Key] = set()
         tables: set[str] = set()
+        unpinned: set[str] = set()
         for table in self.tree.find_all(exp.Table):
             if self._inner(table) is not None or table.name not in DISTRIBUTED:
                 continue
@@ -377,6 +396,7 @@ class _Statement:
             key = ("column", id(table), DISTRIBUTED[table.name])
             pinned = [k for k in self.classes.members(key) if k[0] in ("placeholder", "literal")]
             if not pinned:
+                unpinned.add(table.name)
                 shown = f"{table.name} AS {table.alias}" if table.alias else table.name
                 problems.append(f"{shown} is not filtered by one {DISTRIBUTED[table.name]}")
             values.update(pinned)
@@ -385,7 +405,7 @@ class _Statement:
         placeholders = frozenset(k[1] for k in values if k[0] == "placeholder")
         if len(literals) > 1 or (literals and placeholders):
             problems.append("several partners in one statement")
-        return Verdict(tuple(problems), placeholders, frozenset(tables))
+        return Verdict(tuple(problems), placeholders, frozenset(tables), frozenset(unpinned))
 
 
 @lru_cache(maxsize=4096)
@@ -400,6 +420,7 @@ def judge(sql: str) -> Verdict:
     problems: list[str] = []
     placeholders: set[str] = set()
     tables: set[str] = set()
+    unpinned: set[str] = set()
     for tree in trees:
         if tree is None:
             continue
@@ -407,7 +428,8 @@ def judge(sql: str) -> Verdict:
         problems += found.problems
         placeholders |= found.placeholders
         tables |= found.tables
-    return Verdict(tuple(problems), frozenset(placeholders), frozenset(tables))
+        unpinned |= found.unpinned
+    return Verdict(tuple(problems), frozenset(placeholders), frozenset(tables), frozenset(unpinned))
 
 
 def _in_orm_flush(frame: FrameType | None) -> bool:
@@ -471,6 +493,12 @@ def offence(sql: str, parameters: Any) -> Offence | None:
         return None
     if verdict.tables <= UNKEYED and _in_orm_flush(sys._getframe(1)):
         return None  # ORM_BY_PRIMARY_KEY
+    if (
+        verdict.unpinned
+        and verdict.unpinned <= UNIQUE_UNKEYED
+        and len(verdict.problems) == len(verdict.unpinned)
+    ):
+        return None  # UNIQUE_UNKEYED: found by its unique key, pending partner_id in it
     issuer = _issuer(sys._getframe(1))
     if issuer is None:
         return None  # TEST_CODE

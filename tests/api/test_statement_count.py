@@ -28,9 +28,10 @@ EXPECTED = {"sqlite": 9, "postgresql": 6}
 #: the COMMIT.
 ROUND_TRIPS = 2
 #: The first request of a key, on PostgreSQL: the ordinary path, which looks the key up in
-#: a transaction of its own (key, COMMIT) and keeps it, then writes the same statements in
-#: the same two round trips (psycopg begins implicitly; pipelined).
-FIRST_REQUEST = 8
+#: a transaction of its own (key, its partner's kind, COMMIT: keys and partners are never
+#: joined, see creditline.db.distribution) and keeps it, then writes the same statements
+#: in the same two round trips (psycopg begins implicitly; pipelined).
+FIRST_REQUEST = 9
 
 
 @contextmanager
