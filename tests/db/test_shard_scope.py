@@ -5,7 +5,7 @@ suite on PostgreSQL."""
 from __future__ import annotations
 
 import pytest
-from tests.shard_scope import ALLOWED, DISTRIBUTED, judge, offence
+from tests.shard_scope import ALLOWED, DISTRIBUTED, UNIQUE_UNKEYED, judge, offence
 
 from creditline.db.distribution import TABLE_CLASS
 
@@ -127,3 +127,17 @@ def test_allowed_code_says_why() -> None:
 def test_every_distributed_table_has_its_distribution_column() -> None:
     distributed = {name for name, kind in TABLE_CLASS.items() if kind == "distributed"}
     assert set(DISTRIBUTED) == distributed
+
+
+def test_a_lookup_by_a_unique_key_without_partner_id_waits_for_the_key() -> None:
+    # Until idempotent_requests(api_key_id, key) holds partner_id, a row is found by that
+    # key alone; once it does, the same lookup is judged like any other.
+    sql = "SELECT * FROM idempotent_requests WHERE api_key_id = %(a)s AND key = %(k)s"
+    namespace = {"__name__": "creditline.auth.example", "offence": offence}
+    exec(f"def lookup():\n    return offence({sql!r}, {{}})", namespace)
+    found = namespace["lookup"]()  # type: ignore[operator]
+    if "idempotent_requests" in UNIQUE_UNKEYED:
+        assert found is None
+    else:
+        assert found is not None
+    assert judge(sql).unpinned == {"idempotent_requests"}
