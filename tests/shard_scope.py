@@ -51,6 +51,9 @@ ALLOWED: dict[str, str] = {
         "rows inserted and consumption added on each of their shards)"
     ),
     "creditline.ledger.usage.parse_batch": "the billing feed's unknown customers, by UIN",
+    "creditline.usage_file._check": "a usage file of the billing feed: customers by UIN",
+    "creditline.audit.list_events": "the platform admins' audit log, across partners",
+    "creditline.demo.build_demo": "the demo builds a whole partner network at once",
     # A distributor's network spans shards: its sub-resellers are partners of their own.
     "creditline.ledger.accounts.sub_resellers": "a distributor lists its sub-resellers",
     "creditline.ledger.records.names": "a distributor names the sub-resellers it allocated to",
