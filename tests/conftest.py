@@ -5,6 +5,10 @@ database per test run, emptied between tests). PostgreSQL comes from
 ``CREDITLINE_TEST_POSTGRES_URL`` (default ``postgresql://postgres@127.0.0.1:5432/test``);
 when it cannot be reached its half is skipped with the reason, unless
 ``CREDITLINE_REQUIRE_POSTGRES=1``, where that is a failure.
+
+Every statement run on PostgreSQL is judged as it is sent (``tests/shard_scope.py``): one
+that reads or writes a distributed table without naming one partner fails the test that
+issued it, unless the code issuing it is allowed to cross partners.
 """
 
 from __future__ import annotations
@@ -14,10 +18,13 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, event, text
 from sqlalchemy.engine import make_url
+from tests import shard_scope
 
 from creditline.db import make_engine
 from creditline.db.migrate import upgrade
@@ -27,6 +34,53 @@ POSTGRES_URL = os.environ.get(
     "CREDITLINE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
 REQUIRE_POSTGRES = os.environ.get("CREDITLINE_REQUIRE_POSTGRES") == "1"
+
+#: Statements of the running test that leave one shard (see tests/shard_scope.py).
+_offences: list[shard_scope.Offence] = []
+
+
+@event.listens_for(Engine, "before_cursor_execute")
+def _judge_statement(
+    connection: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool
+) -> None:
+    if connection.dialect.name == "postgresql":
+        found = shard_scope.offence(statement, parameters)
+        if found is not None:
+            _offences.append(found)
+
+
+_async_execute = psycopg.AsyncCursor.execute
+
+
+async def _judged_async_execute(
+    self: psycopg.AsyncCursor[Any], query: Any, params: Any = None, **kwargs: Any
+) -> Any:
+    # The allocation's fast path (api/fast.py) sends its compiled statements through
+    # psycopg's own asyncio pool, past SQLAlchemy's events.
+    if isinstance(query, str):
+        found = shard_scope.offence(query, params)
+        if found is not None:
+            _offences.append(found)
+    return await _async_execute(self, query, params, **kwargs)
+
+
+psycopg.AsyncCursor.execute = _judged_async_execute  # type: ignore[method-assign]
+
+
+@pytest.fixture(autouse=True)
+def one_shard(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fails the test when a statement it issued on PostgreSQL left one partner's shard."""
+    _offences.clear()
+    yield
+    if _offences:
+        seen = list(dict.fromkeys(str(o) for o in _offences))
+        _offences.clear()
+        pytest.fail(
+            f"{request.node.nodeid} ran {len(seen)} statement(s) on more than one "
+            "partner's shard (add the partner_id filter, or allow the code in "
+            "tests/shard_scope.py with its reason):\n  " + "\n  ".join(seen),
+            pytrace=False,
+        )
 
 
 def _postgres_admin_engine() -> Engine | str:

@@ -51,6 +51,7 @@ from creditline.db.tables import (
     WebhookEndpoint,
 )
 from creditline.ledger.changes import RETURNED, RowChange
+from creditline.limits import MAX_PAGE_SIZE
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,6 @@ _SECRET_NAMES = ("password", "secret", "token", "signature", "authorization", "c
 _PUBLIC_NAMES = frozenset({"secret_id"})
 #: The longest JSON kept for ``before`` or ``after``; a larger value is cut to a summary.
 MAX_CHANGE_CHARS = 20_000
-MAX_PAGE_SIZE = 100
 
 
 @dataclass(frozen=True)
@@ -169,6 +169,8 @@ _TOUCHED = "creditline.audit.touched"
 #: ``session.info`` key of the states after that an operation returned (:func:`saw`), so
 #: :func:`record` need not read them; a row touched again afterwards is read as usual.
 _KNOWN = "creditline.audit.known"
+#: Session info: the partner of each row seen by ``_TOUCHED``, to read it again on its shard.
+_PARTNERS = "creditline.audit.partners"
 #: Option of the changes an operation reports itself (its statements are not read).
 _RETURNED = next(iter(RETURNED))
 
@@ -231,7 +233,23 @@ def _snapshot(session: Session, table: Table, where: Any) -> None:
     for row in session.connection().execute(query).mappings():
         key = (table.name, _key(table, row))
         touched.setdefault(key, _state(table, row))
+        _note_partner(session, table, key, row.get("partner_id"))
         known.pop(key, None)  # changed again: read after the write
+
+
+def _note_partner(
+    session: Session, table: Table, key: tuple[str, tuple[Any, ...]], partner_id: Any
+) -> None:
+    # Read again by its key and its partner, so the read stays on the partner's shard.
+    if "partner_id" in table.c and partner_id is not None:
+        session.info.setdefault(_PARTNERS, {})[key] = partner_id
+
+
+def _by_key(table: Table, key: tuple[Any, ...], partner_id: Any) -> list[Any]:
+    where = [c == v for c, v in zip(table.primary_key.columns, key, strict=True)]
+    if partner_id is not None and "partner_id" in table.c:
+        where.append(table.c.partner_id == partner_id)
+    return where
 
 
 def _statement_sets(state: ORMExecuteState) -> set[str] | None:
@@ -264,8 +282,10 @@ def _before_flush(session: Session, _flush: UOWTransaction, _instances: Any) -> 
     for instance in (*session.dirty, *session.deleted):
         table = getattr(type(instance), "__table__", None)
         if isinstance(table, Table) and table.name in _KINDS:
-            where = and_(*(c == getattr(instance, c.key) for c in table.primary_key.columns))
-            _snapshot(session, table, where)
+            key = tuple(getattr(instance, c.key) for c in table.primary_key.columns)
+            _snapshot(
+                session, table, and_(*_by_key(table, key, getattr(instance, "partner_id", None)))
+            )
 
 
 def _after_flush(session: Session, _flush: UOWTransaction) -> None:
@@ -277,6 +297,7 @@ def _after_flush(session: Session, _flush: UOWTransaction) -> None:
         if isinstance(table, Table) and table.name in _KINDS:
             key = tuple(getattr(instance, c.key) for c in table.primary_key.columns)
             touched.setdefault((table.name, key), None)
+            _note_partner(session, table, (table.name, key), getattr(instance, "partner_id", None))
 
 
 def _changes(session: Session) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -293,7 +314,7 @@ def _changes(session: Session) -> tuple[dict[str, Any], dict[str, Any]]:
             now = known[(name, key)]
         else:
             table = _TABLES[name]
-            where = [c == v for c, v in zip(table.primary_key.columns, key, strict=True)]
+            where = _by_key(table, key, session.info.get(_PARTNERS, {}).get((name, key)))
             row = session.connection().execute(select(table).where(*where)).mappings().first()
             now = None if row is None else _state(table, row)
         if now == was:
@@ -305,6 +326,7 @@ def _changes(session: Session) -> tuple[dict[str, Any], dict[str, Any]]:
             after[label] = now
     touched.clear()
     known.clear()
+    session.info.pop(_PARTNERS, None)
     return before, after
 
 

@@ -10,9 +10,10 @@ from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from creditline import money
-from creditline.api.context import MAX_PAGE_SIZE, Call, call, write_call
+from creditline.api.context import Call, call, write_call
 from creditline.api.errors import ERROR_RESPONSES
 from creditline.db.tables import MAX_BIGINT, Alarm
+from creditline.limits import MAX_REQUEST_PAGE_SIZE
 from creditline.notify import inbox
 
 router = APIRouter(tags=["alarms"], responses=ERROR_RESPONSES)
@@ -62,7 +63,7 @@ def list_alarms(
     customer_uin: int | None = Query(None, ge=1, le=MAX_BIGINT),
     threshold: int | None = Query(None, ge=1, le=1000),
     unread: bool | None = Query(None, description="true: only unread; false: only read"),
-    limit: int = Query(50, ge=1, le=MAX_PAGE_SIZE),
+    limit: int = Query(50, ge=1, le=MAX_REQUEST_PAGE_SIZE),
     before: int | None = Query(None, ge=1, le=MAX_BIGINT),
 ) -> AlarmPage:
     """The partner's alarms, newest first."""

@@ -11,13 +11,14 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from creditline import money
-from creditline.api.context import MAX_PAGE_SIZE, Call, call, write_call
+from creditline.api.context import Call, call, write_call
 from creditline.api.errors import ERROR_RESPONSES
 from creditline.api.pool import Body, CreditAmount
 from creditline.auth.principals import Principal
 from creditline.db.tables import MAX_BIGINT, CreditApplication
 from creditline.errors import NotFound
 from creditline.ledger import applications
+from creditline.limits import MAX_REQUEST_PAGE_SIZE
 
 router = APIRouter(tags=["credit applications"], responses=ERROR_RESPONSES)
 
@@ -106,7 +107,7 @@ def list_applications(
         "applicant", description="a distributor's own applications, or the ones it decides"
     ),
     status: Literal["pending", "approved", "rejected"] | None = Query(None),
-    limit: int = Query(50, ge=1, le=MAX_PAGE_SIZE),
+    limit: int = Query(50, ge=1, le=MAX_REQUEST_PAGE_SIZE),
     before: int | None = Query(None, ge=1, le=MAX_BIGINT),
 ) -> ApplicationPage:
     """Applications, newest first: the platform sees the ones it decides; a partner its own

@@ -9,10 +9,11 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
 from creditline import audit
-from creditline.api.context import MAX_PAGE_SIZE, Call, call
+from creditline.api.context import Call, call
 from creditline.api.errors import ERROR_RESPONSES
 from creditline.api.pool import UtcTime
 from creditline.db.tables import MAX_BIGINT, AuditEvent
+from creditline.limits import MAX_REQUEST_PAGE_SIZE
 
 router = APIRouter(prefix="/platform", tags=["platform"], responses=ERROR_RESPONSES)
 
@@ -62,7 +63,7 @@ def list_audit(
     action: str | None = Query(None, max_length=200),
     since: UtcTime | None = Query(None, description="from this time (inclusive), with its offset"),
     before: int | None = Query(None, ge=1, le=MAX_BIGINT),
-    limit: int = Query(50, ge=1, le=MAX_PAGE_SIZE),
+    limit: int = Query(50, ge=1, le=MAX_REQUEST_PAGE_SIZE),
     c: Call = Depends(call),
 ) -> AuditPage:
     """Audit events (writes and logins through every door), newest first; platform only."""

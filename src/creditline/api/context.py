@@ -14,7 +14,7 @@ from fastapi import Depends, Header, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from creditline import audit
@@ -26,7 +26,6 @@ from creditline.ledger.credit import Requirement, Unconfirmed
 from creditline.ledger.records import Origin
 
 #: The largest page any list answers.
-MAX_PAGE_SIZE = 100
 
 bearer = HTTPBearer(
     auto_error=False,
@@ -147,7 +146,7 @@ class Call:
         key_id = getattr(self.request.state, "unconfirmed_key", None)
         if key_id is None:
             return
-        if not session.scalar(_LIVE, {"require_key_id": key_id}):
+        if not keys.is_live(session, {"require_key_id": key_id}):
             raise self._revoked()
         self.request.state.unconfirmed_key = None
 
@@ -236,7 +235,7 @@ class Call:
                 except Unconfirmed:
                     # Revoked, or the key has a row already: replay it, refuse another
                     # request under it (409), or clear it past 24 hours and claim again.
-                    if not session.scalar(select(keys.LIVE_KEY), require.params):
+                    if not keys.is_live(session, require.params):
                         raise self._revoked() from None
                     earlier = idempotency.recall(
                         session, api_key_id=key_id, key=key, fingerprint=fingerprint
@@ -366,10 +365,6 @@ def call(
     return Call(request, principal, _engine(request), None, b"")
 
 
-#: Whether the API key ``require_key_id`` is live, as a statement.
-_LIVE = select(keys.LIVE_KEY)
-
-
 def _forget(request: Request, secret_id: str) -> keys.UnknownKey:
     """The refusal of a key revoked since it was kept, which is forgotten; refused as an
     unknown key is (before authentication: no audit row)."""
@@ -388,7 +383,7 @@ def confirm_refused(request: Request) -> keys.UnknownKey | None:
     if key_id is None:
         return None
     with read_transaction(_engine(request)) as session:
-        live = session.scalar(_LIVE, {"require_key_id": key_id})
+        live = keys.is_live(session, {"require_key_id": key_id})
     if live:
         request.state.unconfirmed_key = None
         return None
@@ -426,7 +421,6 @@ def audit_refusal(request: Request, code: str, message: str) -> None:
 
 
 __all__ = [
-    "MAX_PAGE_SIZE",
     "Call",
     "JSONResponse",
     "audit_refusal",

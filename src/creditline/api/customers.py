@@ -13,20 +13,14 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from creditline import audit, money
-from creditline.api.context import (
-    MAX_PAGE_SIZE,
-    Call,
-    call,
-    credit_call,
-    json_answer,
-    write_call,
-)
+from creditline.api.context import Call, call, credit_call, json_answer, write_call
 from creditline.api.errors import ERROR_RESPONSES
 from creditline.api.pool import Body, CreditAmount, Pool, RecordOut, Remark, SignedAmount
 from creditline.db.tables import MAX_BIGINT, Customer
 from creditline.errors import CreditlineError, InvalidBatch, LineError
 from creditline.ledger import accounts, alarms, credit, customers
 from creditline.ledger.credit import max_withdrawable
+from creditline.limits import MAX_PAGE_NUMBER, MAX_REQUEST_PAGE_SIZE
 
 router = APIRouter(tags=["customers"], responses=ERROR_RESPONSES)
 
@@ -104,8 +98,8 @@ def list_customers(
     q: str = Query("", max_length=200, description="UIN, or part of name, remark or email"),
     sort: SortKey = Query(SortKey.associated_at),
     order: Order = Query(Order.desc),
-    page: int = Query(1, ge=1, le=100_000),
-    page_size: int = Query(20, ge=1, le=MAX_PAGE_SIZE),
+    page: int = Query(1, ge=1, le=MAX_PAGE_NUMBER),
+    page_size: int = Query(20, ge=1, le=MAX_REQUEST_PAGE_SIZE),
     include_total: bool = Query(
         False,
         description="also count every match (`total`): a broad search at 100,000 "

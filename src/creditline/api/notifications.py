@@ -18,11 +18,12 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
-from creditline.api.context import MAX_PAGE_SIZE, Call, call, write_call
+from creditline.api.context import Call, call, write_call
 from creditline.api.errors import ERROR_RESPONSES
 from creditline.api.pool import Body
 from creditline.config import app_settings
 from creditline.db.tables import MAX_BIGINT, Delivery, DeliveryAttempt, WebhookEndpoint
+from creditline.limits import MAX_REQUEST_PAGE_SIZE
 from creditline.notify import endpoints, recipients
 from creditline.notify.outbox import EVENT_TYPES
 from creditline.notify.recipients import EmailSettings
@@ -117,7 +118,7 @@ def _without_secret(out: BaseModel) -> BaseModel:
 @router.get("/webhook-endpoints", response_model=EndpointPage)
 def list_endpoints(
     c: Call = Depends(call),
-    limit: int = Query(50, ge=1, le=MAX_PAGE_SIZE),
+    limit: int = Query(50, ge=1, le=MAX_REQUEST_PAGE_SIZE),
     after: int | None = Query(None, ge=1, le=MAX_BIGINT),
 ) -> EndpointPage:
     """The partner's webhook endpoints, oldest first (never their secrets)."""
@@ -292,7 +293,7 @@ def list_deliveries(
     c: Call = Depends(call),
     endpoint_id: int | None = Query(None, ge=1, le=MAX_BIGINT, description="only this endpoint's"),
     status: Literal["pending", "delivered", "failed"] | None = Query(None),
-    limit: int = Query(50, ge=1, le=MAX_PAGE_SIZE),
+    limit: int = Query(50, ge=1, le=MAX_REQUEST_PAGE_SIZE),
     before: int | None = Query(None, ge=1, le=MAX_BIGINT),
 ) -> DeliveryPage:
     """The partner's deliveries (webhook and email), newest first."""
@@ -322,7 +323,7 @@ def get_delivery(delivery_id: int = DeliveryId, c: Call = Depends(call)) -> Deli
 def delivery_log(
     delivery_id: int = DeliveryId,
     c: Call = Depends(call),
-    limit: int = Query(50, ge=1, le=MAX_PAGE_SIZE),
+    limit: int = Query(50, ge=1, le=MAX_REQUEST_PAGE_SIZE),
     after: int | None = Query(None, ge=1, le=MAX_BIGINT),
 ) -> AttemptPage:
     """The delivery log of one delivery, oldest first: time, status code, latency, error."""

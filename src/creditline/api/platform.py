@@ -8,16 +8,16 @@ from typing import Literal
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from creditline import money
-from creditline.api.context import MAX_PAGE_SIZE, Call, call, write_call
+from creditline.api.context import Call, call, write_call
 from creditline.api.errors import ERROR_RESPONSES
 from creditline.api.pool import Body, Pool, RecordOut, Remark, SignedAmount
 from creditline.db.tables import MAX_BIGINT, Partner
-from creditline.ledger import accounts, pools
+from creditline.ledger import accounts, pools, reports
 from creditline.ledger.accounts import PoolState
+from creditline.limits import MAX_REQUEST_PAGE_SIZE
 
 router = APIRouter(prefix="/partners", tags=["platform"], responses=ERROR_RESPONSES)
 
@@ -85,18 +85,15 @@ def create_partner(body: PartnerIn, c: Call = Depends(write_call)) -> Response:
 @router.get("", response_model=PartnerPage)
 def list_partners(
     c: Call = Depends(call),
-    limit: int = Query(50, ge=1, le=MAX_PAGE_SIZE),
+    limit: int = Query(50, ge=1, le=MAX_REQUEST_PAGE_SIZE),
     after: int | None = Query(
         None, ge=1, le=MAX_BIGINT, description="next_after of the previous page"
     ),
 ) -> PartnerPage:
     """Every partner, by id."""
     c.principal.platform()
-    query = select(Partner).order_by(Partner.id).limit(limit + 1)
-    if after is not None:
-        query = query.where(Partner.id > after)
     with c.read() as s:
-        rows = list(s.execute(query).scalars())
+        rows = reports.partners(s, after=after, limit=limit + 1)
         data = [PartnerOut.of(p) for p in rows[:limit]]
     more = len(rows) > limit
     return PartnerPage(data=data, has_more=more, next_after=data[-1].id if more else None)

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from creditline import money
-from creditline.api.context import MAX_PAGE_SIZE, Call, call, credit_call, write_call
+from creditline.api.context import Call, call, credit_call, write_call
 from creditline.api.customers import Uin
 from creditline.api.errors import ERROR_RESPONSES
 from creditline.api.pool import Amount, Body, CreditAmount
@@ -22,6 +22,7 @@ from creditline.db.tables import MAX_BIGINT
 from creditline.errors import NotPermitted
 from creditline.ledger import purchases
 from creditline.ledger.credit import Requirement
+from creditline.limits import MAX_REQUEST_PAGE_SIZE
 
 router = APIRouter(tags=["purchase checks"], responses=ERROR_RESPONSES)
 
@@ -126,7 +127,7 @@ def list_purchase_checks(
     customer_uin: int | None = Query(None, ge=1, le=MAX_BIGINT),
     answer: Literal["allowed", "refused"] | None = Query(None),
     before: int | None = Query(None, ge=1, le=MAX_BIGINT, description="next_before of a page"),
-    limit: int = Query(50, ge=1, le=MAX_PAGE_SIZE),
+    limit: int = Query(50, ge=1, le=MAX_REQUEST_PAGE_SIZE),
 ) -> PurchaseCheckPage:
     """The decisions of the purchase check, newest first."""
     owner = _reader(c.principal)

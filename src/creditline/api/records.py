@@ -8,12 +8,13 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel
 
-from creditline.api.context import MAX_PAGE_SIZE, Call, call, json_answer
+from creditline.api.context import Call, call, json_answer
 from creditline.api.errors import ERROR_RESPONSES
 from creditline.api.pool import RecordOut, UtcTime, record_fields
 from creditline.db.tables import MAX_BIGINT
 from creditline.ledger import records
 from creditline.ledger.accounts import get_partner
+from creditline.limits import MAX_REQUEST_PAGE_SIZE
 
 router = APIRouter(tags=["allocation records"], responses=ERROR_RESPONSES)
 
@@ -46,7 +47,7 @@ def _filter(
 def list_records(
     c: Call = Depends(call),
     where: records.RecordFilter = Depends(_filter),
-    limit: int = Query(50, ge=1, le=MAX_PAGE_SIZE),
+    limit: int = Query(50, ge=1, le=MAX_REQUEST_PAGE_SIZE),
     before: int | None = Query(
         None, ge=1, le=MAX_BIGINT, description="next_before of the previous page"
     ),

@@ -5,7 +5,6 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Path
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from creditline import money
@@ -13,7 +12,6 @@ from creditline.api.context import Call, call, write_call
 from creditline.api.errors import ERROR_RESPONSES
 from creditline.api.pool import Body, Pool, RecordOut, Remark, SignedAmount
 from creditline.db.tables import MAX_BIGINT, Partner
-from creditline.errors import NotFound
 from creditline.ledger import accounts, pools
 from creditline.ledger.accounts import PoolState
 
@@ -63,25 +61,12 @@ class PoolAllocationOut(BaseModel):
     pool: Pool
 
 
-def _sub(s: Session, distributor_id: int, sub_id: int) -> Partner:
-    sub = s.execute(
-        select(Partner)
-        .where(Partner.id == sub_id, Partner.parent_id == distributor_id)
-        .execution_options(populate_existing=True)
-    ).scalar_one_or_none()
-    if sub is None:
-        raise NotFound(f"no sub-reseller {sub_id}", param="sub_reseller_id")
-    return sub
-
-
 @router.get("/sub-resellers", response_model=SubResellerList)
 def list_sub_resellers(c: Call = Depends(call)) -> SubResellerList:
     """The distributor's second-level resellers and their pools."""
     distributor_id = c.principal.distributor("viewer")
     with c.read() as s:
-        rows = s.execute(
-            select(Partner).where(Partner.parent_id == distributor_id).order_by(Partner.id)
-        ).scalars()
+        rows = accounts.sub_resellers(s, distributor_id)
         return SubResellerList(data=[SubResellerOut.of(p) for p in rows])
 
 
@@ -90,7 +75,7 @@ def get_sub_reseller(sub_id: int = SubId, c: Call = Depends(call)) -> SubReselle
     """One second-level reseller."""
     distributor_id = c.principal.distributor("viewer")
     with c.read() as s:
-        return SubResellerOut.of(_sub(s, distributor_id, sub_id))
+        return SubResellerOut.of(accounts.get_sub_reseller(s, distributor_id, sub_id))
 
 
 @router.post("/sub-resellers", status_code=201, response_model=SubResellerOut)
@@ -119,7 +104,7 @@ def _allocate(
     )
     return PoolAllocationOut(
         record=RecordOut.of(change.record),
-        sub_reseller=SubResellerOut.of(_sub(s, distributor_id, sub_id)),
+        sub_reseller=SubResellerOut.of(accounts.get_sub_reseller(s, distributor_id, sub_id)),
         pool=Pool.of(accounts.pool_state(s, distributor_id)),
     )
 

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import secrets
 import string
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ColumnElement, Engine, bindparam, exists, select, update
 from sqlalchemy.orm import Session
@@ -26,6 +28,14 @@ LIVE_KEY: ColumnElement[bool] = exists().where(
     ApiKeyRow.id == bindparam("require_key_id"), ApiKeyRow.revoked_at.is_(None)
 )
 PRINCIPALS = ("platform", "partner", "customer")
+
+
+def is_live(session: Session, params: Mapping[str, Any]) -> bool:
+    """Whether the key of a write's requirement (``params``: ``require_key_id``) is still
+    live: the same check :data:`LIVE_KEY` makes inside the write, asked on its own."""
+    return bool(session.scalar(select(LIVE_KEY), dict(params)))
+
+
 ROLES = ("admin", "operator", "viewer")
 _ALPHANUMERIC = string.ascii_letters + string.digits
 
@@ -209,8 +219,8 @@ def _decrypted(engine: Engine, secret_id: str, token: str) -> str:
 
 def lookup(session: Session, secret_id: str) -> ApiKey:
     """The live key ``secret_id`` with its decrypted ``secret_key`` (and its partner's
-    kind), for checking a signature or a presented secret, in one query. Unknown and
-    revoked keys raise :class:`UnknownKey`."""
+    kind), for checking a signature or a presented secret. Unknown and revoked keys raise
+    :class:`UnknownKey`."""
     row = session.execute(
         select(
             ApiKeyRow.id,
@@ -223,13 +233,16 @@ def lookup(session: Session, secret_id: str) -> ApiKey:
             ApiKeyRow.name,
             ApiKeyRow.created_at,
             ApiKeyRow.revoked_at,
-            PartnerRow.kind,
-        )
-        .outerjoin(PartnerRow, PartnerRow.id == ApiKeyRow.partner_id)
-        .where(ApiKeyRow.secret_id == secret_id)
+        ).where(ApiKeyRow.secret_id == secret_id)
     ).one_or_none()
     if row is None or row.revoked_at is not None:
         raise UnknownKey("the API key is unknown or revoked")
+    # Keys stay on the coordinator, partners on their shards: the kind is read apart.
+    kind = None
+    if row.partner_id is not None:
+        kind = session.execute(
+            select(PartnerRow.kind).where(PartnerRow.id == row.partner_id)
+        ).scalar_one_or_none()
     return ApiKey(
         id=row.id,
         secret_id=row.secret_id,
@@ -241,7 +254,7 @@ def lookup(session: Session, secret_id: str) -> ApiKey:
         created_at=row.created_at,
         revoked_at=row.revoked_at,
         secret_key=_decrypted(_engine(session), row.secret_id, row.secret_encrypted),
-        partner_kind=row.kind,
+        partner_kind=kind,
     )
 
 

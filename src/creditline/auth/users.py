@@ -136,6 +136,11 @@ def list_users(session: Session, partner_id: int, *, customer_uin: int | None = 
     return list(session.execute(query.order_by(User.id)).scalars())
 
 
+def user_count(session: Session) -> int:
+    """How many console users there are, of every partner and of the platform."""
+    return int(session.execute(select(func.count()).select_from(User)).scalar_one())
+
+
 def get_user(session: Session, partner_id: int, user_id: int) -> User:
     """One of the partner's users; another partner's answers as a missing one."""
     user = session.execute(

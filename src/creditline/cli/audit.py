@@ -8,12 +8,10 @@ import typer
 
 from creditline.cli import app
 from creditline.cli.common import JSON_OPTION, MAX_BIGINT, Column, emit, print_table, session
+from creditline.limits import MAX_PAGE_SIZE
 
 audit = typer.Typer(help="Read the audit log of writes and logins.", no_args_is_help=True)
 app.add_typer(audit, name="audit")
-
-#: The longest page, as the audit log serves it (creditline.audit.MAX_PAGE_SIZE).
-MAX_PAGE = 100
 
 
 def _brief(text: str, most: int = 80) -> str:
@@ -35,7 +33,7 @@ def list_audit(
         None, "--action", help="Show only actions containing this text."
     ),
     limit: int = typer.Option(
-        50, "--limit", min=1, max=MAX_PAGE, help="Show at most this many events."
+        50, "--limit", min=1, max=MAX_PAGE_SIZE, help="Show at most this many events."
     ),
     before: int | None = typer.Option(
         None, "--before", min=1, max=MAX_BIGINT, help="Show only events older than this event id."

@@ -25,6 +25,10 @@ from rich.table import Table
 from creditline import money
 from creditline.errors import CreditlineError, first_line
 
+# The largest id or UIN a command takes (a larger one is a usage error): a shared limit,
+# which --help reads without loading SQLAlchemy.
+from creditline.limits import MAX_BIGINT as MAX_BIGINT
+
 if TYPE_CHECKING:
     from sqlalchemy import Engine
     from sqlalchemy.orm import Session
@@ -330,10 +334,5 @@ def default_operator() -> str:
     except (KeyError, OSError):
         return "cli"
 
-
-#: The largest id or UIN a command takes: the BIGINT of the tables
-#: (``creditline.db.tables.MAX_BIGINT``, checked equal by the tests), stated here so that
-#: ``--help`` needs no SQLAlchemy. A larger number is refused as a usage error.
-MAX_BIGINT = 2**63 - 1
 
 JSON_OPTION = typer.Option(False, "--json", help="Print one JSON object instead of text.")

@@ -29,21 +29,16 @@ class DemoLogin:
 def add_demo_users(s: Session, *, look_at: int) -> list[DemoLogin]:
     """Logins for the demo: the main partner's admin, operator and viewer, each other
     partner's admin, and a platform admin."""
-    from sqlalchemy import select
-
     from creditline.auth import users
-    from creditline.db.tables import Partner
+    from creditline.ledger import accounts, reports
 
     made: list[DemoLogin] = []
-    main = s.get(Partner, look_at)
-    assert main is not None
+    main = accounts.get_partner(s, look_at)
     for role in users.PARTNER_ROLES:
         email = f"{role}@demo.example"
         users.create_user(s, partner_id=look_at, email=email, password=DEMO_PASSWORD, role=role)
         made.append(DemoLogin(email, role, main.name))
-    for partner in s.execute(
-        select(Partner).where(Partner.id != look_at).order_by(Partner.id)
-    ).scalars():
+    for partner in [p for p in reports.partners(s) if p.id != look_at]:
         email = f"admin-{partner.id}@demo.example"
         users.create_user(
             s, partner_id=partner.id, email=email, password=DEMO_PASSWORD, role="admin"
@@ -66,20 +61,20 @@ def console_command(
 ) -> None:
     """Start the Partner Center (and the REST API beside it) and print where to log in."""
     import uvicorn
-    from sqlalchemy import func, select
 
     from creditline.app import create_app
+    from creditline.auth import users
     from creditline.config import get_settings
     from creditline.db.migrate import upgrade
-    from creditline.db.tables import Partner, User
     from creditline.demo import build_demo
+    from creditline.ledger import reports
 
     upgrade(state.engine())
     logins: list[DemoLogin] = []
     if demo:
         with session() as s:
-            has_users = s.execute(select(func.count()).select_from(User)).scalar_one()
-            partners = s.execute(select(func.count()).select_from(Partner)).scalar_one()
+            has_users = users.user_count(s)
+            partners = reports.partner_count(s)
             if partners == 0:
                 summary = build_demo(s)
                 logins = add_demo_users(s, look_at=summary.look_at)

@@ -94,17 +94,11 @@ def list_customers(
     """List a partner's customers in UIN order, a page at a time.
 
     For the next page, give ``--after`` the last UIN shown."""
-    from sqlalchemy import select
-
-    from creditline.db.tables import Customer
-    from creditline.ledger import accounts
+    from creditline.ledger import accounts, listings
 
     with session(reading=True) as s:
         accounts.get_partner(s, partner)
-        query = select(Customer).where(Customer.partner_id == partner)
-        if after is not None:
-            query = query.where(Customer.uin > after)
-        found = list(s.execute(query.order_by(Customer.uin).limit(limit + 1)).scalars())
+        found = listings.customers_after(s, partner, after=after, limit=limit + 1)
         page = found[:limit]
         rows = [customer_payload(c) for c in page]
     has_more = len(found) > limit

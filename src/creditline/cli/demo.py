@@ -26,13 +26,11 @@ def demo_command(
     It makes a distributor with two second-level resellers and a direct reseller.
 
     Three months of usage bring customers to every alarm level."""
-    from sqlalchemy import func, select
-
-    from creditline.db.tables import Partner
     from creditline.demo import build_demo
+    from creditline.ledger import reports
 
     with session() as s:
-        partners = s.execute(select(func.count()).select_from(Partner)).scalar_one()
+        partners = reports.partner_count(s)
         if partners and not force:
             refuse(
                 f"the database already holds {plural(partners, 'partner')}; "

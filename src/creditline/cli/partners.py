@@ -168,17 +168,11 @@ def allocate_pool(
 @partners.command("list")
 def list_partners(as_json: bool = JSON_OPTION) -> None:
     """List every partner with its pool and number of customers."""
-    from sqlalchemy import func, select
-
-    from creditline.db.tables import Customer, Partner
+    from creditline.ledger import reports
 
     with session(reading=True) as s:
-        counts: dict[int, int] = dict(
-            s.execute(select(Customer.partner_id, func.count()).group_by(Customer.partner_id))
-            .tuples()
-            .all()
-        )
-        found = list(s.execute(select(Partner).order_by(Partner.id)).scalars())
+        counts = reports.customer_counts(s)
+        found = reports.partners(s)
         rows = [partner_payload(p, customers=int(counts.get(p.id, 0))) for p in found]
     if as_json:
         emit({"partners": rows}, as_json=True)
@@ -216,21 +210,12 @@ def show(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Show one partner: its pool, default thresholds, customers and sub-resellers."""
-    from sqlalchemy import func, select
-
-    from creditline.db.tables import Customer, Partner
-    from creditline.ledger import accounts
+    from creditline.ledger import accounts, customers
 
     with session(reading=True) as s:
         partner = accounts.get_partner(s, partner_id)
-        count = s.execute(
-            select(func.count()).select_from(Customer).where(Customer.partner_id == partner_id)
-        ).scalar_one()
-        subs = list(
-            s.execute(
-                select(Partner.id).where(Partner.parent_id == partner_id).order_by(Partner.id)
-            ).scalars()
-        )
+        count = customers.totals(s, partner_id).count
+        subs = [sub.id for sub in accounts.sub_resellers(s, partner_id)]
         data = partner_payload(partner, customers=int(count))
         data["sub_resellers"] = subs
     lines = [

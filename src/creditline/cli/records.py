@@ -15,12 +15,10 @@ from creditline.cli.common import (
     session,
     shown,
 )
+from creditline.limits import MAX_PAGE_SIZE
 
 records = typer.Typer(help="List allocation records.", no_args_is_help=True)
 app.add_typer(records, name="records")
-
-#: The longest page, as the ledger serves it (creditline.ledger.records.MAX_PAGE_SIZE).
-MAX_PAGE = 500
 
 
 @records.command("list")
@@ -41,7 +39,7 @@ def list_records(
         help="List only records of this kind: grant, pool_allocation, allocation or withdrawal.",
     ),
     limit: int = typer.Option(
-        50, "--limit", min=1, max=MAX_PAGE, help="List at most this many records."
+        50, "--limit", min=1, max=MAX_PAGE_SIZE, help="List at most this many records."
     ),
     before: int | None = typer.Option(
         None,

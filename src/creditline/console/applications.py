@@ -5,21 +5,20 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
-from sqlalchemy import select
 from starlette.responses import Response
 
 from creditline import money
 from creditline.console.visit import PathId, Visit, visit
-from creditline.db.tables import CreditApplication, Partner
+from creditline.db.tables import CreditApplication
 from creditline.errors import CreditlineError
-from creditline.ledger import applications
+from creditline.ledger import applications, reports
 from creditline.ledger.records import Origin
 
 router = APIRouter()
 
 
 def _names(v: Visit) -> dict[int, str]:
-    return dict(v.s.execute(select(Partner.id, Partner.name)).tuples().all())
+    return reports.partner_names(v.s)
 
 
 def _partner_page(v: Visit, *, status: int = 200, error: str = "") -> Response:

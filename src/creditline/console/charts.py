@@ -5,15 +5,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
 
 import pygal  # type: ignore[import-untyped]
 from pygal.style import Style  # type: ignore[import-untyped]
-from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from creditline.clock import utcnow
-from creditline.db.tables import AllocationRecord, Partner, UsageEvent
+from creditline.ledger import accounts, history
 
 _STYLE = Style(
     background="#ffffff",
@@ -33,14 +31,8 @@ DAYS = 30
 
 def _events(session: Session, partner_id: int, uin: int, days: int) -> list[tuple[str, str, int]]:
     since = utcnow() - timedelta(days=days)
-    rows = session.execute(
-        select(UsageEvent.occurred_at, UsageEvent.product, UsageEvent.counted).where(
-            UsageEvent.partner_id == partner_id,
-            UsageEvent.customer_uin == uin,
-            UsageEvent.occurred_at >= since,
-        )
-    ).all()
-    return [(r.occurred_at.strftime("%m-%d"), r.product, r.counted) for r in rows]
+    rows = history.customer_usage(session, partner_id=partner_id, uin=uin, since=since)
+    return [(at.strftime("%m-%d"), product, counted) for at, product, counted in rows]
 
 
 def usage_by_day(session: Session, *, partner_id: int, uin: int) -> bytes:
@@ -108,22 +100,11 @@ def partner_usage_by_day(session: Session, *, partner_id: int) -> bytes:
     as an SVG bar chart: summed by the database, one row a day."""
     days = _days(DAYS)
     since = datetime.combine(days[0], time.min, UTC)
-    moment: Any = UsageEvent.occurred_at
-    if session.get_bind().dialect.name == "postgresql":
-        # The UTC day, whatever the connection's time zone.
-        moment = func.timezone("UTC", moment)
-    day = func.date(moment)
-    rows = session.execute(
-        select(day, func.sum(UsageEvent.counted))
-        .where(UsageEvent.partner_id == partner_id, UsageEvent.occurred_at >= since)
-        .group_by(day)
-    ).all()
-    # SQLite answers text, PostgreSQL a date: both print as YYYY-MM-DD.
-    totals = {str(d): int(cents or 0) for d, cents in rows}
+    totals = history.usage_by_day(session, partner_id=partner_id, since=since)
     return _bar(
         "Customers' consumption by day (USD, last 30 days)",
         [d.strftime("%m-%d") for d in days],
-        [totals.get(d.isoformat(), 0) / 100 for d in days],
+        [totals.get(d, 0) / 100 for d in days],
     )
 
 
@@ -134,25 +115,10 @@ def pool_by_day(session: Session, *, partner_id: int) -> bytes:
     Worked back from today's pool through the allocation records since: grants and pool
     allocations received change the total; allocations, withdrawals and pool allocations
     to sub-resellers change what is allocated."""
-    partner = session.get(Partner, partner_id)
-    if partner is None:
-        raise ValueError(f"no partner {partner_id}")
+    partner = accounts.get_partner(session, partner_id)
     days = _days(DAYS)
     since = datetime.combine(days[0], time.min, UTC)
-    rows = session.execute(
-        select(
-            AllocationRecord.created_at,
-            AllocationRecord.kind,
-            AllocationRecord.partner_id,
-            AllocationRecord.change,
-        ).where(
-            or_(
-                AllocationRecord.partner_id == partner_id,
-                AllocationRecord.sub_partner_id == partner_id,
-            ),
-            AllocationRecord.created_at >= since,
-        )
-    ).all()
+    rows = history.pool_changes(session, partner_id=partner_id, since=since)
     total_after: dict[date, int] = defaultdict(int)
     allocated_after: dict[date, int] = defaultdict(int)
     for at, kind, owner, change in rows:

@@ -5,18 +5,17 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse
-from sqlalchemy import select
 from starlette.responses import Response
 
 from creditline import audit, money
 from creditline.auth import users
 from creditline.console import charts
-from creditline.console.visit import MAX_PAGE, PathId, Visit, visit
-from creditline.db.tables import Alarm
+from creditline.console.visit import PathId, Visit, visit
 from creditline.errors import CreditlineError
 from creditline.ledger import alarms, credit, customer_settings, customers, purchases, records
 from creditline.ledger.accounts import get_customer
 from creditline.ledger.records import Origin, RecordFilter
+from creditline.limits import MAX_PAGE_NUMBER
 
 router = APIRouter()
 
@@ -39,7 +38,7 @@ def customer_list(
     q: str = "",
     sort: str = "associated",
     dir: str = "desc",
-    page: int = Query(1, le=MAX_PAGE),
+    page: int = Query(1, le=MAX_PAGE_NUMBER),
 ) -> Response:
     """My Customers: search by UIN, name, remark or email; sort; pages. A page says whether
     another follows it, without counting every match (a broad search of a large partner
@@ -67,7 +66,7 @@ def customer_list(
             sort=sort,
             dir="desc" if descending else "asc",
             page=page,
-            has_more=found.has_more and page < MAX_PAGE,
+            has_more=found.has_more and page < MAX_PAGE_NUMBER,
             first=(page - 1) * PAGE_SIZE + 1,
             policies=purchases.policies_of(v.s, v.partner_id, [c.uin for c in found.rows]),
         )
@@ -85,14 +84,10 @@ def _detail(
     history, more = records.page(
         v.s, partner_id=v.partner_id, where=RecordFilter(customer_uin=uin), limit=20
     )
-    customer_alarms = list(
-        v.s.execute(
-            select(Alarm)
-            .where(Alarm.partner_id == v.partner_id, Alarm.customer_uin == uin)
-            .order_by(Alarm.id.desc())
-            .limit(20)
-        ).scalars()
-    )
+    customer_alarms = [
+        alarm
+        for alarm, _ in alarms.recent(v.s, partner_id=v.partner_id, customer_uin=uin, limit=20)
+    ]
     effective = alarms.effective_thresholds(v.s, partner_id=v.partner_id, customer_uin=uin)
     return v.render(
         "customer.html",

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import astuple
 
 from fastapi import APIRouter, Request
-from sqlalchemy import select
 from starlette.responses import Response
 
 from creditline.console import account, charts
 from creditline.console.visit import visit
-from creditline.db.tables import Alarm, Customer
-from creditline.ledger import customers, records
+from creditline.ledger import alarms, customers, records
 
 router = APIRouter()
 
@@ -28,18 +25,8 @@ def dashboard(request: Request) -> Response:
         count, total_credit, available = astuple(customers.totals(v.s, pid))
         # The level of a customer is the highest threshold it has fired (and not re-armed):
         # exactly the alarm state the ledger keeps.
-        levels: Counter[int] = Counter()
-        for fired in v.s.execute(
-            select(Customer.fired_thresholds).where(Customer.partner_id == pid)
-        ).scalars():
-            levels[max(fired) if fired else 0] += 1
-        recent_alarms = v.s.execute(
-            select(Alarm, Customer.name)
-            .join(Customer, Customer.uin == Alarm.customer_uin)
-            .where(Alarm.partner_id == pid)
-            .order_by(Alarm.id.desc())
-            .limit(5)
-        ).all()
+        levels = alarms.levels(v.s, partner_id=pid)
+        recent_alarms = alarms.recent(v.s, partner_id=pid, limit=5)
         recent_records, _ = records.page(v.s, partner_id=pid, limit=5)
         assert v.partner is not None
         return v.render(

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
-from sqlalchemy import select
 from starlette.responses import Response
 
 from creditline import money
 from creditline.console.visit import PageError, PathId, Visit, visit
-from creditline.db.tables import Partner
 from creditline.errors import CreditlineError
 from creditline.ledger import accounts, pools
 from creditline.ledger.records import Origin
@@ -20,11 +18,7 @@ router = APIRouter()
 def _page(v: Visit, *, status: int = 200, error: str = "", target: int | None = None) -> Response:
     if v.partner is None or v.partner.kind != "distributor":
         raise PageError(404, "Not found", "Only a distributor has second-level resellers.")
-    subs = list(
-        v.s.execute(
-            select(Partner).where(Partner.parent_id == v.partner_id).order_by(Partner.id)
-        ).scalars()
-    )
+    subs = accounts.sub_resellers(v.s, v.partner_id)
     return v.render("distributors.html", status=status, subs=subs, error=error, target=target)
 
 

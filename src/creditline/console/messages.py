@@ -8,11 +8,11 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse
-from sqlalchemy import select
 from starlette.responses import Response
 
 from creditline.console.visit import BeforeId, PageError, PathId, day_range, number_in, visit
-from creditline.db.tables import Alarm, Customer
+from creditline.db.tables import Alarm
+from creditline.ledger import customers
 from creditline.notify import inbox
 
 router = APIRouter()
@@ -78,15 +78,8 @@ def message_centre(
                 v.s, partner_id=v.partner_id, where=where, limit=PAGE_SIZE, before_id=before
             )
         uins = {a.customer_uin for a in alarms}
-        names = dict(
-            v.s.execute(
-                select(Customer.uin, Customer.name).where(
-                    Customer.partner_id == v.partner_id, Customer.uin.in_(uins)
-                )
-            )
-            .tuples()
-            .all()
-        )
+        found = customers.by_uins(v.s, v.partner_id, sorted(uins))
+        names = {uin: customer.name for uin, customer in found.items()}
         notices, _ = inbox.notices_page(v.s, partner_id=v.partner_id, limit=20)
         query = {k: val for k, val in filters.items() if val}
         assert v.partner is not None

@@ -4,27 +4,21 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
-from sqlalchemy import func, select
 from starlette.responses import Response
 
 from creditline import money
 from creditline.auth import users
 from creditline.console.visit import PathId, Visit, number_in, visit
-from creditline.db.tables import Customer, Partner
 from creditline.errors import CreditlineError, InvalidInput
-from creditline.ledger import accounts, pools, records
+from creditline.ledger import accounts, customers, pools, records, reports
 from creditline.ledger.records import Origin
 
 router = APIRouter(prefix="/platform")
 
 
 def _list(v: Visit, *, status: int = 200, error: str = "") -> Response:
-    partners = list(v.s.execute(select(Partner).order_by(Partner.id)).scalars())
-    counts = dict(
-        v.s.execute(select(Customer.partner_id, func.count()).group_by(Customer.partner_id))
-        .tuples()
-        .all()
-    )
+    partners = reports.partners(v.s)
+    counts = reports.customer_counts(v.s)
     distributors = [p for p in partners if p.kind == "distributor"]
     return v.render(
         "platform_partners.html",
@@ -62,18 +56,14 @@ def create_partner(
 
 def _view(v: Visit, partner_id: int, *, status: int = 200, error: str = "") -> Response:
     partner = accounts.get_partner(v.s, partner_id)
-    customers, held = v.s.execute(
-        select(func.count(), func.coalesce(func.sum(Customer.total_credit), 0)).where(
-            Customer.partner_id == partner_id
-        )
-    ).one()
+    totals = customers.totals(v.s, partner_id)
     history, _ = records.page(v.s, partner_id=partner_id, limit=20)
     return v.render(
         "platform_partner.html",
         status=status,
         p=partner,
-        customers=int(customers),
-        held=int(held),
+        customers=int(totals.count),
+        held=int(totals.total_credit),
         history=history,
         names=records.names(v.s, partner_id=partner_id, rows=history),
         users=users.list_users(v.s, partner_id),

@@ -28,6 +28,7 @@ from creditline.auth.users import Role
 from creditline.db import read_transaction, transaction
 from creditline.db.tables import MAX_BIGINT, Partner, User
 from creditline.errors import CreditlineError
+from creditline.ledger import accounts
 from creditline.notify import inbox
 
 SESSION_COOKIE = "creditline_session"
@@ -97,8 +98,6 @@ templates.env.filters["cause"] = cause
 PathId = Annotated[int, PathParam(ge=1, le=MAX_BIGINT)]
 #: The "older than this id" of a page's next link.
 BeforeId = Annotated[int | None, Query(ge=1, le=MAX_BIGINT)]
-#: The most pages a list shows; a page number beyond it is refused, not computed with.
-MAX_PAGE = 100_000
 
 
 def number_in(text: str) -> int | None:
@@ -257,7 +256,7 @@ def visit(
             partner = None
             unread = 0
             if logged.user.partner_id is not None:
-                partner = s.get(Partner, logged.user.partner_id)
+                partner = accounts.get_partner(s, logged.user.partner_id)
                 if not role.is_customer:
                     unread = inbox.unread_counts(s, logged.user.partner_id).total
             page = Visit(

@@ -30,6 +30,9 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+# Ids and UINs are BIGINT columns; their largest value is one of the shared limits.
+from creditline.limits import MAX_BIGINT as MAX_BIGINT
+
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -49,8 +52,6 @@ UTILIZATION_SQL = (
 
 #: UINs of partners and customers share one number space and start here.
 FIRST_UIN = 100_000_000_001
-#: The largest value of a BIGINT column: every id and UIN; a larger number is nobody's.
-MAX_BIGINT = 2**63 - 1
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from creditline.clock import utcnow
 from creditline.db.tables import Account, Customer, Partner
 from creditline.errors import InvalidInput, NotFound
+from creditline.ledger import reports
 
 PARTNER_KINDS = ("distributor", "reseller", "sub-reseller")
 CUSTOMER_TYPES = ("personal", "company")
@@ -139,6 +140,28 @@ def get_partner(session: Session, partner_id: int) -> Partner:
     return partner
 
 
+def sub_resellers(session: Session, distributor_id: int) -> list[Partner]:
+    """The distributor's second-level resellers, by id."""
+    return list(
+        session.execute(
+            select(Partner).where(Partner.parent_id == distributor_id).order_by(Partner.id)
+        ).scalars()
+    )
+
+
+def get_sub_reseller(session: Session, distributor_id: int, sub_id: int) -> Partner:
+    """The distributor's second-level reseller ``sub_id``; another distributor's, or any
+    other partner, is :class:`NotFound`, exactly as a missing one."""
+    sub = session.execute(
+        select(Partner)
+        .where(Partner.id == sub_id, Partner.parent_id == distributor_id)
+        .execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+    if sub is None:
+        raise NotFound(f"no sub-reseller {sub_id}", param="sub_reseller_id")
+    return sub
+
+
 def lock_partner(session: Session, partner_id: int) -> None:
     """Lock the partner's row until the transaction ends, so that counting the partner's
     rows (its admins, its webhook endpoints) and the write that depends on the count are
@@ -158,10 +181,14 @@ def get_customer(session: Session, partner_id: int | None, uin: int) -> Customer
 
     Another partner's customer is :class:`NotFound`, exactly as a missing one.
     """
-    query = select(Customer).where(Customer.uin == uin)
-    if partner_id is not None:
-        query = query.where(Customer.partner_id == partner_id)
-    customer = session.execute(query.execution_options(populate_existing=True)).scalar_one_or_none()
+    if partner_id is None:
+        customer = reports.find_customer(session, uin)
+    else:
+        customer = session.execute(
+            select(Customer)
+            .where(Customer.uin == uin, Customer.partner_id == partner_id)
+            .execution_options(populate_existing=True)
+        ).scalar_one_or_none()
     if customer is None:
         raise NotFound(f"no customer {uin}", param="customer_uin")
     return customer

@@ -8,6 +8,7 @@ fired threshold no longer reached re-arms silently.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -308,3 +309,33 @@ def effective_thresholds(session: Session, *, partner_id: int, customer_uin: int
     return list(
         session.execute(select(Partner.thresholds).where(Partner.id == partner_id)).scalar_one()
     )
+
+
+def levels(session: Session, *, partner_id: int) -> Counter[int]:
+    """How many of the partner's customers stand at each alarm level: the highest
+    threshold a customer has fired (and not re-armed), 0 for none."""
+    found: Counter[int] = Counter()
+    for fired in session.execute(
+        select(Customer.fired_thresholds).where(Customer.partner_id == partner_id)
+    ).scalars():
+        found[max(fired) if fired else 0] += 1
+    return found
+
+
+def recent(
+    session: Session, *, partner_id: int, customer_uin: int | None = None, limit: int
+) -> list[tuple[Alarm, str]]:
+    """The partner's latest alarms (of one customer, given ``customer_uin``), newest
+    first, each with its customer's name."""
+    query = (
+        select(Alarm, Customer.name)
+        .join(
+            Customer,
+            (Customer.uin == Alarm.customer_uin) & (Customer.partner_id == Alarm.partner_id),
+        )
+        .where(Alarm.partner_id == partner_id)
+    )
+    if customer_uin is not None:
+        query = query.where(Alarm.customer_uin == customer_uin)
+    rows = session.execute(query.order_by(Alarm.id.desc()).limit(limit)).tuples()
+    return [(alarm, name) for alarm, name in rows]

@@ -26,13 +26,12 @@ from sqlalchemy import (
 from sqlalchemy.engine import Compiled
 from sqlalchemy.orm import Session, aliased
 
-from creditline.db.tables import MAX_BIGINT, Customer
+from creditline.db.tables import Customer
 from creditline.errors import InvalidInput
+from creditline.limits import MAX_UIN, check_page_size
 
-MAX_UIN = MAX_BIGINT
 #: What a search may look in: everything, or one field (the Tencent API's FilterType).
 SEARCH_FIELDS = ("any", "uin", "name", "remark", "email")
-MAX_PAGE_SIZE = 500
 
 
 #: Sort keys and the column (or expression) each orders by; ties break on the UIN.
@@ -173,8 +172,7 @@ def search(
     numbers and assumes the matches lie evenly along the sort order.
 
     The statements are built once per shape and run with this search's values."""
-    if not 1 <= limit <= MAX_PAGE_SIZE:
-        raise InvalidInput(f"page size must be 1-{MAX_PAGE_SIZE}", param="limit")
+    check_page_size(limit)
     if offset < 0:
         raise InvalidInput("offset must not be negative", param="offset")
     queries, values = _queries(

@@ -19,10 +19,10 @@ from creditline.db import read_transaction
 from creditline.db.tables import AllocationRecord, Customer, Partner
 from creditline.errors import InvalidInput, NotFound
 from creditline.ledger.outbox import ALLOCATION_RECORDED, enqueue
+from creditline.limits import MAX_PAGE_SIZE, check_page_size
 
 RECORD_KINDS = ("grant", "pool_allocation", "allocation", "withdrawal")
 SOURCES = ("console", "api", "tc3", "cli", "bulk", "demo")
-MAX_PAGE_SIZE = 500
 
 
 @dataclass(frozen=True)
@@ -235,8 +235,7 @@ def page(
     Keyset pagination on the record id: pass the last id of one page as ``before_id`` for
     the next, so a page costs the same at record 5,000,000 as at record 1.
     """
-    if not 1 <= limit <= MAX_PAGE_SIZE:
-        raise InvalidInput(f"page size must be 1-{MAX_PAGE_SIZE}", param="limit")
+    check_page_size(limit)
     query = _filtered(session, partner_id, where)
     if before_id is not None:
         query = query.where(AllocationRecord.id < before_id)

@@ -21,6 +21,7 @@ from creditline.clock import utcnow
 from creditline.db.tables import Delivery, DeliveryAttempt, OutboxEvent, WebhookEndpoint
 from creditline.errors import InvalidInput, NotFound
 from creditline.ledger.accounts import get_partner, lock_partner
+from creditline.limits import check_page_size
 from creditline.notify import targets
 from creditline.notify.outbox import EVENT_TYPES
 
@@ -31,7 +32,6 @@ MAX_ENDPOINTS = 20
 DEFAULT_OVERLAP = timedelta(hours=24)
 #: How long a delivery is retried before it is marked failed.
 RETRY_WINDOW = timedelta(hours=24)
-MAX_PAGE_SIZE = 500
 
 
 def new_secret() -> str:
@@ -146,8 +146,7 @@ def endpoints_page(
 ) -> tuple[list[WebhookEndpoint], bool]:
     """A page of the partner's endpoints, oldest first, and whether more follow (keyset on
     the endpoint id: pass the last id of a page as ``after_id``)."""
-    if not 1 <= limit <= MAX_PAGE_SIZE:
-        raise InvalidInput(f"page size must be 1-{MAX_PAGE_SIZE}", param="limit")
+    check_page_size(limit)
     get_partner(session, partner_id)
     query = select(WebhookEndpoint).where(WebhookEndpoint.partner_id == partner_id)
     if after_id is not None:
@@ -321,8 +320,7 @@ def list_deliveries(
     before_id: int | None = None,
 ) -> tuple[list[Delivery], bool]:
     """A page of the partner's deliveries, newest first, and whether more follow."""
-    if not 1 <= limit <= MAX_PAGE_SIZE:
-        raise InvalidInput(f"page size must be 1-{MAX_PAGE_SIZE}", param="limit")
+    check_page_size(limit)
     if status is not None and status not in ("pending", "delivered", "failed"):
         raise InvalidInput("status must be pending, delivered or failed", param="status")
     query = select(Delivery).where(Delivery.partner_id == partner_id)
@@ -353,8 +351,7 @@ def delivery_log_page(
 ) -> tuple[list[DeliveryAttempt], bool]:
     """A page of one delivery's attempts, oldest first, and whether more follow (keyset on
     the attempt id: pass the last id of a page as ``after_id``)."""
-    if not 1 <= limit <= MAX_PAGE_SIZE:
-        raise InvalidInput(f"page size must be 1-{MAX_PAGE_SIZE}", param="limit")
+    check_page_size(limit)
     get_delivery(session, partner_id, delivery_id)
     query = _attempts(partner_id, delivery_id)
     if after_id is not None:

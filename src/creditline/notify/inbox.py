@@ -15,10 +15,9 @@ from sqlalchemy.orm import Session
 
 from creditline.clock import utcnow
 from creditline.db.tables import Alarm, PartnerNotice
-from creditline.errors import InvalidInput, NotFound
+from creditline.errors import NotFound
 from creditline.ledger.accounts import get_partner
-
-MAX_PAGE_SIZE = 500
+from creditline.limits import check_page_size
 
 
 @dataclass(frozen=True)
@@ -72,8 +71,7 @@ def alarms_page(
 ) -> tuple[list[Alarm], bool]:
     """A page of the partner's alarms, newest first, and whether more follow (keyset on
     the alarm id: pass the last id of a page as ``before_id``)."""
-    if not 1 <= limit <= MAX_PAGE_SIZE:
-        raise InvalidInput(f"page size must be 1-{MAX_PAGE_SIZE}", param="limit")
+    check_page_size(limit)
     get_partner(session, partner_id)
     query = select(Alarm).where(Alarm.partner_id == partner_id)
     if where.customer_uin is not None:
@@ -158,8 +156,7 @@ def notices_page(
     before_id: int | None = None,
 ) -> tuple[list[PartnerNotice], bool]:
     """A page of the partner's notices, newest first, and whether more follow."""
-    if not 1 <= limit <= MAX_PAGE_SIZE:
-        raise InvalidInput(f"page size must be 1-{MAX_PAGE_SIZE}", param="limit")
+    check_page_size(limit)
     get_partner(session, partner_id)
     query = select(PartnerNotice).where(PartnerNotice.partner_id == partner_id)
     if unread_only:

@@ -17,8 +17,7 @@ from sqlalchemy.orm import Session
 from creditline import audit
 from creditline.auth import keys
 from creditline.db.tables import Customer
-from creditline.ledger import accounts, credit, customers, pools, records
-from creditline.tc3 import queries
+from creditline.ledger import accounts, credit, customers, listings, pools, records
 from creditline.tc3.callers import CUSTOMER, PARTNER, PLATFORM, WRITING_ROLES, Caller
 from creditline.tc3.envelope import Cents, tencent_time
 from creditline.tc3.errors import (
@@ -182,7 +181,7 @@ def query_credit_allocation_history(
     uin = params.uin("ClientUin")
     page, size = params.page()
     _owned(session, caller, [uin])
-    history, total = queries.customer_history_page(
+    history, total = listings.customer_history_page(
         session, _partner_id(caller), uin, page=page, size=size
     )
     return {
@@ -219,7 +218,7 @@ def query_direct_customers_credit(
     session: Session, caller: Caller, params: Params
 ) -> dict[str, Any]:
     """The credit of every customer of the caller."""
-    everyone = queries.all_customers(session, _partner_id(caller))
+    everyone = listings.all_customers(session, _partner_id(caller))
     return {"Data": [_direct_credit_data(c) for c in everyone]}
 
 
@@ -263,7 +262,7 @@ def describe_customer_info(session: Session, caller: Caller, params: Params) -> 
     """Contact and identity details of up to 20 of the caller's customers."""
     uins = params.uin_list("CustomerUin", most=20)
     customers = _owned(session, caller, uins)
-    spent = queries.customers_with_usage(session, _partner_id(caller), uins)
+    spent = listings.customers_with_usage(session, _partner_id(caller), uins)
     return {
         "Data": [
             {
@@ -289,7 +288,7 @@ def describe_customer_info(session: Session, caller: Caller, params: Params) -> 
 def describe_customer_uin(session: Session, caller: Caller, params: Params) -> dict[str, Any]:
     """A page of the caller's customer UINs."""
     page, size = params.page()
-    uins, total = queries.customer_uins_page(session, _partner_id(caller), page=page, size=size)
+    uins, total = listings.customer_uins_page(session, _partner_id(caller), page=page, size=size)
     return {"Data": [{"CustomerUin": str(uin)} for uin in uins], "Total": str(total)}
 
 

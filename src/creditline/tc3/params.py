@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from creditline import money
-from creditline.db.tables import MAX_BIGINT
 from creditline.errors import InvalidAmount
+from creditline.limits import MAX_REQUEST_PAGE_SIZE, MAX_UIN
 from creditline.tc3.errors import (
     INVALID_PARAMETER,
     INVALID_PARAMETER_VALUE,
@@ -28,7 +28,6 @@ from creditline.tc3.errors import (
     TencentError,
 )
 
-MAX_UIN = MAX_BIGINT
 #: Digits of the largest BIGINT: longer integer text is out of range without reading it.
 _BIGINT_DIGITS = len(str(MAX_UIN))
 
@@ -203,7 +202,7 @@ class Params:
             raise TencentError(INVALID_PARAMETER_VALUE, error.message) from None
         raise TencentError(INVALID_PARAMETER, f"{name} must be a number")
 
-    def page(self, *, largest: int = 100) -> tuple[int, int]:
+    def page(self, *, largest: int = MAX_REQUEST_PAGE_SIZE) -> tuple[int, int]:
         """``Page`` (from 1) and ``PageSize`` (1..``largest``), both required."""
         page = self.required_integer("Page", minimum=1, maximum=1_000_000_000)
         size = self.required_integer("PageSize", minimum=1, maximum=largest)

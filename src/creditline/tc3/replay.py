@@ -15,17 +15,15 @@ read twice within a second, when its signature is the same.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine, delete
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from creditline.auth import signatures
 from creditline.db import transaction
-from creditline.db.tables import Tc3Signature
 from creditline.tc3.errors import REPLAY_ATTACK, TencentError
 from creditline.tc3.signature import MAX_SKEW_SECONDS
 
@@ -46,28 +44,15 @@ class Signed:
 
 
 def claim(session: Session, signed: Signed, *, now: float) -> bool:
-    """Claim the signature in the caller's transaction; False when it was used before
-    (on PostgreSQL after waiting for a concurrent use to commit or roll back). The key's
-    expired signatures are forgotten on the way."""
-    session.execute(
-        delete(Tc3Signature).where(
-            Tc3Signature.secret_id == signed.secret_id,
-            Tc3Signature.expires_at < _moment(now),
-        )
+    """Claim the signature in the caller's transaction; False when it was used before."""
+    return signatures.claim(
+        session,
+        secret_id=signed.secret_id,
+        signature=signed.signature,
+        # After this moment the timestamp check refuses the request by itself.
+        expires_at=_moment(signed.timestamp + MAX_SKEW_SECONDS),
+        now=_moment(now),
     )
-    module = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    inserted = session.execute(
-        module.insert(Tc3Signature)
-        .values(
-            signature_hash=hashlib.sha256(signed.signature.encode("ascii")).hexdigest(),
-            secret_id=signed.secret_id,
-            # After this moment the timestamp check refuses the request by itself.
-            expires_at=_moment(signed.timestamp + MAX_SKEW_SECONDS),
-        )
-        .on_conflict_do_nothing(index_elements=["signature_hash"])
-        .returning(Tc3Signature.signature_hash)
-    ).scalar_one_or_none()
-    return inserted is not None
 
 
 def refuse_repeat(session: Session, signed: Signed, *, now: float) -> None:

@@ -1,6 +1,7 @@
-"""Reads only the Tencent actions need, beyond the core's customer search
-(:mod:`creditline.ledger.customers`): numbered pages of UINs and of one customer's
-history, every customer at once, and which customers have spent anything.
+"""Plain listings of one partner's customers and records, beyond the core's customer
+search (:mod:`creditline.ledger.customers`): customers by UIN (every one, or a page after
+a UIN), numbered pages of UINs and of one customer's history (the Tencent-compatible
+API's ``Page``/``PageSize``), and which customers have spent anything.
 
 Every query is scoped by ``partner_id``, so another partner's customer is simply absent.
 They only read; every change goes through :mod:`creditline.ledger`.
@@ -14,10 +15,9 @@ from typing import Any
 from sqlalchemy import Select, exists, func, select
 from sqlalchemy.orm import Session
 
-from creditline.db.tables import MAX_BIGINT, AllocationRecord, Customer, UsageEvent
+from creditline.db.tables import AllocationRecord, Customer, UsageEvent
 
 CUSTOMER_RECORD_KINDS = ("allocation", "withdrawal")
-MAX_UIN = MAX_BIGINT
 
 
 def _count(session: Session, query: Select[Any]) -> int:
@@ -30,6 +30,16 @@ def all_customers(session: Session, partner_id: int) -> list[Customer]:
         select(Customer).where(Customer.partner_id == partner_id).order_by(Customer.uin)
     )
     return list(rows.scalars())
+
+
+def customers_after(
+    session: Session, partner_id: int, *, after: int | None, limit: int
+) -> list[Customer]:
+    """Up to ``limit`` of the partner's customers in UIN order, after the UIN ``after``."""
+    query = select(Customer).where(Customer.partner_id == partner_id)
+    if after is not None:
+        query = query.where(Customer.uin > after)
+    return list(session.execute(query.order_by(Customer.uin).limit(limit)).scalars())
 
 
 def customer_uins_page(
