@@ -20,6 +20,7 @@ from creditline.cli.common import (
     session,
     shown,
 )
+from creditline.limits import MAX_PAGE_SIZE
 
 if TYPE_CHECKING:
     from creditline.ledger.purchases import CustomerPolicy, Decision, PartnerDefault
@@ -30,8 +31,6 @@ purchases_app = typer.Typer(
 app.add_typer(purchases_app, name="purchases")
 
 POLICY_HELP = "notify_only (never refuse), block_at_limit, or block_all (a hold)."
-#: The longest page, as the ledger serves it (creditline.ledger.purchases.MAX_PAGE_SIZE).
-MAX_PAGE = 500
 
 
 def _default(d: PartnerDefault) -> tuple[dict[str, Any], str]:
@@ -192,7 +191,7 @@ def list_decisions(
         None, "--customer", min=1, max=MAX_BIGINT, help="Only this customer's decisions."
     ),
     answer: str | None = typer.Option(None, "--answer", help="Only allowed, or only refused."),
-    limit: int = typer.Option(50, "--limit", min=1, max=MAX_PAGE, help="At most this many."),
+    limit: int = typer.Option(50, "--limit", min=1, max=MAX_PAGE_SIZE, help="At most this many."),
     before: int | None = typer.Option(
         None, "--before", min=1, max=MAX_BIGINT, help="Continue with those older than this id."
     ),

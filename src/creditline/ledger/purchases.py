@@ -39,14 +39,12 @@ from creditline.db.tables import (
 from creditline.errors import InvalidAmount, InvalidInput, NotFound
 from creditline.ledger.accounts import _text, get_customer, get_partner
 from creditline.ledger.credit import Requirement, Unconfirmed
+from creditline.limits import check_page_size
 
 DEFAULT_POLICY = "notify_only"
 ANSWERS = ("allowed", "refused")
 #: The longest product name, as usage events keep it.
 MAX_PRODUCT = 100
-#: The largest page of decisions.
-MAX_PAGE_SIZE = 500
-
 #: Why a purchase was allowed or refused.
 REASONS = {
     "not_restricted": "the policy is notify_only: purchases are never restricted",
@@ -410,7 +408,7 @@ def page(
     pages back). ``partner_id`` None: every partner's (the platform)."""
     if answer is not None and answer not in ANSWERS:
         raise InvalidInput(f"{answer!r} is not an answer; use allowed or refused", param="answer")
-    limit = max(1, min(limit, MAX_PAGE_SIZE))
+    check_page_size(limit)
     query = select(_CHECKS).order_by(_CHECKS.c.id.desc()).limit(limit + 1)
     if partner_id is not None:
         query = query.where(_CHECKS.c.partner_id == partner_id)
