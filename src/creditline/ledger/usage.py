@@ -303,7 +303,7 @@ def ingest(
     with session.begin_nested():
         inserted = session.execute(
             _insert(session)
-            .on_conflict_do_nothing(index_elements=["event_id"])
+            .on_conflict_do_nothing(index_elements=["partner_id", "event_id"])
             .returning(UsageEvent.customer_uin, UsageEvent.counted, UsageEvent.kind),
             rows,
         ).all()
