@@ -15,7 +15,8 @@ copies are made with the tables emptied, children first, and refilled parents fi
 table cannot be replaced while rows of another refer to it. There a generated ``id`` stays
 the rowid, beside a unique ``(partner_id, id)``.
 
-One way only: once two partners hold one event id, the old global key cannot come back.
+The downgrade restores the old keys, and is refused by them once two partners hold one
+event id.
 
 Revision ID: 0012
 Revises: 0011
@@ -24,8 +25,11 @@ Create Date: 2026-11-30
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import sqlalchemy as sa
 from alembic import op
+from alembic.operations import BatchOperations
 
 revision = "0012"
 down_revision = "0011"
@@ -35,33 +39,117 @@ depends_on = None
 PLATFORM = 0
 
 #: Foreign keys dropped: they cross partners or join a local table to a distributed one,
-#: or become composite below.
-DROPPED_FKS = {
-    "partners": ["fk_partners_parent_id_partners"],
-    "allocation_records": [
+#: or become composite below. (table, name, columns, referred table, referred, ondelete)
+OLD_FKS = [
+    ("partners", "fk_partners_parent_id_partners", ["parent_id"], "partners", ["id"], None),
+    (
+        "allocation_records",
         "fk_allocation_records_customer_uin_customers",
+        ["customer_uin"],
+        "customers",
+        ["uin"],
+        None,
+    ),
+    (
+        "allocation_records",
         "fk_allocation_records_sub_partner_id_partners",
-    ],
-    "usage_events": ["fk_usage_events_customer_uin_customers"],
-    "alarms": ["fk_alarms_customer_uin_customers"],
-    "api_keys": ["fk_api_keys_partner_id_partners", "fk_api_keys_customer_uin_customers"],
-    "idempotent_requests": [
+        ["sub_partner_id"],
+        "partners",
+        ["id"],
+        None,
+    ),
+    (
+        "usage_events",
+        "fk_usage_events_customer_uin_customers",
+        ["customer_uin"],
+        "customers",
+        ["uin"],
+        None,
+    ),
+    ("alarms", "fk_alarms_customer_uin_customers", ["customer_uin"], "customers", ["uin"], None),
+    ("api_keys", "fk_api_keys_partner_id_partners", ["partner_id"], "partners", ["id"], None),
+    (
+        "api_keys",
+        "fk_api_keys_customer_uin_customers",
+        ["customer_uin"],
+        "customers",
+        ["uin"],
+        None,
+    ),
+    (
+        "idempotent_requests",
         "fk_idempotent_requests_api_key_id_api_keys",
+        ["api_key_id"],
+        "api_keys",
+        ["id"],
+        None,
+    ),
+    (
+        "idempotent_requests",
         "fk_idempotent_requests_partner_id_partners",
-    ],
-    "credit_applications": [
+        ["partner_id"],
+        "partners",
+        ["id"],
+        None,
+    ),
+    (
+        "credit_applications",
         "fk_credit_applications_decider_id_partners",
+        ["decider_id"],
+        "partners",
+        ["id"],
+        None,
+    ),
+    (
+        "credit_applications",
         "fk_credit_applications_record_id_allocation_records",
-    ],
-    "users": ["fk_users_partner_id_partners"],
-    "console_sessions": ["fk_console_sessions_partner_id_partners"],
-    "deliveries": [
+        ["record_id"],
+        "allocation_records",
+        ["id"],
+        None,
+    ),
+    ("users", "fk_users_partner_id_partners", ["partner_id"], "partners", ["id"], None),
+    (
+        "console_sessions",
+        "fk_console_sessions_partner_id_partners",
+        ["partner_id"],
+        "partners",
+        ["id"],
+        None,
+    ),
+    (
+        "deliveries",
         "fk_deliveries_event_id_outbox_events",
+        ["event_id"],
+        "outbox_events",
+        ["id"],
+        None,
+    ),
+    (
+        "deliveries",
         "fk_deliveries_endpoint_id_webhook_endpoints",
-    ],
-    "delivery_attempts": ["fk_delivery_attempts_delivery_id_deliveries"],
-    "partner_notices": ["fk_partner_notices_endpoint_id_webhook_endpoints"],
-}
+        ["endpoint_id"],
+        "webhook_endpoints",
+        ["id"],
+        "SET NULL",
+    ),
+    (
+        "delivery_attempts",
+        "fk_delivery_attempts_delivery_id_deliveries",
+        ["delivery_id"],
+        "deliveries",
+        ["id"],
+        "CASCADE",
+    ),
+    (
+        "partner_notices",
+        "fk_partner_notices_endpoint_id_webhook_endpoints",
+        ["endpoint_id"],
+        "webhook_endpoints",
+        ["id"],
+        "SET NULL",
+    ),
+]
 
 #: Composite foreign keys added: (table, name, columns, referred table, referred, ondelete).
 ADDED_FKS = [
@@ -189,22 +277,19 @@ UTILIZATION = (
 )
 
 
+ForeignKeys = list[tuple[str, str, list[str], str, list[str], str | None]]
+
+
 def upgrade() -> None:
-    for table in NOT_NULL:
-        op.execute(f"UPDATE {table} SET partner_id = {PLATFORM} WHERE partner_id IS NULL")
     if op.get_bind().dialect.name == "sqlite":
-        _upgrade_sqlite()
-    else:
-        _upgrade_postgresql()
-
-
-def _upgrade_postgresql() -> None:
-    for table, names in DROPPED_FKS.items():
-        for name in names:
-            op.drop_constraint(name, table, type_="foreignkey")
+        _sqlite(_upgrade_table, null=None, into=PLATFORM)
+        return
+    _drop_fks(OLD_FKS)
     for table, (old, _, _) in UNIQUES.items():
         op.drop_constraint(old, table, type_="unique")
     for table in NOT_NULL:
+        # After the foreign key into partners is gone: 0 is no partner.
+        op.execute(f"UPDATE {table} SET partner_id = {PLATFORM} WHERE partner_id IS NULL")
         op.alter_column(table, "partner_id", existing_type=sa.BigInteger(), nullable=False)
     op.drop_constraint("pk_customers", "customers", type_="primary")
     op.create_primary_key("pk_customers", "customers", ["partner_id", "uin"])
@@ -215,8 +300,89 @@ def _upgrade_postgresql() -> None:
             op.drop_index(index, table_name=table)
     for table, (_, new, columns) in UNIQUES.items():
         op.create_unique_constraint(new, table, columns)
-    for table, name, columns, referred, remote, ondelete in ADDED_FKS:
+    _create_fks(ADDED_FKS)
+
+
+def downgrade() -> None:
+    """Back to the keys of 0011; refused (by the old unique keys) once two partners hold
+    one event id, or one API key's idempotency key twice."""
+    if op.get_bind().dialect.name == "sqlite":
+        _sqlite(_downgrade_table, null=PLATFORM, into=None)
+        return
+    _drop_fks(ADDED_FKS)
+    for table, (_, new, _) in UNIQUES.items():
+        op.drop_constraint(new, table, type_="unique")
+    op.drop_constraint("pk_customers", "customers", type_="primary")
+    op.create_primary_key("pk_customers", "customers", ["uin"])
+    for table, index in KEYED_BY_ID.items():
+        op.drop_constraint(f"pk_{table}", table, type_="primary")
+        op.create_primary_key(f"pk_{table}", table, ["id"])
+        if index is not None:
+            op.create_index(index, table, ["partner_id", "id"])
+    for table in NOT_NULL:
+        op.alter_column(table, "partner_id", existing_type=sa.BigInteger(), nullable=True)
+        op.execute(f"UPDATE {table} SET partner_id = NULL WHERE partner_id = {PLATFORM}")
+    for table, (old, _, columns) in UNIQUES.items():
+        op.create_unique_constraint(old, table, [c for c in columns if c != "partner_id"])
+    _create_fks(OLD_FKS)
+
+
+def _drop_fks(fks: ForeignKeys) -> None:
+    for table, name, *_ in fks:
+        op.drop_constraint(name, table, type_="foreignkey")
+
+
+def _create_fks(fks: ForeignKeys) -> None:
+    for table, name, columns, referred, remote, ondelete in fks:
         op.create_foreign_key(name, table, referred, columns, remote, ondelete=ondelete)
+
+
+def _of(fks: ForeignKeys, table: str) -> ForeignKeys:
+    return [fk for fk in fks if fk[0] == table]
+
+
+def _upgrade_table(batch: BatchOperations, table: str) -> None:
+    for _, name, *_ in _of(OLD_FKS, table):
+        batch.drop_constraint(name, type_="foreignkey")
+    if table in UNIQUES:
+        old, new, cols = UNIQUES[table]
+        batch.drop_constraint(old, type_="unique")
+        batch.create_unique_constraint(new, cols)
+    if table in NOT_NULL:
+        batch.alter_column("partner_id", existing_type=sa.BigInteger(), nullable=False)
+    if table == "customers":
+        batch.drop_constraint("pk_customers", type_="primary")
+        batch.create_primary_key("pk_customers", ["partner_id", "uin"])
+    if table in KEYED_BY_ID:
+        # id stays the rowid (SQLite numbers no composite key); the declared key is kept
+        # unique beside it, and serves the pages the old index served.
+        batch.create_unique_constraint(f"uq_{table}_partner_id_id", ["partner_id", "id"])
+        index = KEYED_BY_ID[table]
+        if index is not None:
+            batch.drop_index(index)
+    for _, name, cols, referred, remote, ondelete in _of(ADDED_FKS, table):
+        batch.create_foreign_key(name, referred, cols, remote, ondelete=ondelete)
+
+
+def _downgrade_table(batch: BatchOperations, table: str) -> None:
+    for _, name, *_ in _of(ADDED_FKS, table):
+        batch.drop_constraint(name, type_="foreignkey")
+    if table in UNIQUES:
+        old, new, cols = UNIQUES[table]
+        batch.drop_constraint(new, type_="unique")
+        batch.create_unique_constraint(old, [c for c in cols if c != "partner_id"])
+    if table in NOT_NULL:
+        batch.alter_column("partner_id", existing_type=sa.BigInteger(), nullable=True)
+    if table == "customers":
+        batch.drop_constraint("pk_customers", type_="primary")
+        batch.create_primary_key("pk_customers", ["uin"])
+    if table in KEYED_BY_ID:
+        batch.drop_constraint(f"uq_{table}_partner_id_id", type_="unique")
+        index = KEYED_BY_ID[table]
+        if index is not None:
+            batch.create_index(index, ["partner_id", "id"])
+    for _, name, cols, referred, remote, ondelete in _of(OLD_FKS, table):
+        batch.create_foreign_key(name, referred, cols, remote, ondelete=ondelete)
 
 
 def _columns(table: str) -> str:
@@ -228,12 +394,21 @@ def _columns(table: str) -> str:
     return ", ".join(names)
 
 
-def _upgrade_sqlite() -> None:
+def _sqlite(
+    change: Callable[[BatchOperations, str], None], *, null: int | None, into: int | None
+) -> None:
+    """Copy every table with ``change`` made to it, rows kept: emptied children first,
+    copied, refilled parents first (a table cannot be replaced while another's rows refer
+    to it). The platform's partner_id ``null`` becomes ``into`` on the way."""
     columns = {table: _columns(table) for table in SQLITE_ORDER}
     for table in SQLITE_ORDER:
         op.execute(f"CREATE TEMP TABLE keep_{table} AS SELECT {columns[table]} FROM {table}")
     for table in reversed(SQLITE_ORDER):
         op.execute(f"DELETE FROM {table}")
+    for table in NOT_NULL:
+        was = "IS NULL" if null is None else f"= {null}"
+        now = "NULL" if into is None else str(into)
+        op.execute(f"UPDATE keep_{table} SET partner_id = {now} WHERE partner_id {was}")
 
     # A copy cannot write generated columns: customers loses them for its copy and gets
     # them back after (as 0010 and 0011 made them).
@@ -241,33 +416,9 @@ def _upgrade_sqlite() -> None:
     op.drop_index("ix_customers_partner_id_available_credit", table_name="customers")
     op.drop_column("customers", "utilization")
     op.drop_column("customers", "available_credit")
-
-    added: dict[str, list[tuple[str, list[str], str, list[str], str | None]]] = {}
-    for table, name, cols, referred, remote, ondelete in ADDED_FKS:
-        added.setdefault(table, []).append((name, cols, referred, remote, ondelete))
     for table in SQLITE_ORDER:
         with op.batch_alter_table(table, recreate="always") as batch:
-            for name in DROPPED_FKS.get(table, []):
-                batch.drop_constraint(name, type_="foreignkey")
-            if table in UNIQUES:
-                old, new, cols = UNIQUES[table]
-                batch.drop_constraint(old, type_="unique")
-                batch.create_unique_constraint(new, cols)
-            if table in NOT_NULL:
-                batch.alter_column("partner_id", existing_type=sa.BigInteger(), nullable=False)
-            if table == "customers":
-                batch.drop_constraint("pk_customers", type_="primary")
-                batch.create_primary_key("pk_customers", ["partner_id", "uin"])
-            if table in KEYED_BY_ID:
-                # id stays the rowid (SQLite numbers no composite key); the declared key
-                # is kept unique beside it, and serves the pages the old index served.
-                batch.create_unique_constraint(f"uq_{table}_partner_id_id", ["partner_id", "id"])
-                index = KEYED_BY_ID[table]
-                if index is not None:
-                    batch.drop_index(index)
-            for name, cols, referred, remote, ondelete in added.get(table, []):
-                batch.create_foreign_key(name, referred, cols, remote, ondelete=ondelete)
-
+            change(batch, table)
     op.add_column(
         "customers",
         sa.Column("available_credit", sa.BigInteger(), sa.Computed("total_credit - consumed")),
@@ -288,10 +439,3 @@ def _upgrade_sqlite() -> None:
             f"INSERT INTO {table} ({columns[table]}) SELECT {columns[table]} FROM keep_{table}"
         )
         op.execute(f"DROP TABLE keep_{table}")
-
-
-def downgrade() -> None:
-    raise NotImplementedError(
-        "0012 is one way: event ids, idempotency keys and deliveries are unique per partner "
-        "now, and rows that only the new keys allow would break the old ones"
-    )
