@@ -44,7 +44,7 @@ def _is_sqlite_identity(diff: Any) -> bool:
     )
 
 
-def _is_sqlite_rowid_unique(diff: Any) -> bool:
+def is_sqlite_rowid_unique(diff: Any) -> bool:
     # On SQLite a distributed table keyed (partner_id, id) keeps id as the rowid and the
     # declared key as a unique constraint beside it (tables.rowid_key), which the declared
     # tables do not list: PostgreSQL's primary key is that key.
@@ -59,9 +59,9 @@ def test_migrated_schema_equals_the_declared_tables(engine: Engine) -> None:
     if engine.dialect.name == "sqlite":
         assert sum(map(_is_sqlite_identity, differences)) == 1, differences
         keyed = [t for t in Base.metadata.tables.values() if rowid_key(t) is not None]
-        assert sum(map(_is_sqlite_rowid_unique, differences)) == len(keyed), differences
+        assert sum(map(is_sqlite_rowid_unique, differences)) == len(keyed), differences
         differences = [
-            d for d in differences if not _is_sqlite_identity(d) and not _is_sqlite_rowid_unique(d)
+            d for d in differences if not _is_sqlite_identity(d) and not is_sqlite_rowid_unique(d)
         ]
     assert differences == []
     # Nothing was left out of the comparison (SQLite cannot reflect expression indexes, so
@@ -141,6 +141,6 @@ def test_the_utilization_column_goes_and_comes_back_with_the_rows(engine: Engine
     assert kept == 0.25
     differences, skipped = _differences(engine)
     assert [
-        d for d in differences if not _is_sqlite_identity(d) and not _is_sqlite_rowid_unique(d)
+        d for d in differences if not _is_sqlite_identity(d) and not is_sqlite_rowid_unique(d)
     ] == []
     assert skipped == []
