@@ -277,10 +277,11 @@ def ingest(
     if unknown:
         raise InvalidBatch(unknown)
 
-    # Repeats inside the batch are duplicates too: the first occurrence stands.
-    first: dict[str, UsageRecord] = {}
+    # Repeats inside the batch (the same partner's event id) are duplicates too: the
+    # first occurrence stands.
+    first: dict[tuple[int, str], UsageRecord] = {}
     for record in batch:
-        first.setdefault(record.event_id, record)
+        first.setdefault((owners[record.customer_uin], record.event_id), record)
     now = utcnow()
     rows = [
         {
@@ -295,9 +296,9 @@ def ingest(
             "occurred_at": r.occurred_at,
             "ingested_at": now,
         }
-        # Event-id order: concurrent batches sharing event ids then take the unique
-        # index's entries in one order and cannot deadlock on each other.
-        for r in sorted(first.values(), key=lambda r: r.event_id)
+        # The unique key's order (partner, event id): concurrent batches sharing event
+        # ids then take its entries in one order and cannot deadlock on each other.
+        for _, r in sorted(first.items(), key=lambda item: item[0])
     ]
     alarms: list[Alarm] = []
     with session.begin_nested():
