@@ -37,6 +37,7 @@ from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 from creditline import money
 from creditline.clock import utcnow
 from creditline.db import transaction
+from creditline.db.distribution import DISTRIBUTION_COLUMN
 from creditline.db.tables import (
     ApiKey,
     AuditEvent,
@@ -211,6 +212,17 @@ def _key(table: Table, row: Any) -> tuple[Any, ...]:
     return tuple(row[c.name] for c in table.primary_key.columns)
 
 
+def _label(table: Table, key: tuple[Any, ...]) -> str:
+    """``customer 100000000005``: the object's own key, without the partner_id that
+    leads a distributed table's key (creditline.db.distribution)."""
+    own = [
+        str(part)
+        for column, part in zip(table.primary_key.columns, key, strict=True)
+        if len(key) == 1 or column.name != DISTRIBUTION_COLUMN.get(table.name)
+    ]
+    return f"{_KINDS[table.name].label} {':'.join(own)}"
+
+
 def _state(table: Table, row: Mapping[Any, Any]) -> dict[str, Any]:
     kind = _KINDS[table.name]
     state: dict[str, Any] = {}
@@ -319,7 +331,7 @@ def _changes(session: Session) -> tuple[dict[str, Any], dict[str, Any]]:
             now = None if row is None else _state(table, row)
         if now == was:
             continue  # touched but unchanged: a refused item of a batch, a no-op
-        label = f"{_KINDS[name].label} {':'.join(str(part) for part in key)}"
+        label = _label(_TABLES[name], key)
         if was is not None:
             before[label] = was
         if now is not None:
@@ -396,7 +408,7 @@ def changed(changes: Iterable[RowChange]) -> tuple[dict[str, Any], dict[str, Any
         first = change.before if change.before is not None else change.after
         if table is None or first is None:
             continue
-        label = f"{_KINDS[table.name].label} {':'.join(str(p) for p in _key(table, first))}"
+        label = _label(table, _key(table, first))
         if change.before is not None:
             was.setdefault(label, _state(table, change.before))
         if change.after is not None:

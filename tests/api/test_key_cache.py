@@ -72,7 +72,7 @@ def test_an_allocation_that_raises_an_alarm_answers_and_records_it(
         alarm = s.scalars(select(Alarm).order_by(Alarm.id.desc())).first()
         assert alarm is not None and alarm.customer_uin == world.a_customer
         assert alarm.threshold == 100 and alarm.cause == "allocation"
-        customer = s.get(Customer, world.a_customer)
+        customer = s.get(Customer, (world.a, world.a_customer))
         assert customer is not None and customer.fired_thresholds == [75, 90, 100]
         events = [e.type for e in s.scalars(select(OutboxEvent).order_by(OutboxEvent.id))]
     assert answer.json()["alarm_id"] == alarm.id

@@ -119,7 +119,7 @@ def test_allocation_re_arms_silently_and_the_threshold_fires_again(engine: Engin
     assert change.alarm is None
     assert _alarms(engine) == [(75, [75], "usage")]
     with transaction(engine) as s:
-        assert s.get(Customer, acme.customer).fired_thresholds == []  # type: ignore[union-attr]
+        assert s.get(Customer, (acme.id, acme.customer)).fired_thresholds == []  # type: ignore[union-attr]
     ingest(engine, charge(acme.customer, "70.00"))  # 150 of 200: 75 % again
     assert _alarms(engine)[-1] == (75, [75], "usage")
 
@@ -177,7 +177,7 @@ def test_alarm_and_outbox_event_roll_back_with_their_cause(engine: Engine) -> No
     assert _alarms(engine) == []
     assert _threshold_events(engine) == []
     with transaction(engine) as s:
-        assert s.get(Customer, acme.customer).fired_thresholds == []  # type: ignore[union-attr]
+        assert s.get(Customer, (acme.id, acme.customer)).fired_thresholds == []  # type: ignore[union-attr]
     # Nothing was lost: the same usage, posted again, raises the same alarm.
     ingest(engine, charge(acme.customer, "95.00"))
     assert _alarms(engine) == [(90, [75, 90], "usage")]

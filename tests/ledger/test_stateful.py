@@ -73,7 +73,8 @@ class Model:
         self.pools: dict[int, Pool] = {}
         self.credits: dict[int, Credit] = {}
         self.defaults: dict[int, list[int]] = {}
-        self.seen_events: set[str] = set()
+        #: Event ids are unique per partner: (partner, event id).
+        self.seen_events: set[tuple[int, str]] = set()
         #: Each partner's default purchase policy and tolerance, once it sets one.
         self.purchase_defaults: dict[int, tuple[str, int]] = {}
 
@@ -253,11 +254,12 @@ def run_ledger_machine(engine: Engine) -> None:
             changed: set[int] = set()
             accepted = 0
             for customer, list_amount, voucher_percent, refund, event in lines:
-                if f"ev-{event}" in self.model.seen_events:
-                    continue
-                self.model.seen_events.add(f"ev-{event}")
-                counted = list_amount - list_amount * voucher_percent // 100
                 uin = self.customers[customer]
+                seen = (self.model.credits[uin].partner, f"ev-{event}")
+                if seen in self.model.seen_events:
+                    continue
+                self.model.seen_events.add(seen)
+                counted = list_amount - list_amount * voucher_percent // 100
                 self.model.credits[uin].consumed += -counted if refund else counted
                 changed.add(uin)
                 accepted += 1

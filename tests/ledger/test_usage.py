@@ -76,6 +76,27 @@ def test_duplicate_event_id_within_one_batch_is_ignored(engine: Engine) -> None:
     assert balance(engine, acme.id, acme.customer) == (500_00, 30_00, 470_00)
 
 
+def test_an_event_id_is_unique_per_partner(engine: Engine) -> None:
+    """Event ids are unique per partner (the key a distributed database can hold): two
+    partners' customers may each have "bill-1", within one batch and across batches."""
+    acme = reseller(engine, pool=1_000_00, credits=(500_00,))
+    rival = reseller(engine, pool=1_000_00, credits=(200_00,))
+    result = ingest(
+        engine,
+        charge(acme.customer, "30.00", event_id="bill-1"),
+        charge(rival.customer, "20.00", event_id="bill-1"),
+    )
+    assert (result.accepted, result.duplicates) == (2, 0)
+    again = ingest(
+        engine,
+        charge(rival.customer, "20.00", event_id="bill-1"),
+        charge(acme.customer, "5.00", event_id="bill-2"),
+    )
+    assert (again.accepted, again.duplicates) == (1, 1)
+    assert balance(engine, acme.id, acme.customer)[1] == 35_00
+    assert balance(engine, rival.id, rival.customer)[1] == 20_00
+
+
 def test_usage_for_several_partners_in_one_batch(engine: Engine) -> None:
     acme = reseller(engine, pool=1_000_00, credits=(500_00,))
     rival = reseller(engine, pool=1_000_00, credits=(200_00,))

@@ -256,7 +256,7 @@ def test_endpoint_removed_ends_its_pending_deliveries(engine: Engine, receiver: 
     Worker(engine, SETTINGS)._expand()
     with transaction(engine) as s:
         endpoints.remove_endpoint(s, partner_id=partner_id, endpoint_id=endpoint_id)
-        assert s.get(WebhookEndpoint, endpoint_id) is None
+        assert s.get(WebhookEndpoint, (partner_id, endpoint_id)) is None
     assert _statuses(engine) == {"failed": 1}
     drain(Worker(engine, SETTINGS))
     assert receiver.received == []

@@ -1,5 +1,5 @@
 """The idempotency store. A write with an ``Idempotency-Key`` inserts one row — unique per
-(API key, idempotency key) — in the same transaction as the write itself, so of two
+(partner, API key, idempotency key) — in the same transaction as the write itself, so of two
 concurrent requests with one key exactly one commits, and the other then finds its answer.
 Answers are kept for 24 hours; an error changes nothing and stores nothing, so retrying a
 refused request asks again."""
@@ -33,6 +33,9 @@ from creditline.db.tables import IdempotentRequest
 from creditline.errors import CreditlineError, InvalidInput
 
 RETENTION = timedelta(hours=24)
+#: The unique key of a stored request: per partner (the distribution column leads every
+#: unique key, creditline.db.distribution) and API key.
+KEY = ["partner_id", "api_key_id", "key"]
 MAX_KEY_LENGTH = 255
 
 
@@ -105,7 +108,7 @@ def claim(
             request_hash=fingerprint,
             created_at=utcnow(),
         )
-        .on_conflict_do_nothing(index_elements=["api_key_id", "key"])
+        .on_conflict_do_nothing(index_elements=KEY)
         .returning(IdempotentRequest.id)
     ).scalar_one_or_none()
 
@@ -116,12 +119,12 @@ def _claim_pending(dialect: Any) -> Any:
         .inline()
         .values(
             api_key_id=bindparam("claim_api_key_id", type_=BigInteger),
-            partner_id=bindparam("claim_partner_id", type_=BigInteger),
+            partner_id=bindparam("claim_partner_id", type_=IdempotentRequest.partner_id.type),
             key=bindparam("claim_key", type_=String),
             request_hash=bindparam("claim_request_hash", type_=String),
             created_at=bindparam("claim_created_at", type_=IdempotentRequest.created_at.type),
         )
-        .on_conflict_do_nothing(index_elements=["api_key_id", "key"])
+        .on_conflict_do_nothing(index_elements=KEY)
     )
 
 

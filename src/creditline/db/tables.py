@@ -1,7 +1,7 @@
-"""Tables. Every table of partner data carries ``partner_id`` (the natural distribution
-column should one machine be outgrown) and every index that serves a partner's pages
-leads with it. Money columns are BIGINT cents; CHECK constraints hold every invariant a
-single row can state."""
+"""Tables. Every table of partner data carries ``partner_id`` (the distribution column
+should one machine be outgrown: each table's class is in :mod:`creditline.db.distribution`)
+and every key and index that serves a partner's pages leads with it. Money columns are
+BIGINT cents; CHECK constraints hold every invariant a single row can state."""
 
 from __future__ import annotations
 
@@ -14,21 +14,30 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Column,
     Computed,
     DateTime,
     Double,
     ForeignKey,
+    ForeignKeyConstraint,
     Identity,
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
 from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.schema import CreateColumn
+from sqlalchemy.sql.compiler import DDLCompiler
 from sqlalchemy.types import TypeDecorator
+
+from creditline.db.distribution import DISTRIBUTION_COLUMN, PLATFORM_PARTNER_ID
 
 # Ids and UINs are BIGINT columns; their largest value is one of the shared limits.
 from creditline.limits import MAX_BIGINT as MAX_BIGINT
@@ -72,6 +81,63 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class PartnerOrPlatform(TypeDecorator[int]):
+    """``partner_id`` of a distributed table whose rows may belong to no partner (the
+    platform's): stored as :data:`PLATFORM_PARTNER_ID`, since a distribution column is
+    never NULL, and read back as None."""
+
+    impl = BigInteger
+    cache_ok = True
+
+    def process_bind_param(self, value: int | None, dialect: Dialect) -> int:
+        return PLATFORM_PARTNER_ID if value is None else value
+
+    def process_result_value(self, value: int | None, dialect: Dialect) -> int | None:
+        return None if value is None or value == PLATFORM_PARTNER_ID else value
+
+
+def rowid_key(table: Table) -> Column[Any] | None:
+    """The generated ``id`` of a distributed table keyed ``(partner_id, id)``, if any."""
+    column = table.autoincrement_column
+    names = [c.name for c in table.primary_key.columns]
+    if column is None or names != [DISTRIBUTION_COLUMN.get(table.name), column.name]:
+        return None
+    return column
+
+
+# On SQLite, a distributed table's key ``(partner_id, id)`` with a generated ``id`` is ``id``
+# alone, the rowid, which SQLite numbers (no composite key can), beside a unique
+# ``(partner_id, id)`` that the composite foreign keys refer to. Unique on its own, ``id``
+# holds the declared key a fortiori. (Alembic's schema comparison leaves primary keys out.)
+
+
+@compiles(CreateColumn, "sqlite")
+def _sqlite_column(element: CreateColumn, compiler: DDLCompiler, **kw: Any) -> str:
+    column = element.element
+    if isinstance(column.table, Table) and column is rowid_key(column.table):
+        return f"{compiler.preparer.format_column(column)} INTEGER NOT NULL"
+    return compiler.visit_create_column(element, **kw)
+
+
+@compiles(PrimaryKeyConstraint, "sqlite")
+def _sqlite_primary_key(constraint: PrimaryKeyConstraint, compiler: DDLCompiler, **kw: Any) -> str:
+    text = compiler.visit_primary_key_constraint(constraint, **kw)
+    column = rowid_key(constraint.table)
+    if column is None:
+        return text
+    both = ", ".join(compiler.preparer.quote(c.name) for c in constraint.columns)
+    key = compiler.preparer.quote(column.name)
+    unique = compiler.preparer.quote(sqlite_rowid_unique(constraint.table))
+    return text.replace(
+        f"PRIMARY KEY ({both})", f"PRIMARY KEY ({key}), CONSTRAINT {unique} UNIQUE ({both})"
+    )
+
+
+def sqlite_rowid_unique(table: Table) -> str:
+    """The name of the unique ``(partner_id, id)`` SQLite keeps beside a rowid key."""
+    return f"uq_{table.name}_partner_id_id"
 
 
 class Base(DeclarativeBase):
@@ -127,7 +193,9 @@ class Partner(Base):
     id: Mapped[int] = mapped_column(BigInteger, ForeignKey("accounts.uin"), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     kind: Mapped[str] = mapped_column(String(16))
-    parent_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("partners.id"))
+    #: A sub-reseller's distributor: another partner, so on another shard once the
+    #: database is distributed, and no foreign key (the ledger checks it).
+    parent_id: Mapped[int | None] = mapped_column(BigInteger)
     pool_total: Mapped[int] = mapped_column(BigInteger, default=0)
     pool_allocated: Mapped[int] = mapped_column(BigInteger, default=0)
     #: For a sub-reseller: the part of ``pool_total`` its distributor gave it, net of what
@@ -150,6 +218,7 @@ class Customer(Base):
         CheckConstraint("type IN ('personal', 'company')", name="type"),
         CheckConstraint("identity_status IN (0, 1, 2)", name="identity_status"),
         CheckConstraint("total_credit >= 0", name="total_credit_not_negative"),
+        PrimaryKeyConstraint("partner_id", "uin"),
         Index("ix_customers_partner_id_associated_at", "partner_id", "associated_at", "uin"),
         Index("ix_customers_partner_id_available_credit", "partner_id", "available_credit"),
         Index("ix_customers_partner_id_utilization", "partner_id", "utilization"),
@@ -164,7 +233,7 @@ class Customer(Base):
         ),
     )
 
-    uin: Mapped[int] = mapped_column(BigInteger, ForeignKey("accounts.uin"), primary_key=True)
+    uin: Mapped[int] = mapped_column(BigInteger, ForeignKey("accounts.uin"))
     partner_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("partners.id"))
     name: Mapped[str] = mapped_column(String(200))
     type: Mapped[str] = mapped_column(String(16), default="personal")
@@ -211,7 +280,10 @@ class AllocationRecord(Base):
         CheckConstraint(
             "source IN ('console', 'api', 'tc3', 'cli', 'bulk', 'demo')", name="source"
         ),
-        Index("ix_allocation_records_partner_id_id", "partner_id", "id"),
+        PrimaryKeyConstraint("partner_id", "id"),
+        ForeignKeyConstraint(
+            ["partner_id", "customer_uin"], ["customers.partner_id", "customers.uin"]
+        ),
         Index(
             "ix_allocation_records_partner_id_customer_uin_id", "partner_id", "customer_uin", "id"
         ),
@@ -222,13 +294,14 @@ class AllocationRecord(Base):
     )
 
     id: Mapped[int] = mapped_column(
-        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+        BigInteger().with_variant(Integer, "sqlite"), autoincrement=True
     )
     partner_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("partners.id"))
     kind: Mapped[str] = mapped_column(String(16))
-    customer_uin: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("customers.uin"))
-    #: For a pool allocation, the second-level reseller whose pool changed.
-    sub_partner_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("partners.id"))
+    customer_uin: Mapped[int | None] = mapped_column(BigInteger)
+    #: For a pool allocation, the second-level reseller whose pool changed: another
+    #: partner (another shard once distributed), so no foreign key.
+    sub_partner_id: Mapped[int | None] = mapped_column(BigInteger)
     operator: Mapped[str] = mapped_column(String(200))
     change: Mapped[int] = mapped_column(BigInteger)
     #: Customer total credit (or pool total) after the change.
@@ -255,6 +328,13 @@ class UsageEvent(Base):
             "ELSE list_amount - voucher_amount END",
             name="counted_rule",
         ),
+        PrimaryKeyConstraint("partner_id", "id"),
+        # An event id is unique per partner (a distributed table's unique keys hold the
+        # distribution column); the billing feed's ids are unique across the vendor anyway.
+        UniqueConstraint("partner_id", "event_id"),
+        ForeignKeyConstraint(
+            ["partner_id", "customer_uin"], ["customers.partner_id", "customers.uin"]
+        ),
         Index(
             "ix_usage_events_partner_id_customer_uin_occurred_at",
             "partner_id",
@@ -264,11 +344,11 @@ class UsageEvent(Base):
     )
 
     id: Mapped[int] = mapped_column(
-        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+        BigInteger().with_variant(Integer, "sqlite"), autoincrement=True
     )
-    event_id: Mapped[str] = mapped_column(String(128), unique=True)
+    event_id: Mapped[str] = mapped_column(String(128))
     partner_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("partners.id"))
-    customer_uin: Mapped[int] = mapped_column(BigInteger, ForeignKey("customers.uin"))
+    customer_uin: Mapped[int] = mapped_column(BigInteger)
     product: Mapped[str] = mapped_column(String(100))
     kind: Mapped[str] = mapped_column(String(8))
     list_amount: Mapped[int] = mapped_column(BigInteger)
@@ -284,15 +364,18 @@ class Alarm(Base):
 
     __tablename__ = "alarms"
     __table_args__ = (
-        Index("ix_alarms_partner_id_id", "partner_id", "id"),
+        PrimaryKeyConstraint("partner_id", "id"),
+        ForeignKeyConstraint(
+            ["partner_id", "customer_uin"], ["customers.partner_id", "customers.uin"]
+        ),
         Index("ix_alarms_partner_id_customer_uin_id", "partner_id", "customer_uin", "id"),
     )
 
     id: Mapped[int] = mapped_column(
-        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+        BigInteger().with_variant(Integer, "sqlite"), autoincrement=True
     )
     partner_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("partners.id"))
-    customer_uin: Mapped[int] = mapped_column(BigInteger, ForeignKey("customers.uin"))
+    customer_uin: Mapped[int] = mapped_column(BigInteger)
     #: The highest threshold newly reached; the one the alarm names.
     threshold: Mapped[int] = mapped_column(Integer)
     #: Every threshold newly reached by the change (all now count as fired).
@@ -310,10 +393,13 @@ class OutboxEvent(Base):
     """An event written in the same transaction as its cause, delivered after commit."""
 
     __tablename__ = "outbox_events"
-    __table_args__ = (Index("ix_outbox_events_delivered_at_id", "delivered_at", "id"),)
+    __table_args__ = (
+        PrimaryKeyConstraint("partner_id", "id"),
+        Index("ix_outbox_events_delivered_at_id", "delivered_at", "id"),
+    )
 
     id: Mapped[int] = mapped_column(
-        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+        BigInteger().with_variant(Integer, "sqlite"), autoincrement=True
     )
     partner_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("partners.id"))
     type: Mapped[str] = mapped_column(String(64))
@@ -352,8 +438,10 @@ class ApiKey(Base):
     #: The secret key, encrypted (Fernet token); never stored or logged in plain text.
     secret_encrypted: Mapped[str] = mapped_column(String(512))
     principal: Mapped[str] = mapped_column(String(16))
-    partner_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("partners.id"))
-    customer_uin: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("customers.uin"))
+    #: The key's partner and customer: distributed tables, which a table kept on the
+    #: coordinator may not refer to (the keys module checks them instead).
+    partner_id: Mapped[int | None] = mapped_column(BigInteger)
+    customer_uin: Mapped[int | None] = mapped_column(BigInteger)
     role: Mapped[str | None] = mapped_column(String(16))
     name: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime]
@@ -367,15 +455,19 @@ class IdempotentRequest(Base):
 
     __tablename__ = "idempotent_requests"
     __table_args__ = (
-        UniqueConstraint("api_key_id", "key"),
+        PrimaryKeyConstraint("partner_id", "id"),
+        UniqueConstraint("partner_id", "api_key_id", "key"),
         Index("ix_idempotent_requests_created_at", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(
-        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+        BigInteger().with_variant(Integer, "sqlite"), autoincrement=True
     )
-    api_key_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("api_keys.id"))
-    partner_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("partners.id"))
+    #: A key of ``api_keys``, which stays on the coordinator: no foreign key.
+    api_key_id: Mapped[int] = mapped_column(BigInteger)
+    #: The key's partner; None (stored as 0) for a platform key. Not a foreign key: 0 is
+    #: no partner, and rows only live for 24 hours.
+    partner_id: Mapped[int | None] = mapped_column(PartnerOrPlatform)
     key: Mapped[str] = mapped_column(String(255))
     #: SHA-256 of the method, path, query and canonical body.
     request_hash: Mapped[str] = mapped_column(String(64))
@@ -423,16 +515,17 @@ class CreditApplication(Base):
     __table_args__ = (
         CheckConstraint("status IN ('pending', 'approved', 'rejected')", name="status"),
         CheckConstraint("amount > 0", name="amount_positive"),
-        Index("ix_credit_applications_partner_id_id", "partner_id", "id"),
+        PrimaryKeyConstraint("partner_id", "id"),
         Index("ix_credit_applications_decider_id_status", "decider_id", "status"),
     )
 
     id: Mapped[int] = mapped_column(
-        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+        BigInteger().with_variant(Integer, "sqlite"), autoincrement=True
     )
     partner_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("partners.id"))
     #: Who decides: the parent distributor of a second-level reseller, else None (platform).
-    decider_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("partners.id"))
+    #: Another partner, so no foreign key.
+    decider_id: Mapped[int | None] = mapped_column(BigInteger)
     amount: Mapped[int] = mapped_column(BigInteger)
     reason: Mapped[str] = mapped_column(String(500), default="")
     status: Mapped[str] = mapped_column(String(16), default="pending")
@@ -441,8 +534,9 @@ class CreditApplication(Base):
     decided_by: Mapped[str | None] = mapped_column(String(200), default=None)
     decided_at: Mapped[datetime | None] = mapped_column(default=None)
     decision_note: Mapped[str] = mapped_column(String(500), default="")
-    #: The allocation record of the grant an approval made.
-    record_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("allocation_records.id"))
+    #: The allocation record of the grant an approval made: a distributor's approval is
+    #: the distributor's own pool allocation, another partner's record, so no foreign key.
+    record_id: Mapped[int | None] = mapped_column(BigInteger)
 
 
 # --- Console: users and sessions ---
@@ -470,16 +564,17 @@ class User(Base):
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
     )
-    #: None for a platform admin; every other user belongs to exactly one partner.
-    partner_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("partners.id"))
+    #: None for a platform admin; every other user belongs to exactly one partner (not a
+    #: foreign key: users stay on the coordinator, partners are distributed).
+    partner_id: Mapped[int | None] = mapped_column(BigInteger)
     #: Lower-cased; one login per address across the whole system.
     email: Mapped[str] = mapped_column(String(320), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(16))
     #: For a customer's user: the customer (of ``partner_id``) whose account it sees.
-    customer_uin: Mapped[int | None] = mapped_column(
-        BigInteger, ForeignKey("customers.uin"), default=None
-    )
+    #: A customer's user: its customer (a distributed row: checked by the code that makes
+    #: the user, no foreign key from this local table).
+    customer_uin: Mapped[int | None] = mapped_column(BigInteger, default=None)
     created_at: Mapped[datetime]
     last_login_at: Mapped[datetime | None] = mapped_column(default=None)
 
@@ -510,7 +605,8 @@ class ConsoleSession(Base):
 
     token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="CASCADE"))
-    partner_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("partners.id"))
+    #: The user's partner (not a foreign key, like ``users.partner_id``).
+    partner_id: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime]
     #: A one-time message for the next page (the result of the last form).
@@ -536,10 +632,10 @@ class WebhookEndpoint(Base):
     """A partner's URL that receives signed events of the types it subscribes to."""
 
     __tablename__ = "webhook_endpoints"
-    __table_args__ = (Index("ix_webhook_endpoints_partner_id_id", "partner_id", "id"),)
+    __table_args__ = (PrimaryKeyConstraint("partner_id", "id"),)
 
     id: Mapped[int] = mapped_column(
-        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+        BigInteger().with_variant(Integer, "sqlite"), autoincrement=True
     )
     partner_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("partners.id"))
     url: Mapped[str] = mapped_column(String(2000))
@@ -570,22 +666,29 @@ class Delivery(Base):
     __table_args__ = (
         CheckConstraint("channel IN ('webhook', 'email')", name="channel"),
         CheckConstraint("status IN ('pending', 'delivered', 'failed')", name="status"),
-        UniqueConstraint("event_id", "target", name="uq_deliveries_event_id_target"),
+        PrimaryKeyConstraint("partner_id", "id"),
+        UniqueConstraint("partner_id", "event_id", "target"),
+        ForeignKeyConstraint(
+            ["partner_id", "event_id"], ["outbox_events.partner_id", "outbox_events.id"]
+        ),
+        # No ON DELETE SET NULL: it would clear partner_id too. Removing an endpoint
+        # clears endpoint_id first (notify.endpoints.remove_endpoint).
+        ForeignKeyConstraint(
+            ["partner_id", "endpoint_id"], ["webhook_endpoints.partner_id", "webhook_endpoints.id"]
+        ),
         Index("ix_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
         Index("ix_deliveries_partner_id_endpoint_id_id", "partner_id", "endpoint_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(
-        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+        BigInteger().with_variant(Integer, "sqlite"), autoincrement=True
     )
     partner_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("partners.id"))
-    event_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("outbox_events.id"))
+    event_id: Mapped[int] = mapped_column(BigInteger)
     channel: Mapped[str] = mapped_column(String(16))
     #: ``webhook:<endpoint id>`` or ``email:<address>``: one delivery per event and target.
     target: Mapped[str] = mapped_column(String(400))
-    endpoint_id: Mapped[int | None] = mapped_column(
-        BigInteger, ForeignKey("webhook_endpoints.id", ondelete="SET NULL"), default=None
-    )
+    endpoint_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
     email: Mapped[str | None] = mapped_column(String(320), default=None)
     status: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -605,16 +708,20 @@ class DeliveryAttempt(Base):
 
     __tablename__ = "delivery_attempts"
     __table_args__ = (
+        PrimaryKeyConstraint("partner_id", "id"),
+        ForeignKeyConstraint(
+            ["partner_id", "delivery_id"],
+            ["deliveries.partner_id", "deliveries.id"],
+            ondelete="CASCADE",
+        ),
         Index("ix_delivery_attempts_partner_id_delivery_id_id", "partner_id", "delivery_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(
-        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+        BigInteger().with_variant(Integer, "sqlite"), autoincrement=True
     )
     partner_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("partners.id"))
-    delivery_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("deliveries.id", ondelete="CASCADE")
-    )
+    delivery_id: Mapped[int] = mapped_column(BigInteger)
     attempted_at: Mapped[datetime]
     succeeded: Mapped[bool] = mapped_column(Boolean)
     status_code: Mapped[int | None] = mapped_column(Integer, default=None)
@@ -627,17 +734,21 @@ class PartnerNotice(Base):
     failing for days), shown in its message centre beside the alarms."""
 
     __tablename__ = "partner_notices"
-    __table_args__ = (Index("ix_partner_notices_partner_id_id", "partner_id", "id"),)
+    __table_args__ = (
+        PrimaryKeyConstraint("partner_id", "id"),
+        # No ON DELETE SET NULL (it would clear partner_id too): see ``deliveries``.
+        ForeignKeyConstraint(
+            ["partner_id", "endpoint_id"], ["webhook_endpoints.partner_id", "webhook_endpoints.id"]
+        ),
+    )
 
     id: Mapped[int] = mapped_column(
-        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+        BigInteger().with_variant(Integer, "sqlite"), autoincrement=True
     )
     partner_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("partners.id"))
     kind: Mapped[str] = mapped_column(String(32))
     message: Mapped[str] = mapped_column(String(1000))
-    endpoint_id: Mapped[int | None] = mapped_column(
-        BigInteger, ForeignKey("webhook_endpoints.id", ondelete="SET NULL"), default=None
-    )
+    endpoint_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
     created_at: Mapped[datetime]
     read_at: Mapped[datetime | None] = mapped_column(default=None)
 
@@ -669,12 +780,15 @@ class CustomerAlarmSetting(Base):
     """One customer's own answer to "does it receive its alarms", over its partner's."""
 
     __tablename__ = "customer_alarm_settings"
-    __table_args__ = (Index("ix_customer_alarm_settings_partner_id", "partner_id"),)
-
-    customer_uin: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("customers.uin"), primary_key=True
+    __table_args__ = (
+        PrimaryKeyConstraint("partner_id", "customer_uin"),
+        ForeignKeyConstraint(
+            ["partner_id", "customer_uin"], ["customers.partner_id", "customers.uin"]
+        ),
     )
+
     partner_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("partners.id"))
+    customer_uin: Mapped[int] = mapped_column(BigInteger)
     enabled: Mapped[bool] = mapped_column(Boolean)
     updated_at: Mapped[datetime]
 
@@ -685,15 +799,21 @@ class CustomerAlarm(Base):
 
     __tablename__ = "customer_alarms"
     __table_args__ = (
+        PrimaryKeyConstraint("partner_id", "id"),
+        ForeignKeyConstraint(
+            ["partner_id", "customer_uin"], ["customers.partner_id", "customers.uin"]
+        ),
+        ForeignKeyConstraint(["partner_id", "alarm_id"], ["alarms.partner_id", "alarms.id"]),
+        UniqueConstraint("partner_id", "alarm_id"),
         Index("ix_customer_alarms_partner_id_customer_uin_id", "partner_id", "customer_uin", "id"),
     )
 
     id: Mapped[int] = mapped_column(
-        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+        BigInteger().with_variant(Integer, "sqlite"), autoincrement=True
     )
     partner_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("partners.id"))
-    customer_uin: Mapped[int] = mapped_column(BigInteger, ForeignKey("customers.uin"))
-    alarm_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("alarms.id"), unique=True)
+    customer_uin: Mapped[int] = mapped_column(BigInteger)
+    alarm_id: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime]
     read_at: Mapped[datetime | None] = mapped_column(default=None)
 
@@ -710,18 +830,19 @@ class AuditEvent(Base):
     __table_args__ = (
         CheckConstraint("source IN ('api', 'tc3', 'console', 'cli')", name="source"),
         CheckConstraint("outcome IN ('ok', 'refused')", name="outcome"),
-        Index("ix_audit_events_partner_id_id", "partner_id", "id"),
+        PrimaryKeyConstraint("partner_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(
-        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+        BigInteger().with_variant(Integer, "sqlite"), autoincrement=True
     )
     at: Mapped[datetime]
     source: Mapped[str] = mapped_column(String(16))
     #: ``api-key:<secret id> (<name>)``, ``user:<email>``, ``cli:<os user>``.
     principal: Mapped[str] = mapped_column(String(400))
-    #: The partner the principal acts for (None: platform, customer key, unknown login).
-    partner_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    #: The partner the principal acts for (None, stored as 0: platform, customer key,
+    #: unknown login).
+    partner_id: Mapped[int | None] = mapped_column(PartnerOrPlatform, default=None)
     source_ip: Mapped[str] = mapped_column(String(64), default="")
     request_id: Mapped[str] = mapped_column(String(100), default="")
     #: ``POST /v1/customers/{uin}/allocate``, ``AllocateCustomerCredit``, ``login``, ...
@@ -762,15 +883,16 @@ class CustomerPurchasePolicy(Base):
 
     __tablename__ = "customer_purchase_policies"
     __table_args__ = (
+        PrimaryKeyConstraint("partner_id", "customer_uin"),
+        ForeignKeyConstraint(
+            ["partner_id", "customer_uin"], ["customers.partner_id", "customers.uin"]
+        ),
         CheckConstraint(_POLICY_IN, name="policy"),
         CheckConstraint("tolerance >= 0", name="tolerance_not_negative"),
-        Index("ix_customer_purchase_policies_partner_id", "partner_id"),
     )
 
-    customer_uin: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("customers.uin"), primary_key=True
-    )
     partner_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("partners.id"))
+    customer_uin: Mapped[int] = mapped_column(BigInteger)
     policy: Mapped[str] = mapped_column(String(16))
     tolerance: Mapped[int | None] = mapped_column(BigInteger, default=None)
     updated_at: Mapped[datetime]
@@ -786,15 +908,18 @@ class PurchaseCheck(Base):
         CheckConstraint("answer IN ('allowed', 'refused')", name="answer"),
         CheckConstraint("amount > 0", name="amount_positive"),
         CheckConstraint("tolerance >= 0", name="tolerance_not_negative"),
-        Index("ix_purchase_checks_partner_id_id", "partner_id", "id"),
+        PrimaryKeyConstraint("partner_id", "id"),
+        ForeignKeyConstraint(
+            ["partner_id", "customer_uin"], ["customers.partner_id", "customers.uin"]
+        ),
         Index("ix_purchase_checks_partner_id_customer_uin_id", "partner_id", "customer_uin", "id"),
     )
 
     id: Mapped[int] = mapped_column(
-        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+        BigInteger().with_variant(Integer, "sqlite"), autoincrement=True
     )
     partner_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("partners.id"))
-    customer_uin: Mapped[int] = mapped_column(BigInteger, ForeignKey("customers.uin"))
+    customer_uin: Mapped[int] = mapped_column(BigInteger)
     amount: Mapped[int] = mapped_column(BigInteger)
     product: Mapped[str] = mapped_column(String(100), default="")
     policy: Mapped[str] = mapped_column(String(16))

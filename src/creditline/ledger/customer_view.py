@@ -71,7 +71,10 @@ def received_alarms(
     """The alarms the customer received (while it received its alarms), newest first."""
     rows = session.execute(
         select(Alarm, CustomerAlarm.read_at)
-        .join(CustomerAlarm, CustomerAlarm.alarm_id == Alarm.id)
+        .join(
+            CustomerAlarm,
+            (CustomerAlarm.partner_id == Alarm.partner_id) & (CustomerAlarm.alarm_id == Alarm.id),
+        )
         .where(
             CustomerAlarm.partner_id == partner_id,
             CustomerAlarm.customer_uin == customer_uin,

@@ -148,7 +148,7 @@ def customer_policy(session: Session, partner_id: int | None, uin: int) -> Custo
     """The policy that applies to the customer ``uin`` of ``partner_id`` (another
     partner's customer is :class:`NotFound`, as a missing one)."""
     customer = get_customer(session, partner_id, uin)
-    own = session.get(CustomerPurchasePolicy, uin, populate_existing=True)
+    own = session.get(CustomerPurchasePolicy, (customer.partner_id, uin), populate_existing=True)
     return _applied(uin, partner_default(session, customer.partner_id), own)
 
 
@@ -173,7 +173,7 @@ def set_customer_policy(
         check_policy(policy)
     if tolerance is not None:
         check_tolerance(tolerance)
-    row = session.get(CustomerPurchasePolicy, uin)
+    row = session.get(CustomerPurchasePolicy, (partner_id, uin))
     if policy is None:
         if row is not None:
             session.delete(row)

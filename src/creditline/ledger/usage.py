@@ -280,7 +280,7 @@ def parse_batch(
 
 #: The unique key an event id is seen by: ``INSERT ... ON CONFLICT (these) DO NOTHING``,
 #: and the key repeats inside one batch are found by. Columns of ``usage_events``.
-CONFLICT_TARGET = ("event_id",)
+CONFLICT_TARGET = ("partner_id", "event_id")
 
 _events = UsageEvent.metadata.tables[UsageEvent.__tablename__]
 #: What a batch writes of each event, in this order (``ingested_at`` is the statement's).

@@ -56,7 +56,9 @@ def hand_over(
         return []
     alarm_id = int(payload["alarm_id"])
     already = session.execute(
-        select(CustomerAlarm.id).where(CustomerAlarm.alarm_id == alarm_id)
+        select(CustomerAlarm.id).where(
+            CustomerAlarm.partner_id == partner_id, CustomerAlarm.alarm_id == alarm_id
+        )
     ).first()
     if already is None:
         session.add(

@@ -18,7 +18,13 @@ from sqlalchemy.orm import Session
 
 from creditline.auth import server_key
 from creditline.clock import utcnow
-from creditline.db.tables import Delivery, DeliveryAttempt, OutboxEvent, WebhookEndpoint
+from creditline.db.tables import (
+    Delivery,
+    DeliveryAttempt,
+    OutboxEvent,
+    PartnerNotice,
+    WebhookEndpoint,
+)
 from creditline.errors import InvalidInput, NotFound
 from creditline.ledger.accounts import get_partner, lock_partner
 from creditline.limits import check_page_size
@@ -200,6 +206,15 @@ def remove_endpoint(session: Session, *, partner_id: int, endpoint_id: int) -> N
             .values(status="failed", last_error="endpoint removed", claim_token=None)
             .execution_options(synchronize_session=False)
         )
+        # What ON DELETE SET NULL did before the keys held partner_id (which it would clear
+        # too): the log and the notices stay, pointing nowhere.
+        for table in (Delivery, PartnerNotice):
+            session.execute(
+                update(table)
+                .where(table.partner_id == partner_id, table.endpoint_id == endpoint_id)
+                .values(endpoint_id=None)
+                .execution_options(synchronize_session=False)
+            )
         session.delete(endpoint)
         session.flush()
 

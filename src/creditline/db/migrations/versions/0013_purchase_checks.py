@@ -8,7 +8,7 @@ nothing else: no stored row changes, and without a policy row every customer is
 ``notify_only`` — never restricted, as before.
 
 Revision ID: 0013
-Revises: 0011
+Revises: 0012
 Create Date: 2026-11-30
 """
 
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0013"
-down_revision = "0011"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
@@ -56,22 +56,18 @@ def upgrade() -> None:
             "tolerance >= 0", name=op.f("ck_customer_purchase_policies_tolerance_not_negative")
         ),
         sa.ForeignKeyConstraint(
-            ["customer_uin"],
-            ["customers.uin"],
-            name=op.f("fk_customer_purchase_policies_customer_uin_customers"),
+            ["partner_id", "customer_uin"],
+            ["customers.partner_id", "customers.uin"],
+            name=op.f("fk_customer_purchase_policies_partner_id_customers"),
         ),
         sa.ForeignKeyConstraint(
             ["partner_id"],
             ["partners.id"],
             name=op.f("fk_customer_purchase_policies_partner_id_partners"),
         ),
-        sa.PrimaryKeyConstraint("customer_uin", name=op.f("pk_customer_purchase_policies")),
-    )
-    op.create_index(
-        "ix_customer_purchase_policies_partner_id",
-        "customer_purchase_policies",
-        ["partner_id"],
-        unique=False,
+        sa.PrimaryKeyConstraint(
+            "partner_id", "customer_uin", name=op.f("pk_customer_purchase_policies")
+        ),
     )
     op.create_table(
         "purchase_checks",
@@ -96,17 +92,14 @@ def upgrade() -> None:
             "tolerance >= 0", name=op.f("ck_purchase_checks_tolerance_not_negative")
         ),
         sa.ForeignKeyConstraint(
-            ["customer_uin"],
-            ["customers.uin"],
-            name=op.f("fk_purchase_checks_customer_uin_customers"),
+            ["partner_id", "customer_uin"],
+            ["customers.partner_id", "customers.uin"],
+            name=op.f("fk_purchase_checks_partner_id_customers"),
         ),
         sa.ForeignKeyConstraint(
             ["partner_id"], ["partners.id"], name=op.f("fk_purchase_checks_partner_id_partners")
         ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_purchase_checks")),
-    )
-    op.create_index(
-        "ix_purchase_checks_partner_id_id", "purchase_checks", ["partner_id", "id"], unique=False
+        sa.PrimaryKeyConstraint("partner_id", "id", name=op.f("pk_purchase_checks")),
     )
     op.create_index(
         "ix_purchase_checks_partner_id_customer_uin_id",
@@ -118,10 +111,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_purchase_checks_partner_id_customer_uin_id", table_name="purchase_checks")
-    op.drop_index("ix_purchase_checks_partner_id_id", table_name="purchase_checks")
     op.drop_table("purchase_checks")
-    op.drop_index(
-        "ix_customer_purchase_policies_partner_id", table_name="customer_purchase_policies"
-    )
     op.drop_table("customer_purchase_policies")
     op.drop_table("partner_purchase_policies")

@@ -38,14 +38,11 @@ def _users(roles: str, *, with_customer: bool) -> None:
     with op.batch_alter_table("users", recreate="always" if sqlite else "auto") as batch:
         batch.drop_constraint(op.f("ck_users_role"), type_="check")
         if with_customer:
+            # No foreign key: users are local, customers distributed (db/distribution.py).
             batch.add_column(sa.Column("customer_uin", sa.BigInteger(), nullable=True))
-            batch.create_foreign_key(
-                op.f("fk_users_customer_uin_customers"), "customers", ["customer_uin"], ["uin"]
-            )
             batch.create_check_constraint("customer_has_uin", CUSTOMER_HAS_UIN)
         else:
             batch.drop_constraint(op.f("ck_users_customer_has_uin"), type_="check")
-            batch.drop_constraint(op.f("fk_users_customer_uin_customers"), type_="foreignkey")
             batch.drop_column("customer_uin")
         batch.create_check_constraint("role", roles)
     if sqlite:
@@ -80,41 +77,49 @@ def upgrade() -> None:
         sa.Column("enabled", sa.Boolean(), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
-            ["customer_uin"],
-            ["customers.uin"],
-            name=op.f("fk_customer_alarm_settings_customer_uin_customers"),
+            ["partner_id", "customer_uin"],
+            ["customers.partner_id", "customers.uin"],
+            name=op.f("fk_customer_alarm_settings_partner_id_customers"),
         ),
         sa.ForeignKeyConstraint(
             ["partner_id"],
             ["partners.id"],
             name=op.f("fk_customer_alarm_settings_partner_id_partners"),
         ),
-        sa.PrimaryKeyConstraint("customer_uin", name=op.f("pk_customer_alarm_settings")),
-    )
-    op.create_index(
-        "ix_customer_alarm_settings_partner_id", "customer_alarm_settings", ["partner_id"]
+        sa.PrimaryKeyConstraint(
+            "partner_id", "customer_uin", name=op.f("pk_customer_alarm_settings")
+        ),
     )
     op.create_table(
         "customer_alarms",
-        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True),
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
         sa.Column("partner_id", sa.BigInteger(), nullable=False),
         sa.Column("customer_uin", sa.BigInteger(), nullable=False),
         sa.Column("alarm_id", sa.BigInteger(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("read_at", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
-            ["alarm_id"], ["alarms.id"], name=op.f("fk_customer_alarms_alarm_id_alarms")
+            ["partner_id", "alarm_id"],
+            ["alarms.partner_id", "alarms.id"],
+            name=op.f("fk_customer_alarms_partner_id_alarms"),
         ),
         sa.ForeignKeyConstraint(
-            ["customer_uin"],
-            ["customers.uin"],
-            name=op.f("fk_customer_alarms_customer_uin_customers"),
+            ["partner_id", "customer_uin"],
+            ["customers.partner_id", "customers.uin"],
+            name=op.f("fk_customer_alarms_partner_id_customers"),
         ),
         sa.ForeignKeyConstraint(
             ["partner_id"], ["partners.id"], name=op.f("fk_customer_alarms_partner_id_partners")
         ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_customer_alarms")),
-        sa.UniqueConstraint("alarm_id", name=op.f("uq_customer_alarms_alarm_id")),
+        sa.PrimaryKeyConstraint("partner_id", "id", name=op.f("pk_customer_alarms")),
+        sa.UniqueConstraint(
+            "partner_id", "alarm_id", name=op.f("uq_customer_alarms_partner_id_alarm_id")
+        ),
     )
     op.create_index(
         "ix_customer_alarms_partner_id_customer_uin_id",
@@ -126,7 +131,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_customer_alarms_partner_id_customer_uin_id", table_name="customer_alarms")
     op.drop_table("customer_alarms")
-    op.drop_index("ix_customer_alarm_settings_partner_id", table_name="customer_alarm_settings")
     op.drop_table("customer_alarm_settings")
     op.drop_table("customer_view_settings")
     op.execute(
