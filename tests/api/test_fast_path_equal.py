@@ -58,7 +58,7 @@ def _stored(engine: Engine, world: World, key: str) -> dict[str, Any]:
             if (a.after or {}).get("answer", {}).get("record", {}).get("id") == record.id
         ]
         assert len(audited) == 1 and kept.response_body is not None
-        customer = s.get(Customer, world.a_customer)
+        customer = s.get(Customer, (world.a, world.a_customer))
         pool = s.get(Partner, world.a)
         assert customer is not None and pool is not None
         return {

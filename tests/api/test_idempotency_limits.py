@@ -85,6 +85,8 @@ def test_concurrent_requests_with_one_key_apply_once(
     path = f"/v1/customers/{world.a_customer}/allocate"
     headers = world.h("a_operator", **{"Idempotency-Key": "race-1"})
     keys.authenticate_kept(engine, *world.keys["a_operator"])  # kept: the fast path takes part
+    with TestClient(app) as c:  # and its rate-limit tokens leased (a read takes the first)
+        assert c.get("/v1/pool", headers=world.h("a_operator")).status_code == 200
     barrier = threading.Barrier(4)
     answers: list[tuple[int, str | None, dict[str, object]]] = []
     lock = threading.Lock()

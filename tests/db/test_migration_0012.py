@@ -109,9 +109,12 @@ ROWS = [
 
 
 def _counts(c: Connection) -> dict[str, int]:
+    """Rows per table, of the tables 0011 has (later revisions add more)."""
+    present = set(inspect(c).get_table_names())
     return {
         name: c.execute(select(func.count()).select_from(table)).scalar_one()
         for name, table in Base.metadata.tables.items()
+        if name in present
     }
 
 
@@ -121,13 +124,15 @@ def test_every_row_survives_the_new_keys(at_0011: Engine) -> None:
             c.execute(text(statement), {"at": AT})
         before = _counts(c)
         customers = c.execute(text("SELECT * FROM customers")).mappings().all()
-    upgrade(at_0011)
+    upgrade(at_0011, "0012")
     with at_0011.connect() as c:
         assert _counts(c) == before
         assert c.execute(text("SELECT * FROM customers")).mappings().all() == customers
         # The platform's rows: partner_id 0 in the database.
         stored = c.execute(text("SELECT partner_id FROM audit_events ORDER BY id")).scalars().all()
         assert stored == [0, DIST]
+    upgrade(at_0011)
+    with at_0011.connect() as c:
         # The primary keys are the declared ones (Alembic's comparison leaves them out).
         if at_0011.dialect.name == "postgresql":
             for name, table in Base.metadata.tables.items():

@@ -90,7 +90,7 @@ def test_users_and_sessions_survive(at_0011: Engine) -> None:
             ),
             {"at": AT},
         )
-    upgrade(at_0011)
+    upgrade(at_0011, "0014")
     assert current_revision(at_0011) == "0014"
     with at_0011.connect() as c:
         users = c.execute(text("SELECT id, role, customer_uin FROM users ORDER BY id")).all()

@@ -131,7 +131,7 @@ def test_a_month_with_allocations_usage_refunds_and_corrections(
     assert [(u.month, u.counted) for u in march.corrections] == [("2025-12", 1_00)]
     with transaction(engine) as s:
         assert verify.verify(s) == []
-        stored = s.get(statements.Customer, uin)
+        stored = s.get(statements.Customer, (acme.id, uin))
         assert stored is not None
         assert march.closing_available == stored.total_credit - stored.consumed
     _reconciles(engine, march)

@@ -184,7 +184,13 @@ class Call:
                     result = action(session)
                     body = _dump(result)
                     kept = body if stored is None else _dump(stored(result))
-                    idempotency.store(session, row_id, status_code=status_code, body=kept)
+                    idempotency.store(
+                        session,
+                        row_id,
+                        partner_id=self.principal.partner_id,
+                        status_code=status_code,
+                        body=kept,
+                    )
                     self._audit(session, kept)
                 return _answer(status_code, body)
             except _KeyTaken:
@@ -218,7 +224,11 @@ class Call:
         )
         require = Requirement(
             idempotency.LIVE_KEY_AND_CLAIM,
-            {"require_key_id": key_id, "require_idempotency_key": key},
+            {
+                "require_key_id": key_id,
+                "require_partner_id": self.principal.partner_id,
+                "require_idempotency_key": key,
+            },
         )
         with pipelined(self.engine) as session:
             audit.watch(session, listen=False)
@@ -238,15 +248,29 @@ class Call:
                     if not keys.is_live(session, require.params):
                         raise self._revoked() from None
                     earlier = idempotency.recall(
-                        session, api_key_id=key_id, key=key, fingerprint=fingerprint
+                        session,
+                        api_key_id=key_id,
+                        partner_id=self.principal.partner_id,
+                        key=key,
+                        fingerprint=fingerprint,
                     )
                     if earlier is not None:
                         return _answer(earlier.status_code, earlier.body, replayed=True)
-                    idempotency.clear_expired(session, api_key_id=key_id, key=key)
+                    idempotency.clear_expired(
+                        session,
+                        api_key_id=key_id,
+                        partner_id=self.principal.partner_id,
+                        key=key,
+                    )
                     continue
                 body = _dump(result)
                 idempotency.store_claimed(
-                    session, api_key_id=key_id, key=key, status_code=200, body=body
+                    session,
+                    api_key_id=key_id,
+                    partner_id=self.principal.partner_id,
+                    key=key,
+                    status_code=200,
+                    body=body,
                 )
                 self._audit(session, body)
                 return _answer(200, body)
@@ -274,10 +298,12 @@ class Call:
         )
         if row_id is not None:
             return row_id
-        earlier = idempotency.recall(session, api_key_id=key_id, key=key, fingerprint=fingerprint)
+        earlier = idempotency.recall(
+            session, api_key_id=key_id, partner_id=partner_id, key=key, fingerprint=fingerprint
+        )
         if earlier is not None:
             return earlier
-        idempotency.clear_expired(session, api_key_id=key_id, key=key)
+        idempotency.clear_expired(session, api_key_id=key_id, partner_id=partner_id, key=key)
         row_id = idempotency.claim(
             session, api_key_id=key_id, partner_id=partner_id, key=key, fingerprint=fingerprint
         )

@@ -240,6 +240,7 @@ class FastCredit:
                 written.update(event)
             if claim is not None:
                 written.update(
+                    store_partner_id=partner_id,
                     store_api_key_id=key_id,
                     store_key=claim["claim_key"],
                     store_status_code=200,

@@ -235,6 +235,7 @@ class FastSqliteCredit:
         if claim is not None:
             self._run(connection, self.claim, claim)
             params["require_idempotency_key"] = claim["claim_key"]
+            params["require_partner_id"] = partner_id
             pool = self.pool_claimed
         found = self._run(connection, pool, params)
         if not found:
@@ -273,6 +274,7 @@ class FastSqliteCredit:
         text = answer(change)
         if claim is not None:
             stored = {
+                "store_partner_id": partner_id,
                 "store_api_key_id": key_id,
                 "store_key": claim["claim_key"],
                 "store_status_code": 200,

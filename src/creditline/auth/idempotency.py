@@ -71,11 +71,22 @@ def check_key(key: str) -> str:
     return key
 
 
-def recall(session: Session, *, api_key_id: int, key: str, fingerprint: str) -> StoredAnswer | None:
+def _of_partner(partner_id: int | None) -> ColumnElement[bool]:
+    """The rows of ``partner_id``; None is the platform's (stored as the distribution
+    column's platform value, so compared as a bound value, never as ``IS NULL``)."""
+    return IdempotentRequest.partner_id == bindparam(
+        None, partner_id, type_=IdempotentRequest.partner_id.type
+    )
+
+
+def recall(
+    session: Session, *, api_key_id: int, partner_id: int | None, key: str, fingerprint: str
+) -> StoredAnswer | None:
     """The stored answer for ``key`` within 24 hours, or None if the key is fresh.
     The same key with another request is :class:`IdempotencyConflict`."""
     row = session.execute(
         select(IdempotentRequest).where(
+            _of_partner(partner_id),
             IdempotentRequest.api_key_id == api_key_id,
             IdempotentRequest.key == key,
             IdempotentRequest.created_at >= utcnow() - RETENTION,
@@ -163,6 +174,8 @@ def claim_pending(
 LIVE_KEY_AND_CLAIM: ColumnElement[bool] = and_(
     LIVE_KEY,
     exists().where(
+        IdempotentRequest.partner_id
+        == bindparam("require_partner_id", type_=IdempotentRequest.partner_id.type),
         IdempotentRequest.api_key_id == bindparam("require_key_id"),
         IdempotentRequest.key == bindparam("require_idempotency_key"),
         IdempotentRequest.response_body.is_(None),
@@ -182,10 +195,13 @@ LIVE_KEY_AND_CLAIMED_HERE: ColumnElement[bool] = and_(
 
 
 #: :func:`store` for a row claimed by :func:`claim_pending` (its id unread); parameters
-#: ``store_api_key_id``, ``store_key``, ``store_status_code``, ``store_body``.
+#: ``store_partner_id``, ``store_api_key_id``, ``store_key``, ``store_status_code``,
+#: ``store_body``.
 STORE_CLAIMED = (
     update(IdempotentRequest.metadata.tables[IdempotentRequest.__tablename__])
     .where(
+        IdempotentRequest.partner_id
+        == bindparam("store_partner_id", type_=IdempotentRequest.partner_id.type),
         IdempotentRequest.api_key_id == bindparam("store_api_key_id", type_=BigInteger),
         IdempotentRequest.key == bindparam("store_key", type_=String),
         IdempotentRequest.response_body.is_(None),
@@ -198,12 +214,19 @@ STORE_CLAIMED = (
 
 
 def store_claimed(
-    session: Session, *, api_key_id: int, key: str, status_code: int, body: str
+    session: Session,
+    *,
+    api_key_id: int,
+    partner_id: int | None,
+    key: str,
+    status_code: int,
+    body: str,
 ) -> None:
     """:func:`store` for a row claimed by :func:`claim_pending` (its id unread)."""
     session.execute(
         STORE_CLAIMED,
         {
+            "store_partner_id": partner_id,
             "store_api_key_id": api_key_id,
             "store_key": key,
             "store_status_code": status_code,
@@ -212,10 +235,11 @@ def store_claimed(
     )
 
 
-def clear_expired(session: Session, *, api_key_id: int, key: str) -> None:
+def clear_expired(session: Session, *, api_key_id: int, partner_id: int | None, key: str) -> None:
     """Forget the key's row if it is older than 24 hours, so the key can be used afresh."""
     session.execute(
         delete(IdempotentRequest).where(
+            _of_partner(partner_id),
             IdempotentRequest.api_key_id == api_key_id,
             IdempotentRequest.key == key,
             IdempotentRequest.created_at < utcnow() - RETENTION,
@@ -223,10 +247,12 @@ def clear_expired(session: Session, *, api_key_id: int, key: str) -> None:
     )
 
 
-def store(session: Session, row_id: int, *, status_code: int, body: str) -> None:
+def store(
+    session: Session, row_id: int, *, partner_id: int | None, status_code: int, body: str
+) -> None:
     """Keep the answer of the claimed row, in the same transaction as the write."""
     session.execute(
         update(IdempotentRequest)
-        .where(IdempotentRequest.id == row_id)
+        .where(_of_partner(partner_id), IdempotentRequest.id == row_id)
         .values(status_code=status_code, response_body=body)
     )

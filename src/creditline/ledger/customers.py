@@ -318,6 +318,7 @@ def _statements(sort: str, descending: bool, field: str, form: str) -> SearchQue
     collect = (
         select(Customer)
         .join(page, Customer.uin == page.c.uin)
+        .where(mine)
         .order_by(*_order(page.c, sort, descending))
     )
     if field == "uin":  # one customer at most, by its key: nothing to walk
