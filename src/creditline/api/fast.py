@@ -355,7 +355,9 @@ class FastPath:
         try:
             limiter.take(key.secret_id)
         except CreditlineError:
-            return None  # the ordinary path is refused the same way, and says so
+            # Over the limit (the ordinary path refuses it the same way, and says so), or no
+            # token leased yet in this process (the ordinary path's thread waits for one).
+            return None
         state[RATE_TAKEN] = True  # the ordinary path, if it answers, takes no more
         state["secret_id"] = key.secret_id
         partner_id = key.partner_id

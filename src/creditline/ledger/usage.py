@@ -366,16 +366,29 @@ _ADD_CONSUMED_PG = (
 
 def _owners(session: Session, uins: set[int], *, lock: bool) -> dict[int, int]:
     """Each known customer of ``uins``, and its partner.
-    ``lock``: their rows are locked in ascending UIN order (``FOR NO KEY UPDATE``, the
-    lock an UPDATE of them takes) before the batch writes anything, so concurrent batches
-    queue in one order and cannot deadlock, whatever order their statements visit rows
-    in. (A plain ``FOR UPDATE`` would also wait on the foreign-key share locks that other
-    batches' inserts hold.) SQLite has one writer at a time and no row locks."""
+    ``lock``: their rows are then locked, partner by partner in ascending order and each
+    partner's in ascending UIN order (``FOR NO KEY UPDATE``, the lock an UPDATE of them
+    takes), before the batch writes anything, so concurrent batches queue in one order and
+    cannot deadlock, whatever order their statements visit rows in. (A plain ``FOR
+    UPDATE`` would also wait on the foreign-key share locks that other batches' inserts
+    hold.) One locking statement per partner: each stays on its partner's shard, where a
+    distributed database can lock rows (docs/scaling.md). SQLite has one writer at a time
+    and no row locks."""
     ordered = sorted(uins)
     query = _OWNERS.where(_customers.c.uin.in_(ordered)).order_by(_customers.c.uin)
+    owners = dict(session.execute(query).tuples().all())
     if lock:
-        query = query.with_for_update(key_share=True)
-    return dict(session.execute(query).tuples().all())
+        by_partner: dict[int, list[int]] = defaultdict(list)
+        for uin, partner_id in owners.items():
+            by_partner[partner_id].append(uin)
+        for partner_id in sorted(by_partner):
+            session.execute(
+                query.where(
+                    _customers.c.partner_id == partner_id,
+                    _customers.c.uin.in_(by_partner[partner_id]),
+                ).with_for_update(key_share=True)
+            )
+    return owners
 
 
 def _unknown(
