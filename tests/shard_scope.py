@@ -43,6 +43,14 @@ ALLOWED: dict[str, str] = {
     "creditline.notify.deliveries.expand": (
         "the delivery worker hands over new outbox events of any partner (SKIP LOCKED)"
     ),
+    "creditline.notify.deliveries.has_work": (
+        "the delivery worker's idle poll: is anything of any partner to hand over or due"
+    ),
+    "creditline.ledger.purchases.page": "the platform's log of purchase decisions, all partners",
+    "creditline.ledger.purchases.check": (
+        "a platform key's idempotent check: its idempotency row is the platform's (partner 0),"
+        " the customer another partner's; one statement reads both (two shards)"
+    ),
     "creditline.notify.deliveries.claim": (
         "the delivery worker claims due deliveries of any partner (SKIP LOCKED)"
     ),

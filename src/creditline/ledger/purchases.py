@@ -37,6 +37,7 @@ from creditline.db.tables import (
     PurchaseCheck,
 )
 from creditline.errors import InvalidAmount, InvalidInput, NotFound
+from creditline.ledger import reports
 from creditline.ledger.accounts import _text, get_customer, get_partner
 from creditline.ledger.credit import Requirement, Unconfirmed
 from creditline.limits import check_page_size
@@ -306,9 +307,11 @@ def _lookup(scoped: bool, require: Requirement | None) -> Select[Any]:
         statement = (
             select(*columns)
             .select_from(
-                _CUSTOMERS.outerjoin(_OWN, _OWN.c.customer_uin == _CUSTOMERS.c.uin).outerjoin(
-                    _DEFAULTS, _DEFAULTS.c.partner_id == _CUSTOMERS.c.partner_id
-                )
+                _CUSTOMERS.outerjoin(
+                    _OWN,
+                    (_OWN.c.partner_id == _CUSTOMERS.c.partner_id)
+                    & (_OWN.c.customer_uin == _CUSTOMERS.c.uin),
+                ).outerjoin(_DEFAULTS, _DEFAULTS.c.partner_id == _CUSTOMERS.c.partner_id)
             )
             .where(_CUSTOMERS.c.uin == bindparam("check_uin"))
         )
@@ -354,12 +357,16 @@ def check(
             param="amount",
         )
     product = check_product(product)
-    params: dict[str, Any] = {"check_uin": customer_uin}
-    if partner_id is not None:
-        params["check_partner_id"] = partner_id
+    if partner_id is None:
+        # The platform names the customer alone: its partner first, then the one-shard
+        # statement below (None: no such customer, refused below as for anyone).
+        partner_id = reports.partner_of(session, customer_uin)
+    params: dict[str, Any] = {"check_uin": customer_uin, "check_partner_id": partner_id}
     if require is not None:
         params.update(require.params)
-    found = session.execute(_lookup(partner_id is not None, require), params).mappings().first()
+    found = None
+    if partner_id is not None:
+        found = session.execute(_lookup(True, require), params).mappings().first()
     if found is None:
         if require is not None and not session.scalar(
             select(require.condition), dict(require.params)

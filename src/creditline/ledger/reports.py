@@ -33,6 +33,14 @@ def find_customer(session: Session, uin: int) -> Customer | None:
     ).scalar_one_or_none()
 
 
+def partner_of(session: Session, uin: int) -> int | None:
+    """The partner whose customer ``uin`` is, if any: the vendor's order pipeline names a
+    customer by its UIN alone (on a distributed database, a look-up over every shard)."""
+    return session.execute(
+        select(Customer.partner_id).where(Customer.uin == uin)
+    ).scalar_one_or_none()
+
+
 def partner_count(session: Session) -> int:
     """How many partners there are."""
     return int(session.execute(select(func.count()).select_from(Partner)).scalar_one())
