@@ -17,6 +17,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -155,3 +156,39 @@ def engine(database_url: str) -> Iterator[Engine]:
     engine = make_engine(database_url)
     yield engine
     engine.dispose()
+
+
+@contextmanager
+def database_at(engine_name: str, revision: str, directory: Path) -> Iterator[Engine]:
+    """A database of its own on ``engine_name`` (sqlite, postgresql), migrated to
+    ``revision`` only: for the tests of the migration after it. The PostgreSQL one is
+    dropped at the end; without a server, as every PostgreSQL half, it skips (or fails
+    where ``CREDITLINE_REQUIRE_POSTGRES=1``)."""
+    if engine_name == "sqlite":
+        engine = make_engine(f"sqlite:///{directory / 'old.db'}")
+        upgrade(engine, revision)
+        try:
+            yield engine
+        finally:
+            engine.dispose()
+        return
+    admin = _postgres_admin_engine()
+    if isinstance(admin, str):
+        if REQUIRE_POSTGRES:
+            pytest.fail(admin)
+        pytest.skip(admin)
+    name = f"creditline_at_{revision}_{uuid.uuid4().hex[:12]}"
+    autocommit = admin.execution_options(isolation_level="AUTOCOMMIT")
+    with autocommit.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    engine = make_engine(
+        make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    )
+    try:
+        upgrade(engine, revision)
+        yield engine
+    finally:
+        engine.dispose()
+        with autocommit.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

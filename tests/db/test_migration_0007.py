@@ -3,16 +3,14 @@ allocation records, and refuses a database in which a take-back already went bey
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Connection, Engine, text
-from sqlalchemy.engine import make_url
-from tests.conftest import POSTGRES_URL, REQUIRE_POSTGRES, _postgres_admin_engine
+from tests.conftest import database_at
 
-from creditline.db import make_engine, transaction
+from creditline.db import transaction
 from creditline.db.migrate import current_revision, upgrade
 from creditline.ledger.verify import verify
 
@@ -28,30 +26,8 @@ AT = "2026-11-01 00:00:00"
 @pytest.fixture(params=["sqlite", "postgresql"])
 def at_0006(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     """A database of its own, migrated to 0006 only."""
-    if request.param == "sqlite":
-        engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
-        upgrade(engine, "0006")
+    with database_at(request.param, "0006", tmp_path) as engine:
         yield engine
-        engine.dispose()
-        return
-    admin = _postgres_admin_engine()
-    if isinstance(admin, str):
-        if REQUIRE_POSTGRES:
-            pytest.fail(admin)
-        pytest.skip(admin)
-    name = f"creditline_0007_{uuid.uuid4().hex[:12]}"
-    autocommit = admin.execution_options(isolation_level="AUTOCOMMIT")
-    with autocommit.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    engine = make_engine(
-        make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    )
-    upgrade(engine, "0006")
-    yield engine
-    engine.dispose()
-    with autocommit.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 def _partner(

@@ -4,17 +4,14 @@ needs its customer."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, text
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
-from tests.conftest import POSTGRES_URL, REQUIRE_POSTGRES, _postgres_admin_engine
+from tests.conftest import database_at
 
-from creditline.db import make_engine
 from creditline.db.migrate import current_revision, upgrade
 
 AT = "2026-11-01 00:00:00"
@@ -23,30 +20,8 @@ AT = "2026-11-01 00:00:00"
 @pytest.fixture(params=["sqlite", "postgresql"])
 def at_0011(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     """A database of its own, migrated to 0011 only."""
-    if request.param == "sqlite":
-        engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
-        upgrade(engine, "0011")
+    with database_at(request.param, "0011", tmp_path) as engine:
         yield engine
-        engine.dispose()
-        return
-    admin = _postgres_admin_engine()
-    if isinstance(admin, str):
-        if REQUIRE_POSTGRES:
-            pytest.fail(admin)
-        pytest.skip(admin)
-    name = f"creditline_0014_{uuid.uuid4().hex[:12]}"
-    autocommit = admin.execution_options(isolation_level="AUTOCOMMIT")
-    with autocommit.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    engine = make_engine(
-        make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    )
-    upgrade(engine, "0011")
-    yield engine
-    engine.dispose()
-    with autocommit.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 def test_users_and_sessions_survive(at_0011: Engine) -> None:
