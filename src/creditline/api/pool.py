@@ -14,6 +14,7 @@ from creditline import money
 from creditline.api.context import Call, call
 from creditline.api.errors import ERROR_RESPONSES
 from creditline.db.tables import AllocationRecord
+from creditline.ledger import records
 from creditline.ledger.accounts import PoolState, get_partner
 from creditline.ledger.records import RecordRow
 
@@ -159,22 +160,9 @@ class RecordOut(BaseModel):
 
 def record_fields(record: RecordRow) -> dict[str, Any]:
     """The fields of :class:`RecordOut`, for a page that answers many records without a
-    model each (see :func:`creditline.api.context.json_answer`)."""
-    return {
-        "id": record.id,
-        "partner_id": record.partner_id,
-        "kind": record.kind,
-        "customer_uin": record.customer_uin,
-        "sub_partner_id": record.sub_partner_id,
-        "operator": record.operator,
-        "change": money.to_text(record.change),
-        "total_after": money.to_text(record.total_after),
-        "available_after": money.to_text(record.available_after),
-        "remark": record.remark,
-        "source": record.source,
-        "idempotency_key": record.idempotency_key,
-        "created_at": record.created_at,
-    }
+    model each (see :func:`creditline.api.context.json_answer`): the record's payload, its
+    time left a datetime for the answer's own format."""
+    return {**records.as_payload(record), "created_at": record.created_at}
 
 
 @router.get("/pool", response_model=PartnerSummary)
