@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import csv
 import io
+import unicodedata
 from collections.abc import Iterable
+from functools import cache
+from importlib import resources
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from fontTools.ttLib import TTFont  # type: ignore[import-untyped]
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 
@@ -242,40 +246,114 @@ def summary_csv(statements: Iterable[Statement]) -> str:
     return buffer.getvalue()
 
 
-def _latin(text: str) -> str:
-    # The PDF's built-in fonts (Helvetica) carry Latin-1 only; other letters show as "?".
-    return text.encode("latin-1", "replace").decode("latin-1")
+# The PDF embeds Unicode fonts shipped with the package (creditline/fonts, licences beside
+# them): DejaVu Sans for Latin, Greek, Cyrillic and many symbols, and Droid Sans Fallback
+# for Chinese, Japanese and Korean, so a customer's, partner's or product's name prints as
+# it is written. The PDF's 14 built-in fonts carry Latin-1 only.
+_FONTS = resources.files("creditline") / "fonts"
+_FAMILY = "DejaVuSans"
+_FALLBACK = "DroidSansFallback"
+_FILES = {
+    (_FAMILY, ""): "DejaVuSans.ttf",
+    (_FAMILY, "B"): "DejaVuSans-Bold.ttf",
+    (_FALLBACK, ""): "DroidSansFallback.ttf",
+}
+#: What a character no shipped font can draw (an emoji of a newer Unicode, a script
+#: neither font covers) prints as.
+MISSING = "?"
+
+
+@cache
+def _covered(family: str) -> frozenset[int]:
+    """The code points every style of ``family`` can draw."""
+    sets = []
+    for (name, _style), file in _FILES.items():
+        if name == family:
+            with resources.as_file(_FONTS / file) as path:
+                sets.append(frozenset(TTFont(path, lazy=True).getBestCmap()))
+    return frozenset.intersection(*sets)
+
+
+def printable(text: str) -> str:
+    """``text`` as the statement's fonts can draw it: a line break or tab becomes a space,
+    other control and invisible format characters (an emoji's joiner or variation selector)
+    are dropped, a combining mark no font draws is dropped, any other character no font
+    draws becomes :data:`MISSING`."""
+    main, fallback = _covered(_FAMILY), _covered(_FALLBACK)
+    shown = []
+    for char in unicodedata.normalize("NFC", text):
+        kind = unicodedata.category(char)
+        if kind in ("Cc", "Zl", "Zp"):
+            # A line break or tab inside a name or remark: a space, the cell stays one line.
+            shown.append(" " if char in "\t\n\r\x0b\x0c\x85\u2028\u2029" else "")
+        elif kind == "Cf" or "VARIATION SELECTOR" in unicodedata.name(char, ""):
+            # Joiners, direction marks, emoji presentation selectors: the PDF's text is
+            # drawn glyph by glyph, without the shaping they steer.
+            continue
+        elif ord(char) in main or ord(char) in fallback:
+            shown.append(char)
+        elif kind not in ("Mn", "Me"):
+            shown.append(MISSING)
+    return "".join(shown)
+
+
+def _needs_fallback(texts: Iterable[str]) -> bool:
+    main, fallback = _covered(_FAMILY), _covered(_FALLBACK)
+    return any(ord(char) not in main and ord(char) in fallback for text in texts for char in text)
 
 
 class _Pdf(FPDF):
-    def __init__(self, footer_text: str) -> None:
+    def __init__(self, footer_text: str, *, fallback: bool) -> None:
         super().__init__(format="A4")
         self.footer_text = footer_text
+        for (family, style), file in _FILES.items():
+            # The CJK font is large (4 MB to parse): loaded only for a statement that uses it.
+            if family == _FAMILY or fallback:
+                with resources.as_file(_FONTS / file) as path:
+                    self.add_font(family, style, path)
+        if fallback:
+            # exact_match=False: bold text falls back to the fallback's regular style.
+            self.set_fallback_fonts([_FALLBACK], exact_match=False)
+
+    def _render_styled_text_line(self, *args: Any, **kwargs: Any) -> bool:
+        # fpdf2 (2.8.9) sets the page's font lazily, at a line's first text. When that text
+        # is drawn in the fallback font, it sets the font inside a q ... Q that the next
+        # line's text no longer sees: "12.34" after a Chinese product name printed in the
+        # wrong font's glyphs. Setting the font on the page first, outside, avoids it.
+        if self.page and self.current_font is not None and not self.current_font_is_set_on_page:
+            self._out(self._set_font_for_page(self.current_font, self.font_size_pt))
+        return bool(super()._render_styled_text_line(*args, **kwargs))
 
     def footer(self) -> None:
         self.set_y(-15)
-        self.set_font("Helvetica", size=8)
-        self.cell(0, 8, _latin(f"{self.footer_text}  -  page {self.page_no()}"), align="C")
+        self.set_font(_FAMILY, size=8)
+        self.cell(0, 8, printable(f"{self.footer_text}  -  page {self.page_no()}"), align="C")
 
 
 def pdf(s: Statement, *, remarks: bool = False, contact: str = "") -> bytes:
     """The statement as a PDF for the customer: the partner's name and contact, the month,
     the balances, credit lines (with remarks only if ``remarks``), usage by product,
     corrections, thresholds reached."""
-    doc = _Pdf(f"{s.partner_name} - statement {s.month} for customer {s.customer_uin}")
-    doc.set_title(_latin(f"Statement {s.month} - {s.customer_name}"))
-    doc.set_author(_latin(s.partner_name))
+    free_text = [s.partner_name, s.customer_name, contact]
+    free_text += [u.product for u in (*s.usage, *s.corrections)]
+    free_text += [c.remark for c in s.credit_lines] if remarks else []
+    doc = _Pdf(
+        f"{s.partner_name} - statement {s.month} for customer {s.customer_uin}",
+        fallback=_needs_fallback(free_text),
+    )
+    doc.set_title(printable(f"Statement {s.month} - {s.customer_name}"))
+    doc.set_author(printable(s.partner_name))
     doc.add_page()
     width = doc.epw
 
     def line(text: str, *, size: int = 10, bold: bool = False, height: float = 6) -> None:
-        doc.set_font("Helvetica", style="B" if bold else "", size=size)
-        doc.multi_cell(width, height, _latin(text), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        doc.set_font(_FAMILY, style="B" if bold else "", size=size)
+        doc.multi_cell(width, height, printable(text), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
 
     def row(cells: list[str], widths: list[float], *, bold: bool = False) -> None:
-        doc.set_font("Helvetica", style="B" if bold else "", size=9)
+        doc.set_font(_FAMILY, style="B" if bold else "", size=9)
         for i, (text, w) in enumerate(zip(cells, widths, strict=True)):
-            doc.cell(w, 6, _latin(text), border="B", align="L" if i == 0 else "R")
+            doc.cell(w, 6, printable(text), border="B", align="L" if i == 0 else "R")
         doc.ln(6)
 
     line(s.partner_name, size=16, bold=True, height=9)
