@@ -182,3 +182,52 @@ def test_a_partner_month_lists_every_customer(engine: Engine, clock: Clock) -> N
         made = statements.statements(s, partner_id=acme.id, month=Month(2026, 1))
     assert [m.customer_uin for m in made] == sorted(acme.customers)
     assert [m.closing_total_credit for m in made] == [10_00, 20_00, 0]
+
+
+def test_the_time_zone_is_kept_once_a_month_with_changes_has_closed(
+    engine: Engine, clock: Clock
+) -> None:
+    clock.at("2026-01-02T09:00:00+00:00")
+    acme = reseller(engine, pool=1_000_00, credits=(50_00,))
+    # Within the first month nothing has closed yet: the zone may change, and back.
+    for zone in ("Asia/Tokyo", "UTC"):
+        with transaction(engine) as s:
+            customer_settings.update_customer_settings(s, partner_id=acme.id, time_zone=zone)
+    # 20:00 UTC on 31 January: January in UTC, February in Tokyo.
+    clock.at("2026-01-31T20:00:00+00:00")
+    ingest(engine, charge(acme.customer, "5.00", occurred_at="2026-01-31T20:00:00Z"))
+    clock.at("2026-02-03T00:00:00+00:00")
+    january = _statement(engine, acme.id, acme.customer, "2026-01")
+    assert [u.counted for u in january.usage] == [5_00]
+    with transaction(engine) as s, pytest.raises(InvalidInput, match="stays UTC") as refused:
+        customer_settings.update_customer_settings(
+            s, partner_id=acme.id, time_zone="Asia/Tokyo", contact="billing@acme.example"
+        )
+    assert refused.value.param == "time_zone"
+    with transaction(engine) as s:
+        # Nothing changed, and the closed January reads as before.
+        assert (
+            customer_settings.customer_settings(s, acme.id) == customer_settings.CustomerSettings()
+        )
+        # The same zone again, or any other setting, is no change of the cut.
+        kept = customer_settings.update_customer_settings(
+            s, partner_id=acme.id, time_zone="UTC", contact="billing@acme.example"
+        )
+        assert (kept.time_zone, kept.contact) == ("UTC", "billing@acme.example")
+    assert _statement(engine, acme.id, acme.customer, "2026-01") == january
+
+
+def test_the_zone_in_force_says_which_months_have_closed(engine: Engine, clock: Clock) -> None:
+    # At 20:00 UTC on 28 February Tokyo is already in March: February has closed there, not
+    # in UTC.
+    clock.at("2026-02-10T09:00:00+00:00")
+    acme = reseller(engine, pool=1_000_00, credits=(50_00,))
+    clock.at("2026-02-28T20:00:00+00:00")
+    with transaction(engine) as s:
+        customer_settings.update_customer_settings(s, partner_id=acme.id, time_zone="Asia/Tokyo")
+    february = _statement(engine, acme.id, acme.customer, "2026-02")
+    assert february.closed and february.closing_total_credit == 50_00
+    # Back to UTC would reopen February (closed in Tokyo, with a change in it): refused.
+    with transaction(engine) as s, pytest.raises(InvalidInput, match="stays Asia/Tokyo"):
+        customer_settings.update_customer_settings(s, partner_id=acme.id, time_zone="UTC")
+    assert _statement(engine, acme.id, acme.customer, "2026-02") == february

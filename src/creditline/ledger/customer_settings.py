@@ -6,13 +6,20 @@ each customer may be set otherwise), and the contact named to customers with the
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from creditline.clock import utcnow
-from creditline.db.tables import CustomerAlarmSetting, CustomerViewSettings
+from creditline.db.tables import (
+    Alarm,
+    AllocationRecord,
+    CustomerAlarmSetting,
+    CustomerViewSettings,
+    UsageEvent,
+)
 from creditline.errors import InvalidInput
 from creditline.ledger.accounts import get_customer, get_partner
 
@@ -62,6 +69,30 @@ def customer_settings(session: Session, partner_id: int) -> CustomerSettings:
     )
 
 
+def _month_start(moment: datetime, zone: ZoneInfo) -> datetime:
+    local = moment.astimezone(zone)
+    return datetime(local.year, local.month, 1, tzinfo=zone).astimezone(UTC)
+
+
+def _recorded_before(session: Session, partner_id: int, moment: datetime) -> bool:
+    """Whether anything a customer's statement shows (an allocation or withdrawal, usage,
+    an alarm) was recorded before ``moment``."""
+    for query in (
+        select(AllocationRecord.id).where(
+            AllocationRecord.partner_id == partner_id,
+            AllocationRecord.customer_uin.is_not(None),
+            AllocationRecord.created_at < moment,
+        ),
+        select(UsageEvent.id).where(
+            UsageEvent.partner_id == partner_id, UsageEvent.ingested_at < moment
+        ),
+        select(Alarm.id).where(Alarm.partner_id == partner_id, Alarm.created_at < moment),
+    ):
+        if session.execute(query.limit(1)).first() is not None:
+            return True
+    return False
+
+
 def update_customer_settings(
     session: Session,
     *,
@@ -72,9 +103,22 @@ def update_customer_settings(
     contact: str | None = None,
 ) -> CustomerSettings:
     """Change the given settings (None: keep); every value is checked before any is
-    written."""
+    written.
+
+    A statement of a closed month never changes, and the time zone cuts every month: a new
+    time zone is refused once anything a statement shows (an allocation or withdrawal,
+    usage, an alarm) was recorded before the current month began in the zone in force,
+    since closed months with changes in them would be cut anew."""
     get_partner(session, partner_id)
     zone = None if time_zone is None else validate_time_zone(time_zone)
+    current = customer_settings(session, partner_id).time_zone
+    began = _month_start(utcnow(), ZoneInfo(current))
+    if zone is not None and zone != current and _recorded_before(session, partner_id, began):
+        raise InvalidInput(
+            f"the statements' time zone stays {current}: months with changes in them "
+            "have closed, and their statements never change",
+            param="time_zone",
+        )
     if contact is not None:
         contact = contact.strip()
         if len(contact) > MAX_CONTACT:
