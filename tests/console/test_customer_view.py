@@ -151,3 +151,46 @@ def test_partner_statement_pages_and_customer_settings(
         False,
     )
     assert "Asia/Tokyo" in client.get(f"/customers/{uin}/statements").text
+
+
+def test_the_customer_sees_and_reads_its_own_alarms(
+    client: TestClient, world: World, engine: Engine
+) -> None:
+    from tests.notify.support import drain
+
+    from creditline.auth import users
+    from creditline.config import Settings
+    from creditline.notify.worker import Worker
+
+    mine, other = world.a_customers[0], world.a_customers[1]
+    with transaction(engine) as s:
+        for uin, email in ((mine, "me@alpha.example"), (other, "them@beta.example")):
+            users.create_user(
+                s,
+                partner_id=world.a,
+                email=email,
+                password=PASSWORD,
+                role=users.CUSTOMER_ROLE,
+                customer_uin=uin,
+            )
+        customer_settings.set_customer_alarms(
+            s, partner_id=world.a, customer_uin=mine, enabled=True
+        )
+    login(client, "me@alpha.example")
+    assert "No alarms." in client.get("/").text
+    # 950.00 of 1,000.00 in one change: one alarm, naming 90 %.
+    ingest(engine, {**charge(mine, "950.00"), "product": "cvm"})
+    drain(Worker(engine, Settings()))
+    page = client.get("/").text
+    assert '<tr class="unread">' in page and "90%" in page and "950.00" in page
+    assert "Mark all read" in page
+    csrf = page.split('name="csrf_token" value="')[1].split('"')[0]
+    read = client.post("/account/alarms/read", data={"csrf_token": csrf}, follow_redirects=False)
+    assert read.status_code == 303
+    page = client.get("/").text
+    assert '<tr class="unread">' not in page and "Mark all read" not in page and "90%" in page
+    client.post("/logout", data={"csrf_token": csrf})
+    # The other customer receives no alarms (the partner's setting is off) and sees none.
+    login(client, "them@beta.example")
+    page = client.get("/").text
+    assert "alarms are not sent to you" in page and "90%" not in page
