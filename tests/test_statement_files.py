@@ -102,3 +102,18 @@ def test_the_fonts_and_their_licences_ship_with_the_package() -> None:
         "LICENSE-DroidSansFallback.txt",
     ):
         assert (fonts / name).is_file(), name
+
+
+def test_a_long_name_or_remark_is_cut_to_its_column() -> None:
+    s = _statement(
+        partner="P",
+        customer="C",
+        product="Cloud Virtual Machine " * 6 + "END",
+        remark="a remark that goes on " * 20 + "END",
+    )
+    text = _text(statement_files.pdf(s, remarks=True))
+    # Cut with an ellipsis, and the amounts beside them still read whole.
+    assert "END" not in text
+    assert "Cloud Virtual Machine" in text and "allocate: a remark that goes on" in text
+    assert text.count("\u2026") == 3  # the usage line, the correction line, the remark
+    assert "12.34 0.00 0.00 12.34" in text and "50.00" in text

@@ -350,10 +350,25 @@ def pdf(s: Statement, *, remarks: bool = False, contact: str = "") -> bytes:
         doc.set_font(_FAMILY, style="B" if bold else "", size=size)
         doc.multi_cell(width, height, printable(text), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
 
+    def fit(text: str, w: float) -> str:
+        # A long product name or remark is cut to its column with an ellipsis, never drawn
+        # over the amounts beside it.
+        shown, room = printable(text), w - 2 * doc.c_margin
+        if doc.get_string_width(shown) <= room:
+            return shown
+        short, long = 0, len(shown)
+        while long - short > 1:
+            middle = (short + long) // 2
+            if doc.get_string_width(shown[:middle].rstrip() + "…") <= room:
+                short = middle
+            else:
+                long = middle
+        return shown[:short].rstrip() + "…"
+
     def row(cells: list[str], widths: list[float], *, bold: bool = False) -> None:
         doc.set_font(_FAMILY, style="B" if bold else "", size=9)
         for i, (text, w) in enumerate(zip(cells, widths, strict=True)):
-            doc.cell(w, 6, printable(text), border="B", align="L" if i == 0 else "R")
+            doc.cell(w, 6, fit(text, w), border="B", align="L" if i == 0 else "R")
         doc.ln(6)
 
     line(s.partner_name, size=16, bold=True, height=9)
@@ -395,7 +410,7 @@ def pdf(s: Statement, *, remarks: bool = False, contact: str = "") -> bytes:
             row(
                 [
                     c.at.astimezone(_zone(s)).strftime("%Y-%m-%d"),
-                    what[:60],
+                    what,
                     money.to_display(c.change),
                 ],
                 widths,
