@@ -117,3 +117,19 @@ def test_a_long_name_or_remark_is_cut_to_its_column() -> None:
     assert "Cloud Virtual Machine" in text and "allocate: a remark that goes on" in text
     assert text.count("\u2026") == 3  # the usage line, the correction line, the remark
     assert "12.34 0.00 0.00 12.34" in text and "50.00" in text
+
+
+def test_pages_after_the_first_keep_their_fonts() -> None:
+    # Every usage line starts in the fallback font; each page's first line too.
+    s = _statement(partner="株式会社", customer="北京", product="云服务器", remark="")
+    s.usage = [ProductUsage(product=f"云{n}", charges=100 + n, counted=100 + n) for n in range(120)]
+    reader = pypdf.PdfReader(io.BytesIO(statement_files.pdf(s)))
+    assert len(reader.pages) > 2
+    lines = [line for page in reader.pages for line in page.extract_text().splitlines()]
+    for n in range(120):
+        amount = f"{(100 + n) / 100:.2f}"
+        assert f"云{n} {amount} 0.00 0.00 {amount}" in lines, n
+    assert (
+        lines[-1]
+        == f"株式会社 - statement 2026-03 for customer 200001  -  page {len(reader.pages)}"
+    )
