@@ -315,14 +315,21 @@ class _Pdf(FPDF):
             # exact_match=False: bold text falls back to the fallback's regular style.
             self.set_fallback_fonts([_FALLBACK], exact_match=False)
 
-    def _render_styled_text_line(self, *args: Any, **kwargs: Any) -> bool:
-        # fpdf2 (2.8.9) sets the page's font lazily, at a line's first text. When that text
-        # is drawn in the fallback font, it sets the font inside a q ... Q that the next
-        # line's text no longer sees: "12.34" after a Chinese product name printed in the
-        # wrong font's glyphs. Setting the font on the page first, outside, avoids it.
+    # fpdf2 (2.8) sets the page's font lazily, at a line's first text. When that text is in
+    # the fallback font, it sets the font inside a q ... Q that the following text no longer
+    # sees: "12.34" after a Chinese product name came out in the wrong font's glyphs. So the
+    # font is set on the page before each line is drawn, and on each new page (a page break
+    # happens inside the drawing of a line).
+    def _establish_font(self) -> None:
         if self.page and self.current_font is not None and not self.current_font_is_set_on_page:
             self._out(self._set_font_for_page(self.current_font, self.font_size_pt))
+
+    def _render_styled_text_line(self, *args: Any, **kwargs: Any) -> bool:
+        self._establish_font()
         return bool(super()._render_styled_text_line(*args, **kwargs))
+
+    def header(self) -> None:
+        self._establish_font()
 
     def footer(self) -> None:
         self.set_y(-15)
