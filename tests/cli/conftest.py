@@ -31,13 +31,19 @@ Cli = Callable[..., Ran]
 @pytest.fixture
 def cli(database_url: str) -> Cli:
     """``cli("partners", "list", "--json")`` runs one command on the test database (or on
-    ``url=``), and checks its exit status (``expect=``; None checks nothing)."""
+    ``url=``), with ``input=`` as its standard input, and checks its exit status
+    (``expect=``; None checks nothing)."""
     _register()
     runner = CliRunner()
 
-    def run(*args: object, expect: int | None = 0, url: str | None = None) -> Ran:
+    def run(
+        *args: object, expect: int | None = 0, url: str | None = None, input: str | None = None
+    ) -> Ran:
         result = runner.invoke(
-            app, ["--database-url", url or database_url, *map(str, args)], catch_exceptions=False
+            app,
+            ["--database-url", url or database_url, *map(str, args)],
+            input=input,
+            catch_exceptions=False,
         )
         ran = Ran(result.exit_code, result.stdout, result.stderr)
         if expect is not None:
