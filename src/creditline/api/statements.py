@@ -110,7 +110,14 @@ class CustomerSettingsOut(BaseModel):
 
 
 class CustomerSettingsPatch(Body):
-    time_zone: str | None = Field(None, max_length=64)
+    time_zone: str | None = Field(
+        None,
+        max_length=64,
+        description=(
+            "IANA name (UTC, Asia/Singapore) the statements' months are cut in; refused once "
+            "a month with changes in it has closed"
+        ),
+    )
     show_remarks: bool | None = None
     customer_alarms: bool | None = None
     contact: str | None = Field(None, max_length=320)
