@@ -163,3 +163,27 @@ def test_customer_alarm_override(client: TestClient, world: World) -> None:
         "receives_alarms": False,
     }
     assert client.put(path, json={"enabled": True}, headers=world.h("a_viewer")).status_code == 403
+
+
+def test_pdf_prints_a_name_in_any_script(client: TestClient, world: World) -> None:
+    name = "株式会社 Müller Ελλάδα Север"
+    made = client.post("/v1/customers", json={"name": name}, headers=world.h("a_operator"))
+    assert made.status_code == 201, made.text
+    uin = made.json()["uin"]
+    answer = client.post(
+        f"/v1/customers/{uin}/allocate",
+        json={"amount": "12.00", "remark": "首次充值"},
+        headers=world.h("a_operator"),
+    )
+    assert answer.status_code == 200, answer.text
+    changed = client.patch(
+        "/v1/customer-settings", json={"show_remarks": True}, headers=world.h("a_admin")
+    )
+    assert changed.status_code == 200, changed.text
+    pdf = client.get(
+        f"/v1/customers/{uin}/statements/{_month()}?format=pdf", headers=world.h("a_viewer")
+    )
+    assert pdf.status_code == 200, pdf.text
+    text = pypdf.PdfReader(io.BytesIO(pdf.content)).pages[0].extract_text()
+    assert f"Customer: {name} (UIN {uin})" in text, text
+    assert "allocation: 首次充值 12.00" in text, text
