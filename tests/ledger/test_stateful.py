@@ -1,7 +1,8 @@
 """Random sequences of grants, pool allocations, allocations, withdrawals, usage and
 refunds — refused ones included — checked after every step against a plain in-memory
 model of DESIGN §2-3, with conservation (``verify``) and the alarm rule; purchase checks
-among them, answered by the partner's policy as issue 17 states it (and changing nothing).
+among them, answered by the partner's policy as issue 17 states it (and changing nothing);
+monthly statements among them, whose closing is each customer's balance (issue 17).
 
 Failures print the falsifying steps and a ``@reproduce_failure``/seed line to replay them.
 """
@@ -9,6 +10,7 @@ Failures print the falsifying steps and a ``@reproduce_failure``/seed line to re
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -16,9 +18,10 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from sqlalchemy import Engine
 from tests.ledger.scenario import OPS, empty_database
 
+from creditline.clock import utcnow
 from creditline.db import transaction
 from creditline.errors import CreditlineError, InsufficientCredit, InsufficientPool, InvalidAmount
-from creditline.ledger import accounts, alarms, credit, pools, purchases, usage
+from creditline.ledger import accounts, alarms, credit, pools, purchases, statements, usage
 from creditline.ledger.verify import verify
 from creditline.money import to_text
 
@@ -351,6 +354,20 @@ def run_ledger_machine(engine: Engine) -> None:
                 self.model.purchase_defaults.get(c.partner),
             )
             assert decision.available == c.available
+
+        @rule(partner=st.integers(0, 2))
+        def read_statements(self, partner: int) -> None:
+            pid = self.partners[partner]
+            month = statements.Month.of(utcnow(), ZoneInfo("UTC"))
+            with transaction(engine) as s:
+                made = statements.statements(s, partner_id=pid, month=month)
+            mine = {uin: c for uin, c in self.model.credits.items() if c.partner == pid}
+            assert [m.customer_uin for m in made] == sorted(mine)
+            for m in made:
+                c = mine[m.customer_uin]
+                # The open month ends at the balances: every change is in it or before it.
+                closing = (m.closing_total_credit, m.closing_consumed, m.closing_available)
+                assert closing == (c.total, c.consumed, c.total - c.consumed), (m, c)
 
         @invariant()
         def balances_match_the_model_and_verify_is_clean(self) -> None:
