@@ -33,7 +33,7 @@ from sqlalchemy.sql import ClauseElement, Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from creditline import audit
-from creditline.api.fast import FastPath
+from creditline.api.fast import Write
 from creditline.auth import idempotency, keys
 from creditline.clock import utcnow
 from creditline.db.tables import Alarm, AllocationRecord, Customer
@@ -147,22 +147,9 @@ class FastSqliteCredit:
         if connection is not None:
             connection.close()
 
-    async def write(
-        self,
-        *,
-        key_id: int,
-        partner_id: int,
-        uin: int,
-        amount: int,
-        origin: Origin,
-        claim: dict[str, Any] | None,
-        answer: Callable[[credit.CreditChange], str],
-        audited: Callable[[credit.CreditChange, str], dict[str, Any]],
-    ) -> str | None:
+    async def write(self, asked: Write) -> str | None:
         """One allocation (negative: withdrawal) in one transaction, or None (rolled back,
-        nothing changed) when it is not the plain case. ``claim``: the idempotency claim's
-        parameters, whose answer is then stored; ``answer`` gives the answer's text,
-        ``audited`` the audit row's parameters."""
+        nothing changed) when it is not the plain case."""
         connection = self.connections[asyncio.get_running_loop()]
         holder = id(connection)
         if not await self.queue.acquire_async(holder, self.wait_seconds):
@@ -178,14 +165,14 @@ class FastSqliteCredit:
             try:
                 text = self._write(
                     connection,
-                    key_id=key_id,
-                    partner_id=partner_id,
-                    uin=uin,
-                    amount=amount,
-                    origin=origin,
-                    claim=claim,
-                    answer=answer,
-                    audited=audited,
+                    key_id=asked.key_id,
+                    partner_id=asked.partner_id,
+                    uin=asked.uin,
+                    amount=asked.amount,
+                    origin=asked.origin,
+                    claim=asked.claim,
+                    answer=asked.answer,
+                    audited=asked.audited,
                 )
                 connection.execute("COMMIT")
             except BaseException:
@@ -323,6 +310,4 @@ def install(app: FastAPI, engine: Engine, *, busy_timeout_ms: int) -> FastSqlite
     queue = queue_for(engine.url.database)
     if queue is None:
         return None
-    fast = FastSqliteCredit(app, engine, queue, busy_timeout_ms / 1000)
-    app.add_middleware(FastPath, fast=fast)
-    return fast
+    return FastSqliteCredit(app, engine, queue, busy_timeout_ms / 1000)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import ColumnElement, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from creditline import money
@@ -56,6 +56,18 @@ def reached(thresholds: Sequence[int], *, total_credit: int, consumed: int) -> l
     return [
         t for t in sorted(thresholds) if is_reached(t, total_credit=total_credit, consumed=consumed)
     ]
+
+
+def quiet_sql(
+    *, thresholds: Any, total_credit: Any, consumed: Any, fired: Any
+) -> ColumnElement[bool]:
+    """In SQL (PostgreSQL, migration 0018): the firing rule leaves the fired set ``fired``
+    as it is for a customer with ``total_credit`` and ``consumed`` and the effective list
+    ``thresholds`` — exactly when :func:`decide` answers None (the reached thresholds, as
+    :func:`reached` finds them, are the fired set)."""
+    return func.creditline_reached(thresholds, total_credit, consumed) == func.creditline_int_set(
+        fired
+    )
 
 
 def utilization_basis_points(*, total_credit: int, consumed: int) -> int | None:

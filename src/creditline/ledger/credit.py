@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    CTE,
     BigInteger,
     ColumnElement,
     Executable,
@@ -153,12 +154,21 @@ _RECORD_COLUMNS = (
 )
 
 
-def _combined(require: Requirement | None) -> Executable:
-    """On PostgreSQL the same two guarded UPDATEs and the record's INSERT as one
-    statement (data-modifying CTEs): the customer's UPDATE runs only once the pool's has
-    (partner row locked first, as everywhere), the record only for a changed customer."""
+def combined_ctes(
+    require: Requirement | None,
+    *,
+    customer_also: Callable[[CTE], ColumnElement[bool]] | None = None,
+) -> tuple[CTE, CTE, CTE]:
+    """The pool's and the customer's guarded UPDATEs and the record's INSERT as
+    data-modifying CTEs ``pool``, ``customer`` and ``record`` (each returning its whole
+    row): the customer's UPDATE runs only once the pool's has (partner row locked first, as
+    everywhere), the record only for a changed customer. ``customer_also``: a further
+    condition of the customer's UPDATE, given the ``pool`` CTE."""
     pool = _pool_update(require).cte("pool")
-    customer = _customer_update().where(exists(select(pool.c.id))).cte("customer")
+    customer_update = _customer_update().where(exists(select(pool.c.id)))
+    if customer_also is not None:
+        customer_update = customer_update.where(customer_also(pool))
+    customer = customer_update.cte("customer")
     record = (
         insert(AllocationRecord)
         .from_select(
@@ -178,9 +188,16 @@ def _combined(require: Requirement | None) -> Executable:
                 bindparam("credit_created_at", type_=AllocationRecord.created_at.type),
             ),
         )
-        .returning(AllocationRecord.id)
+        .returning(*AllocationRecord.__table__.columns)
         .cte("record")
     )
+    return pool, customer, record
+
+
+def _combined(require: Requirement | None) -> Executable:
+    """On PostgreSQL the same two guarded UPDATEs and the record's INSERT as one
+    statement (:func:`combined_ctes`)."""
+    pool, customer, record = combined_ctes(require)
     return select(
         *(c.label(f"p_{c.name}") for c in pool.c),
         *(c.label(f"c_{c.name}") for c in customer.c),

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import bindparam, insert
+from sqlalchemy import Insert, String, bindparam, insert, literal, select
 from sqlalchemy.orm import Session
 
 from creditline.clock import utcnow
@@ -28,6 +28,21 @@ INSERT = (
         }
     )
 )
+
+
+def insert_from(*, partner_id: Any, type: str, payload: Any, rows: Any) -> Insert:
+    """:data:`INSERT` of one event whose partner and payload the statement builds itself
+    (expressions over ``rows``, its FROM); its time: parameter ``outbox_created_at``."""
+    table = OutboxEvent.metadata.tables[OutboxEvent.__tablename__]
+    return insert(table).from_select(
+        ["partner_id", "type", "payload", "created_at"],
+        select(
+            partner_id,
+            literal(type, String),
+            payload,
+            bindparam("outbox_created_at", type_=table.c.created_at.type),
+        ).select_from(*rows),
+    )
 
 
 def event(*, partner_id: int, type: str, payload: dict[str, Any]) -> dict[str, Any]:
