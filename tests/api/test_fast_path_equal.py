@@ -22,9 +22,10 @@ from creditline.db.tables import (
     Partner,
 )
 
-#: What differs between two writes by nature: row ids, times, the request's id and the
+#: What differs between two writes by nature: row ids, times (an event nobody takes is
+#: written handed over, at its own time), the request's id and the
 #: idempotency key each request was sent with.
-_OWN = frozenset({"id", "created_at", "at", "request_id", "idempotency_key", "key"})
+_OWN = frozenset({"id", "created_at", "delivered_at", "at", "request_id", "idempotency_key", "key"})
 
 
 def _same(value: Any) -> Any:

@@ -14,7 +14,6 @@ error — is rolled back and handed to the ordinary endpoint, which answers it i
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import logging
 import re
@@ -30,36 +29,21 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 from pydantic import ValidationError
 from sqlalchemy import (
-    CTE,
-    JSON,
-    BigInteger,
-    ColumnElement,
     Engine,
-    Numeric,
-    Text,
-    and_,
-    bindparam,
-    case,
-    cast,
-    func,
-    null,
-    select,
-    true,
 )
 from sqlalchemy.sql import ClauseElement, Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from creditline import audit, money
+from creditline import audit, fast_write, money
 from creditline.api import access
 from creditline.api.customers import CreditIn, _change_out
 from creditline.auth import idempotency, keys
 from creditline.auth.rate_limit import RateLimiter
 from creditline.clock import utcnow
-from creditline.db import json_sql
 from creditline.db.tables import MAX_BIGINT, Customer, Partner
 from creditline.errors import CreditlineError
-from creditline.ledger import alarms, credit, outbox, records
+from creditline.ledger import credit
 from creditline.ledger.records import Origin
 
 log = logging.getLogger(__name__)
@@ -127,7 +111,10 @@ class FastCredit:
         self.statements = 0
         self.round_trips = 0
         #: The one statement, without and with an idempotency key to claim.
-        self.one = {claim: _compile(engine, one_statement(claim=claim)) for claim in (False, True)}
+        self.one = {
+            claim: _compile(engine, fast_write.one_statement(claim=claim))
+            for claim in (False, True)
+        }
 
     async def open(self) -> None:
         """Open the running event loop's pool (at the app's start)."""
@@ -138,8 +125,14 @@ class FastCredit:
             max_size=self.size,
             open=False,
             timeout=30.0,
-            # One statement is one transaction: nothing to begin, nothing to commit.
-            kwargs={"autocommit": True},
+            # One statement is one transaction: nothing to begin, nothing to commit. It is
+            # prepared at once, and planned once: its plan is the same for every value (a
+            # few rows by their keys), and planning it costs as much as running it.
+            kwargs={
+                "autocommit": True,
+                "prepare_threshold": 0,
+                "options": "-c plan_cache_mode=force_generic_plan",
+            },
         )
         self.pools[asyncio.get_running_loop()] = pool
         await pool.open(wait=True, timeout=30.0)
@@ -187,15 +180,11 @@ class FastCredit:
             try:
                 await cursor.execute(statement.sql, statement.params(params))
             except psycopg.Error as error:
-                if error.sqlstate == REFUSED:
+                if error.sqlstate == fast_write.REFUSED:
                     return None  # undone whole: the ordinary path answers it
                 raise
             found = await cursor.fetchone()
         return None if found is None else str(found[0])
-
-
-#: The SQLSTATE of ``creditline_refuse`` (migration 0018): the statement is undone whole.
-REFUSED = "CL001"
 
 
 @dataclass(frozen=True)
@@ -217,136 +206,6 @@ class Write:
     answer: Callable[[credit.CreditChange], str]
     #: The audit row's parameters from the change and the answer (SQLite's writer).
     audited: Callable[[credit.CreditChange, str], dict[str, Any]]
-
-
-def one_statement(*, claim: bool) -> Executable:
-    """PostgreSQL's allocation as one statement: the ledger's guarded UPDATEs and the
-    record's INSERT (:func:`credit.combined_ctes`, the key checked live and, with
-    ``claim``, its idempotency key unused), the answer built from their rows, the
-    idempotency key claimed with that answer, the outbox event and the audit row — each
-    the INSERT its module owns, with the JSON its module writes in Python built in SQL
-    (creditline.db.json_sql). The customer changes only when the alarm rule leaves its
-    fired set as it is (an alarm is the ordinary path's to raise). Where the pool gave
-    and something after refused (the customer, a key taken meanwhile), the statement
-    raises :data:`REFUSED` and nothing of it stays."""
-    condition = and_(keys.LIVE_KEY, idempotency.UNUSED) if claim else keys.LIVE_KEY
-    amount = bindparam("credit_amount", type_=BigInteger)
-
-    def quiet(pool: CTE) -> ColumnElement[bool]:
-        return alarms.quiet_sql(
-            thresholds=func.coalesce(
-                Customer.thresholds, select(pool.c.thresholds).scalar_subquery()
-            ),
-            total_credit=Customer.total_credit + amount,
-            consumed=Customer.consumed,
-            fired=Customer.fired_thresholds,
-        )
-
-    pool, customer, record = credit.combined_ctes(
-        credit.Requirement(condition, {}), customer_also=quiet
-    )
-    text_param = functools.partial(bindparam, type_=Text)
-    answer = (
-        select(
-            func.json_build_object(
-                "record",
-                records.payload_sql(record.c, created_at=text_param("fast_created_z")),
-                "customer",
-                _customer_json(customer.c),
-                "pool",
-                _pool_json(pool.c),
-                "alarm_id",
-                null(),
-            ).label("body")
-        )
-        .select_from(pool, customer, record)
-        .cte("answer")
-    )
-    written: list[CTE] = [
-        outbox.insert_from(
-            partner_id=record.c.partner_id,
-            type=outbox.ALLOCATION_RECORDED,
-            payload=records.payload_sql(record.c, created_at=text_param("fast_created_iso")),
-            rows=[record],
-        ).cte("outbox"),
-        audit.insert_from(
-            before=func.json_build_object(
-                text_param("fast_pool_label"),
-                audit.state_sql(
-                    Partner.__tablename__, pool.c, pool_allocated=pool.c.pool_allocated - amount
-                ),
-                text_param("fast_customer_label"),
-                audit.state_sql(
-                    Customer.__tablename__,
-                    customer.c,
-                    total_credit=customer.c.total_credit - amount,
-                ),
-            ),
-            after=func.json_build_object(
-                text_param("fast_pool_label"),
-                audit.state_sql(Partner.__tablename__, pool.c),
-                text_param("fast_customer_label"),
-                audit.state_sql(Customer.__tablename__, customer.c),
-                "request",
-                cast(text_param("fast_request"), JSON),
-                "answer",
-                answer.c.body,
-            ),
-            rows=[pool, customer, answer],
-        ).cte("audit"),
-    ]
-    plain = and_(
-        audit.plain_sql(Partner.__tablename__, pool.c),
-        audit.plain_sql(Customer.__tablename__, customer.c),
-    )
-    joined = pool.outerjoin(customer, true()).outerjoin(answer, true())
-    done = and_(customer.c.uin.is_not(None), plain)
-    if claim:
-        claimed = idempotency.claim_answered(answer.c.body, rows=[answer]).cte("claim")
-        joined = joined.outerjoin(claimed, true())
-        done = and_(done, claimed.c.id.is_not(None))
-    refused = func.creditline_refuse(
-        "the customer, the alarm rule or the idempotency key refused after the pool gave"
-    )
-    return (
-        select(cast(answer.c.body, Text), case((~done, refused), else_=true()))
-        .select_from(joined)
-        .add_cte(*written)
-    )
-
-
-def _pool_json(pool: Any) -> ColumnElement[Any]:
-    """The answer's pool (:meth:`creditline.api.pool.Pool.of`) in SQL."""
-    return func.json_build_object(
-        "partner_id", pool.id,
-        "total", json_sql.money_text(pool.pool_total),
-        "allocated", json_sql.money_text(pool.pool_allocated),
-        "remaining", json_sql.money_text(pool.pool_total - pool.pool_allocated),
-    )  # fmt: skip
-
-
-def _customer_json(customer: Any) -> ColumnElement[Any]:
-    """The answer's customer (:func:`creditline.api.customers.customer_fields`) in SQL."""
-    total, consumed = customer.total_credit, customer.consumed
-    utilization = cast(func.floor(cast(consumed, Numeric) * 10_000 / total), BigInteger)
-    return func.json_build_object(
-        "uin", customer.uin,
-        "name", customer.name,
-        "type", customer.type,
-        "email", customer.email,
-        "mobile", customer.mobile,
-        "remark", customer.remark,
-        "identity_status", customer.identity_status,
-        "associated_at", json_sql.time_text(customer.associated_at, "z"),
-        "total_credit", json_sql.money_text(total),
-        "consumed", json_sql.money_text(consumed),
-        "available_credit", json_sql.money_text(total - consumed),
-        "max_withdrawable",
-        json_sql.money_text(func.greatest(func.least(total - consumed, total), 0)),
-        "utilization_percent",
-        case((total <= 0, null()), else_=json_sql.money_text(utilization)),
-        "thresholds", customer.thresholds,
-    )  # fmt: skip
 
 
 class CreditWriter(Protocol):

@@ -121,6 +121,7 @@ class FastSqliteCredit:
         self.claim = _compile(engine, idempotency.CLAIM_PENDING["sqlite"])
         self.store = _compile(engine, idempotency.STORE_CLAIMED)
         self.outbox = _compile(engine, outbox.INSERT)
+        self.allocation_event = _compile(engine, outbox.INSERT_ALLOCATION)
         self.audit = _compile(engine, audit.INSERT)
         self.insert_alarm = _compile(engine, alarms.INSERT_ALARM)
         self.fired = _compile(engine, alarms.UPDATE_FIRED)
@@ -247,7 +248,7 @@ class FastSqliteCredit:
             type=outbox.ALLOCATION_RECORDED,
             payload=records.as_payload(record),
         )
-        self._run(connection, self.outbox, event)
+        self._run(connection, self.allocation_event, event)
         alarm = self._alarm(connection, partner_id, after, pool_after, amount, now)
         change = credit.change_of(
             partner_id=partner_id,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from sqlalchemy import BigInteger, Text, case, cast, func, literal
+from sqlalchemy import BigInteger, Numeric, Text, case, cast, func, literal, literal_column
 from sqlalchemy.sql.elements import ColumnElement
 
 TimeStyle = Literal["iso", "z", "str"]
@@ -21,14 +21,9 @@ _STYLES: dict[str, tuple[str, str]] = {
 
 
 def money_text(cents: Any) -> ColumnElement[str]:
-    """``cents`` (a bigint expression) as :func:`creditline.money.to_text` writes it."""
-    whole = func.abs(cast(cents, BigInteger))
-    return (
-        case((cents < 0, literal("-", Text)), else_=literal("", Text))
-        + cast(func.div(whole, 100), Text)
-        + literal(".", Text)
-        + func.lpad(cast(func.mod(whole, 100), Text), 2, "0")
-    )
+    """``cents`` (a bigint expression) as :func:`creditline.money.to_text` writes it: the
+    product with 0.01 is exact, and has two places."""
+    return cast(cast(cents, BigInteger) * literal_column("0.01", Numeric), Text)
 
 
 def time_text(at: Any, style: TimeStyle) -> ColumnElement[str]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, func, insert, select, update
+from sqlalchemy import Boolean, ColumnElement, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from creditline import money
@@ -65,9 +65,7 @@ def quiet_sql(
     as it is for a customer with ``total_credit`` and ``consumed`` and the effective list
     ``thresholds`` — exactly when :func:`decide` answers None (the reached thresholds, as
     :func:`reached` finds them, are the fired set)."""
-    return func.creditline_reached(thresholds, total_credit, consumed) == func.creditline_int_set(
-        fired
-    )
+    return func.creditline_quiet(thresholds, total_credit, consumed, fired, type_=Boolean)
 
 
 def utilization_basis_points(*, total_credit: int, consumed: int) -> int | None:

@@ -1,14 +1,13 @@
 """fast write functions: what PostgreSQL's one-statement allocation needs (api/fast.py)
 
-Three small functions, PostgreSQL only (SQLite runs the allocation's steps in-process):
+Two small functions, PostgreSQL only (SQLite runs the allocation's steps in-process):
 
-- ``creditline_reached(thresholds, total_credit, consumed)``: the thresholds of a list
-  that are reached, ascending and distinct — the SQL twin of ``ledger.alarms.reached``
-  (a threshold is reached when ``consumed > 0`` and ``consumed * 100 >= threshold *
-  total_credit``), so that the statement changes a customer only when the alarm rule
-  leaves its fired set as it is (tests/ledger/test_alarm_rule_sql.py holds the two
-  equal);
-- ``creditline_int_set(list)``: a JSON list of integers as a sorted, distinct array;
+- ``creditline_quiet(thresholds, total_credit, consumed, fired)``: whether the alarm rule
+  leaves the fired list ``fired`` as it is — the SQL twin of ``ledger.alarms.decide``
+  answering None (the distinct reached thresholds of the list, a threshold reached when
+  ``consumed > 0`` and ``consumed * 100 >= threshold * total_credit``, equal as sets to
+  the fired list), so that the statement changes a customer only then
+  (tests/ledger/test_alarm_rule_sql.py holds the two equal);
 - ``creditline_refuse(reason)``: raises SQLSTATE ``CL001`` with ``reason``, so that a
   statement that has already changed rows is undone whole (a customer refusing after the
   pool gave, an idempotency key taken meanwhile).
@@ -28,19 +27,27 @@ branch_labels = None
 depends_on = None
 
 FUNCTIONS = {
-    "creditline_reached(json, bigint, bigint)": """
-CREATE FUNCTION creditline_reached(thresholds json, total_credit bigint, consumed bigint)
-RETURNS integer[] LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-  SELECT coalesce(array_agg(DISTINCT t ORDER BY t), '{}')
-  FROM (SELECT value::integer AS t
-        FROM json_array_elements_text(coalesce(thresholds, '[]'::json))) AS listed
-  WHERE consumed > 0 AND consumed::numeric * 100 >= t::numeric * total_credit
-$$""",
-    "creditline_int_set(json)": """
-CREATE FUNCTION creditline_int_set(list json)
-RETURNS integer[] LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-  SELECT coalesce(array_agg(DISTINCT value::integer ORDER BY value::integer), '{}')
-  FROM json_array_elements_text(coalesce(list, '[]'::json))
+    "creditline_quiet(json, bigint, bigint, json)": """
+CREATE FUNCTION creditline_quiet(thresholds json, total_credit bigint, consumed bigint, fired json)
+RETURNS boolean LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+DECLARE
+  reached integer[] := '{}';
+  had integer[];
+  t integer;
+BEGIN
+  IF consumed > 0 AND thresholds IS NOT NULL THEN
+    FOREACH t IN ARRAY ARRAY(SELECT value::integer FROM json_array_elements_text(thresholds))
+    LOOP
+      IF consumed::numeric * 100 >= t::numeric * total_credit AND NOT t = ANY(reached) THEN
+        reached := reached || t;
+      END IF;
+    END LOOP;
+  END IF;
+  had := ARRAY(
+    SELECT DISTINCT value::integer FROM json_array_elements_text(coalesce(fired, '[]')) ORDER BY 1
+  );
+  RETURN ARRAY(SELECT x FROM unnest(reached) AS x ORDER BY x) = had;
+END
 $$""",
     "creditline_refuse(text)": """
 CREATE FUNCTION creditline_refuse(reason text)
