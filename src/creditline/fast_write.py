@@ -20,6 +20,7 @@ from sqlalchemy import (
     bindparam,
     case,
     cast,
+    exists,
     func,
     null,
     select,
@@ -47,21 +48,28 @@ def one_statement(*, claim: bool) -> Executable:
     fired set as it is (an alarm is the ordinary path's to raise). Where the pool gave
     and something after refused (the customer, a key taken meanwhile), the statement
     raises :data:`REFUSED` and nothing of it stays."""
-    condition = and_(keys.LIVE_KEY, idempotency.UNUSED) if claim else keys.LIVE_KEY
     amount = bindparam("credit_amount", type_=BigInteger)
 
-    def quiet(pool: CTE) -> ColumnElement[bool]:
+    def quiet(default: Any) -> ColumnElement[bool]:
         return alarms.quiet_sql(
-            thresholds=func.coalesce(
-                Customer.thresholds, select(pool.c.thresholds).scalar_subquery()
-            ),
+            thresholds=func.coalesce(Customer.thresholds, default),
             total_credit=Customer.total_credit + amount,
             consumed=Customer.consumed,
             fired=Customer.fired_thresholds,
         )
 
+    # The pool gives only where the customer, as the statement first sees it, would take
+    # it without an alarm to raise: the common refusals change nothing and raise nothing.
+    # The customer's own UPDATE checks again under its row lock (a concurrent change
+    # between the two is refused by raising).
+    customer_would = exists().where(*credit.customer_guard(), quiet(Partner.thresholds))
+    condition = and_(keys.LIVE_KEY, customer_would)
+    if claim:
+        condition = and_(condition, idempotency.UNUSED)
+
     pool, customer, record = credit.combined_ctes(
-        credit.Requirement(condition, {}), customer_also=quiet
+        credit.Requirement(condition, {}),
+        customer_also=lambda pool: quiet(select(pool.c.thresholds).scalar_subquery()),
     )
     text_param = functools.partial(bindparam, type_=Text)
     answer = (

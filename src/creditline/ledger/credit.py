@@ -117,22 +117,29 @@ def _pool_update(require: Requirement | None) -> Update:
     return statement
 
 
+def customer_guard() -> tuple[ColumnElement[bool], ...]:
+    """The customer's guard (parameters ``credit_partner_id``, ``credit_customer_uin``,
+    ``credit_amount``): its row, and for a withdrawal at most what is available (never
+    below zero) and never more than the total credit, which stays >= 0."""
+    return (
+        Customer.partner_id == _PARTNER,
+        Customer.uin == _UIN,
+        or_(
+            _AMOUNT > 0,
+            and_(
+                Customer.total_credit - Customer.consumed >= -_AMOUNT,
+                Customer.total_credit >= -_AMOUNT,
+            ),
+        ),
+    )
+
+
 def _customer_update() -> Update:
     """The customer's credit: an allocation always; a withdrawal at most what is
     available (never below zero) and never more than the total credit, which stays >= 0."""
     return (
         update(Customer)
-        .where(
-            Customer.partner_id == _PARTNER,
-            Customer.uin == _UIN,
-            or_(
-                _AMOUNT > 0,
-                and_(
-                    Customer.total_credit - Customer.consumed >= -_AMOUNT,
-                    Customer.total_credit >= -_AMOUNT,
-                ),
-            ),
-        )
+        .where(*customer_guard())
         .values(total_credit=Customer.total_credit + _AMOUNT)
         .returning(*Customer.__table__.columns)
     )
