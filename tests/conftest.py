@@ -27,6 +27,7 @@ from sqlalchemy import Engine, event, text
 from sqlalchemy.engine import make_url
 from tests import shard_scope
 
+from creditline.api import fast
 from creditline.db import make_engine
 from creditline.db.migrate import upgrade
 from creditline.db.tables import Base
@@ -59,6 +60,9 @@ async def _judged_async_execute(
     # The allocation's fast path (api/fast.py) sends its compiled statements through
     # psycopg's own asyncio pool, past SQLAlchemy's events.
     if isinstance(query, str):
+        named = fast.RAW_STATEMENTS.get(query) if isinstance(self, psycopg.AsyncRawCursor) else None
+        if named is not None:  # a raw statement ($1…) judged in its named form
+            query, params = named[0], dict(zip(named[1], params or (), strict=True))
         found = shard_scope.offence(query, params)
         if found is not None:
             _offences.append(found)
