@@ -135,6 +135,8 @@ class FastCredit:
         #: round trips (waits for the server's answers).
         self.statements = 0
         self.round_trips = 0
+        #: The writes answered here (not handed to the ordinary path).
+        self.answered = 0
         #: The one statement, without and with an idempotency key to claim.
         self.one = {
             claim: _compile(engine, fast_write.one_statement(claim=claim))
@@ -209,7 +211,10 @@ class FastCredit:
                     return None  # undone whole: the ordinary path answers it
                 raise
             found = await cursor.fetchone()
-        return None if found is None else str(found[0])
+        if found is None:
+            return None
+        self.answered += 1
+        return str(found[0])
 
 
 @dataclass(frozen=True)

@@ -111,6 +111,8 @@ class FastSqliteCredit:
         #: What the answered writes cost, for tests and benchmarks: statements run
         #: (BEGIN and COMMIT counted, as the ordinary path's are).
         self.statements = 0
+        #: The writes answered here (not handed to the ordinary path).
+        self.answered = 0
         # The ordinary path's statements on SQLite: the same requirements, the same SQL.
         plain = credit.Requirement(keys.LIVE_KEY, {})
         claimed = credit.Requirement(idempotency.LIVE_KEY_AND_CLAIM, {})
@@ -181,6 +183,7 @@ class FastSqliteCredit:
                     connection.execute("ROLLBACK")
                 raise
             self.statements += 2
+            self.answered += text is not None
             return text
         except _NotPlain:
             self.statements = counted  # rolled back: not an answered write's
