@@ -45,13 +45,14 @@ def one_statement(*, claim: bool) -> Executable:
     idempotency key claimed with that answer, the outbox event and the audit row — each
     the INSERT its module owns, with the JSON its module writes in Python built in SQL
     (creditline.db.json_sql). The customer changes only when the alarm rule leaves its
-    fired set as it is (an alarm is the ordinary path's to raise). Where the pool gave
+    fired set without an alarm to raise (re-arming what it falls below; an alarm is the
+    ordinary path's to raise). Where the pool gave
     and something after refused (the customer, a key taken meanwhile), the statement
     raises :data:`REFUSED` and nothing of it stays."""
     amount = bindparam("credit_amount", type_=BigInteger)
 
-    def quiet(default: Any) -> ColumnElement[bool]:
-        return alarms.quiet_sql(
+    def fired_after(default: Any) -> ColumnElement[Any]:
+        return alarms.fired_after_sql(
             thresholds=func.coalesce(Customer.thresholds, default),
             total_credit=Customer.total_credit + amount,
             consumed=Customer.consumed,
@@ -61,15 +62,21 @@ def one_statement(*, claim: bool) -> Executable:
     # The pool gives only where the customer, as the statement first sees it, would take
     # it without an alarm to raise: the common refusals change nothing and raise nothing.
     # The customer's own UPDATE checks again under its row lock (a concurrent change
-    # between the two is refused by raising).
-    customer_would = exists().where(*credit.customer_guard(), quiet(Partner.thresholds))
+    # between the two is refused by raising), and re-arms the thresholds it falls below.
+    customer_would = exists().where(
+        *credit.customer_guard(), fired_after(Partner.thresholds).is_not(None)
+    )
     condition = and_(keys.LIVE_KEY, customer_would)
     if claim:
         condition = and_(condition, idempotency.UNUSED)
-
     pool, customer, record = credit.combined_ctes(
         credit.Requirement(condition, {}),
-        customer_also=lambda pool: quiet(select(pool.c.thresholds).scalar_subquery()),
+        customer_also=lambda pool: fired_after(select(pool.c.thresholds).scalar_subquery()).is_not(
+            None
+        ),
+        customer_sets=lambda pool: {
+            "fired_thresholds": fired_after(select(pool.c.thresholds).scalar_subquery())
+        },
     )
     text_param = functools.partial(bindparam, type_=Text)
     answer = (

@@ -1,8 +1,9 @@
-"""The alarm rule's SQL twin (``creditline_quiet``, migration 0018), which PostgreSQL's
-one-statement allocation uses as a guard: it says the fired list stays exactly when the
-rule itself (:func:`creditline.ledger.alarms.decide`) answers None, for any list, credit,
-consumption and fired list — as the rule is written in DESIGN §3, a threshold is reached
-once consumption is positive and at least that percentage of the credit."""
+"""The alarm rule's SQL twin (``creditline_fired_after``, migration 0018), which
+PostgreSQL's one-statement allocation uses as its guard and to re-arm: it answers NULL
+exactly when the rule itself (:func:`creditline.ledger.alarms.decide`) raises an alarm,
+and otherwise the fired list the rule leaves, for any list, credit, consumption and fired
+list — as the rule is written in DESIGN §3, a threshold is reached once consumption is
+positive and at least that percentage of the credit."""
 
 from __future__ import annotations
 
@@ -28,9 +29,10 @@ def pg(postgres_url: str) -> Iterator[Engine]:
     engine.dispose()
 
 
-def _rule_keeps(
+def _rule_leaves(
     thresholds: list[int] | None, default: list[int], total: int, consumed: int, fired: list[int]
-) -> bool:
+) -> list[int] | None:
+    """The fired list the rule leaves, or None when it raises an alarm."""
     credit = alarms.CustomerCredit(
         partner_id=1,
         uin=2,
@@ -41,7 +43,10 @@ def _rule_keeps(
         fired=fired,
     )
     now = datetime(2026, 12, 1, tzinfo=UTC)
-    return alarms.decide(credit, default=default, cause="allocation", now=now) is None
+    decision = alarms.decide(credit, default=default, cause="allocation", now=now)
+    if decision is None:
+        return sorted(set(fired))
+    return None if decision.alarm is not None else decision.fired
 
 
 @settings(max_examples=400, deadline=None)
@@ -72,7 +77,7 @@ def test_the_sql_twin_agrees_with_the_rule(
         # A fired list the rule would keep, sometimes.
         fired = alarms.reached(effective, total_credit=total, consumed=consumed)
     query = select(
-        alarms.quiet_sql(
+        alarms.fired_after_sql(
             thresholds=bindparam("effective", type_=JSON),
             total_credit=bindparam("total", type_=BigInteger),
             consumed=bindparam("consumed", type_=BigInteger),
@@ -80,8 +85,8 @@ def test_the_sql_twin_agrees_with_the_rule(
         )
     )
     with pg.connect() as connection:
-        quiet = connection.scalar(
+        left = connection.scalar(
             query,
             {"effective": effective, "total": total, "consumed": consumed, "fired": fired},
         )
-    assert quiet == _rule_keeps(own, default, total, consumed, fired)
+    assert left == _rule_leaves(own, default, total, consumed, fired)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, ColumnElement, bindparam, func, insert, select, update
+from sqlalchemy import JSON, ColumnElement, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from creditline import money
@@ -58,14 +58,14 @@ def reached(thresholds: Sequence[int], *, total_credit: int, consumed: int) -> l
     ]
 
 
-def quiet_sql(
+def fired_after_sql(
     *, thresholds: Any, total_credit: Any, consumed: Any, fired: Any
-) -> ColumnElement[bool]:
-    """In SQL (PostgreSQL, migration 0018): the firing rule leaves the fired set ``fired``
-    as it is for a customer with ``total_credit`` and ``consumed`` and the effective list
-    ``thresholds`` — exactly when :func:`decide` answers None (the reached thresholds, as
-    :func:`reached` finds them, are the fired set)."""
-    return func.creditline_quiet(thresholds, total_credit, consumed, fired, type_=Boolean)
+) -> ColumnElement[Any]:
+    """In SQL (PostgreSQL, migration 0018): the fired list the firing rule leaves a
+    customer with ``total_credit`` and ``consumed``, the effective list ``thresholds`` and
+    the fired list ``fired`` when it raises no alarm (as :func:`decide` sets it: the
+    reached thresholds, ascending), or NULL when it raises one."""
+    return func.creditline_fired_after(thresholds, total_credit, consumed, fired, type_=JSON)
 
 
 def utilization_basis_points(*, total_credit: int, consumed: int) -> int | None:

@@ -165,16 +165,20 @@ def combined_ctes(
     require: Requirement | None,
     *,
     customer_also: Callable[[CTE], ColumnElement[bool]] | None = None,
+    customer_sets: Callable[[CTE], dict[str, Any]] | None = None,
 ) -> tuple[CTE, CTE, CTE]:
     """The pool's and the customer's guarded UPDATEs and the record's INSERT as
     data-modifying CTEs ``pool``, ``customer`` and ``record`` (each returning its whole
     row): the customer's UPDATE runs only once the pool's has (partner row locked first, as
     everywhere), the record only for a changed customer. ``customer_also``: a further
-    condition of the customer's UPDATE, given the ``pool`` CTE."""
+    condition of the customer's UPDATE, ``customer_sets`` further columns it sets, each
+    given the ``pool`` CTE."""
     pool = _pool_update(require).cte("pool")
     customer_update = _customer_update().where(exists(select(pool.c.id)))
     if customer_also is not None:
         customer_update = customer_update.where(customer_also(pool))
+    if customer_sets is not None:
+        customer_update = customer_update.values(customer_sets(pool))
     customer = customer_update.cte("customer")
     record = (
         insert(AllocationRecord)

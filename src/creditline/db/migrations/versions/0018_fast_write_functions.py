@@ -2,12 +2,13 @@
 
 Two small functions, PostgreSQL only (SQLite runs the allocation's steps in-process):
 
-- ``creditline_quiet(thresholds, total_credit, consumed, fired)``: whether the alarm rule
-  leaves the fired list ``fired`` as it is — the SQL twin of ``ledger.alarms.decide``
-  answering None (the distinct reached thresholds of the list, a threshold reached when
-  ``consumed > 0`` and ``consumed * 100 >= threshold * total_credit``, equal as sets to
-  the fired list), so that the statement changes a customer only then
-  (tests/ledger/test_alarm_rule_sql.py holds the two equal);
+- ``creditline_fired_after(thresholds, total_credit, consumed, fired)``: the fired list
+  the alarm rule leaves when it raises no alarm (the distinct reached thresholds of the
+  list, ascending, a threshold reached when ``consumed > 0`` and ``consumed * 100 >=
+  threshold * total_credit``: thresholds re-armed drop out), or NULL when a threshold is
+  newly reached and an alarm is to be raised — the SQL twin of ``ledger.alarms.decide``
+  (tests/ledger/test_alarm_rule_sql.py holds the two equal), so that the statement
+  changes a customer only when no alarm is to be raised;
 - ``creditline_refuse(reason)``: raises SQLSTATE ``CL001`` with ``reason``, so that a
   statement that has already changed rows is undone whole (a customer refusing after the
   pool gave, an idempotency key taken meanwhile).
@@ -27,9 +28,10 @@ branch_labels = None
 depends_on = None
 
 FUNCTIONS = {
-    "creditline_quiet(json, bigint, bigint, json)": """
-CREATE FUNCTION creditline_quiet(thresholds json, total_credit bigint, consumed bigint, fired json)
-RETURNS boolean LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+    "creditline_fired_after(json, bigint, bigint, json)": """
+CREATE FUNCTION creditline_fired_after(
+  thresholds json, total_credit bigint, consumed bigint, fired json
+) RETURNS json LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
 DECLARE
   reached integer[] := '{}';
   had integer[];
@@ -43,10 +45,11 @@ BEGIN
       END IF;
     END LOOP;
   END IF;
-  had := ARRAY(
-    SELECT DISTINCT value::integer FROM json_array_elements_text(coalesce(fired, '[]')) ORDER BY 1
-  );
-  RETURN ARRAY(SELECT x FROM unnest(reached) AS x ORDER BY x) = had;
+  had := ARRAY(SELECT DISTINCT value::integer FROM json_array_elements_text(coalesce(fired, '[]')));
+  IF NOT reached <@ had THEN
+    RETURN NULL;  -- a threshold newly reached: an alarm to raise
+  END IF;
+  RETURN to_json(ARRAY(SELECT x FROM unnest(reached) AS x ORDER BY x));
 END
 $$""",
     "creditline_refuse(text)": """
