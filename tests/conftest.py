@@ -27,6 +27,7 @@ from sqlalchemy import Engine, event, text
 from sqlalchemy.engine import make_url
 from tests import shard_scope
 
+from creditline.api import fast
 from creditline.db import make_engine
 from creditline.db.migrate import upgrade
 from creditline.db.tables import Base
@@ -59,7 +60,11 @@ async def _judged_async_execute(
     # The allocation's fast path (api/fast.py) sends its compiled statements through
     # psycopg's own asyncio pool, past SQLAlchemy's events.
     if isinstance(query, str):
-        found = shard_scope.offence(query, params)
+        judged, values = query, params
+        named = fast.RAW_STATEMENTS.get(query) if isinstance(self, psycopg.AsyncRawCursor) else None
+        if named is not None:  # a raw statement ($1…) judged in its named form
+            judged, values = named[0], dict(zip(named[1], params or (), strict=True))
+        found = shard_scope.offence(judged, values)
         if found is not None:
             _offences.append(found)
     return await _async_execute(self, query, params, **kwargs)

@@ -6,9 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import time
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -22,6 +20,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from creditline.api import (
+    access,
     alarms,
     applications,
     audit,
@@ -50,9 +49,8 @@ from creditline.db.outage import wait_for
 from creditline.notify.worker import Worker
 from creditline.tc3 import endpoint as tc3_endpoint
 
-access_log = logging.getLogger("creditline.access")
+access_log = access.access_log
 log = logging.getLogger("creditline.app")
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
 
 
 class RequestContext:
@@ -68,8 +66,7 @@ class RequestContext:
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        given = headers.get("x-request-id", "")
-        request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        request_id = access.request_id(headers.get("x-request-id", ""))
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
         status = 500
@@ -100,19 +97,13 @@ class RequestContext:
                 receive = buffered
             await self.app(scope, receive, send_with_id)
         finally:
-            state = scope.get("state", {})
-            access_log.info(
-                json.dumps(
-                    {
-                        "event": "request",
-                        "request_id": request_id,
-                        "method": scope["method"],
-                        "path": scope["path"],
-                        "status": status,
-                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                        "secret_id": state.get("secret_id"),
-                    }
-                )
+            access.log_request(
+                request_id=request_id,
+                method=scope["method"],
+                path=scope["path"],
+                status=status,
+                seconds=time.perf_counter() - started,
+                state=scope.get("state", {}),
             )
 
     async def _buffer(self, receive: Receive) -> Receive | None:
@@ -251,6 +242,7 @@ def create_app(
         app, engine, size=settings.pool_size
     ) or fast_sqlite.install(app, engine, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
     app.state.fast_credit = fast
+    # (its middleware goes in front of every other layer: see the end)
     # --- Tencent Cloud API 3.0-compatible endpoint (tc3): POST / and GET / carrying
     # X-TC-Action are answered in front of the app; every other request passes through.
     tc3_endpoint.install(app, engine, buckets)
@@ -265,6 +257,11 @@ def create_app(
     app.add_exception_handler(DBAPIError, _database_fault)
     app.add_exception_handler(PoolTimeout, _database_fault)
     app.add_exception_handler(RequestValidationError, _unreadable)
+    if fast is not None:
+        # The allocation's fast path first, in front of every other layer: what it does
+        # not answer passes through them all; what it answers gets their request id, log
+        # line and body cap from it.
+        app.add_middleware(api_fast.FastPath, fast=fast, max_body=settings.api_max_body_bytes)
     return app
 
 

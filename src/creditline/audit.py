@@ -31,12 +31,24 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Engine, Table, and_, bindparam, event, insert, select
+from sqlalchemy import (
+    ColumnElement,
+    DateTime,
+    Engine,
+    String,
+    Table,
+    and_,
+    bindparam,
+    event,
+    func,
+    insert,
+    select,
+)
 from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 
 from creditline import money
 from creditline.clock import utcnow
-from creditline.db import transaction
+from creditline.db import json_sql, transaction
 from creditline.db.distribution import DISTRIBUTION_COLUMN
 from creditline.db.tables import (
     ApiKey,
@@ -49,6 +61,7 @@ from creditline.db.tables import (
     Partner,
     PartnerPurchasePolicy,
     User,
+    UTCDateTime,
     WebhookEndpoint,
 )
 from creditline.ledger.changes import RETURNED, RowChange
@@ -237,6 +250,50 @@ def _state(table: Table, row: Mapping[Any, Any]) -> dict[str, Any]:
     return state
 
 
+def state_sql(table_name: str, row: Any, **given: Any) -> ColumnElement[Any]:
+    """:func:`_state` built by PostgreSQL (api/fast.py) from ``row``, the columns of a
+    ``table_name`` row (e.g. a CTE returning it); ``given``: expressions standing in for
+    some columns (the row before a change). Texts starting ``whsec_`` are redacted in
+    Python: :func:`plain_sql` says whether a row has none."""
+    table = _TABLES[table_name]
+    kind = _KINDS[table_name]
+    value = {c.name: given.get(c.name, row[c.name]) for c in table.columns}
+    pairs: list[Any] = []
+    for column in table.columns:
+        name = column.name
+        if name in kind.hidden:
+            continue
+        if name in kind.cents:
+            shown = json_sql.money_text(value[name])
+        elif isinstance(column.type, UTCDateTime | DateTime):
+            shown = json_sql.time_text(value[name], "str")
+        else:
+            shown = value[name]
+        pairs += [name, shown]
+    if table_name == Customer.__tablename__:
+        pairs += ["available", json_sql.money_text(value["total_credit"] - value["consumed"])]
+    elif table_name == Partner.__tablename__:
+        pairs += ["remaining", json_sql.money_text(value["pool_total"] - value["pool_allocated"])]
+    return func.json_build_object(*pairs)
+
+
+def plain_sql(table_name: str, row: Any) -> ColumnElement[bool]:
+    """Whether no text column of ``row`` (as :func:`state_sql` shows it) is one
+    :func:`redact` would hide."""
+    table = _TABLES[table_name]
+    texts = [
+        row[c.name]
+        for c in table.columns
+        if c.name not in _KINDS[table_name].hidden and isinstance(c.type, String)
+    ]
+    return and_(*(func.coalesce(func.left(t, 6), "") != "whsec_" for t in texts))
+
+
+def label_of(table_name: str, key: tuple[Any, ...]) -> str:
+    """How the audit log names the ``table_name`` row with primary key ``key``."""
+    return _label(_TABLES[table_name], key)
+
+
 def _snapshot(session: Session, table: Table, where: Any) -> None:
     touched: dict[tuple[str, tuple[Any, ...]], dict[str, Any] | None] = session.info[_TOUCHED]
     # Straight on the connection: no autoflush, no ORM events, only the first sight kept.
@@ -396,6 +453,19 @@ INSERT = (
         }
     )
 )
+
+
+def insert_from(*, before: Any, after: Any, rows: Any) -> Any:
+    """:data:`INSERT` with ``before`` and ``after`` built by the statement itself (JSON
+    expressions over ``rows``, its FROM), the other columns as :func:`row` gives them."""
+    table = AuditEvent.metadata.tables[AuditEvent.__tablename__]
+    given = [
+        bindparam(f"audit_{name}", type_=table.c[name].type)
+        for name in _COLUMNS
+        if name not in ("before", "after")
+    ]
+    values = select(*given, before, after).select_from(*rows)
+    return insert(table).from_select(list(_COLUMNS), values)
 
 
 def changed(changes: Iterable[RowChange]) -> tuple[dict[str, Any], dict[str, Any]]:

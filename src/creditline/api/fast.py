@@ -18,28 +18,32 @@ import json
 import logging
 import re
 import secrets
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import psycopg
 from fastapi import FastAPI
 from psycopg import AsyncConnection
-from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 from pydantic import ValidationError
-from sqlalchemy import CTE, Engine
+from sqlalchemy import (
+    Engine,
+)
 from sqlalchemy.sql import ClauseElement, Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from creditline import audit, money
+from creditline import audit, fast_write, money
+from creditline.api import access
 from creditline.api.customers import CreditIn, _change_out
 from creditline.auth import idempotency, keys
 from creditline.auth.rate_limit import RateLimiter
 from creditline.clock import utcnow
-from creditline.db.tables import MAX_BIGINT, Alarm, AllocationRecord, Customer, loaded
+from creditline.db.tables import MAX_BIGINT, Customer, Partner
 from creditline.errors import CreditlineError
-from creditline.ledger import alarms, credit, outbox, records
+from creditline.ledger import credit
 from creditline.ledger.records import Origin
 
 log = logging.getLogger(__name__)
@@ -47,6 +51,9 @@ log = logging.getLogger(__name__)
 #: Request state: the rate limit's token is taken (by the fast path, before handing over).
 RATE_TAKEN = "creditline.rate_taken"
 _PATH = re.compile(r"^/v1/customers/([0-9]{1,19})/(allocate|withdraw)$")
+#: The largest body the fast path reads (an amount and a remark); a larger one, or one of
+#: unannounced length, goes to the ordinary layers.
+_MAX_BODY = 4096
 
 
 @dataclass(frozen=True)
@@ -57,6 +64,11 @@ class _Compiled:
     processors: Mapping[str, Callable[[Any], Any]]
     #: The statement's own constants (its literal values), by parameter name.
     constants: Mapping[str, Any]
+    #: The same statement with PostgreSQL's own placeholders (``$1``…), which psycopg
+    #: sends as it is (a raw cursor): a long statement's text is not parsed again on
+    #: every execution. Its parameters, in order: :attr:`names`.
+    raw: str = ""
+    names: tuple[str, ...] = ()
 
     def params(self, values: Mapping[str, Any]) -> dict[str, Any]:
         merged = {**self.constants, **values}
@@ -64,6 +76,17 @@ class _Compiled:
             name: (self.processors[name](value) if name in self.processors else value)
             for name, value in merged.items()
         }
+
+    def positional(self, values: Mapping[str, Any]) -> list[Any]:
+        """:meth:`params` in the order of :attr:`raw`'s placeholders."""
+        given = self.params(values)
+        return [given[name] for name in self.names]
+
+
+#: Each raw statement's text (:attr:`_Compiled.raw`) → its named form and parameter
+#: names, for what reads a statement as it is sent (the tests judge the named form).
+RAW_STATEMENTS: dict[str, tuple[str, tuple[str, ...]]] = {}
+_NAMED = re.compile(r"%\((\w+)\)s")
 
 
 def _compile(engine: Engine, statement: Executable) -> _Compiled:
@@ -77,11 +100,29 @@ def _compile(engine: Engine, statement: Executable) -> _Compiled:
         for name, value in compiled.params.items()
         if compiled.binds[name].value is not None
     }
-    return _Compiled(str(compiled), processors, constants)
+    # The statement's own plain constants (JSON keys, formats, bounds) written into its
+    # text, so that each execution sends only its parameters.
+    sql = str(compiled)
+    for name, value in list(constants.items()):
+        if name in processors or type(value) not in (int, str):
+            continue
+        written = str(value) if type(value) is int else "'" + value.replace("'", "''") + "'"
+        sql = sql.replace(f"%({name})s", written.replace("%", "%%"))
+        del constants[name]
+    names: list[str] = []
+
+    def numbered(found: re.Match[str]) -> str:
+        if found.group(1) not in names:
+            names.append(found.group(1))
+        return f"${names.index(found.group(1)) + 1}"
+
+    raw = _NAMED.sub(numbered, sql).replace("%%", "%")
+    RAW_STATEMENTS[raw] = (sql, tuple(names))
+    return _Compiled(sql, processors, constants, raw, tuple(names))
 
 
 class FastCredit:
-    """The connection pool and the compiled statements of one app's fast path."""
+    """The connection pool and the compiled statement of one app's fast path."""
 
     def __init__(self, app: FastAPI, engine: Engine, size: int) -> None:
         self.app = app
@@ -90,28 +131,17 @@ class FastCredit:
         #: One connection pool per event loop that runs the app (one in a server process;
         #: tests may run several clients, each with its own loop, against one app).
         self.pools: dict[asyncio.AbstractEventLoop, AsyncConnectionPool[AsyncConnection[Any]]] = {}
-        #: What the answered writes cost, for tests and benchmarks: statements sent
-        #: (COMMITs counted) and round trips (waits for the server's answers).
+        #: What the answered writes cost, for tests and benchmarks: statements sent and
+        #: round trips (waits for the server's answers).
         self.statements = 0
         self.round_trips = 0
-        # The ordinary path's statements: the same requirements, the same SQL.
-        # The first round trip: one statement, the claim of the idempotency key (if any) and
-        # the ledger's guarded UPDATEs and INSERT.
-        plain = credit.Requirement(keys.LIVE_KEY, {})
-        claimed = credit.Requirement(idempotency.LIVE_KEY_AND_CLAIMED_HERE, {})
-        self.plain = _compile(engine, credit.combined_statement(plain))
-        self.claimed = _compile(engine, credit.combined_statement(claimed))
-        # The second: one statement writing the outbox event, the stored answer (if any) and
-        # the audit row, then the COMMIT.
-        self.after = {
-            (event, store): _compile(engine, _after(event=event, store=store))
-            for event in (True, False)
-            for store in (True, False)
+        #: The writes answered here (not handed to the ordinary path).
+        self.answered = 0
+        #: The one statement, without and with an idempotency key to claim.
+        self.one = {
+            claim: _compile(engine, fast_write.one_statement(claim=claim))
+            for claim in (False, True)
         }
-        self.outbox = _compile(engine, outbox.INSERT)
-        self.insert_alarm = _compile(engine, alarms.INSERT_ALARM)
-        self.fired = _compile(engine, alarms.UPDATE_FIRED)
-        self.fired_alarmed = _compile(engine, alarms.UPDATE_FIRED_ALARMED)
 
     async def open(self) -> None:
         """Open the running event loop's pool (at the app's start)."""
@@ -122,6 +152,14 @@ class FastCredit:
             max_size=self.size,
             open=False,
             timeout=30.0,
+            # One statement is one transaction: nothing to begin, nothing to commit. It is
+            # prepared at once, and planned once: its plan is the same for every value (a
+            # few rows by their keys), and planning it costs as much as running it.
+            kwargs={
+                "autocommit": True,
+                "prepare_threshold": 0,
+                "options": "-c plan_cache_mode=force_generic_plan",
+            },
         )
         self.pools[asyncio.get_running_loop()] = pool
         await pool.open(wait=True, timeout=30.0)
@@ -136,134 +174,68 @@ class FastCredit:
         if pool is not None:
             await pool.close(timeout=5.0)
 
-    async def write(
-        self,
-        *,
-        key_id: int,
-        partner_id: int,
-        uin: int,
-        amount: int,
-        origin: Origin,
-        claim: dict[str, Any] | None,
-        answer: Callable[[credit.CreditChange], str],
-        audited: Callable[[credit.CreditChange, str], dict[str, Any]],
-    ) -> str | None:
-        """One allocation (negative: withdrawal) in two round trips, or None (rolled back,
-        nothing changed) when it is not the plain case. ``claim``: the idempotency claim's
-        parameters, whose answer is then stored; ``answer`` gives the answer's text,
-        ``audited`` the audit row's parameters."""
+    async def write(self, asked: Write) -> str | None:
+        """One allocation (negative: withdrawal) as one statement, its own transaction: the
+        answer, or None (nothing changed) when it is not the plain case."""
         pool = self.pools[asyncio.get_running_loop()]
         now = utcnow()
         params = credit.combined_params(
-            partner_id=partner_id,
-            customer_uin=uin,
-            amount=amount,
-            origin=origin,
+            partner_id=asked.partner_id,
+            customer_uin=asked.uin,
+            amount=asked.amount,
+            origin=asked.origin,
             created_at=now,
             require=None,
         )
-        params["require_key_id"] = key_id
-        statement = self.plain
-        if claim is not None:
-            params.update(claim)
-            statement = self.claimed
-        async with pool.connection() as connection, connection.pipeline():
-            cursor = connection.cursor(row_factory=dict_row)
-            await cursor.execute(statement.sql, statement.params(params))
-            found = await cursor.fetchone()
+        params.update(asked.audit)
+        params["require_key_id"] = asked.key_id
+        params["outbox_created_at"] = now
+        params["fast_request"] = json.dumps(asked.request)
+        params["fast_created_iso"] = now.isoformat()
+        params["fast_created_z"] = now.isoformat().replace("+00:00", "Z")
+        params["fast_pool_label"] = audit.label_of(Partner.__tablename__, (asked.partner_id,))
+        params["fast_customer_label"] = audit.label_of(
+            Customer.__tablename__, (asked.partner_id, asked.uin)
+        )
+        statement = self.one[asked.claim is not None]
+        if asked.claim is not None:
+            params.update(asked.claim)
+        async with pool.connection() as connection:
+            cursor = psycopg.AsyncRawCursor(connection)
             self.statements += 1
             self.round_trips += 1
-            pool_after, after, record_id = credit.combined_outcome(found)
-            if pool_after is None or after is None or record_id is None:
-                await connection.rollback()  # refused, or not confirmed: the ordinary path
-                return None
-            kind = credit.kind_of(amount)
-            values = credit.record_values_of(
-                partner_id=partner_id,
-                customer_uin=uin,
-                amount=amount,
-                after=after,
-                origin=origin,
-                created_at=now,
-            )
-            record = loaded(AllocationRecord, {"id": record_id, **values})
-            payload = records.as_payload(record)
-            event = outbox.event(
-                partner_id=partner_id, type=outbox.ALLOCATION_RECORDED, payload=payload
-            )
-            # The alarm rule, as the ordinary path applies it (ledger.alarms.evaluate).
-            customer_credit = credit.credit_of(partner_id, after)
-            decision = alarms.decide(
-                customer_credit, default=pool_after["thresholds"], cause=kind, now=now
-            )
-            alarm = None
-            event_written = False
-            if decision is not None:
-                if decision.alarm is not None:
-                    # The allocation's event first, then the alarm's (the ordinary order).
-                    await cursor.execute(self.outbox.sql, self.outbox.params(event))
-                    event_written = True
-                    self.statements += 1
-                    # An alarm fires: its id is needed, a round trip of its own.
-                    raised = connection.cursor()
-                    inserted = self.insert_alarm.params(alarms.alarm_params(decision))
-                    await raised.execute(self.insert_alarm.sql, inserted)
-                    alarm_row = await raised.fetchone()
-                    assert alarm_row is not None
-                    self.statements += 1
-                    self.round_trips += 1
-                    alarm = Alarm(id=alarm_row[0], **decision.alarm)
-                    reached = outbox.event(
-                        partner_id=partner_id,
-                        type=outbox.THRESHOLD_REACHED,
-                        payload=alarms.threshold_payload(alarm, customer_name=after["name"]),
-                    )
-                    await cursor.execute(self.outbox.sql, self.outbox.params(reached))
-                    self.statements += 1
-                fired = self.fired if decision.alarm is None else self.fired_alarmed
-                await cursor.execute(
-                    fired.sql, fired.params(alarms.fired_params(customer_credit, decision))
-                )
-                self.statements += 1
-            change = credit.change_of(
-                partner_id=partner_id,
-                amount=amount,
-                record=record,
-                pool_after=pool_after,
-                after=after,
-                customer=loaded(Customer, after),
-                alarm=alarm,
-            )
-            text = answer(change)
-            written = audited(change, text)
-            if not event_written:
-                written.update(event)
-            if claim is not None:
-                written.update(
-                    store_partner_id=partner_id,
-                    store_api_key_id=key_id,
-                    store_key=claim["claim_key"],
-                    store_status_code=200,
-                    store_body=text,
-                )
-            after_statement = self.after[not event_written, claim is not None]
-            await cursor.execute(after_statement.sql, after_statement.params(written))
-            await connection.commit()
-            self.statements += 2
-            self.round_trips += 1
-        return text
+            try:
+                await cursor.execute(statement.raw, statement.positional(params), prepare=True)
+            except psycopg.Error as error:
+                if error.sqlstate == fast_write.REFUSED:
+                    return None  # undone whole: the ordinary path answers it
+                raise
+            found = await cursor.fetchone()
+        if found is None:
+            return None
+        self.answered += 1
+        return str(found[0])
 
 
-def _after(*, event: bool, store: bool) -> Executable:
-    """The allocation's outbox event (with ``event``), its stored answer (with ``store``)
-    and its audit row as one statement (data-modifying CTEs), each the INSERT or UPDATE its
-    module owns."""
-    written: list[CTE] = []
-    if event:
-        written.append(outbox.INSERT.cte("outbox"))
-    if store:
-        written.append(idempotency.STORE_CLAIMED.cte("store"))
-    return audit.INSERT.add_cte(*written)
+@dataclass(frozen=True)
+class Write:
+    """One allocation the fast path was asked for, checked."""
+
+    key_id: int
+    partner_id: int
+    uin: int
+    amount: int
+    origin: Origin
+    #: The idempotency claim's parameters (:func:`idempotency.claimed`), if a key was sent.
+    claim: dict[str, Any] | None
+    #: The request's body, as the audit row keeps it.
+    request: Any
+    #: The audit row's parameters but its before and after (:func:`audit.row`).
+    audit: dict[str, Any]
+    #: The answer's text from the change (SQLite's writer, which builds it in Python).
+    answer: Callable[[credit.CreditChange], str]
+    #: The audit row's parameters from the change and the answer (SQLite's writer).
+    audited: Callable[[credit.CreditChange, str], dict[str, Any]]
 
 
 class CreditWriter(Protocol):
@@ -275,27 +247,19 @@ class CreditWriter(Protocol):
 
     def is_open(self) -> bool: ...
 
-    async def write(
-        self,
-        *,
-        key_id: int,
-        partner_id: int,
-        uin: int,
-        amount: int,
-        origin: Origin,
-        claim: dict[str, Any] | None,
-        answer: Callable[[credit.CreditChange], str],
-        audited: Callable[[credit.CreditChange, str], dict[str, Any]],
-    ) -> str | None: ...
+    async def write(self, asked: Write) -> str | None: ...
 
 
 class FastPath:
-    """ASGI middleware answering the plain credit writes; everything else, and every
-    request it does not answer, passes through to the app."""
+    """ASGI middleware in front of every other layer, answering the plain credit writes;
+    everything else, and every request it does not answer, passes through to the app.
+    What it answers gets what :class:`creditline.app.RequestContext` gives every other
+    request: its ``X-Request-Id`` and log line, and the body cap."""
 
-    def __init__(self, app: ASGIApp, *, fast: CreditWriter) -> None:
+    def __init__(self, app: ASGIApp, *, fast: CreditWriter, max_body: int) -> None:
         self.app = app
         self.fast = fast
+        self.max_body = max_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         matched = None
@@ -304,9 +268,19 @@ class FastPath:
         if matched is None:
             await self.app(scope, receive, send)
             return
+        started = time.perf_counter()
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        if not headers.get("content-length", "").isdigit() or int(headers["content-length"]) > min(
+            self.max_body, _MAX_BODY
+        ):
+            await self.app(scope, receive, send)  # the ordinary layers refuse or read it
+            return
+        request_id = access.request_id(headers.get("x-request-id", ""))
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
         body = await _read(receive)
         try:
-            answer = await self._answer(scope, body, matched.group(1), matched.group(2))
+            answer = await self._answer(scope, headers, body, matched.group(1), matched.group(2))
         except Exception:  # the ordinary path answers it, and logs what it must
             log.debug("fast path fell back", exc_info=True)
             answer = None
@@ -320,17 +294,27 @@ class FastPath:
                 "headers": [
                     (b"content-type", b"application/json"),
                     (b"content-length", str(len(answer)).encode()),
+                    (b"x-request-id", request_id.encode()),
                 ],
             }
         )
         await send({"type": "http.response.body", "body": answer})
+        access.log_request(
+            request_id=request_id,
+            method="POST",
+            path=scope["path"],
+            status=200,
+            seconds=time.perf_counter() - started,
+            state=state,
+        )
 
-    async def _answer(self, scope: Scope, body: bytes, uin_text: str, verb: str) -> bytes | None:
+    async def _answer(
+        self, scope: Scope, headers: dict[str, str], body: bytes, uin_text: str, verb: str
+    ) -> bytes | None:
         fast = self.fast
         sign = 1 if verb == "allocate" else -1
         if not fast.is_open():
             return None
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         key = _kept_key(fast.engine, headers.get("authorization", ""))
         if key is None or key.principal != "partner" or key.partner_id is None:
             return None
@@ -350,6 +334,9 @@ class FastPath:
                 idempotency.check_key(idempotency_key)
             except CreditlineError:
                 return None
+        request = _asked(body)
+        if audit.redact(request) != request:
+            return None  # the audit row hides part of it: the ordinary path writes that
         limiter: RateLimiter = fast.app.state.rate_limiter
         state = scope.setdefault("state", {})
         try:
@@ -392,25 +379,32 @@ class FastPath:
             source_ip=client[0] if client else "",
             request_id=str(state.get("request_id", "")),
         )
+        action = f"POST /v1/customers/{{uin}}/{verb}"
 
         def audited(change: credit.CreditChange, answer: str) -> dict[str, Any]:
             return audit.row(
                 actor,
-                action=f"POST /v1/customers/{{uin}}/{verb}",
+                action=action,
                 object=scope["path"],
-                after={"request": _asked(body), "answer": json.loads(answer)},
+                after={"request": request, "answer": json.loads(answer)},
                 changed=audit.changed(change.changes),
             )
 
+        base = audit.row(actor, action=action, object=scope["path"])
+        del base["audit_before"], base["audit_after"]
         answer = await fast.write(
-            key_id=key.id,
-            partner_id=partner_id,
-            uin=uin,
-            amount=amount,
-            origin=origin,
-            claim=claim,
-            answer=_dump_answer,
-            audited=audited,
+            Write(
+                key_id=key.id,
+                partner_id=partner_id,
+                uin=uin,
+                amount=amount,
+                origin=origin,
+                claim=claim,
+                request=request,
+                audit=base,
+                answer=_dump_answer,
+                audited=audited,
+            )
         )
         return None if answer is None else answer.encode()
 
@@ -468,10 +462,8 @@ def replaying(body: bytes, receive: Receive) -> Receive:
 
 
 def install(app: FastAPI, engine: Engine, *, size: int) -> FastCredit | None:
-    """Put the fast path in front of the credit routes (PostgreSQL only); the app's
-    lifespan opens and closes its pool."""
+    """The fast path's writer on PostgreSQL (None on other engines); the app puts
+    :class:`FastPath` in front of it and its lifespan opens and closes the pool."""
     if engine.dialect.name != "postgresql":
         return None
-    fast = FastCredit(app, engine, size)
-    app.add_middleware(FastPath, fast=fast)
-    return fast
+    return FastCredit(app, engine, size)

@@ -33,7 +33,7 @@ from sqlalchemy.sql import ClauseElement, Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from creditline import audit
-from creditline.api.fast import FastPath
+from creditline.api.fast import Write
 from creditline.auth import idempotency, keys
 from creditline.clock import utcnow
 from creditline.db.tables import Alarm, AllocationRecord, Customer
@@ -111,6 +111,8 @@ class FastSqliteCredit:
         #: What the answered writes cost, for tests and benchmarks: statements run
         #: (BEGIN and COMMIT counted, as the ordinary path's are).
         self.statements = 0
+        #: The writes answered here (not handed to the ordinary path).
+        self.answered = 0
         # The ordinary path's statements on SQLite: the same requirements, the same SQL.
         plain = credit.Requirement(keys.LIVE_KEY, {})
         claimed = credit.Requirement(idempotency.LIVE_KEY_AND_CLAIM, {})
@@ -121,6 +123,7 @@ class FastSqliteCredit:
         self.claim = _compile(engine, idempotency.CLAIM_PENDING["sqlite"])
         self.store = _compile(engine, idempotency.STORE_CLAIMED)
         self.outbox = _compile(engine, outbox.INSERT)
+        self.allocation_event = _compile(engine, outbox.INSERT_ALLOCATION)
         self.audit = _compile(engine, audit.INSERT)
         self.insert_alarm = _compile(engine, alarms.INSERT_ALARM)
         self.fired = _compile(engine, alarms.UPDATE_FIRED)
@@ -147,22 +150,9 @@ class FastSqliteCredit:
         if connection is not None:
             connection.close()
 
-    async def write(
-        self,
-        *,
-        key_id: int,
-        partner_id: int,
-        uin: int,
-        amount: int,
-        origin: Origin,
-        claim: dict[str, Any] | None,
-        answer: Callable[[credit.CreditChange], str],
-        audited: Callable[[credit.CreditChange, str], dict[str, Any]],
-    ) -> str | None:
+    async def write(self, asked: Write) -> str | None:
         """One allocation (negative: withdrawal) in one transaction, or None (rolled back,
-        nothing changed) when it is not the plain case. ``claim``: the idempotency claim's
-        parameters, whose answer is then stored; ``answer`` gives the answer's text,
-        ``audited`` the audit row's parameters."""
+        nothing changed) when it is not the plain case."""
         connection = self.connections[asyncio.get_running_loop()]
         holder = id(connection)
         if not await self.queue.acquire_async(holder, self.wait_seconds):
@@ -178,14 +168,14 @@ class FastSqliteCredit:
             try:
                 text = self._write(
                     connection,
-                    key_id=key_id,
-                    partner_id=partner_id,
-                    uin=uin,
-                    amount=amount,
-                    origin=origin,
-                    claim=claim,
-                    answer=answer,
-                    audited=audited,
+                    key_id=asked.key_id,
+                    partner_id=asked.partner_id,
+                    uin=asked.uin,
+                    amount=asked.amount,
+                    origin=asked.origin,
+                    claim=asked.claim,
+                    answer=asked.answer,
+                    audited=asked.audited,
                 )
                 connection.execute("COMMIT")
             except BaseException:
@@ -193,6 +183,7 @@ class FastSqliteCredit:
                     connection.execute("ROLLBACK")
                 raise
             self.statements += 2
+            self.answered += text is not None
             return text
         except _NotPlain:
             self.statements = counted  # rolled back: not an answered write's
@@ -260,7 +251,7 @@ class FastSqliteCredit:
             type=outbox.ALLOCATION_RECORDED,
             payload=records.as_payload(record),
         )
-        self._run(connection, self.outbox, event)
+        self._run(connection, self.allocation_event, event)
         alarm = self._alarm(connection, partner_id, after, pool_after, amount, now)
         change = credit.change_of(
             partner_id=partner_id,
@@ -323,6 +314,4 @@ def install(app: FastAPI, engine: Engine, *, busy_timeout_ms: int) -> FastSqlite
     queue = queue_for(engine.url.database)
     if queue is None:
         return None
-    fast = FastSqliteCredit(app, engine, queue, busy_timeout_ms / 1000)
-    app.add_middleware(FastPath, fast=fast)
-    return fast
+    return FastSqliteCredit(app, engine, queue, busy_timeout_ms / 1000)

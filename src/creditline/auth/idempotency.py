@@ -17,10 +17,13 @@ from sqlalchemy import (
     ColumnElement,
     Integer,
     String,
+    Text,
     and_,
     bindparam,
+    cast,
     delete,
     exists,
+    literal,
     select,
     update,
 )
@@ -141,6 +144,42 @@ def _claim_pending(dialect: Any) -> Any:
 
 #: :func:`claim` without asking for its outcome, by engine (parameters: :func:`claimed`).
 CLAIM_PENDING = {"postgresql": _claim_pending(postgresql), "sqlite": _claim_pending(sqlite)}
+
+
+_CLAIMED_COLUMNS = ("api_key_id", "partner_id", "key", "request_hash", "created_at")
+
+
+def claim_answered(answer: Any, *, rows: Any) -> Any:
+    """PostgreSQL's claim of a key that stores its answer at once: :data:`CLAIM_PENDING`'s
+    row with status 200 and ``answer`` (built by the same statement from ``rows``), or
+    nothing when the key is taken (parameters: :func:`claimed`). Returns the row's id."""
+    return (
+        postgresql.insert(IdempotentRequest.metadata.tables[IdempotentRequest.__tablename__])
+        .from_select(
+            [*_CLAIMED_COLUMNS, "status_code", "response_body"],
+            select(
+                bindparam("claim_api_key_id", type_=BigInteger),
+                bindparam("claim_partner_id", type_=IdempotentRequest.partner_id.type),
+                bindparam("claim_key", type_=String),
+                bindparam("claim_request_hash", type_=String),
+                bindparam("claim_created_at", type_=IdempotentRequest.created_at.type),
+                literal(200, Integer),
+                cast(answer, Text),
+            ).select_from(*rows),
+        )
+        .on_conflict_do_nothing(index_elements=KEY)
+        .returning(IdempotentRequest.id)
+    )
+
+
+#: The condition that ``claim_key`` of ``claim_api_key_id`` is not yet used (no row of
+#: it, answered or not), for the write's own guard (parameters: :func:`claimed`).
+UNUSED: ColumnElement[bool] = ~exists().where(
+    IdempotentRequest.partner_id
+    == bindparam("claim_partner_id", type_=IdempotentRequest.partner_id.type),
+    IdempotentRequest.api_key_id == bindparam("claim_api_key_id", type_=BigInteger),
+    IdempotentRequest.key == bindparam("claim_key", type_=String),
+)
 
 
 def claimed(

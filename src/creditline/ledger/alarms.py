@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import JSON, ColumnElement, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from creditline import money
@@ -56,6 +56,16 @@ def reached(thresholds: Sequence[int], *, total_credit: int, consumed: int) -> l
     return [
         t for t in sorted(thresholds) if is_reached(t, total_credit=total_credit, consumed=consumed)
     ]
+
+
+def fired_after_sql(
+    *, thresholds: Any, total_credit: Any, consumed: Any, fired: Any
+) -> ColumnElement[Any]:
+    """In SQL (PostgreSQL, migration 0018): the fired list the firing rule leaves a
+    customer with ``total_credit`` and ``consumed``, the effective list ``thresholds`` and
+    the fired list ``fired`` when it raises no alarm (as :func:`decide` sets it: the
+    reached thresholds, ascending), or NULL when it raises one."""
+    return func.creditline_fired_after(thresholds, total_credit, consumed, fired, type_=JSON)
 
 
 def utilization_basis_points(*, total_credit: int, consumed: int) -> int | None:

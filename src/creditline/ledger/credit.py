@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    CTE,
     BigInteger,
     ColumnElement,
     Executable,
@@ -116,22 +117,29 @@ def _pool_update(require: Requirement | None) -> Update:
     return statement
 
 
+def customer_guard() -> tuple[ColumnElement[bool], ...]:
+    """The customer's guard (parameters ``credit_partner_id``, ``credit_customer_uin``,
+    ``credit_amount``): its row, and for a withdrawal at most what is available (never
+    below zero) and never more than the total credit, which stays >= 0."""
+    return (
+        Customer.partner_id == _PARTNER,
+        Customer.uin == _UIN,
+        or_(
+            _AMOUNT > 0,
+            and_(
+                Customer.total_credit - Customer.consumed >= -_AMOUNT,
+                Customer.total_credit >= -_AMOUNT,
+            ),
+        ),
+    )
+
+
 def _customer_update() -> Update:
     """The customer's credit: an allocation always; a withdrawal at most what is
     available (never below zero) and never more than the total credit, which stays >= 0."""
     return (
         update(Customer)
-        .where(
-            Customer.partner_id == _PARTNER,
-            Customer.uin == _UIN,
-            or_(
-                _AMOUNT > 0,
-                and_(
-                    Customer.total_credit - Customer.consumed >= -_AMOUNT,
-                    Customer.total_credit >= -_AMOUNT,
-                ),
-            ),
-        )
+        .where(*customer_guard())
         .values(total_credit=Customer.total_credit + _AMOUNT)
         .returning(*Customer.__table__.columns)
     )
@@ -153,12 +161,25 @@ _RECORD_COLUMNS = (
 )
 
 
-def _combined(require: Requirement | None) -> Executable:
-    """On PostgreSQL the same two guarded UPDATEs and the record's INSERT as one
-    statement (data-modifying CTEs): the customer's UPDATE runs only once the pool's has
-    (partner row locked first, as everywhere), the record only for a changed customer."""
+def combined_ctes(
+    require: Requirement | None,
+    *,
+    customer_also: Callable[[CTE], ColumnElement[bool]] | None = None,
+    customer_sets: Callable[[CTE], dict[str, Any]] | None = None,
+) -> tuple[CTE, CTE, CTE]:
+    """The pool's and the customer's guarded UPDATEs and the record's INSERT as
+    data-modifying CTEs ``pool``, ``customer`` and ``record`` (each returning its whole
+    row): the customer's UPDATE runs only once the pool's has (partner row locked first, as
+    everywhere), the record only for a changed customer. ``customer_also``: a further
+    condition of the customer's UPDATE, ``customer_sets`` further columns it sets, each
+    given the ``pool`` CTE."""
     pool = _pool_update(require).cte("pool")
-    customer = _customer_update().where(exists(select(pool.c.id))).cte("customer")
+    customer_update = _customer_update().where(exists(select(pool.c.id)))
+    if customer_also is not None:
+        customer_update = customer_update.where(customer_also(pool))
+    if customer_sets is not None:
+        customer_update = customer_update.values(customer_sets(pool))
+    customer = customer_update.cte("customer")
     record = (
         insert(AllocationRecord)
         .from_select(
@@ -178,9 +199,16 @@ def _combined(require: Requirement | None) -> Executable:
                 bindparam("credit_created_at", type_=AllocationRecord.created_at.type),
             ),
         )
-        .returning(AllocationRecord.id)
+        .returning(*AllocationRecord.__table__.columns)
         .cte("record")
     )
+    return pool, customer, record
+
+
+def _combined(require: Requirement | None) -> Executable:
+    """On PostgreSQL the same two guarded UPDATEs and the record's INSERT as one
+    statement (:func:`combined_ctes`)."""
+    pool, customer, record = combined_ctes(require)
     return select(
         *(c.label(f"p_{c.name}") for c in pool.c),
         *(c.label(f"c_{c.name}") for c in customer.c),

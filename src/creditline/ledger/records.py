@@ -10,12 +10,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Engine, Select, bindparam, insert, or_, select
+from sqlalchemy import ColumnElement, Engine, Select, bindparam, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from creditline import money
 from creditline.clock import utcnow
-from creditline.db import read_transaction
+from creditline.db import json_sql, read_transaction
 from creditline.db.tables import AllocationRecord, Customer, Partner
 from creditline.errors import InvalidInput, NotFound
 from creditline.ledger.outbox import ALLOCATION_RECORDED, enqueue
@@ -135,6 +135,26 @@ def as_payload(record: RecordRow) -> dict[str, Any]:
         "idempotency_key": record.idempotency_key,
         "created_at": record.created_at.isoformat(),
     }
+
+
+def payload_sql(record: Any, *, created_at: Any) -> ColumnElement[Any]:
+    """:func:`as_payload` built by PostgreSQL from ``record`` (a record's columns, e.g. a
+    CTE returning its row), its time written by the caller (``created_at``: the text)."""
+    return func.json_build_object(
+        "id", record.id,
+        "partner_id", record.partner_id,
+        "kind", record.kind,
+        "customer_uin", record.customer_uin,
+        "sub_partner_id", record.sub_partner_id,
+        "operator", record.operator,
+        "change", json_sql.money_text(record.change),
+        "total_after", json_sql.money_text(record.total_after),
+        "available_after", json_sql.money_text(record.available_after),
+        "remark", record.remark,
+        "source", record.source,
+        "idempotency_key", record.idempotency_key,
+        "created_at", created_at,
+    )  # fmt: skip
 
 
 class RecordRow(Protocol):

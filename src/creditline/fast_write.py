@@ -1,0 +1,188 @@
+"""PostgreSQL's REST allocation as one statement (served by api/fast.py): the ledger's
+guarded UPDATEs and INSERT, the answer, the idempotency key claimed with it, the outbox
+event and the audit row, each the statement its module owns, with the JSON each module
+writes in Python built in SQL (creditline.db.json_sql) — so that an allocation is one
+round trip and its own transaction, with nothing to begin or commit."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from sqlalchemy import (
+    CTE,
+    JSON,
+    BigInteger,
+    ColumnElement,
+    Numeric,
+    Text,
+    and_,
+    bindparam,
+    case,
+    cast,
+    exists,
+    func,
+    null,
+    select,
+    true,
+)
+from sqlalchemy.sql import Executable
+
+from creditline import audit
+from creditline.auth import idempotency, keys
+from creditline.db import json_sql
+from creditline.db.tables import Customer, OutboxEvent, Partner
+from creditline.ledger import alarms, credit, outbox, records
+
+#: The SQLSTATE of ``creditline_refuse`` (migration 0018): the statement is undone whole.
+REFUSED = "CL001"
+
+
+def one_statement(*, claim: bool) -> Executable:
+    """PostgreSQL's allocation as one statement: the ledger's guarded UPDATEs and the
+    record's INSERT (:func:`credit.combined_ctes`, the key checked live and, with
+    ``claim``, its idempotency key unused), the answer built from their rows, the
+    idempotency key claimed with that answer, the outbox event and the audit row — each
+    the INSERT its module owns, with the JSON its module writes in Python built in SQL
+    (creditline.db.json_sql). The customer changes only when the alarm rule leaves its
+    fired set without an alarm to raise (re-arming what it falls below; an alarm is the
+    ordinary path's to raise). Where the pool gave
+    and something after refused (the customer, a key taken meanwhile), the statement
+    raises :data:`REFUSED` and nothing of it stays."""
+    amount = bindparam("credit_amount", type_=BigInteger)
+
+    def fired_after(default: Any) -> ColumnElement[Any]:
+        return alarms.fired_after_sql(
+            thresholds=func.coalesce(Customer.thresholds, default),
+            total_credit=Customer.total_credit + amount,
+            consumed=Customer.consumed,
+            fired=Customer.fired_thresholds,
+        )
+
+    # The pool gives only where the customer, as the statement first sees it, would take
+    # it without an alarm to raise: the common refusals change nothing and raise nothing.
+    # The customer's own UPDATE checks again under its row lock (a concurrent change
+    # between the two is refused by raising), and re-arms the thresholds it falls below.
+    customer_would = exists().where(
+        *credit.customer_guard(), fired_after(Partner.thresholds).is_not(None)
+    )
+    condition = and_(keys.LIVE_KEY, customer_would)
+    if claim:
+        condition = and_(condition, idempotency.UNUSED)
+    pool, customer, record = credit.combined_ctes(
+        credit.Requirement(condition, {}),
+        customer_also=lambda pool: fired_after(select(pool.c.thresholds).scalar_subquery()).is_not(
+            None
+        ),
+        customer_sets=lambda pool: {
+            "fired_thresholds": fired_after(select(pool.c.thresholds).scalar_subquery())
+        },
+    )
+    text_param = functools.partial(bindparam, type_=Text)
+    answer = (
+        select(
+            func.json_build_object(
+                "record",
+                records.payload_sql(record.c, created_at=text_param("fast_created_z")),
+                "customer",
+                _customer_json(customer.c),
+                "pool",
+                _pool_json(pool.c),
+                "alarm_id",
+                null(),
+            ).label("body")
+        )
+        .select_from(pool, customer, record)
+        .cte("answer")
+    )
+    written: list[CTE] = [
+        outbox.insert_from(
+            partner_id=record.c.partner_id,
+            type=outbox.ALLOCATION_RECORDED,
+            payload=records.payload_sql(record.c, created_at=text_param("fast_created_iso")),
+            rows=[record],
+            # No endpoint of the partner takes the event: handed over already (as the
+            # delivery worker's expansion would find it, with nothing to deliver).
+            handed_over=case(
+                (outbox.taken(record.c.partner_id, outbox.ALLOCATION_RECORDED), null()),
+                else_=bindparam("outbox_created_at", type_=OutboxEvent.created_at.type),
+            ),
+        ).cte("outbox"),
+        audit.insert_from(
+            before=func.json_build_object(
+                text_param("fast_pool_label"),
+                audit.state_sql(
+                    Partner.__tablename__, pool.c, pool_allocated=pool.c.pool_allocated - amount
+                ),
+                text_param("fast_customer_label"),
+                audit.state_sql(
+                    Customer.__tablename__,
+                    customer.c,
+                    total_credit=customer.c.total_credit - amount,
+                ),
+            ),
+            after=func.json_build_object(
+                text_param("fast_pool_label"),
+                audit.state_sql(Partner.__tablename__, pool.c),
+                text_param("fast_customer_label"),
+                audit.state_sql(Customer.__tablename__, customer.c),
+                "request",
+                cast(text_param("fast_request"), JSON),
+                "answer",
+                answer.c.body,
+            ),
+            rows=[pool, customer, answer],
+        ).cte("audit"),
+    ]
+    plain = and_(
+        audit.plain_sql(Partner.__tablename__, pool.c),
+        audit.plain_sql(Customer.__tablename__, customer.c),
+    )
+    joined = pool.outerjoin(customer, true()).outerjoin(answer, true())
+    done = and_(customer.c.uin.is_not(None), plain)
+    if claim:
+        claimed = idempotency.claim_answered(answer.c.body, rows=[answer]).cte("claim")
+        joined = joined.outerjoin(claimed, true())
+        done = and_(done, claimed.c.id.is_not(None))
+    refused = func.creditline_refuse(
+        "the customer, the alarm rule or the idempotency key refused after the pool gave"
+    )
+    return (
+        select(cast(answer.c.body, Text), case((~done, refused), else_=true()))
+        .select_from(joined)
+        .add_cte(*written)
+    )
+
+
+def _pool_json(pool: Any) -> ColumnElement[Any]:
+    """The answer's pool (:meth:`creditline.api.pool.Pool.of`) in SQL."""
+    return func.json_build_object(
+        "partner_id", pool.id,
+        "total", json_sql.money_text(pool.pool_total),
+        "allocated", json_sql.money_text(pool.pool_allocated),
+        "remaining", json_sql.money_text(pool.pool_total - pool.pool_allocated),
+    )  # fmt: skip
+
+
+def _customer_json(customer: Any) -> ColumnElement[Any]:
+    """The answer's customer (:func:`creditline.api.customers.customer_fields`) in SQL."""
+    total, consumed = customer.total_credit, customer.consumed
+    utilization = cast(func.floor(cast(consumed, Numeric) * 10_000 / total), BigInteger)
+    return func.json_build_object(
+        "uin", customer.uin,
+        "name", customer.name,
+        "type", customer.type,
+        "email", customer.email,
+        "mobile", customer.mobile,
+        "remark", customer.remark,
+        "identity_status", customer.identity_status,
+        "associated_at", json_sql.time_text(customer.associated_at, "z"),
+        "total_credit", json_sql.money_text(total),
+        "consumed", json_sql.money_text(consumed),
+        "available_credit", json_sql.money_text(total - consumed),
+        "max_withdrawable",
+        json_sql.money_text(func.greatest(func.least(total - consumed, total), 0)),
+        "utilization_percent",
+        case((total <= 0, null()), else_=json_sql.money_text(utilization)),
+        "thresholds", customer.thresholds,
+    )  # fmt: skip
