@@ -48,6 +48,7 @@ from creditline.db.migrate import upgrade
 from creditline.db.outage import wait_for
 from creditline.notify.worker import Worker
 from creditline.tc3 import endpoint as tc3_endpoint
+from creditline.tc3 import fast as tc3_fast
 
 access_log = access.access_log
 log = logging.getLogger("creditline.app")
@@ -245,7 +246,7 @@ def create_app(
     # (its middleware goes in front of every other layer: see the end)
     # --- Tencent Cloud API 3.0-compatible endpoint (tc3): POST / and GET / carrying
     # X-TC-Action are answered in front of the app; every other request passes through.
-    tc3_endpoint.install(app, engine, buckets)
+    tc3_limiter, tc3_hosts = tc3_endpoint.install(app, engine, buckets)
     # --- end of the Tencent-compatible endpoint ---
     app.add_middleware(RequestContext, max_body=settings.api_max_body_bytes)
     # --- Console: the partner console's pages at /, static files, security headers ---
@@ -262,6 +263,15 @@ def create_app(
         # not answer passes through them all; what it answers gets their request id, log
         # line and body cap from it.
         app.add_middleware(api_fast.FastPath, fast=fast, max_body=settings.api_max_body_bytes)
+    if isinstance(fast, api_fast.FastCredit):
+        # The Tencent action's on PostgreSQL, in front of the endpoint it hands over to.
+        app.add_middleware(
+            tc3_fast.TencentFastPath,
+            fast=fast,
+            limiter=tc3_limiter,
+            hosts=tc3_hosts,
+            clock=time.time,
+        )
     return app
 
 

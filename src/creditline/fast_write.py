@@ -7,7 +7,7 @@ round trip and its own transaction, with nothing to begin or commit."""
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import (
     CTE,
@@ -29,7 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.sql import Executable
 
 from creditline import audit
-from creditline.auth import idempotency, keys
+from creditline.auth import idempotency, keys, signatures
 from creditline.db import json_sql
 from creditline.db.tables import Customer, OutboxEvent, Partner
 from creditline.ledger import alarms, credit, outbox, records
@@ -38,7 +38,14 @@ from creditline.ledger import alarms, credit, outbox, records
 REFUSED = "CL001"
 
 
-def one_statement(*, claim: bool) -> Executable:
+#: What a one-statement allocation claims with its write: nothing, the caller's
+#: idempotency key (REST), or its request's signature (the Tencent-compatible endpoint).
+Claim = Literal["idempotency", "signature"] | None
+#: Which answer it builds: REST's (``CreditChangeOut``) or the Tencent action's fields.
+Answer = Literal["rest", "tencent"]
+
+
+def one_statement(*, claim: Claim, answer: Answer = "rest") -> Executable:
     """PostgreSQL's allocation as one statement: the ledger's guarded UPDATEs and the
     record's INSERT (:func:`credit.combined_ctes`, the key checked live and, with
     ``claim``, its idempotency key unused), the answer built from their rows, the
@@ -67,8 +74,10 @@ def one_statement(*, claim: bool) -> Executable:
         *credit.customer_guard(), fired_after(Partner.thresholds).is_not(None)
     )
     condition = and_(keys.LIVE_KEY, customer_would)
-    if claim:
+    if claim == "idempotency":
         condition = and_(condition, idempotency.UNUSED)
+    elif claim == "signature":
+        condition = and_(condition, signatures.UNUSED)
     pool, customer, record = credit.combined_ctes(
         credit.Requirement(condition, {}),
         customer_also=lambda pool: fired_after(select(pool.c.thresholds).scalar_subquery()).is_not(
@@ -79,22 +88,26 @@ def one_statement(*, claim: bool) -> Executable:
         },
     )
     text_param = functools.partial(bindparam, type_=Text)
-    answer = (
-        select(
-            func.json_build_object(
-                "record",
-                records.payload_sql(record.c, created_at=text_param("fast_created_z")),
-                "customer",
-                _customer_json(customer.c),
-                "pool",
-                _pool_json(pool.c),
-                "alarm_id",
-                null(),
-            ).label("body")
+    if answer == "rest":
+        body = func.json_build_object(
+            "record",
+            records.payload_sql(record.c, created_at=text_param("fast_created_z")),
+            "customer",
+            _customer_json(customer.c),
+            "pool",
+            _pool_json(pool.c),
+            "alarm_id",
+            null(),
         )
-        .select_from(pool, customer, record)
-        .cte("answer")
-    )
+    else:
+        # As the action's answer is audited: its amounts in cents.
+        body = func.json_build_object(
+            "TotalCredit",
+            customer.c.total_credit,
+            "RemainingCredit",
+            customer.c.total_credit - customer.c.consumed,
+        )
+    answered = select(body.label("body")).select_from(pool, customer, record).cte("answer")
     written: list[CTE] = [
         outbox.insert_from(
             partner_id=record.c.partner_id,
@@ -129,26 +142,31 @@ def one_statement(*, claim: bool) -> Executable:
                 "request",
                 cast(text_param("fast_request"), JSON),
                 "answer",
-                answer.c.body,
+                answered.c.body,
             ),
-            rows=[pool, customer, answer],
+            rows=[pool, customer, answered],
         ).cte("audit"),
     ]
     plain = and_(
         audit.plain_sql(Partner.__tablename__, pool.c),
         audit.plain_sql(Customer.__tablename__, customer.c),
     )
-    joined = pool.outerjoin(customer, true()).outerjoin(answer, true())
+    joined = pool.outerjoin(customer, true()).outerjoin(answered, true())
     done = and_(customer.c.uin.is_not(None), plain)
-    if claim:
-        claimed = idempotency.claim_answered(answer.c.body, rows=[answer]).cte("claim")
-        joined = joined.outerjoin(claimed, true())
-        done = and_(done, claimed.c.id.is_not(None))
+    if claim == "idempotency":
+        taken = idempotency.claim_answered(answered.c.body, rows=[answered]).cte("claim")
+        joined = joined.outerjoin(taken, true())
+        done = and_(done, taken.c.id.is_not(None))
+    elif claim == "signature":
+        written.append(signatures.FORGET_EXPIRED.cte("forget"))
+        taken = signatures.claim_from(rows=[answered]).cte("claim")
+        joined = joined.outerjoin(taken, true())
+        done = and_(done, taken.c.signature_hash.is_not(None))
     refused = func.creditline_refuse(
-        "the customer, the alarm rule or the idempotency key refused after the pool gave"
+        "the customer, the alarm rule or the claim refused after the pool gave"
     )
     return (
-        select(cast(answer.c.body, Text), case((~done, refused), else_=true()))
+        select(cast(answered.c.body, Text), case((~done, refused), else_=true()))
         .select_from(joined)
         .add_cte(*written)
     )

@@ -43,17 +43,18 @@ def make_world(engine: Engine, *, customers: int, pool: int, webhook_url: str | 
             accounts.create_customer(s, partner_id=partner.id, name=f"Customer {n}").uin
             for n in range(customers)
         ]
+        if webhook_url is not None:
+            # The receiver listens on 127.0.0.1: private targets are let through here
+            # (and in the processes, by the environment they are given). Added first: an
+            # endpoint receives the events recorded once it exists (the grant's, too).
+            endpoints.add_endpoint(
+                s, partner_id=partner.id, url=webhook_url, allow_private_targets=True
+            )
         pools.grant(s, partner_id=partner.id, amount=pool, origin=origin)
         operator = keys.create(
             s, name="load operator", principal="partner", partner_id=partner.id, role="operator"
         )
         platform = keys.create(s, name="billing feed", principal="platform")
-        if webhook_url is not None:
-            # The receiver listens on 127.0.0.1: private targets are let through here
-            # (and in the processes, by the environment they are given).
-            endpoints.add_endpoint(
-                s, partner_id=partner.id, url=webhook_url, allow_private_targets=True
-            )
         partner_id = partner.id
     return World(
         partner_id=partner_id,

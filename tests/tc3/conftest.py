@@ -154,19 +154,20 @@ def rate_limits() -> str:
 
 
 @pytest.fixture
-def endpoint(
-    engine_with_server_key: Engine,
-    world: World,
-    rate_limits: str,
-    monkeypatch: pytest.MonkeyPatch,
-) -> Iterator[str]:
-    """``host:port`` of a live server on this test's database."""
+def served_app(
+    engine_with_server_key: Engine, world: World, rate_limits: str, monkeypatch: pytest.MonkeyPatch
+) -> FastAPI:
+    """The application the live server (:func:`endpoint`) runs."""
     monkeypatch.setenv("CREDITLINE_TC3_RATE_LIMITS", rate_limits)
+    return build_app(engine_with_server_key)
+
+
+@pytest.fixture
+def endpoint(served_app: FastAPI) -> Iterator[str]:
+    """``host:port`` of a live server on this test's database."""
     port = _free_port()
     server = uvicorn.Server(
-        uvicorn.Config(
-            build_app(engine_with_server_key), host="127.0.0.1", port=port, log_level="warning"
-        )
+        uvicorn.Config(served_app, host="127.0.0.1", port=port, log_level="warning")
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

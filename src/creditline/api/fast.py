@@ -51,6 +51,13 @@ log = logging.getLogger(__name__)
 #: Request state: the rate limit's token is taken (by the fast path, before handing over).
 RATE_TAKEN = "creditline.rate_taken"
 _PATH = re.compile(r"^/v1/customers/([0-9]{1,19})/(allocate|withdraw)$")
+#: The one statement's forms: REST's with or without an idempotency key, the Tencent
+#: action's with its signature.
+_STATEMENTS: tuple[tuple[fast_write.Claim, fast_write.Answer], ...] = (
+    (None, "rest"),
+    ("idempotency", "rest"),
+    ("signature", "tencent"),
+)
 #: The largest body the fast path reads (an amount and a remark); a larger one, or one of
 #: unannounced length, goes to the ordinary layers.
 _MAX_BODY = 4096
@@ -137,10 +144,10 @@ class FastCredit:
         self.round_trips = 0
         #: The writes answered here (not handed to the ordinary path).
         self.answered = 0
-        #: The one statement, without and with an idempotency key to claim.
+        #: The one statement, by what it claims and which answer it builds.
         self.one = {
-            claim: _compile(engine, fast_write.one_statement(claim=claim))
-            for claim in (False, True)
+            (claim, answer): _compile(engine, fast_write.one_statement(claim=claim, answer=answer))
+            for claim, answer in _STATEMENTS
         }
 
     async def open(self) -> None:
@@ -197,7 +204,7 @@ class FastCredit:
         params["fast_customer_label"] = audit.label_of(
             Customer.__tablename__, (asked.partner_id, asked.uin)
         )
-        statement = self.one[asked.claim is not None]
+        statement = self.one[asked.claims, asked.shape]
         if asked.claim is not None:
             params.update(asked.claim)
         async with pool.connection() as connection:
@@ -226,7 +233,9 @@ class Write:
     uin: int
     amount: int
     origin: Origin
-    #: The idempotency claim's parameters (:func:`idempotency.claimed`), if a key was sent.
+    #: What the write claims (an idempotency key, a signature), and the claim's parameters
+    #: (:func:`idempotency.claimed`, :func:`signatures.claim_params`).
+    claims: fast_write.Claim
     claim: dict[str, Any] | None
     #: The request's body, as the audit row keeps it.
     request: Any
@@ -235,7 +244,9 @@ class Write:
     #: The answer's text from the change (SQLite's writer, which builds it in Python).
     answer: Callable[[credit.CreditChange], str]
     #: The audit row's parameters from the change and the answer (SQLite's writer).
-    audited: Callable[[credit.CreditChange, str], dict[str, Any]]
+    audited: Callable[[credit.CreditChange, str], dict[str, Any]] | None = None
+    #: Which answer the statement builds (PostgreSQL's writer).
+    shape: fast_write.Answer = "rest"
 
 
 class CreditWriter(Protocol):
@@ -278,7 +289,7 @@ class FastPath:
         request_id = access.request_id(headers.get("x-request-id", ""))
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
-        body = await _read(receive)
+        body = await read_body(receive)
         try:
             answer = await self._answer(scope, headers, body, matched.group(1), matched.group(2))
         except Exception:  # the ordinary path answers it, and logs what it must
@@ -394,6 +405,7 @@ class FastPath:
         del base["audit_before"], base["audit_after"]
         answer = await fast.write(
             Write(
+                claims=None if claim is None else "idempotency",
                 key_id=key.id,
                 partner_id=partner_id,
                 uin=uin,
@@ -434,7 +446,8 @@ def _kept_key(engine: Engine, authorization: str) -> keys.ApiKey | None:
     return key
 
 
-async def _read(receive: Receive) -> bytes:
+async def read_body(receive: Receive) -> bytes:
+    """The request's whole body."""
     body = b""
     while True:
         message = await receive()

@@ -153,6 +153,9 @@ class FastSqliteCredit:
     async def write(self, asked: Write) -> str | None:
         """One allocation (negative: withdrawal) in one transaction, or None (rolled back,
         nothing changed) when it is not the plain case."""
+        if asked.audited is None or asked.shape != "rest":
+            return None  # a write only PostgreSQL's one statement makes
+        audited = asked.audited
         connection = self.connections[asyncio.get_running_loop()]
         holder = id(connection)
         if not await self.queue.acquire_async(holder, self.wait_seconds):
@@ -175,7 +178,7 @@ class FastSqliteCredit:
                     origin=asked.origin,
                     claim=asked.claim,
                     answer=asked.answer,
-                    audited=asked.audited,
+                    audited=audited,
                 )
                 connection.execute("COMMIT")
             except BaseException:

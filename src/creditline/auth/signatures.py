@@ -6,12 +6,56 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import ColumnElement, String, bindparam, delete, exists, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from creditline.db.tables import Tc3Signature
+
+#: The condition that the signature ``sig_hash`` was not used yet (for a write's own
+#: guard); :data:`FORGET_EXPIRED` and :func:`claim_from` are :func:`claim` as parts of
+#: one statement (parameters ``sig_hash``, ``sig_secret_id``, ``sig_expires_at``,
+#: ``sig_now``: :func:`claim_params`).
+UNUSED: ColumnElement[bool] = ~exists().where(
+    Tc3Signature.signature_hash == bindparam("sig_hash", type_=String)
+)
+_table = Tc3Signature.metadata.tables[Tc3Signature.__tablename__]
+FORGET_EXPIRED = delete(_table).where(
+    _table.c.secret_id == bindparam("sig_secret_id", type_=String),
+    _table.c.expires_at < bindparam("sig_now", type_=_table.c.expires_at.type),
+)
+
+
+def claim_from(*, rows: Any) -> Any:
+    """PostgreSQL's claim as part of a statement, its row only where ``rows`` (its FROM)
+    has one: returns the claimed hash, or nothing when the signature was used."""
+    return (
+        postgresql.insert(_table)
+        .from_select(
+            ["signature_hash", "secret_id", "expires_at"],
+            select(
+                bindparam("sig_hash", type_=String),
+                bindparam("sig_secret_id", type_=String),
+                bindparam("sig_expires_at", type_=_table.c.expires_at.type),
+            ).select_from(*rows),
+        )
+        .on_conflict_do_nothing(index_elements=["signature_hash"])
+        .returning(_table.c.signature_hash)
+    )
+
+
+def claim_params(
+    *, secret_id: str, signature: str, expires_at: datetime, now: datetime
+) -> dict[str, Any]:
+    """The parameters of :data:`UNUSED`, :data:`FORGET_EXPIRED` and :func:`claim_from`."""
+    return {
+        "sig_hash": hashlib.sha256(signature.encode("ascii")).hexdigest(),
+        "sig_secret_id": secret_id,
+        "sig_expires_at": expires_at,
+        "sig_now": now,
+    }
 
 
 def claim(

@@ -71,6 +71,13 @@ class TencentRequest:
     body: bytes
     #: The caller's address, for the audit log.
     client: str = ""
+    #: Whether the rate limit has counted the call already (the fast path did, then
+    #: handed the call over: creditline.tc3.fast).
+    admitted: bool = False
+
+
+#: Request state: the rate limit counted this call already (creditline.tc3.fast).
+ADMITTED = "creditline.tc3_admitted"
 
 
 class TencentEndpoint:
@@ -106,6 +113,7 @@ class TencentEndpoint:
             headers={name.lower(): value for name, value in request.headers.items()},
             body=body,
             client=request.client.host if request.client else "",
+            admitted=bool(scope.get("state", {}).get(ADMITTED)),
         )
         answer = await run_in_threadpool(self.answer, incoming)
         await Response(answer, media_type="application/json")(scope, receive, send)
@@ -226,7 +234,9 @@ class TencentEndpoint:
             # hold the file's write lock, which the lease needs: it is taken after the
             # transaction ends instead, and the request runs again (_admitted).
             wait = self.engine.dialect.name != "sqlite"
-            if not self.limiter.admit(authorization.secret_id, action.name, wait=wait):
+            if not request.admitted and not self.limiter.admit(
+                authorization.secret_id, action.name, wait=wait
+            ):
                 raise TencentError(
                     REQUEST_LIMIT_EXCEEDED,
                     f"the key has passed the request rate limit of {action.name}",
@@ -318,17 +328,22 @@ def _params(request: TencentRequest) -> Params:
     return Params(values)
 
 
-def install(app: Starlette, engine: Engine, buckets: SharedBuckets | None = None) -> None:
+def install(
+    app: Starlette, engine: Engine, buckets: SharedBuckets | None = None
+) -> tuple[RateLimiter, frozenset[str]]:
     """Put the Tencent-compatible endpoint in front of ``app``, with the API keys of
     :mod:`creditline.auth.keys` and the rate limits of ``CREDITLINE_TC3_RATE_LIMITS``
-    (counted in ``buckets``, the app's shared ones; default: new ones on ``engine``)."""
+    (counted in ``buckets``, the app's shared ones; default: new ones on ``engine``).
+    Returns its rate limiter and its signed hosts, for the fast path (creditline.tc3.fast)."""
     settings = Tc3Settings()
     buckets = buckets or SharedBuckets(BucketStore(engine))
     limiter = RateLimiter(buckets, parse_limits(settings.rate_limits))
+    hosts = settings.host_list()
     app.add_middleware(
         TencentEndpoint,
         engine=engine,
         keys=ApiKeyStore(),
         limiter=limiter,
-        hosts=settings.host_list(),
+        hosts=hosts,
     )
+    return limiter, frozenset(host.strip().lower() for host in hosts if host.strip())
