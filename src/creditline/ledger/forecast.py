@@ -327,6 +327,10 @@ _WRITE_PG = (
     .where(_customers.c.partner_id == _WRITE.c.partner_id, _customers.c.uin == _WRITE.c.uin)
     .values({name: _WRITE.c[name] for name in _FORECAST_COLUMNS})
 )
+#: The same for one partner's customers (one shard).
+_WRITE_PG_ONE = _WRITE_PG.where(
+    _customers.c.partner_id == bindparam("f_partner_id", type_=BigInteger)
+)
 _WRITE_SQLITE = (
     update(_customers)
     .where(
@@ -565,7 +569,12 @@ def _write(session: Session, writes: list[dict[str, Any]]) -> None:
             "f_uins": [w["uin"] for w in writes],
         }
         params.update({f"f_{name}": [w[name] for w in writes] for name in _FORECAST_COLUMNS})
-        session.execute(_WRITE_PG, params)
+        partners = set(params["f_partner_ids"])
+        if len(partners) == 1:
+            params["f_partner_id"] = partners.pop()
+            session.execute(_WRITE_PG_ONE, params)
+        else:
+            session.execute(_WRITE_PG, params)
         return
     session.execute(
         _WRITE_SQLITE, [{f"w_{name}": value for name, value in w.items()} for w in writes]
