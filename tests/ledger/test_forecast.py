@@ -169,7 +169,7 @@ def test_ingestion_keeps_the_daily_totals_of_counted_usage(
             .where(UsageEvent.partner_id == acme.id)
             .group_by(UsageEvent.customer_uin)
         ).tuples()
-        assert {uin: total for uin, total in events} == {a: 11_00, b: 7_00}
+        assert dict(events.all()) == {a: 11_00, b: 7_00}
     assert _customer(engine, acme.id, a).consumed == 11_00
 
 

@@ -6,7 +6,9 @@ its forecast (burn rate, the day it was computed for, its first day of usage, an
 ``runs_out_day``, generated from them and indexed for the sort by "runs out") and its
 forecast alarm state; the partner gains its default forecast alarm window (7 days).
 Forecasts are computed by the next usage batch or ``creditline forecasts refresh``: the
-first day of usage is filled here so that the history is known.
+first day of usage is filled here so that the history is known. A webhook endpoint that
+was subscribed to every event type there was also receives the new
+``credit.forecast_exhaustion`` (one subscribed to a chosen few keeps its choice).
 
 Revision ID: 0016
 Revises: 0015
@@ -14,6 +16,8 @@ Create Date: 2026-12-01
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -90,9 +94,44 @@ def upgrade() -> None:
         f"UPDATE customers SET usage_since = (SELECT {first} FROM usage_daily d "
         "WHERE d.partner_id = customers.partner_id AND d.customer_uin = customers.uin)"
     )
+    _subscriptions(_subscribe)
+
+
+_OLD_TYPES = {"credit.threshold_reached", "credit.allocation_recorded"}
+_NEW_TYPE = "credit.forecast_exhaustion"
+_endpoints = sa.table(
+    "webhook_endpoints",
+    sa.column("partner_id", sa.BigInteger()),
+    sa.column("id", sa.BigInteger()),
+    sa.column("event_types", sa.JSON()),
+)
+
+
+def _subscriptions(change: Any) -> None:
+    bind = op.get_bind()
+    rows = bind.execute(
+        sa.select(_endpoints.c.partner_id, _endpoints.c.id, _endpoints.c.event_types)
+    ).all()
+    for partner_id, endpoint_id, types in rows:
+        changed = change(list(types or []))
+        if changed is not None:
+            bind.execute(
+                _endpoints.update()
+                .where(_endpoints.c.partner_id == partner_id, _endpoints.c.id == endpoint_id)
+                .values(event_types=changed)
+            )
+
+
+def _subscribe(types: list[str]) -> list[str] | None:
+    return [*types, _NEW_TYPE] if set(types) >= _OLD_TYPES and _NEW_TYPE not in types else None
+
+
+def _unsubscribe(types: list[str]) -> list[str] | None:
+    return [t for t in types if t != _NEW_TYPE] if _NEW_TYPE in types else None
 
 
 def downgrade() -> None:
+    _subscriptions(_unsubscribe)
     op.drop_index("ix_customers_partner_id_runs_out_day", table_name="customers")
     # Not a batch on SQLite (see 0011): SQLite (3.35+) drops a column in place.
     for name in (
