@@ -22,7 +22,7 @@ month's counted usage so far plus the rate for the rest of the month (today coun
 
 The rate changes only with the complete days, so a usage batch recomputes it for a
 customer only when the day has turned since its last forecast, or when the batch holds
-events of an earlier day; :func:`refresh` recomputes every stale forecast of a partner
+events of a day in its window (or before its first day of usage); :func:`refresh` recomputes every stale forecast of a partner
 once a day (``creditline forecasts refresh``).
 
 **Forecast alarms**: a customer whose projected exhaustion is at most its window (the
@@ -453,8 +453,8 @@ def update_forecasts(
 ) -> list[ForecastAlarm]:
     """After a change of the customers ``rows`` (each with :data:`COLUMNS`, as changed):
     recompute the rate of those whose forecast is stale (computed before ``on``, never
-    computed, or given usage of an earlier day: ``new_days`` by UIN; every one with
-    ``force``) from one read of their window's daily totals; apply the forecast alarm rule
+    computed, or given usage of a day of its window or before its first day of usage:
+    ``new_days`` by UIN; every one with ``force``) from one read of their window's daily totals; apply the forecast alarm rule
     (``defaults``: each partner's window); then write every changed row by one statement
     and raise the alarms (a message-centre notice and an outbox event each)."""
     on = on or today()
@@ -471,7 +471,7 @@ def update_forecasts(
             force
             or row.forecast_day != on_n
             or since != row.usage_since
-            or any(day < on for day in days)
+            or any(on - timedelta(days=WINDOW_DAYS) <= day < on for day in days)
         ):
             stale.append((row, since))
     rates = _rates(session, stale, on=on)
