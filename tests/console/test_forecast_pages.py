@@ -48,7 +48,12 @@ def test_runs_out_column_sort_detail_chart_and_dashboard(
     assert 'aria-sort="ascending"' in page.text and "Runs out" in page.text
     rows = page.text.split('data-uin="')[1:]
     assert [int(r.split('"')[0]) for r in rows] == [alpha, beta, gamma]
-    assert (today + timedelta(days=6)).isoformat() in rows[0]
+    runs_out = today + timedelta(days=6)
+    assert runs_out.isoformat() in rows[0]  # in full in its title
+    short = f"{runs_out.day} {runs_out:%b}"
+    if runs_out.year != today.year:
+        short += f" {runs_out.year}"
+    assert f">{short}</span>" in rows[0]  # shown short in the narrow column
     assert "not enough history" in rows[1]
 
     detail = client.get(f"/customers/{alpha}")

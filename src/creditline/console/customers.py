@@ -3,6 +3,8 @@ Setting Credit form; per-customer thresholds; usage charts."""
 
 from __future__ import annotations
 
+from datetime import date
+
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse
 from starlette.responses import Response
@@ -10,7 +12,7 @@ from starlette.responses import Response
 from creditline import audit, money
 from creditline.auth import users
 from creditline.console import charts
-from creditline.console.visit import PathId, Visit, visit
+from creditline.console.visit import PathId, Visit, templates, visit
 from creditline.errors import CreditlineError
 from creditline.ledger import (
     alarms,
@@ -26,6 +28,16 @@ from creditline.ledger.records import Origin, RecordFilter
 from creditline.limits import MAX_PAGE_NUMBER
 
 router = APIRouter()
+
+
+def short_day(day: date) -> str:
+    """A day in few characters, for a narrow column: "7 Dec", with the year when it is
+    not this year's ("7 Jan 2027")."""
+    text = f"{day.day} {day.strftime('%b')}"
+    return text if day.year == forecast.today().year else f"{text} {day.year}"
+
+
+templates.env.filters["short_day"] = short_day
 
 PAGE_SIZE = 20
 #: The console's sort names (short, for links) and the core's sort keys.

@@ -22,8 +22,9 @@ month's counted usage so far plus the rate for the rest of the month (today coun
 
 The rate changes only with the complete days, so a usage batch recomputes it for a
 customer only when the day has turned since its last forecast, or when the batch holds
-events of a day in its window (or before its first day of usage); :func:`refresh` recomputes every stale forecast of a partner
-once a day (``creditline forecasts refresh``).
+events of a day in its window (or before its first day of usage); :func:`refresh`
+recomputes every stale forecast of a partner once a day (``creditline forecasts
+refresh``).
 
 **Forecast alarms**: a customer whose projected exhaustion is at most its window (the
 partner's ``forecast_days``, default 7, 0 off; or the customer's own) days away raises one
@@ -454,9 +455,10 @@ def update_forecasts(
     """After a change of the customers ``rows`` (each with :data:`COLUMNS`, as changed):
     recompute the rate of those whose forecast is stale (computed before ``on``, never
     computed, or given usage of a day of its window or before its first day of usage:
-    ``new_days`` by UIN; every one with ``force``) from one read of their window's daily totals; apply the forecast alarm rule
-    (``defaults``: each partner's window); then write every changed row by one statement
-    and raise the alarms (a message-centre notice and an outbox event each)."""
+    ``new_days`` by UIN; every one with ``force``) from one read of their window's daily
+    totals; apply the forecast alarm rule (``defaults``: each partner's window); then
+    write every changed row by one statement and raise the alarms (a message-centre
+    notice and an outbox event each)."""
     on = on or today()
     on_n = day_number(on)
     rows = list(rows)
