@@ -63,9 +63,22 @@ def test_runs_out_column_sort_detail_chart_and_dashboard(
     assert chart.status_code == 200
     assert f"runs out on {today + timedelta(days=6)}" in chart.text and "projected" in chart.text
 
+    setting = client.get(f"/customers/{alpha}/credit")
+    assert setting.status_code in (200, 403)  # a viewer may not allocate
     dash = client.get("/")
     soon = dash.text.split('data-testid="running-out"')[1].split("</section>")[0]
     assert f'data-uin="{alpha}"' in soon and f'data-uin="{beta}"' not in soon
+
+
+def test_setting_credit_shows_when_the_customer_runs_out(
+    client: TestClient, world: World, engine: Engine
+) -> None:
+    alpha = world.a_customers[0]
+    _fortnight(engine, alpha, "50.00", "a")
+    login(client, "operator@acme.example")
+    page = client.get(f"/customers/{alpha}/credit")
+    assert page.status_code == 200
+    assert "in 6 days" in page.text and "at 50.00 USD a day" in page.text
 
 
 def test_forecast_alarm_settings_in_the_console(client: TestClient, world: World) -> None:

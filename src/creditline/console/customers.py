@@ -161,6 +161,7 @@ def _credit_form(
         c=customer,
         pool_remaining=v.partner.pool_remaining,
         max_withdrawable=credit.max_withdrawable(customer.total_credit, customer.consumed),
+        f=forecast.forecasts(v.s, partner_id=v.partner_id, customers=[customer])[uin],
         amount=amount,
         remark=remark,
         error=error,

@@ -101,8 +101,8 @@ def today() -> date:
 
 
 def utc_day(moment: datetime) -> date:
-    """The UTC day of a time (an event's ``occurred_at``)."""
-    return moment.astimezone(UTC).date()
+    """The UTC day of a time (an event's ``occurred_at``; stored times read back as UTC)."""
+    return moment.date() if moment.tzinfo is UTC else moment.astimezone(UTC).date()
 
 
 def burn_rate(daily: Mapping[date, int], *, on: date, usage_since: date | None) -> int | None:
@@ -461,19 +461,23 @@ def update_forecasts(
     notice and an outbox event each)."""
     on = on or today()
     on_n = day_number(on)
+    window_start = on - timedelta(days=WINDOW_DAYS)
+    only_today = {on}
     rows = list(rows)
     stale = []
     for row in rows:
-        days = new_days.get(row.uin, set())
-        first = min(days) if days else None
+        days = new_days.get(row.uin) or set()
         since = row.usage_since
+        if not force and row.forecast_day == on_n and since is not None and days <= only_today:
+            continue  # the common case: today's usage of a customer forecast today
+        first = min(days) if days else None
         if first is not None and (since is None or day_number(first) < since):
             since = day_number(first)
         if (
             force
             or row.forecast_day != on_n
             or since != row.usage_since
-            or any(on - timedelta(days=WINDOW_DAYS) <= day < on for day in days)
+            or any(window_start <= day < on for day in days)
         ):
             stale.append((row, since))
     rates = _rates(session, stale, on=on)
@@ -482,7 +486,8 @@ def update_forecasts(
     alarms: list[ForecastAlarm] = []
     for row in rows:
         rate, forecast_day, since = row.burn_rate, row.forecast_day, row.usage_since
-        if row.uin in rates:
+        recomputed = row.uin in rates
+        if recomputed:
             rate, since = rates[row.uin]
             forecast_day = on_n
         window = row.forecast_days if row.forecast_days is not None else defaults[row.partner_id]
@@ -496,16 +501,27 @@ def update_forecasts(
             alarmed_day=row.forecast_alarm_day,
             on=on_n,
         )
-        alarm_day = on_n if alarm else row.forecast_alarm_day
-        values = {
-            "burn_rate": rate,
-            "forecast_day": forecast_day,
-            "usage_since": since,
-            "forecast_fired": fired,
-            "forecast_alarm_day": alarm_day,
-        }
-        if any(getattr(row, name) != value for name, value in values.items()):
-            writes.append({"partner_id": row.partner_id, "uin": row.uin, **values})
+        if (
+            not alarm
+            and fired == row.forecast_fired
+            and not (
+                recomputed
+                and (rate, forecast_day, since)
+                != (row.burn_rate, row.forecast_day, row.usage_since)
+            )
+        ):
+            continue  # nothing of the row changes
+        writes.append(
+            {
+                "partner_id": row.partner_id,
+                "uin": row.uin,
+                "burn_rate": rate,
+                "forecast_day": forecast_day,
+                "usage_since": since,
+                "forecast_fired": fired,
+                "forecast_alarm_day": on_n if alarm else row.forecast_alarm_day,
+            }
+        )
         if alarm:
             assert projected is not None and rate is not None
             runs_out = day_of(projected)
