@@ -48,6 +48,8 @@ from sqlalchemy import (
     Integer,
     and_,
     bindparam,
+    cast,
+    extract,
     false,
     func,
     insert,
@@ -103,6 +105,21 @@ def today() -> date:
 def utc_day(moment: datetime) -> date:
     """The UTC day of a time (an event's ``occurred_at``; stored times read back as UTC)."""
     return moment.date() if moment.tzinfo is UTC else moment.astimezone(UTC).date()
+
+
+def day_number_sql(moment: Any, dialect: str) -> Any:
+    """What a usage batch's ``INSERT ... RETURNING`` hands back for an event's day: on
+    PostgreSQL its UTC day number (:func:`day_number`), computed by the database, cheaper to
+    read than each event's time; on SQLite (whose RETURNING names columns only) the time
+    itself. :func:`day_number_of` reads either."""
+    if dialect == "postgresql":
+        return cast(func.floor(extract("epoch", moment) / 86400), Integer).label("day_number")
+    return moment
+
+
+def day_number_of(value: int | datetime) -> int:
+    """The day number :func:`day_number_sql` returned (or the time it stands for)."""
+    return value if isinstance(value, int) else day_number(utc_day(value))
 
 
 def burn_rate(daily: Mapping[date, int], *, on: date, usage_since: date | None) -> int | None:
@@ -357,20 +374,21 @@ COLUMNS = (
 )
 
 
-def add_daily(session: Session, totals: Mapping[tuple[int, int, date], int]) -> None:
-    """Add a batch's counted usage per (partner, customer, day) to ``usage_daily``: one
-    statement (PostgreSQL: the rows as arrays joined as a table; SQLite: one prepared
+def add_daily(session: Session, totals: Mapping[tuple[int, int, int], int]) -> None:
+    """Add a batch's counted usage per (partner, customer, day number) to ``usage_daily``:
+    one statement (PostgreSQL: the rows as arrays joined as a table; SQLite: one prepared
     statement run for each row), in key order."""
     if not totals:
         return
     keys = sorted(totals)
+    days = {n: date.fromordinal(n + _EPOCH) for n in {k[2] for k in keys}}
     if session.get_bind().dialect.name == "postgresql":
         session.execute(
             _ADD_DAILY_PG,
             {
                 "d_partner_ids": [k[0] for k in keys],
                 "d_uins": [k[1] for k in keys],
-                "d_days": [k[2] for k in keys],
+                "d_days": [days[k[2]] for k in keys],
                 "d_counted": [totals[k] for k in keys],
             },
         )
@@ -378,7 +396,7 @@ def add_daily(session: Session, totals: Mapping[tuple[int, int, date], int]) -> 
     session.execute(
         _ADD_DAILY_SQLITE,
         [
-            {"partner_id": p, "customer_uin": u, "day": d, "counted": totals[(p, u, d)]}
+            {"partner_id": p, "customer_uin": u, "day": days[d], "counted": totals[(p, u, d)]}
             for p, u, d in keys
         ],
     )
@@ -446,7 +464,7 @@ def update_forecasts(
     session: Session,
     rows: Iterable[Any],
     *,
-    new_days: Mapping[int, set[date]],
+    new_days: Mapping[int, set[int]],
     defaults: Mapping[int, int],
     cause: str | Mapping[int, str] = "usage",
     on: date | None = None,
@@ -455,14 +473,14 @@ def update_forecasts(
     """After a change of the customers ``rows`` (each with :data:`COLUMNS`, as changed):
     recompute the rate of those whose forecast is stale (computed before ``on``, never
     computed, or given usage of a day of its window or before its first day of usage:
-    ``new_days`` by UIN; every one with ``force``) from one read of their window's daily
-    totals; apply the forecast alarm rule (``defaults``: each partner's window); then
+    ``new_days``, day numbers by UIN; every one with ``force``) from one read of their
+    window's daily totals; apply the forecast alarm rule (``defaults``: each partner's window); then
     write every changed row by one statement and raise the alarms (a message-centre
     notice and an outbox event each)."""
     on = on or today()
     on_n = day_number(on)
-    window_start = on - timedelta(days=WINDOW_DAYS)
-    only_today = {on}
+    window_start = on_n - WINDOW_DAYS
+    only_today = {on_n}
     rows = list(rows)
     stale = []
     for row in rows:
@@ -471,13 +489,13 @@ def update_forecasts(
         if not force and row.forecast_day == on_n and since is not None and days <= only_today:
             continue  # the common case: today's usage of a customer forecast today
         first = min(days) if days else None
-        if first is not None and (since is None or day_number(first) < since):
-            since = day_number(first)
+        if first is not None and (since is None or first < since):
+            since = first
         if (
             force
             or row.forecast_day != on_n
             or since != row.usage_since
-            or any(window_start <= day < on for day in days)
+            or any(window_start <= day < on_n for day in days)
         ):
             stale.append((row, since))
     rates = _rates(session, stale, on=on)

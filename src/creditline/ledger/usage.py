@@ -504,12 +504,12 @@ def ingest(
         session.execute(_EMPTY_STAGING)
         delta: dict[int, int] = defaultdict(int)
         refunds: dict[int, bool] = defaultdict(bool)
-        daily: dict[tuple[int, int, Any], int] = defaultdict(int)
-        days: dict[int, set[Any]] = defaultdict(set)
-        for uin, counted, kind, occurred_at in inserted:
+        daily: dict[tuple[int, int, int], int] = defaultdict(int)
+        days: dict[int, set[int]] = defaultdict(set)
+        for uin, counted, kind, when in inserted:
+            day = forecast.day_number_of(when)
             delta[uin] += counted
             refunds[uin] |= kind == "refund" and counted != 0
-            day = forecast.utc_day(occurred_at)
             daily[(owners[uin], uin, day)] += counted
             days[uin].add(day)
         forecast.add_daily(session, daily)
