@@ -53,6 +53,7 @@ from sqlalchemy import (
     false,
     func,
     insert,
+    literal_column,
     select,
     tuple_,
     update,
@@ -294,7 +295,7 @@ _DAILY_ROWS = (
     func.unnest(
         bindparam("d_partner_ids", type_=postgresql.ARRAY(BigInteger)),
         bindparam("d_uins", type_=postgresql.ARRAY(BigInteger)),
-        bindparam("d_days", type_=postgresql.ARRAY(Date)),
+        bindparam("d_days", type_=postgresql.ARRAY(Integer)),
         bindparam("d_counted", type_=postgresql.ARRAY(BigInteger)),
     )
     .table_valued("partner_id", "customer_uin", "day", "counted")
@@ -305,7 +306,8 @@ _pg_daily = postgresql.insert(_daily).from_select(
     select(
         _DAILY_ROWS.c.partner_id,
         _DAILY_ROWS.c.customer_uin,
-        _DAILY_ROWS.c.day,
+        # Day numbers travel as integers (cheaper to send than dates) and become dates here.
+        literal_column("DATE '1970-01-01'", Date) + _DAILY_ROWS.c.day,
         _DAILY_ROWS.c.counted,
     ),
 )
@@ -381,18 +383,18 @@ def add_daily(session: Session, totals: Mapping[tuple[int, int, int], int]) -> N
     if not totals:
         return
     keys = sorted(totals)
-    days = {n: date.fromordinal(n + _EPOCH) for n in {k[2] for k in keys}}
     if session.get_bind().dialect.name == "postgresql":
         session.execute(
             _ADD_DAILY_PG,
             {
                 "d_partner_ids": [k[0] for k in keys],
                 "d_uins": [k[1] for k in keys],
-                "d_days": [days[k[2]] for k in keys],
+                "d_days": [k[2] for k in keys],
                 "d_counted": [totals[k] for k in keys],
             },
         )
         return
+    days = {n: date.fromordinal(n + _EPOCH) for n in {k[2] for k in keys}}
     session.execute(
         _ADD_DAILY_SQLITE,
         [
@@ -503,8 +505,10 @@ def update_forecasts(
     writes: list[dict[str, Any]] = []
     alarms: list[ForecastAlarm] = []
     for row in rows:
-        rate, forecast_day, since = row.burn_rate, row.forecast_day, row.usage_since
         recomputed = row.uin in rates
+        if not recomputed and row.burn_rate is None and not row.forecast_fired:
+            continue  # no projection, nothing fired: nothing to decide
+        rate, forecast_day, since = row.burn_rate, row.forecast_day, row.usage_since
         if recomputed:
             rate, since = rates[row.uin]
             forecast_day = on_n
