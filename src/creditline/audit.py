@@ -144,14 +144,17 @@ _KINDS: dict[str, _Kind] = {
         hidden=frozenset(
             {"fired_thresholds", "last_alarm_threshold", "last_alarm_at"}
             | {"available_credit", "utilization"}
+            # The forecast and its alarm state: kept by usage and the daily refresh.
+            | {"burn_rate", "forecast_day", "usage_since", "runs_out_day"}
+            | {"forecast_fired", "forecast_alarm_day"}
         ),
         triggers=frozenset({"name", "type", "email", "mobile", "remark", "total_credit"})
-        | frozenset({"identity_status", "thresholds", "partner_id"}),
+        | frozenset({"identity_status", "thresholds", "partner_id", "forecast_days"}),
         cents=frozenset({"total_credit", "consumed"}),
     ),
     Partner.__tablename__: _Kind(
         "pool",
-        triggers=frozenset({"name", "pool_total", "pool_allocated", "thresholds"}),
+        triggers=frozenset({"name", "pool_total", "pool_allocated", "thresholds", "forecast_days"}),
         cents=frozenset({"pool_total", "pool_allocated"}),
     ),
     ApiKey.__tablename__: _Kind("api_key", hidden=frozenset({"secret_encrypted"})),

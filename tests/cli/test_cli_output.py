@@ -204,7 +204,7 @@ def test_customers_table_keeps_uins_and_amounts_whole(cli: Any, eighty_columns: 
     table = cli("customers", "list", "--partner", partner_id).stdout
     assert_intact(table, str(big), str(small), "987,654,321.09", "12.50", "0.00")
     assert "Blue Mountain" in table  # the name folds, it is not dropped
-    assert "Not shown at 80 columns: used %, type, email" in table
+    assert "Not shown at 80 columns: used %, runs out, type, email" in table
     # JSON keeps plain decimal text.
     listed = cli("customers", "list", "--partner", partner_id, "--json").json()["customers"]
     assert listed[0]["total_credit"] == "987654321.09"

@@ -175,3 +175,18 @@ def test_verify_names_a_platform_reduction_of_what_a_distributor_gave(engine: En
         f"partner {sub}: what the platform gave it, net, after record {record} is -100.00; "
         "the platform took back more than it gave",
     ]
+
+
+def test_verify_names_daily_totals_that_disagree_with_the_events(engine: Engine) -> None:
+    _, sub, subs = _busy_ledger(engine)
+    with transaction(engine) as s:
+        s.execute(
+            text(
+                "UPDATE usage_daily SET counted = counted + 1"
+                " WHERE partner_id = :p AND customer_uin = :u"
+            ),
+            {"p": sub, "u": subs},
+        )
+    with transaction(engine) as s:
+        found = [m.describe() for m in verify(s)]
+    assert found == [f"customer {subs}: daily usage totals is 10.01, its records say 10.00"]

@@ -87,6 +87,8 @@ def _rows() -> list[Row]:
         Row("GET", "/v1/purchase-policy", "viewer"),
         Row("PUT", "/v1/purchase-policy", "admin", body={"policy": "block_at_limit"}),
         Row("PUT", "/v1/customers/{uin}/thresholds", "admin", True, {"thresholds": [80]}),
+        Row("GET", "/v1/customers/{uin}/forecast-alarm", "viewer", a_object=True),
+        Row("PUT", "/v1/customers/{uin}/forecast-alarm", "admin", True, {"days": 3}),
         Row(
             "POST",
             "/v1/allocation-batches",
@@ -103,6 +105,8 @@ def _rows() -> list[Row]:
         Row("POST", "/v1/alarms/{alarm_id}/acknowledge", "operator", a_object=True),
         Row("GET", "/v1/thresholds", "viewer"),
         Row("PUT", "/v1/thresholds", "admin", body={"thresholds": [80]}),
+        Row("GET", "/v1/forecast-alarm", "viewer"),
+        Row("PUT", "/v1/forecast-alarm", "admin", body={"days": 3}),
         Row("GET", "/v1/api-keys", "admin"),
         Row("POST", "/v1/api-keys", "admin", body={"role": "viewer"}),
         Row("DELETE", "/v1/api-keys/{secret_id}", "admin", a_object=True),
@@ -262,6 +266,7 @@ CONSOLE: dict[tuple[str, str], tuple[str, bool]] = {
     ("GET", "/customers/{uin}/credit"): ("write", True),
     ("POST", "/customers/{uin}/credit"): ("write", True),
     ("POST", "/customers/{uin}/thresholds"): ("manage", True),
+    ("POST", "/customers/{uin}/forecast-alarm"): ("manage", True),
     # A customer's purchase policy is an operator's, the partner's default an admin's.
     ("GET", "/customers/{uin}/purchase-policy"): ("partner", True),
     ("POST", "/customers/{uin}/purchase-policy"): ("write", True),
@@ -278,6 +283,7 @@ CONSOLE: dict[tuple[str, str], tuple[str, bool]] = {
     ("POST", "/messages/{alarm_id}/read"): ("write", True),
     ("GET", "/settings"): ("partner", False),
     ("POST", "/settings/thresholds"): ("manage", False),
+    ("POST", "/settings/forecast-alarm"): ("manage", False),
     ("POST", "/settings/keys"): ("manage", False),
     ("POST", "/settings/keys/{secret_id}/revoke"): ("manage", True),
     ("POST", "/settings/users"): ("manage", False),

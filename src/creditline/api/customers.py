@@ -18,14 +18,25 @@ from creditline.api.errors import ERROR_RESPONSES
 from creditline.api.pool import Body, CreditAmount, Pool, RecordOut, Remark, SignedAmount
 from creditline.db.tables import MAX_BIGINT, Customer
 from creditline.errors import CreditlineError, InvalidBatch, LineError
-from creditline.ledger import accounts, alarms, credit, customers
+from creditline.ledger import accounts, alarms, credit, customers, forecast
 from creditline.ledger.credit import max_withdrawable
+from creditline.ledger.forecast import Forecast
 from creditline.limits import MAX_PAGE_NUMBER, MAX_REQUEST_PAGE_SIZE
 
 router = APIRouter(tags=["customers"], responses=ERROR_RESPONSES)
 
 Uin = Annotated[int, Path(ge=1, le=MAX_BIGINT, description="The customer's UIN")]
 MAX_BATCH = 1000
+
+
+class ForecastOut(BaseModel):
+    status: str = Field(description="runs_out, not_running_out or not_enough_history")
+    burn_rate: str | None = Field(description="counted usage per day; null: too little history")
+    as_of: str | None = Field(description="the day the burn rate was computed for")
+    runs_out_on: str | None = Field(description="the projected day available credit reaches 0")
+    days_left: int | None = Field(description="days from today to runs_out_on")
+    month_to_date: str = Field(description="counted usage this calendar month so far")
+    month_projected: str | None = Field(description="projected counted usage of the month")
 
 
 class CustomerOut(BaseModel):
@@ -43,13 +54,16 @@ class CustomerOut(BaseModel):
     max_withdrawable: str
     utilization_percent: str | None = Field(description="consumed / total credit, null when 0")
     thresholds: list[int] | None = Field(description="the customer's own list; null: default")
+    forecast: ForecastOut | None = Field(
+        None, description="burn rate and projections (docs/ledger.md); null in write answers"
+    )
 
     @classmethod
-    def of(cls, c: Customer) -> CustomerOut:
-        return cls(**customer_fields(c))
+    def of(cls, c: Customer, projection: Forecast | None = None) -> CustomerOut:
+        return cls(**customer_fields(c, projection))
 
 
-def customer_fields(c: Customer) -> dict[str, Any]:
+def customer_fields(c: Customer, projection: Forecast | None = None) -> dict[str, Any]:
     """The fields of :class:`CustomerOut`, for a page that answers many customers without
     a model each (see :func:`creditline.api.context.json_answer`)."""
     bp = alarms.utilization_basis_points(total_credit=c.total_credit, consumed=c.consumed)
@@ -68,6 +82,7 @@ def customer_fields(c: Customer) -> dict[str, Any]:
         "max_withdrawable": money.to_text(max_withdrawable(c.total_credit, c.consumed)),
         "utilization_percent": None if bp is None else money.to_text(bp),
         "thresholds": None if c.thresholds is None else list(c.thresholds),
+        "forecast": None if projection is None else projection.as_payload(),
     }
 
 
@@ -85,6 +100,7 @@ class SortKey(StrEnum):
     associated_at = "associated_at"
     available_credit = "available_credit"
     utilization = "utilization"
+    runs_out = "runs_out"
 
 
 class Order(StrEnum):
@@ -119,7 +135,8 @@ def list_customers(
             limit=page_size,
             count=include_total,
         )
-        data = [customer_fields(row) for row in found.rows]
+        projections = forecast.forecasts(s, partner_id=partner_id, customers=found.rows)
+        data = [customer_fields(row, projections[row.uin]) for row in found.rows]
     # A CustomerPage, answered without a model per customer.
     return json_answer(
         {
@@ -134,10 +151,12 @@ def list_customers(
 
 @router.get("/customers/{uin}", response_model=CustomerOut)
 def get_customer(uin: Uin, c: Call = Depends(call)) -> CustomerOut:
-    """One customer and its credit."""
+    """One customer, its credit and its forecast."""
     partner_id = c.principal.partner()
     with c.read() as s:
-        return CustomerOut.of(accounts.get_customer(s, partner_id, uin))
+        customer = accounts.get_customer(s, partner_id, uin)
+        projection = forecast.forecasts(s, partner_id=partner_id, customers=[customer])
+        return CustomerOut.of(customer, projection[uin])
 
 
 class CustomerIn(Body):
@@ -270,6 +289,43 @@ def withdraw(uin: Uin, body: CreditIn, c: Call = Depends(credit_call)) -> Respon
     partner_id = c.principal.partner("operator")
     amount = money.parse_amount(body.amount)
     return c.credit_write(lambda s, r: _change(s, c, partner_id, uin, -amount, body.remark, r))
+
+
+class ForecastAlarmOut(BaseModel):
+    days: int = Field(description="alarm when exhaustion is projected this many days away or fewer")
+    own: bool = Field(description="false when the partner's default applies")
+
+
+class ForecastAlarmIn(Body):
+    days: int | None = Field(
+        ge=0, le=forecast.MAX_ALARM_DAYS, description="0-366 days, 0 off; null: the default"
+    )
+
+
+@router.get("/customers/{uin}/forecast-alarm", response_model=ForecastAlarmOut)
+def customer_forecast_alarm(uin: Uin, c: Call = Depends(call)) -> ForecastAlarmOut:
+    """The forecast alarm window that applies to the customer."""
+    partner_id = c.principal.partner()
+    with c.read() as s:
+        own = accounts.get_customer(s, partner_id, uin).forecast_days
+        days = forecast.alarm_days(s, partner_id=partner_id, customer_uin=uin)
+    return ForecastAlarmOut(days=days, own=own is not None)
+
+
+@router.put("/customers/{uin}/forecast-alarm", response_model=ForecastAlarmOut)
+def set_customer_forecast_alarm(
+    uin: Uin, body: ForecastAlarmIn, c: Call = Depends(write_call)
+) -> Response:
+    """Set the customer's own forecast alarm window (null: back to the partner's)."""
+    partner_id = c.principal.partner("admin")
+    return c.write(
+        lambda s: ForecastAlarmOut(
+            days=forecast.set_alarm_days(
+                s, partner_id=partner_id, customer_uin=uin, days=body.days
+            ),
+            own=body.days is not None,
+        )
+    )
 
 
 class ThresholdsOut(BaseModel):

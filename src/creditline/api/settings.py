@@ -1,4 +1,5 @@
-"""Partner settings (admin role): the default alarm thresholds, and the partner's API keys."""
+"""Partner settings (admin role): the default alarm thresholds and forecast alarm window,
+and the partner's API keys."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from creditline.api.errors import ERROR_RESPONSES
 from creditline.api.pool import Body
 from creditline.auth import keys
 from creditline.db.tables import MAX_BIGINT
-from creditline.ledger import alarms
+from creditline.ledger import alarms, forecast
 from creditline.ledger.accounts import get_partner
 
 router = APIRouter(tags=["settings"], responses=ERROR_RESPONSES)
@@ -42,6 +43,36 @@ def set_default_thresholds(body: DefaultThresholds, c: Call = Depends(write_call
     return c.write(
         lambda s: DefaultThresholds(
             thresholds=alarms.set_thresholds(s, partner_id=partner_id, thresholds=body.thresholds)
+        )
+    )
+
+
+class DefaultForecastAlarm(Body):
+    days: int = Field(
+        ge=0,
+        le=forecast.MAX_ALARM_DAYS,
+        description="alarm when a customer's exhaustion is projected this many days away "
+        "or fewer (0-366; 0 turns forecast alarms off)",
+    )
+
+
+@router.get("/forecast-alarm", response_model=DefaultForecastAlarm)
+def default_forecast_alarm(c: Call = Depends(call)) -> DefaultForecastAlarm:
+    """The partner's default forecast alarm window."""
+    partner_id = c.principal.partner()
+    with c.read() as s:
+        return DefaultForecastAlarm(days=forecast.alarm_days(s, partner_id=partner_id))
+
+
+@router.put("/forecast-alarm", response_model=DefaultForecastAlarm)
+def set_default_forecast_alarm(
+    body: DefaultForecastAlarm, c: Call = Depends(write_call)
+) -> Response:
+    """Set the partner's default forecast alarm window."""
+    partner_id = c.principal.partner("admin")
+    return c.write(
+        lambda s: DefaultForecastAlarm(
+            days=forecast.set_alarm_days(s, partner_id=partner_id, days=body.days)
         )
     )
 

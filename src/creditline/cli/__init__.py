@@ -37,6 +37,7 @@ def _register() -> None:
         customers,
         db,
         demo,
+        forecasts,
         keys,
         notify,
         partners,

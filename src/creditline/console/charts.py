@@ -4,6 +4,7 @@ fetched from elsewhere (pygal's tooltip script is switched off with ``js=[]``)."
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 
 import pygal  # type: ignore[import-untyped]
@@ -11,7 +12,7 @@ from pygal.style import Style  # type: ignore[import-untyped]
 from sqlalchemy.orm import Session
 
 from creditline.clock import utcnow
-from creditline.ledger import accounts, history
+from creditline.ledger import accounts, forecast, history
 
 _STYLE = Style(
     background="#ffffff",
@@ -35,19 +36,37 @@ def _events(session: Session, partner_id: int, uin: int, days: int) -> list[tupl
     return [(at.strftime("%m-%d"), product, counted) for at, product, counted in rows]
 
 
-def usage_by_day(session: Session, *, partner_id: int, uin: int) -> bytes:
-    """Counted usage per day over the last 30 days, in USD, as an SVG bar chart."""
-    totals: dict[str, int] = defaultdict(int)
-    for day, _product, counted in _events(session, partner_id, uin, DAYS):
-        totals[day] += counted
-    today = utcnow()
-    labels = [(today - timedelta(days=d)).strftime("%m-%d") for d in range(DAYS - 1, -1, -1)]
+def usage_by_day(session: Session, *, partner_id: int, uin: int, projected: bool = False) -> bytes:
+    """Counted usage per day over the last 30 days, in USD, as an SVG bar chart, read from
+    the daily totals. ``projected``: the customer's forecast drawn on: its burn rate on each
+    day from today to the projected exhaustion (at most 30 days ahead), named in the title."""
+    days = _days(DAYS)
+    totals = forecast.daily_history(session, partner_id=partner_id, uin=uin, since=days[0])
+    labels = [d.strftime("%m-%d") for d in days]
     # Cents become dollars only here, for drawing; nothing is computed from these floats.
-    return _bar(
-        "Counted usage by day (USD, last 30 days)",
-        labels,
-        [totals.get(day, 0) / 100 for day in labels],
-    )
+    values: list[float | None] = [totals.get(d, 0) / 100 for d in days]
+    title = "Counted usage by day (USD, last 30 days)"
+    if not projected:
+        return _bar(title, labels, values)
+    shown = forecast.forecast_of(session, partner_id=partner_id, uin=uin, on=days[-1])
+    ahead: list[float | None] = [None] * len(days)
+    if shown.status == forecast.NOT_ENOUGH_HISTORY:
+        title = "Counted usage by day (USD): not enough history for a forecast"
+    elif shown.runs_out_on is None or shown.days_left is None:
+        title = "Counted usage by day (USD): not running out at its burn rate"
+    else:
+        assert shown.burn_rate is not None
+        if shown.days_left <= 0:
+            title = f"Counted usage by day (USD): out of credit since {shown.runs_out_on}"
+        else:
+            title = f"Counted usage by day and projection (USD): runs out on {shown.runs_out_on}"
+        # Today's bar is the day so far; from tomorrow to the exhaustion, the burn rate.
+        for n in range(1, min(shown.days_left, DAYS) + 1):
+            day = days[-1] + timedelta(days=n)
+            labels.append(day.strftime("%m-%d"))
+            values.append(None)
+            ahead.append(shown.burn_rate / 100)
+    return _bar(title, labels, values, ("projected", ahead))
 
 
 def usage_by_product(session: Session, *, partner_id: int, uin: int) -> bytes:
@@ -76,13 +95,19 @@ def _days(count: int) -> list[date]:
     return [today - timedelta(days=d) for d in range(count - 1, -1, -1)]
 
 
-def _bar(title: str, labels: list[str], values: list[float]) -> bytes:
+def _bar(
+    title: str,
+    labels: list[str],
+    values: Sequence[float | None],
+    *more: tuple[str, Sequence[float | None]],
+) -> bytes:
     chart = pygal.Bar(
         js=[],
         style=_STYLE,
         width=760,
         height=260,
-        show_legend=False,
+        show_legend=bool(more),
+        legend_at_bottom=True,
         x_label_rotation=0,
         show_minor_x_labels=False,
         truncate_label=-1,
@@ -91,7 +116,9 @@ def _bar(title: str, labels: list[str], values: list[float]) -> bytes:
     )
     chart.x_labels = labels
     chart.x_labels_major = labels[::5]
-    chart.add("usage", values)
+    chart.add("usage", list(values))
+    for name, series in more:
+        chart.add(name, list(series))
     return bytes(chart.render())
 
 

@@ -3,6 +3,8 @@ Setting Credit form; per-customer thresholds; usage charts."""
 
 from __future__ import annotations
 
+from datetime import date
+
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse
 from starlette.responses import Response
@@ -10,14 +12,32 @@ from starlette.responses import Response
 from creditline import audit, money
 from creditline.auth import users
 from creditline.console import charts
-from creditline.console.visit import PathId, Visit, visit
+from creditline.console.visit import PathId, Visit, templates, visit
 from creditline.errors import CreditlineError
-from creditline.ledger import alarms, credit, customer_settings, customers, purchases, records
+from creditline.ledger import (
+    alarms,
+    credit,
+    customer_settings,
+    customers,
+    forecast,
+    purchases,
+    records,
+)
 from creditline.ledger.accounts import get_customer
 from creditline.ledger.records import Origin, RecordFilter
 from creditline.limits import MAX_PAGE_NUMBER
 
 router = APIRouter()
+
+
+def short_day(day: date) -> str:
+    """A day in few characters, for a narrow column: "7 Dec", with the year when it is
+    not this year's ("7 Jan 2027")."""
+    text = f"{day.day} {day.strftime('%b')}"
+    return text if day.year == forecast.today().year else f"{text} {day.year}"
+
+
+templates.env.filters["short_day"] = short_day
 
 PAGE_SIZE = 20
 #: The console's sort names (short, for links) and the core's sort keys.
@@ -29,6 +49,7 @@ SORTS = {
     "consumed": "consumed",
     "available": "available_credit",
     "utilisation": "utilization",
+    "runs_out": "runs_out",
 }
 
 
@@ -69,6 +90,7 @@ def customer_list(
             has_more=found.has_more and page < MAX_PAGE_NUMBER,
             first=(page - 1) * PAGE_SIZE + 1,
             policies=purchases.policies_of(v.s, v.partner_id, [c.uin for c in found.rows]),
+            forecasts=forecast.forecasts(v.s, partner_id=v.partner_id, customers=found.rows),
         )
 
 
@@ -78,9 +100,12 @@ def _detail(
     *,
     threshold_error: str = "",
     typed_thresholds: str | None = None,
+    forecast_error: str = "",
+    typed_forecast_days: str | None = None,
     status: int = 200,
 ) -> Response:
     customer = get_customer(v.s, v.partner_id, uin)
+    projection = forecast.forecasts(v.s, partner_id=v.partner_id, customers=[customer])[uin]
     history, more = records.page(
         v.s, partner_id=v.partner_id, where=RecordFilter(customer_uin=uin), limit=20
     )
@@ -101,6 +126,11 @@ def _detail(
         own_thresholds=customer.thresholds is not None,
         threshold_error=threshold_error,
         typed_thresholds=typed_thresholds,
+        f=projection,
+        forecast_days=forecast.alarm_days(v.s, partner_id=v.partner_id, customer_uin=uin),
+        own_forecast_days=customer.forecast_days is not None,
+        forecast_error=forecast_error,
+        typed_forecast_days=typed_forecast_days,
         max_withdrawable=credit.max_withdrawable(customer.total_credit, customer.consumed),
         purchase_policy=purchases.customer_policy(v.s, v.partner_id, uin),
         customer_users=users.list_users(v.s, v.partner_id, customer_uin=uin),
@@ -131,6 +161,7 @@ def _credit_form(
         c=customer,
         pool_remaining=v.partner.pool_remaining,
         max_withdrawable=credit.max_withdrawable(customer.total_credit, customer.consumed),
+        f=forecast.forecasts(v.s, partner_id=v.partner_id, customers=[customer])[uin],
         amount=amount,
         remark=remark,
         error=error,
@@ -237,12 +268,50 @@ def customer_thresholds(
         return RedirectResponse(f"/customers/{uin}", status_code=303)
 
 
+def parse_days(text: str) -> object:
+    """A typed number of days: short ASCII digits as a number, anything else as given, for
+    the core to refuse by name."""
+    text = text.strip()
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 9 else text
+
+
+@router.post("/customers/{uin}/forecast-alarm")
+def customer_forecast_alarm(
+    request: Request, uin: PathId, days: str = Form(""), use_default: str = Form("")
+) -> Response:
+    """Set the customer's own forecast alarm window, or return it to the partner's."""
+    with visit(request) as v:
+        v.require_manage()
+        get_customer(v.s, v.partner_id, uin)
+        try:
+            saved = forecast.set_alarm_days(
+                v.s,
+                partner_id=v.partner_id,
+                customer_uin=uin,
+                days=None if use_default else parse_days(days),
+            )
+        except CreditlineError as exc:
+            return _detail(
+                v,
+                uin,
+                forecast_error=f"Not saved: {exc.message}.",
+                typed_forecast_days=days,
+                status=422,
+            )
+        v.notice(
+            "Forecast alarm saved: "
+            + (f"within {saved} days" if saved else "off")
+            + (" (your default)." if use_default else ".")
+        )
+        return RedirectResponse(f"/customers/{uin}", status_code=303)
+
+
 @router.get("/customers/{uin}/usage-by-day.svg")
 def chart_by_day(request: Request, uin: PathId) -> Response:
     """The customer's usage by day, drawn on the server."""
     with visit(request) as v:
         get_customer(v.s, v.partner_id, uin)
-        svg = charts.usage_by_day(v.s, partner_id=v.partner_id, uin=uin)
+        svg = charts.usage_by_day(v.s, partner_id=v.partner_id, uin=uin, projected=True)
     return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": "no-store"})
 
 

@@ -9,9 +9,13 @@ from starlette.responses import Response
 
 from creditline.console import account, charts
 from creditline.console.visit import visit
-from creditline.ledger import alarms, customers, records
+from creditline.ledger import alarms, customers, forecast, records
 
 router = APIRouter()
+
+#: The dashboard lists the customers projected to run out within this many days.
+SOON_DAYS = 7
+SOON_LISTED = 10
 
 
 @router.get("/")
@@ -28,6 +32,9 @@ def dashboard(request: Request) -> Response:
         levels = alarms.levels(v.s, partner_id=pid)
         recent_alarms = alarms.recent(v.s, partner_id=pid, limit=5)
         recent_records, _ = records.page(v.s, partner_id=pid, limit=5)
+        running_out = forecast.running_out(
+            v.s, partner_id=pid, within_days=SOON_DAYS, limit=SOON_LISTED + 1
+        )
         assert v.partner is not None
         return v.render(
             "dashboard.html",
@@ -36,6 +43,10 @@ def dashboard(request: Request) -> Response:
             available=int(available),
             levels=sorted(levels.items()),
             recent_alarms=recent_alarms,
+            soon_days=SOON_DAYS,
+            running_out=running_out[:SOON_LISTED],
+            more_running_out=len(running_out) > SOON_LISTED,
+            soon=forecast.forecasts(v.s, partner_id=pid, customers=running_out[:SOON_LISTED]),
             recent_records=recent_records,
             names=records.names(v.s, partner_id=pid, rows=recent_records),
             # What of the allocated pool is not customers' credit went to sub-resellers

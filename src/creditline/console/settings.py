@@ -1,4 +1,5 @@
-"""Settings: the partner's default alarm thresholds and its console users."""
+"""Settings: the partner's default alarm thresholds and forecast alarm window, and its
+console users."""
 
 from __future__ import annotations
 
@@ -7,10 +8,10 @@ from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 
 from creditline.auth import keys, users
-from creditline.console.customers import _parse_thresholds, _thresholds_saved
+from creditline.console.customers import _parse_thresholds, _thresholds_saved, parse_days
 from creditline.console.visit import PathId, Visit, visit
 from creditline.errors import CreditlineError
-from creditline.ledger import alarms, customer_settings
+from creditline.ledger import alarms, customer_settings, forecast
 
 router = APIRouter()
 
@@ -21,6 +22,7 @@ def _settings(
     status: int = 200,
     new_key: keys.ApiKey | None = None,
     typed_thresholds: str | None = None,
+    typed_forecast_days: str | None = None,
     **errors: str,
 ) -> Response:
     return v.render(
@@ -32,6 +34,7 @@ def _settings(
         keys=[k for k in keys.list_keys(v.s, partner_id=v.partner_id) if k.principal == "partner"],
         new_key=new_key,
         typed_thresholds=typed_thresholds,
+        typed_forecast_days=typed_forecast_days,
         errors=errors,
         customer_side=customer_settings.customer_settings(v.s, v.partner_id),
     )
@@ -66,6 +69,21 @@ def default_thresholds(request: Request, thresholds: str = Form("")) -> Response
             + _thresholds_saved(typed, saved)
             + "."
         )
+    return RedirectResponse("/settings", status_code=303)
+
+
+@router.post("/settings/forecast-alarm")
+def default_forecast_alarm(request: Request, days: str = Form("")) -> Response:
+    """The partner's default forecast alarm window (customers without their own)."""
+    with visit(request) as v:
+        v.require_manage()
+        try:
+            saved = forecast.set_alarm_days(v.s, partner_id=v.partner_id, days=parse_days(days))
+        except CreditlineError as exc:
+            return _settings(
+                v, status=422, typed_forecast_days=days, forecast=f"Not saved: {exc.message}."
+            )
+        v.notice("Default forecast alarm saved: " + (f"within {saved} days." if saved else "off."))
     return RedirectResponse("/settings", status_code=303)
 
 

@@ -27,6 +27,7 @@ TABLE_CLASS: dict[str, TableClass] = {
     "customers": "distributed",
     "allocation_records": "distributed",
     "usage_events": "distributed",
+    "usage_daily": "distributed",
     "alarms": "distributed",
     "outbox_events": "distributed",
     "idempotent_requests": "distributed",
@@ -63,6 +64,8 @@ REASON: dict[str, str] = {
     "allocation_records": "a partner's ledger; a pool allocation names another partner "
     "(sub_partner_id), which is therefore no foreign key",
     "usage_events": "the largest table: a partner's customers' charges and refunds",
+    "usage_daily": "a partner's customers' counted usage per day, written by the usage "
+    "batch that counts the events (on their shard) and read for the forecasts",
     "alarms": "a partner's alarms, raised in the transaction of the change",
     "outbox_events": "written in the transaction of its cause, on the cause's shard",
     "idempotent_requests": "written in the transaction of the write it guards; a platform "

@@ -6,7 +6,7 @@ BIGINT cents; CHECK constraints hold every invariant a single row can state."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, ClassVar, TypeVar
 
 from sqlalchemy import (
@@ -16,6 +16,7 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     Computed,
+    Date,
     DateTime,
     Double,
     ForeignKey,
@@ -29,6 +30,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.compiler import compiles
@@ -57,6 +59,16 @@ NAMING = {
 UTILIZATION_SQL = (
     "CASE WHEN total_credit > 0 THEN consumed * 1.0 / total_credit "
     "WHEN consumed > 0 THEN 1000000000000000000 ELSE 0 END"
+)
+
+#: ``customers.runs_out_day``: the day (days since 1970-01-01, UTC) the customer's available
+#: credit reaches 0 at its burn rate, counted from the day the rate was computed; NULL when
+#: there is no rate (too little history, or nothing consumed). Kept by the database from
+#: the row's own columns, so an allocation or a usage batch moves it at once, and the sort
+#: by "runs out" reads a plain index (ledger.forecast).
+RUNS_OUT_SQL = (
+    "CASE WHEN burn_rate > 0 THEN forecast_day + CASE WHEN total_credit - consumed > 0 "
+    "THEN (total_credit - consumed + burn_rate - 1) / burn_rate ELSE 0 END ELSE NULL END"
 )
 
 #: UINs of partners and customers share one number space and start here.
@@ -203,6 +215,9 @@ class Partner(Base):
     pool_from_distributor: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     #: The partner's default alarm thresholds (percent of total credit).
     thresholds: Mapped[list[int]] = mapped_column(default=lambda: [75, 90, 100])
+    #: The default forecast alarm window: alarm when a customer's projected exhaustion is
+    #: this many days away or fewer; 0 turns forecast alarms off (ledger.forecast).
+    forecast_days: Mapped[int] = mapped_column(Integer, default=7, server_default="7")
     created_at: Mapped[datetime]
 
     @property
@@ -222,6 +237,7 @@ class Customer(Base):
         Index("ix_customers_partner_id_associated_at", "partner_id", "associated_at", "uin"),
         Index("ix_customers_partner_id_available_credit", "partner_id", "available_credit"),
         Index("ix_customers_partner_id_utilization", "partner_id", "utilization"),
+        Index("ix_customers_partner_id_runs_out_day", "partner_id", "runs_out_day"),
         # The search (ILIKE '%x%' on name, email, remark): trigrams on PostgreSQL (0005).
         Index(
             "ix_customers_name_email_remark",
@@ -261,6 +277,21 @@ class Customer(Base):
     fired_thresholds: Mapped[list[int]] = mapped_column(default=list)
     last_alarm_threshold: Mapped[int | None] = mapped_column(Integer, default=None)
     last_alarm_at: Mapped[datetime | None] = mapped_column(default=None)
+    #: The forecast (ledger.forecast): the daily burn rate in cents, NULL when there is too
+    #: little history; the day (days since 1970-01-01) it was computed for; the customer's
+    #: first day of usage.
+    burn_rate: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    forecast_day: Mapped[int | None] = mapped_column(Integer, default=None)
+    usage_since: Mapped[int | None] = mapped_column(Integer, default=None)
+    #: The projected day of exhaustion (see RUNS_OUT_SQL); only ever named in SQL.
+    runs_out_day: Mapped[int | None] = mapped_column(
+        BigInteger, Computed(RUNS_OUT_SQL), deferred=True
+    )
+    #: The customer's own forecast alarm window in days; None means the partner's.
+    forecast_days: Mapped[int | None] = mapped_column(Integer, default=None)
+    #: Whether the forecast alarm has fired and not re-armed, and the day it last fired.
+    forecast_fired: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    forecast_alarm_day: Mapped[int | None] = mapped_column(Integer, default=None)
 
     @property
     def available(self) -> int:
@@ -357,6 +388,24 @@ class UsageEvent(Base):
     counted: Mapped[int] = mapped_column(BigInteger)
     occurred_at: Mapped[datetime]
     ingested_at: Mapped[datetime]
+
+
+class UsageDaily(Base):
+    """A customer's counted usage on one UTC day (the sum of its events' ``counted``), kept
+    by usage ingestion in the transaction of the events: what forecasts are computed from."""
+
+    __tablename__ = "usage_daily"
+    __table_args__ = (
+        PrimaryKeyConstraint("partner_id", "customer_uin", "day"),
+        ForeignKeyConstraint(
+            ["partner_id", "customer_uin"], ["customers.partner_id", "customers.uin"]
+        ),
+    )
+
+    partner_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("partners.id"))
+    customer_uin: Mapped[int] = mapped_column(BigInteger)
+    day: Mapped[date] = mapped_column(Date)
+    counted: Mapped[int] = mapped_column(BigInteger)
 
 
 class Alarm(Base):

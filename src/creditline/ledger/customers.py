@@ -45,6 +45,10 @@ SORT_KEYS: dict[str, Any] = {
     # consumed / total credit, kept by the database (db.tables.UTILIZATION_SQL) so that it
     # has an index like available_credit.
     "utilization": Customer.utilization,
+    # The projected day of exhaustion, kept by the database (db.tables.RUNS_OUT_SQL) and
+    # indexed; customers without a projection (too little history, not consuming) never
+    # run out: last in ascending order, first in descending.
+    "runs_out": Customer.runs_out_day,
 }
 
 
@@ -137,6 +141,11 @@ def _matching(columns: Any, field: str, form: str) -> ColumnElement[bool] | None
 
 def _order(columns: Any, sort: str, descending: bool) -> list[ColumnElement[Any]]:
     key = columns[SORT_KEYS[sort].key]
+    if sort == "runs_out":
+        # Spelled out for SQLite (NULLs first in ascending order); PostgreSQL's index order.
+        if descending:
+            return [key.desc().nulls_first(), columns.uin.desc()]
+        return [key.asc().nulls_last(), columns.uin.asc()]
     if descending:
         return [key.desc(), columns.uin.desc()]
     return [key.asc(), columns.uin.asc()]

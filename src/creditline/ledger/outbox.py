@@ -27,7 +27,8 @@ from creditline.db.tables import OutboxEvent, WebhookEndpoint
 
 THRESHOLD_REACHED = "credit.threshold_reached"
 ALLOCATION_RECORDED = "credit.allocation_recorded"
-EVENT_TYPES = (THRESHOLD_REACHED, ALLOCATION_RECORDED)
+FORECAST_EXHAUSTION = "credit.forecast_exhaustion"
+EVENT_TYPES = (THRESHOLD_REACHED, ALLOCATION_RECORDED, FORECAST_EXHAUSTION)
 
 
 #: The event's one INSERT, parameters named ``outbox_<column>`` (see :func:`event`).

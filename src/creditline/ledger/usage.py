@@ -7,8 +7,10 @@ every invalid record named. Ingestion takes the same few statements whatever the
 size (see :func:`ingest`): the batch's customers locked in ascending UIN order (so
 concurrent batches cannot deadlock), its events staged by ``COPY`` (SQLite:
 ``executemany``) and moved by one ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``, one
-``UPDATE`` that adds each customer's net consumption, and the alarm rule's writes for all
-of its customers at once.
+``UPDATE`` that adds each customer's net consumption, one upsert of the customers' daily
+totals, the forecasts' writes (:mod:`creditline.ledger.forecast`: a read of the daily
+totals and one ``UPDATE``, only for customers whose forecast is stale or whose alarm state
+moves) and the alarm rule's writes for all of its customers at once.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from creditline import money
 from creditline.clock import utcnow
 from creditline.db.tables import Alarm, Customer, Partner, UsageEvent
 from creditline.errors import CreditlineError, InvalidBatch, InvalidInput, LineError
+from creditline.ledger import forecast
 from creditline.ledger.alarms import CustomerCredit, evaluate_many
 
 USAGE_KINDS = ("charge", "refund")
@@ -323,7 +326,7 @@ def _insert_events(dialect: str) -> Any:
         module.insert(_events)
         .from_select([*_STAGED, "ingested_at"], staged)
         .on_conflict_do_nothing(index_elements=list(CONFLICT_TARGET))
-        .returning(_events.c.customer_uin, _events.c.counted, _events.c.kind)
+        .returning(_events.c.customer_uin, _events.c.counted, _events.c.kind, _events.c.occurred_at)
     )
 
 
@@ -333,16 +336,21 @@ _customers = Customer.metadata.tables[Customer.__tablename__]
 _partners = Partner.metadata.tables[Partner.__tablename__]
 #: The customers of a batch with their owner (see _owners).
 _OWNERS = select(_customers.c.uin, _customers.c.partner_id)
-#: The partners' default threshold lists.
-_DEFAULTS = select(_partners.c.id, _partners.c.thresholds)
-_CHANGED = (
-    _customers.c.uin,
-    _customers.c.partner_id,
-    _customers.c.total_credit,
-    _customers.c.consumed,
-    _customers.c.name,
-    _customers.c.thresholds,
-    _customers.c.fired_thresholds,
+#: The partners' default threshold lists and forecast alarm windows.
+_DEFAULTS = select(_partners.c.id, _partners.c.thresholds, _partners.c.forecast_days)
+_CHANGED = tuple(
+    dict.fromkeys(
+        (
+            _customers.c.uin,
+            _customers.c.partner_id,
+            _customers.c.total_credit,
+            _customers.c.consumed,
+            _customers.c.name,
+            _customers.c.thresholds,
+            _customers.c.fired_thresholds,
+            *forecast.COLUMNS,
+        )
+    )
 )
 #: PostgreSQL: every customer's net consumption added by one statement, the amounts as
 #: three arrays joined as a table (compiled once, whatever the batch's size).
@@ -496,15 +504,32 @@ def ingest(
         session.execute(_EMPTY_STAGING)
         delta: dict[int, int] = defaultdict(int)
         refunds: dict[int, bool] = defaultdict(bool)
-        for uin, counted, kind in inserted:
+        daily: dict[tuple[int, int, int], int] = defaultdict(int)
+        days: dict[int, set[int]] = defaultdict(set)
+        for uin, counted, kind, when in inserted:
+            day = forecast.day_number_of(when)
             delta[uin] += counted
             refunds[uin] |= kind == "refund" and counted != 0
+            daily[(owners[uin], uin, day)] += counted
+            days[uin].add(day)
+        forecast.add_daily(session, daily)
         changed = sorted(_add_consumed(session, delta, owners), key=lambda row: row.uin)
         partner_ids = sorted({row.partner_id for row in changed})
-        defaults = dict(
+        found = (
             session.execute(_DEFAULTS.where(_partners.c.id.in_(partner_ids))).tuples().all()
             if partner_ids
-            else {}
+            else []
+        )
+        defaults = {partner_id: thresholds for partner_id, thresholds, _ in found}
+        forecast.update_forecasts(
+            session,
+            changed,
+            new_days=days,
+            defaults={partner_id: window for partner_id, _, window in found},
+            cause={
+                row.uin: "refund" if delta[row.uin] < 0 and refunds[row.uin] else "usage"
+                for row in changed
+            },
         )
         alarms = evaluate_many(
             session,

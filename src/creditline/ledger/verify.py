@@ -10,7 +10,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from creditline import money
-from creditline.db.tables import AllocationRecord, Customer, Partner, UsageEvent
+from creditline.db.tables import AllocationRecord, Customer, Partner, UsageDaily, UsageEvent
 from creditline.ledger.alarms import reached
 
 
@@ -187,6 +187,16 @@ def verify(session: Session) -> list[Mismatch]:
         .tuples()
         .all()
     )
+    # The forecasts' daily totals (ledger.forecast) are the same counted usage, by day.
+    daily = dict(
+        session.execute(
+            select(UsageDaily.customer_uin, func.sum(UsageDaily.counted)).group_by(
+                UsageDaily.customer_uin
+            )
+        )
+        .tuples()
+        .all()
+    )
     defaults = dict(session.execute(select(Partner.id, Partner.thresholds)).tuples().all())
     for customer in session.execute(
         select(Customer).order_by(Customer.uin).execution_options(**fresh)
@@ -201,6 +211,9 @@ def verify(session: Session) -> list[Mismatch]:
             found.append(
                 Mismatch("customer", customer.uin, "consumed", customer.consumed, consumed)
             )
+        by_day = int(daily.get(customer.uin) or 0)
+        if by_day != consumed:
+            found.append(Mismatch("customer", customer.uin, "daily usage totals", by_day, consumed))
         effective = (
             customer.thresholds
             if customer.thresholds is not None

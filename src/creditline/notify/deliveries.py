@@ -36,7 +36,10 @@ from creditline.db.tables import (
 )
 from creditline.notify import customer_alarms
 from creditline.notify.endpoints import signing_secrets
-from creditline.notify.outbox import THRESHOLD_REACHED
+from creditline.notify.outbox import FORECAST_EXHAUSTION, THRESHOLD_REACHED
+
+#: The alarms: emailed to the partner's alarm recipients as well as sent to webhooks.
+ALARM_TYPES = (THRESHOLD_REACHED, FORECAST_EXHAUSTION)
 
 
 @dataclass(frozen=True)
@@ -155,7 +158,7 @@ def expand(
                         "email": None,
                     }
                 )
-        if event.type != THRESHOLD_REACHED:
+        if event.type not in ALARM_TYPES:
             continue
         # An alarm's payload names its customer: the one event kind whose payload is read.
         payload = session.execute(
@@ -163,12 +166,13 @@ def expand(
                 OutboxEvent.partner_id == event.partner_id, OutboxEvent.id == event.id
             )
         ).scalar_one()
-        # The customer's own copy, when its partner lets it receive its alarms.
-        rows.extend(
-            customer_alarms.hand_over(
-                session, event.partner_id, payload, common, email_enabled=email_enabled
+        if event.type == THRESHOLD_REACHED:
+            # The customer's own copy, when its partner lets it receive its alarms.
+            rows.extend(
+                customer_alarms.hand_over(
+                    session, event.partner_id, payload, common, email_enabled=email_enabled
+                )
             )
-        )
         if email_enabled:
             for address in _alarm_addresses(
                 session, event.partner_id, payload, settings.get(event.partner_id)

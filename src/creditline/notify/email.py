@@ -13,7 +13,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 
 from creditline.config import Settings
 from creditline.notify.deliveries import Job, Outcome
-from creditline.notify.outbox import THRESHOLD_REACHED
+from creditline.notify.outbox import FORECAST_EXHAUSTION, THRESHOLD_REACHED
 
 _templates = Environment(
     loader=PackageLoader("creditline.notify", "templates"),
@@ -36,6 +36,8 @@ def customer_link(settings: Settings, customer_uin: int) -> str:
 def compose(job: Job, settings: Settings) -> EmailMessage:
     """The alarm email for ``job``: which customer, which threshold, total credit,
     consumed, available, and a link to the customer in the console."""
+    if job.event_type == FORECAST_EXHAUSTION and job.email is not None and job.sender is None:
+        return _compose_forecast(job, settings)
     if job.event_type != THRESHOLD_REACHED or job.email is None:
         raise ValueError(f"no email for a {job.event_type} event")
     data: dict[str, Any] = dict(job.payload)
@@ -61,6 +63,33 @@ def compose(job: Job, settings: Settings) -> EmailMessage:
     message.set_content(_templates.get_template("threshold_reached.txt").render(context))
     message.add_alternative(
         _templates.get_template("threshold_reached.html").render(context), subtype="html"
+    )
+    return message
+
+
+def _compose_forecast(job: Job, settings: Settings) -> EmailMessage:
+    """The forecast alarm email: which customer, when it runs out at what burn rate, its
+    credit, and a link to the customer in the console."""
+    assert job.email is not None
+    data: dict[str, Any] = dict(job.payload)
+    context = {
+        **data,
+        "link": customer_link(settings, int(data["customer_uin"])),
+        "currency": "USD",
+    }
+    message = EmailMessage()
+    message["Subject"] = (
+        f"Forecast alarm: {data['customer_name']} ({data['customer_uin']}) runs out of credit "
+        f"on {data['runs_out_on']}"
+    )
+    message["From"] = settings.smtp_from
+    message["To"] = job.email
+    message["Date"] = formatdate(localtime=False)
+    message["Message-ID"] = make_msgid(idstring=job.message_id)
+    message["X-Creditline-Event"] = job.message_id
+    message.set_content(_templates.get_template("forecast_exhaustion.txt").render(context))
+    message.add_alternative(
+        _templates.get_template("forecast_exhaustion.html").render(context), subtype="html"
     )
     return message
 

@@ -3,6 +3,11 @@
 
 from __future__ import annotations
 
-from creditline.ledger.outbox import ALLOCATION_RECORDED, EVENT_TYPES, THRESHOLD_REACHED
+from creditline.ledger.outbox import (
+    ALLOCATION_RECORDED,
+    EVENT_TYPES,
+    FORECAST_EXHAUSTION,
+    THRESHOLD_REACHED,
+)
 
-__all__ = ["ALLOCATION_RECORDED", "EVENT_TYPES", "THRESHOLD_REACHED"]
+__all__ = ["ALLOCATION_RECORDED", "EVENT_TYPES", "FORECAST_EXHAUSTION", "THRESHOLD_REACHED"]
