@@ -14,7 +14,8 @@ from creditline.db.tables import OutboxEvent
 
 THRESHOLD_REACHED = "credit.threshold_reached"
 ALLOCATION_RECORDED = "credit.allocation_recorded"
-EVENT_TYPES = (THRESHOLD_REACHED, ALLOCATION_RECORDED)
+TOP_UP_REFUSED = "credit.top_up_refused"
+EVENT_TYPES = (THRESHOLD_REACHED, ALLOCATION_RECORDED, TOP_UP_REFUSED)
 
 
 #: The event's one INSERT, parameters named ``outbox_<column>`` (see :func:`event`).

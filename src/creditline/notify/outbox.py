@@ -3,6 +3,11 @@
 
 from __future__ import annotations
 
-from creditline.ledger.outbox import ALLOCATION_RECORDED, EVENT_TYPES, THRESHOLD_REACHED
+from creditline.ledger.outbox import (
+    ALLOCATION_RECORDED,
+    EVENT_TYPES,
+    THRESHOLD_REACHED,
+    TOP_UP_REFUSED,
+)
 
-__all__ = ["ALLOCATION_RECORDED", "EVENT_TYPES", "THRESHOLD_REACHED"]
+__all__ = ["ALLOCATION_RECORDED", "EVENT_TYPES", "THRESHOLD_REACHED", "TOP_UP_REFUSED"]
