@@ -20,8 +20,8 @@ from sqlalchemy import Engine, select
 from tests.ledger.scenario import OPS, empty_database
 
 from creditline.db import transaction
-from creditline.errors import CreditlineError, InsufficientCredit, InsufficientPool, InvalidAmount
 from creditline.db.tables import TopUpMonth
+from creditline.errors import CreditlineError, InsufficientCredit, InsufficientPool, InvalidAmount
 from creditline.ledger import accounts, alarms, credit, pools, purchases, top_ups, usage
 from creditline.ledger.verify import verify
 from creditline.money import to_text

@@ -124,9 +124,7 @@ def test_top_ups_and_allocations_racing_for_the_same_customers_never_deadlock(
     writers: list[Callable[[Session], object]] = []
     for n in range(RACERS // 2):
         uins = acme.customers[n % 4 :] + acme.customers[: n % 4]
-        writers.append(
-            lambda s, uins=uins: post_usage(s, *(charge(uin, "80.00") for uin in uins))
-        )
+        writers.append(lambda s, uins=uins: post_usage(s, *(charge(uin, "80.00") for uin in uins)))
         writers.append(allocation(acme.customers[-1 - n % 4]))
     results = _race(engine, writers)
     assert [r for r in results if isinstance(r, BaseException)] == []
