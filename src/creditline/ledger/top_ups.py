@@ -133,35 +133,41 @@ def check_rule(
         raise InvalidInput(
             "give exactly one trigger: available_below or utilization_percent", param="trigger"
         )
-    if below is not None and _cents(below, "available_below") < 0:
+    below_cents = None if below is None else _cents(below, "available_below")
+    if below_cents is not None and below_cents < 0:
         raise InvalidAmount("available_below must not be negative", param="available_below")
-    if utilization_percent is not None and (
-        isinstance(utilization_percent, bool)
-        or not isinstance(utilization_percent, int)
-        or not 1 <= utilization_percent <= 1000
-    ):
-        raise InvalidInput(
-            "utilization_percent must be a whole percent 1-1000", param="utilization_percent"
-        )
-    if _cents(amount, "amount") <= 0:
+    percent: int | None = None
+    if utilization_percent is not None:
+        if (
+            isinstance(utilization_percent, bool)
+            or not isinstance(utilization_percent, int)
+            or not 1 <= utilization_percent <= 1000
+        ):
+            raise InvalidInput(
+                "utilization_percent must be a whole percent 1-1000", param="utilization_percent"
+            )
+        percent = utilization_percent
+    amount_cents = _cents(amount, "amount")
+    if amount_cents <= 0:
         raise InvalidAmount("amount must be above zero", param="amount")
-    assert isinstance(amount, int)
-    if _cents(monthly_cap, "monthly_cap") < amount:
+    cap = _cents(monthly_cap, "monthly_cap")
+    if cap < amount_cents:
         raise InvalidAmount(
             "monthly_cap must be at least the amount (else no top-up could ever be made)",
             param="monthly_cap",
         )
-    if ceiling is not None and _cents(ceiling, "ceiling") < amount:
+    ceiling_cents = None if ceiling is None else _cents(ceiling, "ceiling")
+    if ceiling_cents is not None and ceiling_cents < amount_cents:
         raise InvalidAmount(
             "ceiling must be at least the amount (else no top-up could ever be made)",
             param="ceiling",
         )
     return Rule(
-        amount=amount,
-        monthly_cap=monthly_cap,  # type: ignore[arg-type]
-        below=below,  # type: ignore[arg-type]
-        utilization_percent=utilization_percent,  # type: ignore[arg-type]
-        ceiling=ceiling,  # type: ignore[arg-type]
+        amount=amount_cents,
+        monthly_cap=cap,
+        below=below_cents,
+        utilization_percent=percent,
+        ceiling=ceiling_cents,
     )
 
 
@@ -179,8 +185,8 @@ def _rule_of(row: PartnerTopUpRule | CustomerTopUpRule) -> Rule:
 def _fill(row: PartnerTopUpRule | CustomerTopUpRule, rule: Rule | None) -> None:
     row.below = None if rule is None else rule.below
     row.utilization_percent = None if rule is None else rule.utilization_percent
-    row.amount = None if rule is None else rule.amount  # type: ignore[assignment]
-    row.monthly_cap = None if rule is None else rule.monthly_cap  # type: ignore[assignment]
+    row.amount = None if rule is None else rule.amount
+    row.monthly_cap = None if rule is None else rule.monthly_cap
     row.ceiling = None if rule is None else rule.ceiling
 
 
@@ -504,7 +510,7 @@ def after_usage(
                     )
                     is None
                 ):
-                    raise _CapReached
+                    raise _CapReached("the monthly cap is reached")
             except InsufficientPool:
                 attempt.rollback()
                 change, reason = None, "pool_short"
