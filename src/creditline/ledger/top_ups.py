@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Row, insert, literal, select
+from sqlalchemy import BigInteger, Row, insert, literal, select, union_all
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -294,6 +294,28 @@ def customer_rules(session: Session, *, partner_id: int) -> dict[int, CustomerRu
 
 
 @dataclass(frozen=True)
+class Month:
+    """A customer's top-ups in one calendar month (UTC)."""
+
+    month: str
+    topped_up: int
+    top_ups: int
+
+
+def this_month(session: Session, *, partner_id: int, customer_uin: int) -> Month:
+    """The customer's top-ups of the current calendar month (UTC)."""
+    month = month_of(utcnow())
+    found = session.execute(
+        select(TopUpMonth.topped_up, TopUpMonth.top_ups).where(
+            TopUpMonth.partner_id == partner_id,
+            TopUpMonth.customer_uin == customer_uin,
+            TopUpMonth.month == month,
+        )
+    ).one_or_none()
+    return Month(month, 0, 0) if found is None else Month(month, found[0], found[1])
+
+
+@dataclass(frozen=True)
 class Applied:
     """The rule that applies to a customer of a usage batch, and where it comes from."""
 
@@ -301,36 +323,58 @@ class Applied:
     scope: str
 
 
+_RULE_COLUMNS = ("below", "utilization_percent", "amount", "monthly_cap", "ceiling")
+
+
 def rules_for(session: Session, owners: Mapping[int, int]) -> dict[int, Applied]:
     """The rule that applies to each customer of ``owners`` (UIN -> partner) that has one:
-    two reads whatever the batch's size (the partners' defaults, the customers' own)."""
+    one read whatever the batch's size (the partners' defaults and the customers' own,
+    ``UNION ALL``)."""
     if not owners:
         return {}
     partner_ids = sorted(set(owners.values()))
-    defaults = {
-        row.partner_id: _rule_of(row)
-        for row in session.execute(
-            select(PartnerTopUpRule).where(PartnerTopUpRule.partner_id.in_(partner_ids))
-        ).scalars()
-    }
-    own = {
-        row.customer_uin: row
-        for row in session.execute(
-            select(CustomerTopUpRule).where(
-                CustomerTopUpRule.partner_id.in_(partner_ids),
-                CustomerTopUpRule.customer_uin.in_(sorted(owners)),
+    defaults = select(
+        PartnerTopUpRule.partner_id,
+        literal(None, BigInteger).label("customer_uin"),
+        literal(True).label("enabled"),
+        *(getattr(PartnerTopUpRule, name) for name in _RULE_COLUMNS),
+    ).where(PartnerTopUpRule.partner_id.in_(partner_ids))
+    own = select(
+        CustomerTopUpRule.partner_id,
+        CustomerTopUpRule.customer_uin,
+        CustomerTopUpRule.enabled,
+        *(getattr(CustomerTopUpRule, name) for name in _RULE_COLUMNS),
+    ).where(
+        CustomerTopUpRule.partner_id.in_(partner_ids),
+        CustomerTopUpRule.customer_uin.in_(sorted(owners)),
+    )
+    default_of: dict[int, Rule] = {}
+    own_of: dict[int, Rule | None] = {}
+    for row in session.execute(union_all(defaults, own)).mappings():
+        rule = (
+            Rule(
+                amount=row["amount"],
+                monthly_cap=row["monthly_cap"],
+                below=row["below"],
+                utilization_percent=row["utilization_percent"],
+                ceiling=row["ceiling"],
             )
-        ).scalars()
-        if owners.get(row.customer_uin) == row.partner_id
-    }
+            if row["enabled"]
+            else None
+        )
+        if row["customer_uin"] is None:
+            if rule is not None:  # a default is always on
+                default_of[row["partner_id"]] = rule
+        elif owners.get(row["customer_uin"]) == row["partner_id"]:
+            own_of[row["customer_uin"]] = rule
     found: dict[int, Applied] = {}
     for uin, partner_id in owners.items():
-        mine = own.get(uin)
-        if mine is not None:
-            if mine.enabled:
-                found[uin] = Applied(_rule_of(mine), "customer")
-        elif partner_id in defaults:
-            found[uin] = Applied(defaults[partner_id], "partner_default")
+        if uin in own_of:
+            mine = own_of[uin]
+            if mine is not None:
+                found[uin] = Applied(mine, "customer")
+        elif partner_id in default_of:
+            found[uin] = Applied(default_of[partner_id], "partner_default")
     return found
 
 
