@@ -86,6 +86,16 @@ def _rows() -> list[Row]:
         Row("PUT", "/v1/customers/{uin}/purchase-policy", "operator", True, {"policy": None}),
         Row("GET", "/v1/purchase-policy", "viewer"),
         Row("PUT", "/v1/purchase-policy", "admin", body={"policy": "block_at_limit"}),
+        Row("GET", "/v1/customers/{uin}/top-up-rule", "viewer", a_object=True),
+        Row("PUT", "/v1/customers/{uin}/top-up-rule", "operator", True, {"mode": "off"}),
+        Row("GET", "/v1/top-up-rule", "viewer"),
+        Row(
+            "PUT",
+            "/v1/top-up-rule",
+            "admin",
+            body={"available_below": "1.00", "amount": "1.00", "monthly_cap": "1.00"},
+        ),
+        Row("DELETE", "/v1/top-up-rule", "admin"),
         Row("PUT", "/v1/customers/{uin}/thresholds", "admin", True, {"thresholds": [80]}),
         Row(
             "POST",
