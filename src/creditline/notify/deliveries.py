@@ -6,7 +6,8 @@ endpoint answers:
 
 1. :func:`expand` claims undelivered outbox rows (``FOR UPDATE SKIP LOCKED`` on
    PostgreSQL; SQLite's single writer lock makes the claim exclusive there) and writes a
-   delivery for each subscribed webhook endpoint and, for alarms, each email recipient.
+   delivery for each subscribed webhook endpoint and, for alarms (thresholds reached, top-ups
+   refused), each email recipient.
 2. :func:`claim` takes due deliveries under a lease (``locked_until``) and a claim token.
 3. The worker delivers outside any transaction.
 4. :func:`record` writes the attempt to the log and either ends the delivery or schedules
@@ -36,7 +37,7 @@ from creditline.db.tables import (
 )
 from creditline.notify import customer_alarms
 from creditline.notify.endpoints import signing_secrets
-from creditline.notify.outbox import THRESHOLD_REACHED
+from creditline.notify.outbox import THRESHOLD_REACHED, TOP_UP_REFUSED
 
 
 @dataclass(frozen=True)
@@ -155,7 +156,7 @@ def expand(
                         "email": None,
                     }
                 )
-        if event.type != THRESHOLD_REACHED:
+        if event.type not in (THRESHOLD_REACHED, TOP_UP_REFUSED):
             continue
         # An alarm's payload names its customer: the one event kind whose payload is read.
         payload = session.execute(
@@ -163,15 +164,22 @@ def expand(
                 OutboxEvent.partner_id == event.partner_id, OutboxEvent.id == event.id
             )
         ).scalar_one()
-        # The customer's own copy, when its partner lets it receive its alarms.
-        rows.extend(
-            customer_alarms.hand_over(
-                session, event.partner_id, payload, common, email_enabled=email_enabled
+        if event.type == THRESHOLD_REACHED:
+            # The customer's own copy, when its partner lets it receive its alarms.
+            rows.extend(
+                customer_alarms.hand_over(
+                    session, event.partner_id, payload, common, email_enabled=email_enabled
+                )
             )
-        )
         if email_enabled:
+            # A refused top-up is the partner's business (its pool, its rule): its own
+            # recipients only, never the customer.
             for address in _alarm_addresses(
-                session, event.partner_id, payload, settings.get(event.partner_id)
+                session,
+                event.partner_id,
+                payload,
+                settings.get(event.partner_id),
+                with_customer=event.type == THRESHOLD_REACHED,
             ):
                 rows.append(
                     common
@@ -198,11 +206,13 @@ def _alarm_addresses(
     partner_id: int,
     payload: dict[str, Any],
     settings: NotificationSettings | None,
+    *,
+    with_customer: bool = True,
 ) -> list[str]:
     if settings is None:
         return []
     addresses = {a.lower(): a for a in settings.email_recipients}
-    if settings.email_customer:
+    if settings.email_customer and with_customer:
         email = session.execute(
             select(Customer.email).where(
                 Customer.partner_id == partner_id,
