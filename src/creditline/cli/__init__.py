@@ -45,6 +45,7 @@ def _register() -> None:
         serve,
         statements,
         thresholds,
+        top_ups,
         usage,
         users,
         verify,
