@@ -218,3 +218,16 @@ def purchase_policies(engine: Engine, world: World) -> None:
             for k, uin in enumerate(partner.customers[::10]):
                 policy = "block_all" if k % 3 == 0 else "block_at_limit"
                 purchases.set_customer_policy(s, partner_id=partner.id, uin=uin, policy=policy)
+
+
+def top_up_rules(engine: Engine, world: World, *, credit: int) -> None:
+    """Every partner's default top-up rule (issue 16.4), through the ledger: top up 10.00
+    when available credit falls 1.00 below the seeded ``credit``, with a cap no batch
+    reaches. At the usage workload's 0.30 an event, a customer is topped up about every
+    33rd of its events: a few dozen top-ups in each batch of 1,000."""
+    from creditline.ledger import top_ups
+
+    rule = top_ups.check_rule(below=credit - 1_00, amount=10_00, monthly_cap=10**10)
+    with transaction(engine) as s:
+        for partner in world.partners:
+            top_ups.set_partner_rule(s, partner_id=partner.id, rule=rule)
