@@ -12,7 +12,15 @@ from creditline.auth import users
 from creditline.console import charts
 from creditline.console.visit import PathId, Visit, visit
 from creditline.errors import CreditlineError
-from creditline.ledger import alarms, credit, customer_settings, customers, purchases, records
+from creditline.ledger import (
+    alarms,
+    credit,
+    customer_settings,
+    customers,
+    purchases,
+    records,
+    top_ups,
+)
 from creditline.ledger.accounts import get_customer
 from creditline.ledger.records import Origin, RecordFilter
 from creditline.limits import MAX_PAGE_NUMBER
@@ -103,6 +111,8 @@ def _detail(
         typed_thresholds=typed_thresholds,
         max_withdrawable=credit.max_withdrawable(customer.total_credit, customer.consumed),
         purchase_policy=purchases.customer_policy(v.s, v.partner_id, uin),
+        top_up=top_ups.customer_rule(v.s, partner_id=v.partner_id, customer_uin=uin),
+        top_up_month=top_ups.this_month(v.s, partner_id=v.partner_id, customer_uin=uin),
         customer_users=users.list_users(v.s, v.partner_id, customer_uin=uin),
         alarm_override=customer_settings.customer_alarm_override(
             v.s, partner_id=v.partner_id, customer_uin=uin
@@ -135,6 +145,8 @@ def _credit_form(
         remark=remark,
         error=error,
         purchase_policy=purchases.customer_policy(v.s, v.partner_id, uin),
+        top_up=top_ups.customer_rule(v.s, partner_id=v.partner_id, customer_uin=uin),
+        top_up_month=top_ups.this_month(v.s, partner_id=v.partner_id, customer_uin=uin),
     )
 
 
