@@ -6,7 +6,8 @@ alarms the partner once."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, delete, select, update
+from sqlalchemy.exc import IntegrityError
 from tests.ledger.scenario import (
     OPS,
     allocate,
@@ -228,3 +229,28 @@ def test_another_partners_customer_is_missing(engine: Engine) -> None:
     other = reseller(engine, credits=(0,))
     with transaction(engine) as s, pytest.raises(NotFound):
         top_ups.set_customer_rule(s, partner_id=other.id, customer_uin=acme.customer, mode="off")
+
+
+def test_verify_recomputes_each_months_top_ups_from_the_records(engine: Engine) -> None:
+    acme = reseller(engine, pool=1_000_00, credits=(100_00,))
+    _default(engine, acme.id, _rule())
+    ingest(engine, charge(acme.customer, "60.00"))
+    with transaction(engine) as s:
+        assert verify(s) == []
+        month = top_ups.month_of(s.execute(select(TopUpMonth.updated_at)).scalar_one())
+        s.execute(update(TopUpMonth).values(topped_up=TopUpMonth.topped_up + 1))
+        found = verify(s)
+        assert [(m.id, m.field, m.stored, m.expected) for m in found] == [
+            (acme.customer, f"top-ups of {month}", 100_01, 100_00)
+        ]
+        s.rollback()
+    # A month above its cap cannot even be stored (and verify would name it).
+    with transaction(engine) as s, pytest.raises(IntegrityError):
+        s.execute(update(TopUpMonth).values(topped_up=400_00))
+    with transaction(engine) as s:
+        s.execute(delete(TopUpMonth))
+        assert [(m.field, m.stored, m.expected) for m in verify(s)] == [
+            (f"top-ups of {month}", 0, 100_00),
+            (f"number of top-ups of {month}", "0", "1"),
+        ]
+        s.rollback()
