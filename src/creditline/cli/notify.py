@@ -143,7 +143,7 @@ def webhooks_add(
         [],
         "--event",
         help="An event type to send (repeat the option for more); by default every type "
-        "is sent: credit.threshold_reached and credit.allocation_recorded.",
+        "is sent: credit.threshold_reached, credit.allocation_recorded and credit.top_up_refused.",
     ),
     description: str = typer.Option(
         "", "--description", help="A description kept with the endpoint."

@@ -276,23 +276,6 @@ def set_customer_rule(
     return customer_rule(session, partner_id=partner_id, customer_uin=customer_uin)
 
 
-def customer_rules(session: Session, *, partner_id: int) -> dict[int, CustomerRule]:
-    """Every customer of the partner with its own rule or set off, by UIN."""
-    get_partner(session, partner_id)
-    found: dict[int, CustomerRule] = {}
-    for row in session.execute(
-        select(CustomerTopUpRule)
-        .where(CustomerTopUpRule.partner_id == partner_id)
-        .order_by(CustomerTopUpRule.customer_uin)
-    ).scalars():
-        found[row.customer_uin] = (
-            CustomerRule(row.customer_uin, "own", _rule_of(row))
-            if row.enabled
-            else CustomerRule(row.customer_uin, "off", None)
-        )
-    return found
-
-
 @dataclass(frozen=True)
 class Month:
     """A customer's top-ups in one calendar month (UTC)."""
