@@ -445,7 +445,7 @@ def run(*, engine: str, quick: bool, workers: int, only: list[str] | None) -> di
                     # The same workload with every partner's top-up rule on (issue 16.5):
                     # within 10 % of the rate without.
                     _log("usage ingestion with automatic top-up rules on")
-                    seed.top_up_rules(db, world, credit=CREDIT)
+                    seed.top_up_rules(db, world)
                     with_rules, cpu = measured(
                         server,
                         load.Workload(

@@ -21,10 +21,12 @@ and never past a ceiling of total credit.
   until a top-up of that customer succeeds again.
 - The month is the UTC calendar month of the top-up's record, so ``verify`` can recompute
   each month's total from the records whatever time zone a partner later chooses.
-- The cap holds under concurrency: the month's total is added by one guarded statement
-  (``... ON CONFLICT DO UPDATE ... WHERE topped_up + amount <= cap``) while the usage batch
-  holds its customers' rows; a batch that may top up locks its partners' pool rows before
-  its customers' (:func:`lock_pools`), the lock order every allocation follows.
+- The cap holds under concurrency: a batch that may top up locks its partners' pool rows
+  before its customers' (:func:`lock_pools`, the lock order every allocation follows), so
+  the ceiling, the month's total and the pool are checked on rows it holds, before anything
+  is written; the month's total is then added by one guarded statement (``... ON CONFLICT
+  DO UPDATE ... WHERE topped_up + amount <= cap``) that fails the batch should it ever
+  refuse a checked top-up.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ from creditline.db.tables import (
     PartnerTopUpRule,
     TopUpMonth,
 )
-from creditline.errors import CreditlineError, InsufficientPool, InvalidAmount, InvalidInput
+from creditline.errors import CreditlineError, InvalidAmount, InvalidInput
 from creditline.ledger import records
 from creditline.ledger.accounts import get_customer, get_partner
 from creditline.ledger.credit import CreditChange, allocate_credit
@@ -501,6 +503,12 @@ def after_usage(
         return []
     month = month_of(utcnow())
     totals = _month_totals(session, [(row.partner_id, row.uin) for row in triggered], month)
+    remaining = {
+        partner_id: session.execute(
+            select(Partner.pool_total - Partner.pool_allocated).where(Partner.id == partner_id)
+        ).scalar_one()
+        for partner_id in sorted({row.partner_id for row in triggered})
+    }
     made: list[TopUp] = []
     for row in triggered:
         applied = rules[row.uin]
@@ -511,44 +519,37 @@ def after_usage(
             reason = "ceiling"
         elif totals.get((row.partner_id, row.uin), 0) + rule.amount > rule.monthly_cap:
             reason = "monthly_cap"
+        elif rule.amount > remaining[row.partner_id]:
+            reason = "pool_short"
         else:
-            attempt = session.begin_nested()
-            try:
-                change = allocate_credit(
+            # Decided above on rows this batch holds locked (its customers; the pool, locked
+            # before them; SQLite: its one writer), so the guards below cannot refuse: no
+            # savepoint is needed. Should one refuse all the same, the batch fails whole.
+            change = allocate_credit(
+                session,
+                partner_id=row.partner_id,
+                customer_uin=row.uin,
+                amount=rule.amount,
+                origin=records.Origin(
+                    operator=OPERATORS[applied.scope],
+                    source="rule",
+                    remark=rule.describe(total_credit=row.total_credit, consumed=row.consumed),
+                ),
+            )
+            remaining[row.partner_id] -= rule.amount
+            month = month_of(change.record.created_at)
+            if (
+                _add_to_month(
                     session,
                     partner_id=row.partner_id,
-                    customer_uin=row.uin,
+                    uin=row.uin,
+                    month=month,
                     amount=rule.amount,
-                    origin=records.Origin(
-                        operator=OPERATORS[applied.scope],
-                        source="rule",
-                        remark=rule.describe(total_credit=row.total_credit, consumed=row.consumed),
-                    ),
+                    cap=rule.monthly_cap,
                 )
-                month = month_of(change.record.created_at)
-                if (
-                    _add_to_month(
-                        session,
-                        partner_id=row.partner_id,
-                        uin=row.uin,
-                        month=month,
-                        amount=rule.amount,
-                        cap=rule.monthly_cap,
-                    )
-                    is None
-                ):
-                    raise _CapReached("the monthly cap is reached")
-            except InsufficientPool:
-                attempt.rollback()
-                change, reason = None, "pool_short"
-            except _CapReached:
-                attempt.rollback()
-                change, reason = None, "monthly_cap"
-            except BaseException:
-                attempt.rollback()
-                raise
-            else:
-                attempt.commit()
+                is None
+            ):
+                raise _CapReached(f"customer {row.uin}: the monthly cap refused a checked top-up")
         if change is not None:
             made.append(TopUp(row.partner_id, row.uin, applied.scope, rule, month, change=change))
             continue
@@ -578,8 +579,8 @@ def after_usage(
 
 
 class _CapReached(CreditlineError):
-    """The month's guarded total refused the top-up (another transaction's top-up came
-    first): undone like a refused allocation."""
+    """The month's guarded total refused a top-up already checked against it: a broken
+    lock, never a refusal to keep (the batch fails whole)."""
 
     code = "monthly_cap"
 
