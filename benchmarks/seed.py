@@ -218,3 +218,17 @@ def purchase_policies(engine: Engine, world: World) -> None:
             for k, uin in enumerate(partner.customers[::10]):
                 policy = "block_all" if k % 3 == 0 else "block_at_limit"
                 purchases.set_customer_policy(s, partner_id=partner.id, uin=uin, policy=policy)
+
+
+def top_up_rules(engine: Engine, world: World) -> None:
+    """Every partner's default top-up rule on (issue 16.4), through the ledger: 100.00 when
+    a customer's available credit falls below 50.00. The seeded consumption spreads
+    customers evenly over their credit, so about 5 % start below it and are topped up at
+    their first event, and a few more cross it as the workload goes on: every batch reads
+    the rules and locks its pools, and the top-ups come at the rate a partner would see."""
+    from creditline.ledger import top_ups
+
+    rule = top_ups.check_rule(below=50_00, amount=100_00, monthly_cap=10**10)
+    with transaction(engine) as s:
+        for partner in world.partners:
+            top_ups.set_partner_rule(s, partner_id=partner.id, rule=rule)

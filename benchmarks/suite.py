@@ -442,6 +442,38 @@ def run(*, engine: str, quick: bool, workers: int, only: list[str] | None) -> di
                     )
                     raw["usage"] = _summary(result)
                     paths.append(_cost("usage batch of 1,000 events", result, cpu, None))
+                    # The same workload with every partner's top-up rule on (issue 16.5):
+                    # within 10 % of the rate without.
+                    _log("usage ingestion with automatic top-up rules on")
+                    seed.top_up_rules(db, world)
+                    with_rules, cpu = measured(
+                        server,
+                        load.Workload(
+                            "usage",
+                            server.port,
+                            [world.platform],
+                            [world.customers],
+                            clients=sizes.usage_clients,
+                            processes=2,
+                            seconds=sizes.load_seconds,
+                            params={"run": f"r{int(time.time())}"},
+                        ),
+                    )
+                    raw["usage_top_ups"] = _summary(with_rules)
+                    paths.append(
+                        _cost("usage batch of 1,000 events, top-up rules on", with_rules, cpu, None)
+                    )
+                    rows.append(
+                        _row(
+                            "usage events/s through REST, batches of 1,000, top-up rules on",
+                            with_rules.items_rate,
+                            "events/s",
+                            baseline=result.items_rate,
+                            target=">= 0.90 x the same row without rules",
+                            ok=with_rules.items_rate >= 0.90 * result.items_rate
+                            and with_rules.failed == 0,
+                        )
+                    )
                 peak_rss.update({f"load {k}": v for k, v in server.peak_rss_mb().items()})
             if "usage" in wanted:
                 base = insert_select_rate(db, max(result.items, 100_000))

@@ -34,6 +34,7 @@ from creditline.api import (
     records,
     statements,
     sub_resellers,
+    top_ups,
     usage,
 )
 from creditline.api import fast as api_fast
@@ -181,6 +182,7 @@ def v1_router() -> APIRouter:
         me,
         audit,
         statements,
+        top_ups,
     ):
         router.include_router(area.router)
     return router

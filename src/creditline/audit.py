@@ -57,9 +57,11 @@ from creditline.db.tables import (
     CreditApplication,
     Customer,
     CustomerPurchasePolicy,
+    CustomerTopUpRule,
     NotificationSettings,
     Partner,
     PartnerPurchasePolicy,
+    PartnerTopUpRule,
     User,
     UTCDateTime,
     WebhookEndpoint,
@@ -176,6 +178,12 @@ _KINDS: dict[str, _Kind] = {
         "purchase_policy_default", cents=frozenset({"tolerance"})
     ),
     CustomerPurchasePolicy.__tablename__: _Kind("purchase_policy", cents=frozenset({"tolerance"})),
+    PartnerTopUpRule.__tablename__: _Kind(
+        "top_up_rule_default", cents=frozenset({"below", "amount", "monthly_cap", "ceiling"})
+    ),
+    CustomerTopUpRule.__tablename__: _Kind(
+        "top_up_rule", cents=frozenset({"below", "amount", "monthly_cap", "ceiling"})
+    ),
 }
 _TABLES: dict[str, Table] = {
     name: table for name, table in Base.metadata.tables.items() if name in _KINDS

@@ -58,6 +58,8 @@ def _endpoints(world: World, ids: dict[str, int]) -> list[tuple[str, str, Any]]:
         ("POST", f"/v1/customers/{uin}/purchase-checks", {"amount": "1.00"}),
         ("GET", f"/v1/customers/{uin}/purchase-policy", None),
         ("PUT", f"/v1/customers/{uin}/purchase-policy", {"policy": "block_all"}),
+        ("GET", f"/v1/customers/{uin}/top-up-rule", None),
+        ("PUT", f"/v1/customers/{uin}/top-up-rule", {"mode": "off"}),
         ("GET", f"/v1/customers/{uin}/statements/{utcnow():%Y-%m}", None),
         ("GET", f"/v1/customers/{uin}/customer-alarms", None),
         ("PUT", f"/v1/customers/{uin}/customer-alarms", {"enabled": True}),
@@ -88,6 +90,12 @@ WRITES = [
     ("POST", "/v1/webhook-endpoints", {"url": "https://hooks.example.com/b"}),
     ("PATCH", "/v1/notification-settings", {"add": ["ops@example.com"]}),
     ("PUT", "/v1/purchase-policy", {"policy": "block_all"}),
+    (
+        "PUT",
+        "/v1/top-up-rule",
+        {"available_below": "1.00", "amount": "1.00", "monthly_cap": "1.00"},
+    ),
+    ("DELETE", "/v1/top-up-rule", None),
     ("PATCH", "/v1/customer-settings", {"show_remarks": True}),
 ]
 READS = [
@@ -108,6 +116,7 @@ READS = [
     ("GET", "/v1/me/credit", None),
     ("GET", "/v1/purchase-checks", None),
     ("GET", "/v1/purchase-policy", None),
+    ("GET", "/v1/top-up-rule", None),
     ("GET", "/v1/customer-settings", None),
 ]
 PLATFORM = [

@@ -146,8 +146,10 @@ def test_the_audits_derived_before_is_the_state_the_previous_write_left(
 #: Statements of one usage batch with a fresh Idempotency-Key, the same whatever the
 #: batch's size or number of customers (COMMITs counted): authentication (SQLite: BEGIN;
 #: the key, COMMIT); then the write: BEGIN IMMEDIATE (SQLite), the idempotency claim,
-#: SAVEPOINT, the batch's customers (on PostgreSQL then locked in UIN order, one statement
-#: per partner of the batch, here two: each on its partner's shard), the staging
+#: SAVEPOINT, the batch's customers, their top-up rules (one read; with none, no pool is
+#: locked and nothing more is done for top-ups), (on PostgreSQL the customers then locked
+#: in UIN order, one statement per partner of the batch, here two: each on its partner's
+#: shard), the staging
 #: table's CREATE ... IF NOT EXISTS, its fill (SQLite: one executemany; PostgreSQL:
 #: ``COPY``, which goes to the driver itself and is not listed here), the one INSERT ...
 #: SELECT ... ON CONFLICT DO NOTHING, the staging table emptied, the one consumption
@@ -186,7 +188,7 @@ def test_a_usage_batch_makes_a_pinned_number_of_statements_whatever_its_size(
                 "/v1/usage-batches", json=_usage(world, f"s{size}", size), headers=headers
             )
         assert answer.status_code == 200, answer.text
-        assert answer.json() == {"accepted": size, "duplicates": 0, "alarm_ids": []}
+        assert answer.json() == {"accepted": size, "duplicates": 0, "alarm_ids": [], "top_ups": []}
         listing = "\n".join(s[:90] + " ... " + s[-40:] for s in seen)
         assert len(seen) == USAGE_EXPECTED[engine.dialect.name], listing
         staged = [s for s in seen if s.startswith("INSERT INTO usage_staging")]

@@ -2,7 +2,9 @@
 refunds — refused ones included — checked after every step against a plain in-memory
 model of DESIGN §2-3, with conservation (``verify``) and the alarm rule; purchase checks
 among them, answered by the partner's policy as issue 17 states it (and changing nothing);
-monthly statements among them, whose closing is each customer's balance (issue 17).
+monthly statements among them, whose closing is each customer's balance (issue 17); and
+automatic top-up rules set and triggered by usage as issue 16 states them (one top-up per
+trigger, the monthly cap, the ceiling, the pool; a refusal changes nothing and alarms once).
 
 Failures print the falsifying steps and a ``@reproduce_failure``/seed line to replay them.
 """
@@ -10,18 +12,29 @@ Failures print the falsifying steps and a ``@reproduce_failure``/seed line to re
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from tests.ledger.scenario import OPS, empty_database
 
 from creditline.clock import utcnow
 from creditline.db import transaction
+from creditline.db.tables import TopUpMonth
 from creditline.errors import CreditlineError, InsufficientCredit, InsufficientPool, InvalidAmount
-from creditline.ledger import accounts, alarms, credit, pools, purchases, statements, usage
+from creditline.ledger import (
+    accounts,
+    alarms,
+    credit,
+    pools,
+    purchases,
+    statements,
+    top_ups,
+    usage,
+)
 from creditline.ledger.verify import verify
 from creditline.money import to_text
 
@@ -63,10 +76,59 @@ class Credit:
     #: The customer's own purchase policy and tolerance (None: the partner's).
     policy: str | None = None
     tolerance: int | None = None
+    #: The customer's own top-up setting: ("own", rule), ("off", None); None: the default.
+    top_up: tuple[str, TopUpRule | None] | None = None
+    #: This month's top-ups, and the reason of the last refusal since the last top-up.
+    topped_up: int = 0
+    refused: str | None = None
 
     @property
     def available(self) -> int:
         return self.total - self.consumed
+
+
+@dataclass(frozen=True)
+class TopUpRule:
+    """Issue 16.4, as written: when available credit falls below ``below`` (or
+    utilisation reaches ``percent``), allocate ``amount`` from the pool, at most ``cap``
+    in a calendar month, never past ``ceiling`` of total credit."""
+
+    amount: int
+    cap: int
+    below: int | None
+    percent: int | None
+    ceiling: int | None
+
+    def holds(self, c: Credit) -> bool:
+        if self.below is not None:
+            return c.available < self.below
+        assert self.percent is not None
+        return c.consumed > 0 and c.consumed * 100 >= self.percent * c.total
+
+    def stored(self) -> top_ups.Rule:
+        return top_ups.check_rule(
+            amount=self.amount,
+            monthly_cap=self.cap,
+            below=self.below,
+            utilization_percent=self.percent,
+            ceiling=self.ceiling,
+        )
+
+
+top_up_rules = st.builds(
+    lambda amount, caps, trigger, ceiling: TopUpRule(
+        amount,
+        amount * caps,
+        trigger if trigger >= 0 else None,
+        -trigger if trigger < 0 else None,
+        None if ceiling is None else amount * ceiling,
+    ),
+    st.integers(1_00, 200_00),
+    st.integers(1, 4),
+    # >= 0: available below that many cents; < 0: utilisation reaches that many percent.
+    st.one_of(st.integers(0, 300_00), st.integers(-150, -50)),
+    st.sampled_from([1, 2, 3, None]),
+)
 
 
 class Model:
@@ -80,6 +142,42 @@ class Model:
         self.seen_events: set[tuple[int, str]] = set()
         #: Each partner's default purchase policy and tolerance, once it sets one.
         self.purchase_defaults: dict[int, tuple[str, int]] = {}
+        #: Each partner's default top-up rule, once it sets one.
+        self.top_up_defaults: dict[int, TopUpRule] = {}
+        #: The calendar month the tallies are of (a new month starts them again).
+        self.month = ""
+
+    def top_up_rule(self, uin: int) -> TopUpRule | None:
+        c = self.credits[uin]
+        if c.top_up is not None:
+            return c.top_up[1]
+        return self.top_up_defaults.get(c.partner)
+
+    def top_up(self, uin: int) -> tuple[str | None, bool] | None:
+        """After usage that raised the customer's consumption: None when its rule does not
+        fire; else (the refusal's reason or None, whether the partner is alarmed of it).
+        Checked in the order the docs give: ceiling, monthly cap, pool."""
+        c = self.credits[uin]
+        rule = self.top_up_rule(uin)
+        if rule is None or not rule.holds(c):
+            return None
+        pool = self.pools[c.partner]
+        reason = None
+        if rule.ceiling is not None and c.total + rule.amount > rule.ceiling:
+            reason = "ceiling"
+        elif c.topped_up + rule.amount > rule.cap:
+            reason = "monthly_cap"
+        elif rule.amount > pool.remaining:
+            reason = "pool_short"
+        if reason is not None:
+            alarmed = c.refused != reason
+            c.refused = reason
+            return reason, alarmed
+        c.total += rule.amount
+        pool.allocated += rule.amount
+        c.topped_up += rule.amount
+        c.refused = None
+        return None, False
 
     def purchase(self, uin: int, amount: int) -> str:
         """Issue 17: notify_only allows; block_all refuses; block_at_limit refuses when
@@ -121,8 +219,10 @@ def run_ledger_machine(engine: Engine) -> None:
         """A distributor with a sub-reseller, a reseller, and customers of each; the
         platform grants to any of them, the sub-reseller included."""
 
-        @initialize()
-        def open_ledger(self) -> None:
+        @initialize(rule=top_up_rules, pools_given=st.integers(500_00, 2_000_00))
+        def open_ledger(self, rule: TopUpRule, pools_given: int) -> None:
+            """Every partner starts with the same default top-up rule and pool, so that
+            top-ups, made and refused, happen in most runs."""
             empty_database(engine)
             self.model = Model()
             with transaction(engine) as s:
@@ -134,7 +234,11 @@ def run_ledger_machine(engine: Engine) -> None:
                 self.partners = [dist, sub, res]
                 self.model.defaults = {dist: [75, 90, 100], sub: [75, 90, 100], res: [50, 100, 200]}
                 for p in self.partners:
-                    self.model.pools[p] = Pool()
+                    self.model.pools[p] = Pool(total=pools_given)
+                    if pools_given:
+                        pools.grant(s, partner_id=p, amount=pools_given, origin=OPS)
+                    top_ups.set_partner_rule(s, partner_id=p, rule=rule.stored())
+                    self.model.top_up_defaults[p] = rule
                 for owner, own_list in [(dist, None), (sub, None), (sub, [10, 60]), (res, None)]:
                     uin = accounts.create_customer(s, partner_id=owner, name="C").uin
                     if own_list is not None:
@@ -252,9 +356,15 @@ def run_ledger_machine(engine: Engine) -> None:
                         },
                     )
                 )
+            month = top_ups.month_of(datetime.now(UTC))
+            if month != self.model.month:
+                self.model.month = month
+                for c in self.model.credits.values():
+                    c.topped_up, c.refused = 0, None
             with transaction(engine) as s:
                 result = usage.ingest(s, usage.parse_batch(raws))
             changed: set[int] = set()
+            raised: dict[int, int] = {}
             accepted = 0
             for customer, list_amount, voucher_percent, refund, event in lines:
                 uin = self.customers[customer]
@@ -264,6 +374,7 @@ def run_ledger_machine(engine: Engine) -> None:
                 self.model.seen_events.add(seen)
                 counted = list_amount - list_amount * voucher_percent // 100
                 self.model.credits[uin].consumed += -counted if refund else counted
+                raised[uin] = raised.get(uin, 0) + (-counted if refund else counted)
                 changed.add(uin)
                 accepted += 1
             assert (result.accepted, result.duplicates) == (accepted, len(lines) - accepted)
@@ -274,6 +385,28 @@ def run_ledger_machine(engine: Engine) -> None:
                     expected_alarms[uin] = fired
             assert {a.customer_uin: _alarm_tuple(a) for a in result.alarms} == expected_alarms
             assert len(result.alarms) == len(expected_alarms)
+            # Then one top-up per customer whose consumption rose, by partner then UIN.
+            expected_top_ups = []
+            for uin in sorted(changed, key=lambda u: (self.model.credits[u].partner, u)):
+                if raised[uin] <= 0:
+                    continue
+                outcome = self.model.top_up(uin)
+                if outcome is not None:
+                    expected_top_ups.append((uin, *outcome))
+            assert [(t.customer_uin, t.refused, t.alarmed) for t in result.top_ups] == (
+                expected_top_ups
+            )
+            for made in result.top_ups:
+                c = self.model.credits[made.customer_uin]
+                if made.change is None:
+                    continue
+                # An allocation like any other: its record, its total, its alarm rule.
+                assert made.change.record.source == "rule"
+                assert made.change.record.change == made.rule.amount
+                assert made.change.total_credit == c.total
+                if made.rule.ceiling is not None:
+                    assert made.change.total_credit <= made.rule.ceiling
+                assert _alarm_tuple(made.change.alarm) == self.model.alarm(made.customer_uin)
 
         @rule(customer=st.integers(0, 3), bad=st.sampled_from(["1.001", "NaN", "-1.00"]))
         def post_invalid_batch(self, customer: int, bad: str) -> None:
@@ -335,6 +468,37 @@ def run_ledger_machine(engine: Engine) -> None:
                 )
             c.policy, c.tolerance = policy, tolerance
 
+        @rule(
+            customer=st.integers(0, 3),
+            mode=st.sampled_from(["default", "own", "off", "partner"]),
+            chosen=st.one_of(st.none(), top_up_rules),
+        )
+        def set_top_up_rule(self, customer: int, mode: str, chosen: TopUpRule | None) -> None:
+            uin = self.customers[customer]
+            c = self.model.credits[uin]
+            with transaction(engine) as s:
+                if mode == "partner":
+                    top_ups.set_partner_rule(
+                        s,
+                        partner_id=c.partner,
+                        rule=None if chosen is None else chosen.stored(),
+                    )
+                    if chosen is None:
+                        self.model.top_up_defaults.pop(c.partner, None)
+                    else:
+                        self.model.top_up_defaults[c.partner] = chosen
+                    return
+                if mode == "own" and chosen is None:
+                    mode = "off"
+                top_ups.set_customer_rule(
+                    s,
+                    partner_id=c.partner,
+                    customer_uin=uin,
+                    mode=mode,
+                    rule=chosen.stored() if mode == "own" and chosen is not None else None,
+                )
+            c.top_up = None if mode == "default" else (mode, chosen if mode == "own" else None)
+
         @rule(customer=st.integers(0, 3), amount=st.integers(-1_00, 800_00))
         def check_purchase(self, customer: int, amount: int) -> None:
             uin = self.customers[customer]
@@ -385,6 +549,14 @@ def run_ledger_machine(engine: Engine) -> None:
                     assert (row.total_credit, row.consumed) == (c.total, c.consumed), uin
                     assert sorted(row.fired_thresholds) == sorted(c.fired), uin
                     assert row.total_credit >= 0
+                    tally = s.execute(
+                        select(TopUpMonth.topped_up, TopUpMonth.refused).where(
+                            TopUpMonth.partner_id == c.partner,
+                            TopUpMonth.customer_uin == uin,
+                            TopUpMonth.month == self.model.month,
+                        )
+                    ).one_or_none()
+                    assert (tuple(tally) if tally else (0, None)) == (c.topped_up, c.refused)
 
     LedgerMachine.TestCase.settings = SETTINGS
     run = LedgerMachine.TestCase("runTest")

@@ -45,10 +45,19 @@ class UsageBatchIn(BaseModel):
     records: list[UsageIn] = Field(min_length=1, max_length=usage.MAX_BATCH)
 
 
+class TopUpOut(BaseModel):
+    customer_uin: int
+    record_id: int | None = Field(description="the top-up's allocation record; null: refused")
+    refused: str | None = Field(description="pool_short, monthly_cap or ceiling; null: made")
+
+
 class UsageBatchOut(BaseModel):
     accepted: int
     duplicates: int
     alarm_ids: list[int]
+    top_ups: list[TopUpOut] = Field(
+        default_factory=list, description="the automatic top-ups the batch triggered"
+    )
 
 
 def _body_schema() -> dict[str, Any]:
@@ -64,6 +73,14 @@ def _ingest(s: Session, checked: usage.Checked) -> UsageBatchOut:
         accepted=result.accepted,
         duplicates=result.duplicates,
         alarm_ids=[a.id for a in result.alarms],
+        top_ups=[
+            TopUpOut(
+                customer_uin=t.customer_uin,
+                record_id=None if t.change is None else t.change.record.id,
+                refused=t.refused,
+            )
+            for t in result.top_ups
+        ],
     )
 
 

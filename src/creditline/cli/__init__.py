@@ -46,6 +46,7 @@ def _register() -> None:
         serve,
         statements,
         thresholds,
+        top_ups,
         usage,
         users,
         verify,

@@ -143,8 +143,8 @@ def webhooks_add(
         [],
         "--event",
         help="An event type to send (repeat the option for more); by default every type "
-        "is sent: credit.threshold_reached, credit.allocation_recorded and "
-        "credit.forecast_exhaustion.",
+        "is sent: credit.threshold_reached, credit.allocation_recorded, "
+        "credit.forecast_exhaustion and credit.top_up_refused.",
     ),
     description: str = typer.Option(
         "", "--description", help="A description kept with the endpoint."

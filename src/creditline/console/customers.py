@@ -22,6 +22,7 @@ from creditline.ledger import (
     forecast,
     purchases,
     records,
+    top_ups,
 )
 from creditline.ledger.accounts import get_customer
 from creditline.ledger.records import Origin, RecordFilter
@@ -133,6 +134,8 @@ def _detail(
         typed_forecast_days=typed_forecast_days,
         max_withdrawable=credit.max_withdrawable(customer.total_credit, customer.consumed),
         purchase_policy=purchases.customer_policy(v.s, v.partner_id, uin),
+        top_up=top_ups.customer_rule(v.s, partner_id=v.partner_id, customer_uin=uin),
+        top_up_month=top_ups.this_month(v.s, partner_id=v.partner_id, customer_uin=uin),
         customer_users=users.list_users(v.s, v.partner_id, customer_uin=uin),
         alarm_override=customer_settings.customer_alarm_override(
             v.s, partner_id=v.partner_id, customer_uin=uin
@@ -166,6 +169,8 @@ def _credit_form(
         remark=remark,
         error=error,
         purchase_policy=purchases.customer_policy(v.s, v.partner_id, uin),
+        top_up=top_ups.customer_rule(v.s, partner_id=v.partner_id, customer_uin=uin),
+        top_up_month=top_ups.this_month(v.s, partner_id=v.partner_id, customer_uin=uin),
     )
 
 

@@ -27,6 +27,7 @@ from creditline.console import (
     records,
     settings,
     statements,
+    top_ups,
 )
 from creditline.console.security import SecurityHeaders, check_csrf
 from creditline.console.visit import LoginRequired, PageError, templates
@@ -53,6 +54,7 @@ def router() -> APIRouter:
         audit,
         notifications,
         statements,
+        top_ups,
     ):
         pages.include_router(area.router)
     return pages

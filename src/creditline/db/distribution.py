@@ -44,6 +44,9 @@ TABLE_CLASS: dict[str, TableClass] = {
     "customer_view_settings": "distributed",
     "customer_alarm_settings": "distributed",
     "customer_alarms": "distributed",
+    "partner_top_up_rules": "distributed",
+    "customer_top_up_rules": "distributed",
+    "top_up_months": "distributed",
     "api_keys": "local",
     "users": "local",
     "console_sessions": "local",
@@ -86,6 +89,11 @@ REASON: dict[str, str] = {
     "customer_view_settings": "one row per partner: what its customers see and receive",
     "customer_alarm_settings": "a partner's per-customer alarm overrides",
     "customer_alarms": "the copies of a partner's alarms its customers received",
+    "partner_top_up_rules": "one row per partner: its default top-up rule",
+    "customer_top_up_rules": "a partner's customers' own top-up rules, read by the usage "
+    "batch that may trigger them",
+    "top_up_months": "a partner's customers' top-ups per month, written in the transaction "
+    "of the top-up (on the partner's shard, beside its pool and customer rows)",
     "api_keys": "looked up by secret id on every request, before the partner is known",
     "users": "looked up by email address at login; platform admins have no partner",
     "console_sessions": "looked up by the cookie's token hash on every page",

@@ -309,7 +309,7 @@ class AllocationRecord(Base):
         ),
         CheckConstraint("change <> 0", name="change_not_zero"),
         CheckConstraint(
-            "source IN ('console', 'api', 'tc3', 'cli', 'bulk', 'demo')", name="source"
+            "source IN ('console', 'api', 'tc3', 'cli', 'bulk', 'demo', 'rule')", name="source"
         ),
         PrimaryKeyConstraint("partner_id", "id"),
         ForeignKeyConstraint(
@@ -981,6 +981,100 @@ class PurchaseCheck(Base):
     #: Who asked: the API key's name, ``cli:<os user>``.
     requested_by: Mapped[str] = mapped_column(String(200))
     decided_at: Mapped[datetime]
+
+
+# --- Automatic top-ups: a partner's default rule, customers' own rules, each month's tally ---
+
+#: A rule's trigger: exactly one of an amount of available credit or a utilisation percent.
+_ONE_TRIGGER = "(below IS NULL) <> (utilization_percent IS NULL)"
+_RULE_CHECKS = (
+    CheckConstraint("amount > 0", name="amount_positive"),
+    CheckConstraint("monthly_cap >= amount", name="cap_holds_one_top_up"),
+    CheckConstraint("ceiling IS NULL OR ceiling >= amount", name="ceiling_holds_one_top_up"),
+    CheckConstraint(
+        "utilization_percent IS NULL OR utilization_percent BETWEEN 1 AND 1000",
+        name="utilization_percent",
+    ),
+    CheckConstraint("below IS NULL OR below >= 0", name="below_not_negative"),
+)
+
+
+class PartnerTopUpRule(Base):
+    """A partner's default top-up rule: when a customer's available credit falls below
+    ``below`` (or its utilisation reaches ``utilization_percent``), allocate ``amount`` from
+    the pool, at most ``monthly_cap`` a calendar month (UTC) and never past ``ceiling`` of
+    total credit. No row: no default (ledger.top_ups)."""
+
+    __tablename__ = "partner_top_up_rules"
+    __table_args__ = (CheckConstraint(_ONE_TRIGGER, name="one_trigger"), *_RULE_CHECKS)
+
+    partner_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("partners.id"), primary_key=True)
+    below: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    utilization_percent: Mapped[int | None] = mapped_column(Integer, default=None)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    monthly_cap: Mapped[int] = mapped_column(BigInteger)
+    ceiling: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    updated_at: Mapped[datetime]
+
+
+class CustomerTopUpRule(Base):
+    """A customer's own top-up rule over its partner's default, or (``enabled`` false, no
+    rule fields) "no top-ups for this customer". No row: the partner's default applies."""
+
+    __tablename__ = "customer_top_up_rules"
+    __table_args__ = (
+        PrimaryKeyConstraint("partner_id", "customer_uin"),
+        ForeignKeyConstraint(
+            ["partner_id", "customer_uin"], ["customers.partner_id", "customers.uin"]
+        ),
+        CheckConstraint(
+            f"(enabled AND {_ONE_TRIGGER} AND amount IS NOT NULL AND monthly_cap IS NOT NULL)"
+            " OR (NOT enabled AND below IS NULL AND utilization_percent IS NULL"
+            " AND amount IS NULL AND monthly_cap IS NULL AND ceiling IS NULL)",
+            name="rule_or_off",
+        ),
+        *_RULE_CHECKS,
+    )
+
+    partner_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("partners.id"))
+    customer_uin: Mapped[int] = mapped_column(BigInteger)
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    below: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    utilization_percent: Mapped[int | None] = mapped_column(Integer, default=None)
+    amount: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    monthly_cap: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    ceiling: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    updated_at: Mapped[datetime]
+
+
+class TopUpMonth(Base):
+    """A customer's top-ups in one calendar month (UTC, ``YYYY-MM``): their total and
+    count, kept by the guarded statement that holds the monthly cap (``verify`` recomputes
+    both from the allocation records of source ``rule``), the cap the latest top-up was
+    held to, and the reason of the last refusal since the last top-up (alarmed once)."""
+
+    __tablename__ = "top_up_months"
+    __table_args__ = (
+        PrimaryKeyConstraint("partner_id", "customer_uin", "month"),
+        ForeignKeyConstraint(
+            ["partner_id", "customer_uin"], ["customers.partner_id", "customers.uin"]
+        ),
+        CheckConstraint("topped_up >= 0", name="topped_up_not_negative"),
+        CheckConstraint("topped_up <= cap", name="within_cap"),
+        CheckConstraint(
+            "refused IS NULL OR refused IN ('pool_short', 'monthly_cap', 'ceiling')",
+            name="refused",
+        ),
+    )
+
+    partner_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("partners.id"))
+    customer_uin: Mapped[int] = mapped_column(BigInteger)
+    month: Mapped[str] = mapped_column(String(7))
+    topped_up: Mapped[int] = mapped_column(BigInteger, default=0)
+    top_ups: Mapped[int] = mapped_column(Integer, default=0)
+    cap: Mapped[int] = mapped_column(BigInteger, default=0)
+    refused: Mapped[str | None] = mapped_column(String(16), default=None)
+    updated_at: Mapped[datetime]
 
 
 _Row = TypeVar("_Row", bound=Base)

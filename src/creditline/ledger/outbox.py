@@ -28,7 +28,8 @@ from creditline.db.tables import OutboxEvent, WebhookEndpoint
 THRESHOLD_REACHED = "credit.threshold_reached"
 ALLOCATION_RECORDED = "credit.allocation_recorded"
 FORECAST_EXHAUSTION = "credit.forecast_exhaustion"
-EVENT_TYPES = (THRESHOLD_REACHED, ALLOCATION_RECORDED, FORECAST_EXHAUSTION)
+TOP_UP_REFUSED = "credit.top_up_refused"
+EVENT_TYPES = (THRESHOLD_REACHED, ALLOCATION_RECORDED, FORECAST_EXHAUSTION, TOP_UP_REFUSED)
 
 
 #: The event's one INSERT, parameters named ``outbox_<column>`` (see :func:`event`).

@@ -22,7 +22,7 @@ from creditline.ledger.outbox import ALLOCATION_RECORDED, enqueue
 from creditline.limits import MAX_PAGE_SIZE, check_page_size
 
 RECORD_KINDS = ("grant", "pool_allocation", "allocation", "withdrawal")
-SOURCES = ("console", "api", "tc3", "cli", "bulk", "demo")
+SOURCES = ("console", "api", "tc3", "cli", "bulk", "demo", "rule")
 
 
 @dataclass(frozen=True)

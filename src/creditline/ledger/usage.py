@@ -46,6 +46,7 @@ from creditline.db.tables import Alarm, Customer, Partner, UsageEvent
 from creditline.errors import CreditlineError, InvalidBatch, InvalidInput, LineError
 from creditline.ledger import forecast
 from creditline.ledger.alarms import CustomerCredit, evaluate_many
+from creditline.ledger.top_ups import TopUp, after_usage, lock_pools, rules_for
 
 USAGE_KINDS = ("charge", "refund")
 FIELDS = (
@@ -87,6 +88,8 @@ class IngestResult:
     accepted: int
     duplicates: int
     alarms: list[Alarm] = field(default_factory=list)
+    #: The automatic top-ups the batch triggered, made or refused (ledger.top_ups).
+    top_ups: list[TopUp] = field(default_factory=list)
 
 
 def parse_time(value: object) -> datetime:
@@ -386,17 +389,24 @@ def _owners(session: Session, uins: set[int], *, lock: bool) -> dict[int, int]:
     query = _OWNERS.where(_customers.c.uin.in_(ordered)).order_by(_customers.c.uin)
     owners = dict(session.execute(query).tuples().all())
     if lock:
-        by_partner: dict[int, list[int]] = defaultdict(list)
-        for uin, partner_id in owners.items():
-            by_partner[partner_id].append(uin)
-        for partner_id in sorted(by_partner):
-            session.execute(
-                query.where(
-                    _customers.c.partner_id == partner_id,
-                    _customers.c.uin.in_(by_partner[partner_id]),
-                ).with_for_update(key_share=True)
-            )
+        _lock(session, owners)
     return owners
+
+
+def _lock(session: Session, owners: Mapping[int, int]) -> None:
+    """Lock the customers of ``owners`` as :func:`_owners` says."""
+    by_partner: dict[int, list[int]] = defaultdict(list)
+    for uin, partner_id in sorted(owners.items()):
+        by_partner[partner_id].append(uin)
+    for partner_id in sorted(by_partner):
+        session.execute(
+            _OWNERS.where(
+                _customers.c.partner_id == partner_id,
+                _customers.c.uin.in_(by_partner[partner_id]),
+            )
+            .order_by(_customers.c.uin)
+            .with_for_update(key_share=True)
+        )
 
 
 def _unknown(
@@ -478,10 +488,16 @@ def ingest(
     numbers = list(lines) if lines is not None else list(range(1, len(batch) + 1))
     postgres = session.get_bind().dialect.name == "postgresql"
     with session.begin_nested():
-        owners = _owners(session, {r.customer_uin for r in batch}, lock=postgres and not faults)
+        owners = _owners(session, {r.customer_uin for r in batch}, lock=False)
         unknown = _unknown(batch, numbers, owners)
         if unknown or faults:
             raise InvalidBatch(sorted([*faults, *unknown], key=lambda e: e.line), what=what)
+        # The top-up rules as the batch begins: a partner whose customers may be topped up
+        # has its pool locked before its customers, the order of every allocation.
+        rules = rules_for(session, owners)
+        if postgres:
+            lock_pools(session, [owners[uin] for uin in rules])
+            _lock(session, owners)
         # Repeats inside the batch are duplicates too: the first occurrence stands.
         staged: dict[tuple[Any, ...], tuple[Any, ...]] = {}
         for r in batch:
@@ -550,6 +566,10 @@ def ingest(
                 for row in changed
             ],
         )
+        made = after_usage(session, changed, delta, rules) if rules else []
     return IngestResult(
-        accepted=len(inserted), duplicates=len(batch) - len(inserted), alarms=alarms
+        accepted=len(inserted),
+        duplicates=len(batch) - len(inserted),
+        alarms=alarms,
+        top_ups=made,
     )

@@ -10,8 +10,16 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from creditline import money
-from creditline.db.tables import AllocationRecord, Customer, Partner, UsageDaily, UsageEvent
+from creditline.db.tables import (
+    AllocationRecord,
+    Customer,
+    Partner,
+    TopUpMonth,
+    UsageDaily,
+    UsageEvent,
+)
 from creditline.ledger.alarms import reached
+from creditline.ledger.top_ups import month_of
 
 
 @dataclass(frozen=True)
@@ -87,7 +95,11 @@ def verify(session: Session) -> list[Mismatch]:
       distributor's pool allocations) ever went below zero;
     - a customer's ``total_credit`` equals the sum of its allocation records;
     - a customer's ``consumed`` equals the sum of its counted usage;
-    - a customer's fired thresholds are exactly those its consumption reaches.
+    - a customer's fired thresholds are exactly those its consumption reaches;
+    - each customer's automatic top-ups of each month (its allocation records of source
+      ``rule``, by the UTC month of their time) add up to, and count, what the month's
+      tally says, which is within the cap its latest top-up was held to; a top-up is an
+      allocation, never a withdrawal.
     """
     found: list[Mismatch] = []
 
@@ -228,6 +240,69 @@ def verify(session: Session) -> list[Mismatch]:
                     "fired thresholds",
                     ",".join(map(str, sorted(customer.fired_thresholds))) or "none",
                     ",".join(map(str, should)) or "none",
+                )
+            )
+    found.extend(_top_ups(session))
+    return found
+
+
+def _top_ups(session: Session) -> list[Mismatch]:
+    """Each customer-month's top-ups recomputed from the records against its tally."""
+    found: list[Mismatch] = []
+    recorded: dict[tuple[int, str], list[int]] = {}
+    for uin, kind, change, created_at in session.execute(
+        select(
+            AllocationRecord.customer_uin,
+            AllocationRecord.kind,
+            AllocationRecord.change,
+            AllocationRecord.created_at,
+        )
+        .where(AllocationRecord.source == "rule")
+        .order_by(AllocationRecord.id)
+    ).tuples():
+        if kind != "allocation" or change <= 0 or uin is None:
+            found.append(
+                Mismatch(
+                    "customer",
+                    uin or 0,
+                    "top-up",
+                    change,
+                    0,
+                    rule="a top-up is an allocation to a customer, never anything else",
+                )
+            )
+            continue
+        sums = recorded.setdefault((uin, month_of(created_at)), [0, 0])
+        sums[0] += change
+        sums[1] += 1
+    tallies = {
+        (row.customer_uin, row.month): row
+        for row in session.execute(select(TopUpMonth).execution_options(populate_existing=True))
+        .scalars()
+        .all()
+    }
+    for key in sorted(set(recorded) | set(tallies)):
+        uin, month = key
+        total, count = recorded.get(key, [0, 0])
+        tally = tallies.get(key)
+        stored, stored_count = (0, 0) if tally is None else (tally.topped_up, tally.top_ups)
+        if stored != total:
+            found.append(Mismatch("customer", uin, f"top-ups of {month}", stored, total))
+        if stored_count != count:
+            found.append(
+                Mismatch(
+                    "customer", uin, f"number of top-ups of {month}", str(stored_count), str(count)
+                )
+            )
+        if tally is not None and tally.topped_up > tally.cap:
+            found.append(
+                Mismatch(
+                    "customer",
+                    uin,
+                    f"top-ups of {month}",
+                    tally.topped_up,
+                    tally.cap,
+                    rule=f"above the monthly cap of {money.to_display(tally.cap)}",
                 )
             )
     return found

@@ -6,7 +6,8 @@ endpoint answers:
 
 1. :func:`expand` claims undelivered outbox rows (``FOR UPDATE SKIP LOCKED`` on
    PostgreSQL; SQLite's single writer lock makes the claim exclusive there) and writes a
-   delivery for each subscribed webhook endpoint and, for alarms, each email recipient.
+   delivery for each subscribed webhook endpoint and, for alarms (thresholds reached, top-ups
+   refused), each email recipient.
 2. :func:`claim` takes due deliveries under a lease (``locked_until``) and a claim token.
 3. The worker delivers outside any transaction.
 4. :func:`record` writes the attempt to the log and either ends the delivery or schedules
@@ -36,10 +37,10 @@ from creditline.db.tables import (
 )
 from creditline.notify import customer_alarms
 from creditline.notify.endpoints import signing_secrets
-from creditline.notify.outbox import FORECAST_EXHAUSTION, THRESHOLD_REACHED
+from creditline.notify.outbox import FORECAST_EXHAUSTION, THRESHOLD_REACHED, TOP_UP_REFUSED
 
 #: The alarms: emailed to the partner's alarm recipients as well as sent to webhooks.
-ALARM_TYPES = (THRESHOLD_REACHED, FORECAST_EXHAUSTION)
+ALARM_TYPES = (THRESHOLD_REACHED, FORECAST_EXHAUSTION, TOP_UP_REFUSED)
 
 
 @dataclass(frozen=True)
@@ -174,8 +175,14 @@ def expand(
                 )
             )
         if email_enabled:
+            # A refused top-up is the partner's business (its pool, its rule): its own
+            # recipients only, never the customer.
             for address in _alarm_addresses(
-                session, event.partner_id, payload, settings.get(event.partner_id)
+                session,
+                event.partner_id,
+                payload,
+                settings.get(event.partner_id),
+                with_customer=event.type != TOP_UP_REFUSED,
             ):
                 rows.append(
                     common
@@ -202,11 +209,13 @@ def _alarm_addresses(
     partner_id: int,
     payload: dict[str, Any],
     settings: NotificationSettings | None,
+    *,
+    with_customer: bool = True,
 ) -> list[str]:
     if settings is None:
         return []
     addresses = {a.lower(): a for a in settings.email_recipients}
-    if settings.email_customer:
+    if settings.email_customer and with_customer:
         email = session.execute(
             select(Customer.email).where(
                 Customer.partner_id == partner_id,

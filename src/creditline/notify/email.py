@@ -1,4 +1,5 @@
-"""The email channel: an alarm as a plain-text and HTML message through SMTP."""
+"""The email channel: an alarm (a threshold reached, a top-up refused) as a plain-text and
+HTML message through SMTP."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 
 from creditline.config import Settings
 from creditline.notify.deliveries import Job, Outcome
-from creditline.notify.outbox import FORECAST_EXHAUSTION, THRESHOLD_REACHED
+from creditline.notify.outbox import FORECAST_EXHAUSTION, THRESHOLD_REACHED, TOP_UP_REFUSED
 
 _templates = Environment(
     loader=PackageLoader("creditline.notify", "templates"),
@@ -38,9 +39,11 @@ def compose(job: Job, settings: Settings) -> EmailMessage:
     consumed, available, and a link to the customer in the console."""
     if job.event_type == FORECAST_EXHAUSTION and job.email is not None and job.sender is None:
         return _compose_forecast(job, settings)
-    if job.event_type != THRESHOLD_REACHED or job.email is None:
+    if job.event_type not in (THRESHOLD_REACHED, TOP_UP_REFUSED) or job.email is None:
         raise ValueError(f"no email for a {job.event_type} event")
     data: dict[str, Any] = dict(job.payload)
+    if job.event_type == TOP_UP_REFUSED:
+        return _compose_top_up_refused(job, settings, data)
     if job.sender is not None:
         return _compose_for_customer(job, settings, data)
     context = {
@@ -90,6 +93,40 @@ def _compose_forecast(job: Job, settings: Settings) -> EmailMessage:
     message.set_content(_templates.get_template("forecast_exhaustion.txt").render(context))
     message.add_alternative(
         _templates.get_template("forecast_exhaustion.html").render(context), subtype="html"
+    )
+    return message
+
+
+#: Why a top-up was refused, as the email says it.
+_REFUSED_BECAUSE = {
+    "pool_short": "your pool has less remaining than the top-up's amount",
+    "monthly_cap": "the rule's monthly cap is reached",
+    "ceiling": "the top-up would take the customer's total credit above the rule's ceiling",
+}
+
+
+def _compose_top_up_refused(job: Job, settings: Settings, data: dict[str, Any]) -> EmailMessage:
+    """The partner's email of a refused automatic top-up."""
+    assert job.email is not None
+    context = {
+        **data,
+        "because": _REFUSED_BECAUSE.get(str(data["reason"]), str(data["reason"])),
+        "link": customer_link(settings, int(data["customer_uin"])),
+        "currency": "USD",
+    }
+    message = EmailMessage()
+    message["Subject"] = (
+        f"Automatic top-up refused: {data['customer_name']} ({data['customer_uin']}) "
+        f"- {data['amount']} USD not allocated"
+    )
+    message["From"] = settings.smtp_from
+    message["To"] = job.email
+    message["Date"] = formatdate(localtime=False)
+    message["Message-ID"] = make_msgid(idstring=job.message_id)
+    message["X-Creditline-Event"] = job.message_id
+    message.set_content(_templates.get_template("top_up_refused.txt").render(context))
+    message.add_alternative(
+        _templates.get_template("top_up_refused.html").render(context), subtype="html"
     )
     return message
 

@@ -14,7 +14,7 @@ Two small functions, PostgreSQL only (SQLite runs the allocation's steps in-proc
   pool gave, an idempotency key taken meanwhile).
 
 Revision ID: 0018
-Revises: 0015
+Revises: 0017
 Create Date: 2026-12-01
 """
 
@@ -23,7 +23,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0018"
-down_revision = "0015"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 
