@@ -24,6 +24,7 @@ from sqlalchemy import (
     Column,
     MetaData,
     Table,
+    any_,
     bindparam,
     case,
     delete,
@@ -333,6 +334,18 @@ _customers = Customer.metadata.tables[Customer.__tablename__]
 _partners = Partner.metadata.tables[Partner.__tablename__]
 #: The customers of a batch with their owner (see _owners).
 _OWNERS = select(_customers.c.uin, _customers.c.partner_id)
+_UINS = bindparam("uins", type_=postgresql.ARRAY(BigInteger))
+#: PostgreSQL: the batch's customers by ``uin = ANY(:uins)``, and one partner's of them
+#: locked in UIN order (see _owners).
+_OWNERS_PG = _OWNERS.where(_customers.c.uin == any_(_UINS)).order_by(_customers.c.uin)
+_LOCK_PG = (
+    _OWNERS.where(
+        _customers.c.partner_id == bindparam("partner_id"),
+        _customers.c.uin == any_(_UINS),
+    )
+    .order_by(_customers.c.uin)
+    .with_for_update(key_share=True)
+)
 #: The partners' default threshold lists.
 _DEFAULTS = select(_partners.c.id, _partners.c.thresholds)
 _CHANGED = (
@@ -375,18 +388,32 @@ def _owners(session: Session, uins: set[int], *, lock: bool) -> dict[int, int]:
     distributed database can lock rows (docs/scaling.md). SQLite has one writer at a time
     and no row locks."""
     ordered = sorted(uins)
-    query = _OWNERS.where(_customers.c.uin.in_(ordered)).order_by(_customers.c.uin)
-    owners = dict(session.execute(query).tuples().all())
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if postgres:
+        # The UINs as one array: one statement text whatever the batch's customers, so it
+        # is compiled, parsed and planned once (an IN list of hundreds of values was
+        # rendered, parsed and planned anew on every execution).
+        owners = dict(session.execute(_OWNERS_PG, {"uins": ordered}).tuples().all())
+    else:
+        query = _OWNERS.where(_customers.c.uin.in_(ordered)).order_by(_customers.c.uin)
+        owners = dict(session.execute(query).tuples().all())
     if lock:
         by_partner: dict[int, list[int]] = defaultdict(list)
         for uin, partner_id in owners.items():
             by_partner[partner_id].append(uin)
         for partner_id in sorted(by_partner):
+            if postgres:
+                session.execute(
+                    _LOCK_PG, {"partner_id": partner_id, "uins": by_partner[partner_id]}
+                )
+                continue
             session.execute(
-                query.where(
+                _OWNERS.where(
                     _customers.c.partner_id == partner_id,
                     _customers.c.uin.in_(by_partner[partner_id]),
-                ).with_for_update(key_share=True)
+                )
+                .order_by(_customers.c.uin)
+                .with_for_update(key_share=True)
             )
     return owners
 
