@@ -4,9 +4,9 @@ Each charge counts ``list_amount - voucher_amount`` against its customer's credi
 counts negative); partner discounts never change what is counted. An event id seen before
 is a duplicate and changes nothing. A batch with any invalid record is refused whole, with
 every invalid record named. Ingestion takes the same few statements whatever the batch's
-size (see :func:`ingest`): the batch's customers locked in ascending UIN order (so
-concurrent batches cannot deadlock), its events staged by ``COPY`` (SQLite:
-``executemany``) and moved by one ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``, one
+size (see :func:`ingest`): its events staged by ``COPY`` (SQLite: ``executemany``) and
+moved by one ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``, the customers with new
+events locked in ascending UIN order (so concurrent batches cannot deadlock), one
 ``UPDATE`` that adds each customer's net consumption, and the alarm rule's writes for all
 of its customers at once.
 """
@@ -271,7 +271,7 @@ def parse_batch(
     checked = check_batch(raws, strict=strict)
     errors = list(checked.faults)
     if session is not None and checked.records:
-        owners = _owners(session, {r.customer_uin for r in checked.records}, lock=False)
+        owners = _owners(session, {r.customer_uin for r in checked.records})
         errors.extend(_unknown(checked.records, checked.lines, owners))
     if errors:
         errors.sort(key=lambda e: e.line)
@@ -377,45 +377,32 @@ _ADD_CONSUMED_PG = (
 )
 
 
-def _owners(session: Session, uins: set[int], *, lock: bool) -> dict[int, int]:
-    """Each known customer of ``uins``, and its partner.
-    ``lock``: their rows are then locked, partner by partner in ascending order and each
-    partner's in ascending UIN order (``FOR NO KEY UPDATE``, the lock an UPDATE of them
-    takes), before the batch writes anything, so concurrent batches queue in one order and
-    cannot deadlock, whatever order their statements visit rows in. (A plain ``FOR
-    UPDATE`` would also wait on the foreign-key share locks that other batches' inserts
-    hold.) One locking statement per partner: each stays on its partner's shard, where a
-    distributed database can lock rows (docs/scaling.md). SQLite has one writer at a time
-    and no row locks."""
+def _owners(session: Session, uins: set[int]) -> dict[int, int]:
+    """Each known customer of ``uins``, and its partner."""
     ordered = sorted(uins)
-    postgres = session.get_bind().dialect.name == "postgresql"
-    if postgres:
+    if session.get_bind().dialect.name == "postgresql":
         # The UINs as one array: one statement text whatever the batch's customers, so it
         # is compiled, parsed and planned once (an IN list of hundreds of values was
         # rendered, parsed and planned anew on every execution).
-        owners = dict(session.execute(_OWNERS_PG, {"uins": ordered}).tuples().all())
-    else:
-        query = _OWNERS.where(_customers.c.uin.in_(ordered)).order_by(_customers.c.uin)
-        owners = dict(session.execute(query).tuples().all())
-    if lock:
-        by_partner: dict[int, list[int]] = defaultdict(list)
-        for uin, partner_id in owners.items():
-            by_partner[partner_id].append(uin)
-        for partner_id in sorted(by_partner):
-            if postgres:
-                session.execute(
-                    _LOCK_PG, {"partner_id": partner_id, "uins": by_partner[partner_id]}
-                )
-                continue
-            session.execute(
-                _OWNERS.where(
-                    _customers.c.partner_id == partner_id,
-                    _customers.c.uin.in_(by_partner[partner_id]),
-                )
-                .order_by(_customers.c.uin)
-                .with_for_update(key_share=True)
-            )
-    return owners
+        return dict(session.execute(_OWNERS_PG, {"uins": ordered}).tuples().all())
+    query = _OWNERS.where(_customers.c.uin.in_(ordered)).order_by(_customers.c.uin)
+    return dict(session.execute(query).tuples().all())
+
+
+def _lock(session: Session, owners: Mapping[int, int]) -> None:
+    """PostgreSQL: lock the customers of ``owners`` (UIN -> partner), partner by partner in
+    ascending order and each partner's in ascending UIN order (``FOR NO KEY UPDATE``, the
+    lock an UPDATE of them takes), before their consumption is added, so concurrent
+    batches queue in one order and cannot deadlock, whatever order their statements visit
+    rows in. (A plain ``FOR UPDATE`` would also wait on the foreign-key share locks that
+    other batches' inserts hold.) One locking statement per partner: each stays on its
+    partner's shard, where a distributed database can lock rows (docs/scaling.md). SQLite
+    has one writer at a time and no row locks."""
+    by_partner: dict[int, list[int]] = defaultdict(list)
+    for uin in sorted(owners):
+        by_partner[owners[uin]].append(uin)
+    for partner_id in sorted(by_partner):
+        session.execute(_LOCK_PG, {"partner_id": partner_id, "uins": by_partner[partner_id]})
 
 
 def _unknown(
@@ -484,10 +471,11 @@ def ingest(
     ``lines`` gives each record's line number for those messages (default: 1-based index);
     ``what`` names a line in them ("record", "line").
 
-    The statements, whatever the batch's size: the batch's customers read and locked in
-    UIN order; the events staged (``COPY`` on PostgreSQL) and inserted by one ``INSERT ...
-    SELECT ... ON CONFLICT DO NOTHING RETURNING``; every customer's consumption added by
-    one ``UPDATE ... RETURNING``; then, when thresholds move, the alarm rule's writes
+    The statements, whatever the batch's size: the batch's customers read; the events
+    staged (``COPY`` on PostgreSQL) and inserted by one ``INSERT ... SELECT ... ON CONFLICT
+    DO NOTHING RETURNING``; the customers with new events locked in UIN order (one
+    statement per partner, PostgreSQL); their consumption added by one ``UPDATE ...
+    RETURNING``; then, when thresholds move, the alarm rule's writes
     (:func:`creditline.ledger.alarms.evaluate_many`).
     """
     if not batch and not faults:
@@ -497,7 +485,7 @@ def ingest(
     numbers = list(lines) if lines is not None else list(range(1, len(batch) + 1))
     postgres = session.get_bind().dialect.name == "postgresql"
     with session.begin_nested():
-        owners = _owners(session, {r.customer_uin for r in batch}, lock=postgres and not faults)
+        owners = _owners(session, {r.customer_uin for r in batch})
         unknown = _unknown(batch, numbers, owners)
         if unknown or faults:
             raise InvalidBatch(sorted([*faults, *unknown], key=lambda e: e.line), what=what)
@@ -526,6 +514,12 @@ def ingest(
         for uin, counted, kind in inserted:
             delta[uin] += counted
             refunds[uin] |= kind == "refund" and counted != 0
+        if postgres:
+            # Locked only now, the events in: concurrent batches queue on these rows for
+            # the consumption's update alone, not for the events' COPY and INSERT too (the
+            # INSERT takes no lock an UPDATE of a customer waits for; a batch holding these
+            # locks inserts no more events, so no batch waits on another's in a cycle).
+            _lock(session, {uin: owners[uin] for uin in delta})
         changed = sorted(_add_consumed(session, delta, owners), key=lambda row: row.uin)
         partner_ids = sorted({row.partner_id for row in changed})
         defaults = dict(
