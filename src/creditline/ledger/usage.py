@@ -17,7 +17,8 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from operator import itemgetter
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     BigInteger,
@@ -35,7 +36,6 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 from sqlalchemy.schema import CreateTable
 
@@ -304,6 +304,8 @@ _staging = Table(
     *(Column(name, _events.c[name].type) for name in _STAGED),
     prefixes=["TEMPORARY"],
 )
+#: A staged row's unique key (CONFLICT_TARGET), for the repeats inside one batch.
+_conflict_key = itemgetter(*(_STAGED.index(c) for c in CONFLICT_TARGET))
 _CREATE_STAGING = CreateTable(_staging, if_not_exists=True)
 _FILL_STAGING = insert(_staging)
 _EMPTY_STAGING = delete(_staging)
@@ -357,6 +359,22 @@ _CHANGED = (
     _customers.c.thresholds,
     _customers.c.fired_thresholds,
 )
+
+
+class _Changed(NamedTuple):
+    """A customer as the consumption's update returned it (the columns of _CHANGED): a
+    plain named tuple, whose fields are read far faster than a result row's."""
+
+    uin: int
+    partner_id: int
+    total_credit: int
+    consumed: int
+    name: str
+    thresholds: list[int] | None
+    fired_thresholds: list[int]
+
+
+assert _Changed._fields == tuple(column.name for column in _CHANGED)
 #: PostgreSQL: every customer's net consumption added by one statement, the amounts as
 #: three arrays joined as a table (compiled once, whatever the batch's size).
 _DELTAS = (
@@ -430,7 +448,7 @@ def _stage(session: Session, rows: list[tuple[Any, ...]]) -> None:
 
 def _add_consumed(
     session: Session, delta: Mapping[int, int], owners: Mapping[int, int]
-) -> list[Row[Any]]:
+) -> list[_Changed]:
     """Add each customer's net consumption by one statement; the rows as changed."""
     ordered = sorted(delta)
     if not ordered:
@@ -441,17 +459,20 @@ def _add_consumed(
             "partner_ids": [owners[uin] for uin in ordered],
             "deltas": [delta[uin] for uin in ordered],
         }
-        return list(session.execute(_ADD_CONSUMED_PG, params))
+        return list(map(_Changed._make, session.execute(_ADD_CONSUMED_PG, params)))
     shift = case({uin: literal(delta[uin], BigInteger) for uin in ordered}, value=_customers.c.uin)
     return list(
-        session.execute(
-            update(_customers)
-            .where(
-                _customers.c.uin.in_(ordered),
-                _customers.c.partner_id.in_({owners[uin] for uin in ordered}),
-            )
-            .values(consumed=_customers.c.consumed + shift)
-            .returning(*_CHANGED)
+        map(
+            _Changed._make,
+            session.execute(
+                update(_customers)
+                .where(
+                    _customers.c.uin.in_(ordered),
+                    _customers.c.partner_id.in_({owners[uin] for uin in ordered}),
+                )
+                .values(consumed=_customers.c.consumed + shift)
+                .returning(*_CHANGED)
+            ),
         )
     )
 
@@ -503,7 +524,7 @@ def ingest(
                 r.counted,
                 r.occurred_at,
             )
-            staged.setdefault(tuple(row[_STAGED.index(c)] for c in CONFLICT_TARGET), row)
+            staged.setdefault(_conflict_key(row), row)
         _stage(session, list(staged.values()))
         inserted = session.execute(
             _INSERT_EVENTS["postgresql" if postgres else "sqlite"], {"ingested_at": utcnow()}
