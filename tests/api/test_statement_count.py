@@ -144,13 +144,13 @@ def test_the_audits_derived_before_is_the_state_the_previous_write_left(
 #: Statements of one usage batch with a fresh Idempotency-Key, the same whatever the
 #: batch's size or number of customers (COMMITs counted): authentication (SQLite: BEGIN;
 #: the key, COMMIT); then the write: BEGIN IMMEDIATE (SQLite), the idempotency claim,
-#: SAVEPOINT, the batch's customers (on PostgreSQL then locked in UIN order, one statement
-#: per partner of the batch, here two: each on its partner's shard), the staging
-#: table's CREATE ... IF NOT EXISTS, its fill (SQLite: one executemany; PostgreSQL:
-#: ``COPY``, which goes to the driver itself and is not listed here), the one INSERT ...
-#: SELECT ... ON CONFLICT DO NOTHING, the staging table emptied, the one consumption
-#: UPDATE, the partners' default threshold lists, RELEASE SAVEPOINT, the idempotency
-#: answer, the audit INSERT, COMMIT.
+#: SAVEPOINT, the batch's customers, the staging table's CREATE ... IF NOT EXISTS, its
+#: fill (SQLite: one executemany; PostgreSQL: ``COPY``, which goes to the driver itself
+#: and is not listed here), the one INSERT ... SELECT ... ON CONFLICT DO NOTHING, the
+#: staging table emptied, the customers with new events locked in UIN order (PostgreSQL,
+#: one statement per partner of the batch, here two: each on its partner's shard), the
+#: one consumption UPDATE, the partners' default threshold lists, RELEASE SAVEPOINT, the
+#: idempotency answer, the audit INSERT, COMMIT.
 USAGE_EXPECTED = {"sqlite": 17, "postgresql": 16}
 
 
