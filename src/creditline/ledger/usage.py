@@ -338,7 +338,7 @@ _partners = Partner.metadata.tables[Partner.__tablename__]
 _OWNERS = select(_customers.c.uin, _customers.c.partner_id)
 _UINS = bindparam("uins", type_=postgresql.ARRAY(BigInteger))
 #: PostgreSQL: the batch's customers by ``uin = ANY(:uins)``, and one partner's of them
-#: locked in UIN order (see _owners).
+#: locked in UIN order (see _owners and _lock).
 _OWNERS_PG = _OWNERS.where(_customers.c.uin == any_(_UINS)).order_by(_customers.c.uin)
 _LOCK_PG = (
     _OWNERS.where(
