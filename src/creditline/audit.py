@@ -114,14 +114,40 @@ def redact(value: Any) -> Any:
     return str(value)
 
 
-def _bounded(value: Any) -> Any:
+def _bounded(value: Any, *, parsed: bool = False) -> Any:
+    """``value`` redacted, or its summary when its JSON is longer than MAX_CHANGE_CHARS.
+
+    ``parsed``: ``value`` is what ``json.loads`` returns (text keys, JSON values only; a
+    request's body, an answer). Then redaction can only change it where its JSON text
+    names a secret's field or holds a webhook secret (:func:`_may_redact`): a value
+    without either is kept as it is, or summed up from that text at once, not copied
+    first (a usage batch's body, thousands of records, is one such value). The result
+    is the same as :func:`redact`'s."""
     if value is None:
         return None
+    if parsed:
+        text = json.dumps(value)
+        if not _may_redact(text):
+            if len(text) > MAX_CHANGE_CHARS:
+                return {"truncated": True, "chars": len(text), "start": text[:1000]}
+            return value
     kept = redact(value)
     text = json.dumps(kept, default=str)
     if len(text) > MAX_CHANGE_CHARS:
         return {"truncated": True, "chars": len(text), "start": text[:1000]}
     return kept
+
+
+def _may_redact(text: str) -> bool:
+    """Whether :func:`redact` could change the value whose JSON (``json.dumps``) is
+    ``text``, given that the value holds only JSON's own types with text keys: yes when
+    the text holds a secret's name part or ``whsec_`` anywhere (a key, a value), or an
+    escape (``\\u…``: a character the search could not see). False means nothing in it
+    is redacted."""
+    if "\\u" in text or "whsec_" in text:
+        return True
+    lowered = text.lower()
+    return any(part in lowered for part in _SECRET_NAMES)
 
 
 @dataclass(frozen=True)
@@ -419,12 +445,15 @@ def record(
     outcome: str = "ok",
     before: Any = None,
     after: Any = None,
+    after_parsed: bool = False,
 ) -> None:
     """Append one audit row in the caller's transaction (redacted, bounded).
 
     The objects a watched write changed (see :func:`watch`) are added: ``before`` holds
     their states before, ``after`` their states after, next to what the caller passes in
-    ``after`` (the request, the answer)."""
+    ``after`` (the request, the answer). ``after_parsed``: ``after`` holds only JSON
+    as ``json.loads`` returns it (redacted the quick way when it can be, see
+    :func:`row`)."""
     was, now = _changes(session)
     session.execute(
         INSERT,
@@ -436,6 +465,7 @@ def record(
             before=before,
             after=after,
             changed=(was, now),
+            after_parsed=after_parsed,
         ),
     )
 
@@ -508,14 +538,19 @@ def row(
     before: Any = None,
     after: Any = None,
     changed: tuple[dict[str, Any], dict[str, Any]] = ({}, {}),
+    after_parsed: bool = False,
 ) -> dict[str, Any]:
     """The parameters of :data:`INSERT` for one row (redacted, bounded): ``changed`` holds
-    the objects' states before and after, next to what the caller passes."""
+    the objects' states before and after, next to what the caller passes.
+    ``after_parsed``: ``after`` holds only JSON as ``json.loads`` returns it (a request's
+    body, an answer): redacted by its text when nothing in it can be a secret, which a
+    large body (a usage batch) needs no copy for; the row is the same either way."""
     was, now = changed
     if was:
         before = {**was, **(before or {})}
     if now:
         after = {**now, **(after or {})}
+        after_parsed = False  # the objects' states hold times and the like
     return {
         "audit_at": utcnow(),
         "audit_source": actor.source,
@@ -527,7 +562,7 @@ def row(
         "audit_object": object[:500],
         "audit_outcome": outcome,
         "audit_before": _bounded(before),
-        "audit_after": _bounded(after),
+        "audit_after": _bounded(after, parsed=after_parsed),
     }
 
 

@@ -147,15 +147,15 @@ def test_the_audits_derived_before_is_the_state_the_previous_write_left(
 #: batch's size or number of customers (COMMITs counted): authentication (SQLite: BEGIN;
 #: the key, COMMIT); then the write: BEGIN IMMEDIATE (SQLite), the idempotency claim,
 #: SAVEPOINT, the batch's customers, their top-up rules (one read; with none, no pool is
-#: locked and nothing more is done for top-ups), (on PostgreSQL the customers then locked
-#: in UIN order, one statement per partner of the batch, here two: each on its partner's
-#: shard), the staging
-#: table's CREATE ... IF NOT EXISTS, its fill (SQLite: one executemany; PostgreSQL:
-#: ``COPY``, which goes to the driver itself and is not listed here), the one INSERT ...
-#: SELECT ... ON CONFLICT DO NOTHING, the staging table emptied, the one consumption
-#: UPDATE, the partners' default threshold lists, RELEASE SAVEPOINT, the idempotency
-#: answer, the audit INSERT, COMMIT; and the one upsert of the daily totals (the forecasts
-#: are current: computed today, and these events are of a day before every window).
+#: locked and nothing more is done for top-ups), the staging table's CREATE ... IF NOT
+#: EXISTS, its fill (SQLite: one executemany; PostgreSQL: ``COPY``, which goes to the
+#: driver itself and is not listed here), the one INSERT ... SELECT ... ON CONFLICT DO
+#: NOTHING, the staging table emptied, the one upsert of the daily totals, the customers
+#: with new events locked in UIN order (PostgreSQL, one statement per partner of the
+#: batch, here two: each on its partner's shard), the one consumption UPDATE, the
+#: partners' default threshold lists, RELEASE SAVEPOINT, the idempotency answer, the audit
+#: INSERT, COMMIT (the forecasts are current: computed today, and these events are of a
+#: day before every window).
 USAGE_EXPECTED = {"sqlite": 18, "postgresql": 17}
 
 

@@ -25,8 +25,8 @@ RECORD = (
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def at_0015(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    """A database of its own, migrated to 0016 only (0017 follows it), with a partner, a customer and two
-    records."""
+    """A database of its own, migrated to 0016 only (0017 follows it), with a partner, a
+    customer and two records."""
     with database_at(request.param, "0016", tmp_path) as engine:
         with engine.begin() as c:
             c.execute(

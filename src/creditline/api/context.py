@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pydantic_core
@@ -110,6 +110,27 @@ class Call:
     engine: Engine
     idempotency_key: str | None
     body: bytes
+    #: The body as ``json.loads`` reads it, read once for both the request's fingerprint
+    #: and its audit row (see :meth:`parsed_body`).
+    _parsed: Any = field(default=idempotency.UNREAD, init=False, repr=False)
+
+    def parsed_body(self) -> Any:
+        """The body read as JSON (``idempotency.NOT_JSON`` when it is not JSON)."""
+        if self._parsed is idempotency.UNREAD:
+            try:
+                self._parsed = json.loads(self.body)
+            except ValueError:
+                self._parsed = idempotency.NOT_JSON
+        return self._parsed
+
+    def _fingerprint(self) -> str:
+        return idempotency.request_hash(
+            self.request.method,
+            self.request.url.path,
+            self.request.url.query,
+            self.body,
+            parsed=self.parsed_body(),
+        )
 
     def origin(self, remark: str = "") -> Origin:
         """Who and which door, for the allocation records this request appends."""
@@ -122,12 +143,18 @@ class Call:
 
     def _audit(self, session: Session, answer: str) -> None:
         # In the write's own transaction: the audit row exists exactly when the write does.
+        parsed = self.parsed_body()
         audit.record(
             session,
             audit_actor(self.request),
             action=audit_action(self.request),
             object=self.request.url.path,
-            after={"request": _asked(self.body), "answer": json.loads(answer)},
+            after={
+                # What _asked makes of the body: None for an empty or non-JSON body.
+                "request": None if parsed is idempotency.NOT_JSON else parsed,
+                "answer": json.loads(answer),
+            },
+            after_parsed=True,
         )
 
     @contextmanager
@@ -171,9 +198,7 @@ class Call:
                 self._audit(session, body)
             return _answer(status_code, body)
         key = idempotency.check_key(self.idempotency_key)
-        fingerprint = idempotency.request_hash(
-            self.request.method, self.request.url.path, self.request.url.query, self.body
-        )
+        fingerprint = self._fingerprint()
         for _attempt in range(3):
             try:
                 with transaction(self.engine) as session:
@@ -219,9 +244,7 @@ class Call:
                 self._audit(session, body)
             return _answer(200, body)
         key = idempotency.check_key(self.idempotency_key)
-        fingerprint = idempotency.request_hash(
-            self.request.method, self.request.url.path, self.request.url.query, self.body
-        )
+        fingerprint = self._fingerprint()
         require = Requirement(
             idempotency.LIVE_KEY_AND_CLAIM,
             {

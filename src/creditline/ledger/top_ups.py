@@ -478,7 +478,7 @@ def _month_totals(
 
 def after_usage(
     session: Session,
-    changed: Sequence[Row[Any]],
+    changed: Sequence[Any],
     raised: Mapping[int, int],
     rules: Mapping[int, Applied],
 ) -> list[TopUp]:

@@ -4,13 +4,14 @@ Each charge counts ``list_amount - voucher_amount`` against its customer's credi
 counts negative); partner discounts never change what is counted. An event id seen before
 is a duplicate and changes nothing. A batch with any invalid record is refused whole, with
 every invalid record named. Ingestion takes the same few statements whatever the batch's
-size (see :func:`ingest`): the batch's customers locked in ascending UIN order (so
-concurrent batches cannot deadlock), its events staged by ``COPY`` (SQLite:
-``executemany``) and moved by one ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``, one
-``UPDATE`` that adds each customer's net consumption, one upsert of the customers' daily
-totals, the forecasts' writes (:mod:`creditline.ledger.forecast`: a read of the daily
-totals and one ``UPDATE``, only for customers whose forecast is stale or whose alarm state
-moves) and the alarm rule's writes for all of its customers at once.
+size (see :func:`ingest`): its events staged by ``COPY`` (SQLite: ``executemany``) and
+moved by one ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``, the customers with new
+events locked in ascending UIN order (so concurrent batches cannot deadlock; the pools of
+partners with top-up rules locked before them, as every allocation does), one ``UPDATE``
+that adds each customer's net consumption, one upsert of the customers' daily totals, the
+forecasts' writes (:mod:`creditline.ledger.forecast`: a read of the daily totals and one
+``UPDATE``, only for customers whose forecast is stale or whose alarm state moves) and
+the alarm rule's writes for all of its customers at once.
 """
 
 from __future__ import annotations
@@ -19,13 +20,15 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from operator import itemgetter
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     BigInteger,
     Column,
     MetaData,
     Table,
+    any_,
     bindparam,
     case,
     delete,
@@ -36,7 +39,6 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 from sqlalchemy.schema import CreateTable
 
@@ -276,7 +278,7 @@ def parse_batch(
     checked = check_batch(raws, strict=strict)
     errors = list(checked.faults)
     if session is not None and checked.records:
-        owners = _owners(session, {r.customer_uin for r in checked.records}, lock=False)
+        owners = _owners(session, {r.customer_uin for r in checked.records})
         errors.extend(_unknown(checked.records, checked.lines, owners))
     if errors:
         errors.sort(key=lambda e: e.line)
@@ -309,6 +311,8 @@ _staging = Table(
     *(Column(name, _events.c[name].type) for name in _STAGED),
     prefixes=["TEMPORARY"],
 )
+#: A staged row's unique key (CONFLICT_TARGET), for the repeats inside one batch.
+_conflict_key = itemgetter(*(_STAGED.index(c) for c in CONFLICT_TARGET))
 _CREATE_STAGING = CreateTable(_staging, if_not_exists=True)
 _FILL_STAGING = insert(_staging)
 _EMPTY_STAGING = delete(_staging)
@@ -339,6 +343,18 @@ _customers = Customer.metadata.tables[Customer.__tablename__]
 _partners = Partner.metadata.tables[Partner.__tablename__]
 #: The customers of a batch with their owner (see _owners).
 _OWNERS = select(_customers.c.uin, _customers.c.partner_id)
+_UINS = bindparam("uins", type_=postgresql.ARRAY(BigInteger))
+#: PostgreSQL: the batch's customers by ``uin = ANY(:uins)``, and one partner's of them
+#: locked in UIN order (see _owners and _lock).
+_OWNERS_PG = _OWNERS.where(_customers.c.uin == any_(_UINS)).order_by(_customers.c.uin)
+_LOCK_PG = (
+    _OWNERS.where(
+        _customers.c.partner_id == bindparam("partner_id"),
+        _customers.c.uin == any_(_UINS),
+    )
+    .order_by(_customers.c.uin)
+    .with_for_update(key_share=True)
+)
 #: The partners' default threshold lists and forecast alarm windows.
 _DEFAULTS = select(_partners.c.id, _partners.c.thresholds, _partners.c.forecast_days)
 _CHANGED = tuple(
@@ -355,6 +371,29 @@ _CHANGED = tuple(
         )
     )
 )
+
+
+class _Changed(NamedTuple):
+    """A customer as the consumption's update returned it (the columns of _CHANGED): a
+    plain named tuple, whose fields are read far faster than a result row's."""
+
+    uin: int
+    partner_id: int
+    total_credit: int
+    consumed: int
+    name: str
+    thresholds: list[int] | None
+    fired_thresholds: list[int]
+    # The forecast's (creditline.ledger.forecast.COLUMNS).
+    burn_rate: int | None
+    forecast_day: int | None
+    usage_since: int | None
+    forecast_days: int | None
+    forecast_fired: bool
+    forecast_alarm_day: int | None
+
+
+assert _Changed._fields == tuple(column.name for column in _CHANGED)
 #: PostgreSQL: every customer's net consumption added by one statement, the amounts as
 #: three arrays joined as a table (compiled once, whatever the batch's size).
 _DELTAS = (
@@ -375,38 +414,32 @@ _ADD_CONSUMED_PG = (
 )
 
 
-def _owners(session: Session, uins: set[int], *, lock: bool) -> dict[int, int]:
-    """Each known customer of ``uins``, and its partner.
-    ``lock``: their rows are then locked, partner by partner in ascending order and each
-    partner's in ascending UIN order (``FOR NO KEY UPDATE``, the lock an UPDATE of them
-    takes), before the batch writes anything, so concurrent batches queue in one order and
-    cannot deadlock, whatever order their statements visit rows in. (A plain ``FOR
-    UPDATE`` would also wait on the foreign-key share locks that other batches' inserts
-    hold.) One locking statement per partner: each stays on its partner's shard, where a
-    distributed database can lock rows (docs/scaling.md). SQLite has one writer at a time
-    and no row locks."""
+def _owners(session: Session, uins: set[int]) -> dict[int, int]:
+    """Each known customer of ``uins``, and its partner."""
     ordered = sorted(uins)
+    if session.get_bind().dialect.name == "postgresql":
+        # The UINs as one array: one statement text whatever the batch's customers, so it
+        # is compiled, parsed and planned once (an IN list of hundreds of values was
+        # rendered, parsed and planned anew on every execution).
+        return dict(session.execute(_OWNERS_PG, {"uins": ordered}).tuples().all())
     query = _OWNERS.where(_customers.c.uin.in_(ordered)).order_by(_customers.c.uin)
-    owners = dict(session.execute(query).tuples().all())
-    if lock:
-        _lock(session, owners)
-    return owners
+    return dict(session.execute(query).tuples().all())
 
 
 def _lock(session: Session, owners: Mapping[int, int]) -> None:
-    """Lock the customers of ``owners`` as :func:`_owners` says."""
+    """PostgreSQL: lock the customers of ``owners`` (UIN -> partner), partner by partner in
+    ascending order and each partner's in ascending UIN order (``FOR NO KEY UPDATE``, the
+    lock an UPDATE of them takes), before their consumption is added, so concurrent
+    batches queue in one order and cannot deadlock, whatever order their statements visit
+    rows in. (A plain ``FOR UPDATE`` would also wait on the foreign-key share locks that
+    other batches' inserts hold.) One locking statement per partner: each stays on its
+    partner's shard, where a distributed database can lock rows (docs/scaling.md). SQLite
+    has one writer at a time and no row locks."""
     by_partner: dict[int, list[int]] = defaultdict(list)
-    for uin, partner_id in sorted(owners.items()):
-        by_partner[partner_id].append(uin)
+    for uin in sorted(owners):
+        by_partner[owners[uin]].append(uin)
     for partner_id in sorted(by_partner):
-        session.execute(
-            _OWNERS.where(
-                _customers.c.partner_id == partner_id,
-                _customers.c.uin.in_(by_partner[partner_id]),
-            )
-            .order_by(_customers.c.uin)
-            .with_for_update(key_share=True)
-        )
+        session.execute(_LOCK_PG, {"partner_id": partner_id, "uins": by_partner[partner_id]})
 
 
 def _unknown(
@@ -434,7 +467,7 @@ def _stage(session: Session, rows: list[tuple[Any, ...]]) -> None:
 
 def _add_consumed(
     session: Session, delta: Mapping[int, int], owners: Mapping[int, int]
-) -> list[Row[Any]]:
+) -> list[_Changed]:
     """Add each customer's net consumption by one statement; the rows as changed."""
     ordered = sorted(delta)
     if not ordered:
@@ -445,17 +478,20 @@ def _add_consumed(
             "partner_ids": [owners[uin] for uin in ordered],
             "deltas": [delta[uin] for uin in ordered],
         }
-        return list(session.execute(_ADD_CONSUMED_PG, params))
+        return list(map(_Changed._make, session.execute(_ADD_CONSUMED_PG, params)))
     shift = case({uin: literal(delta[uin], BigInteger) for uin in ordered}, value=_customers.c.uin)
     return list(
-        session.execute(
-            update(_customers)
-            .where(
-                _customers.c.uin.in_(ordered),
-                _customers.c.partner_id.in_({owners[uin] for uin in ordered}),
-            )
-            .values(consumed=_customers.c.consumed + shift)
-            .returning(*_CHANGED)
+        map(
+            _Changed._make,
+            session.execute(
+                update(_customers)
+                .where(
+                    _customers.c.uin.in_(ordered),
+                    _customers.c.partner_id.in_({owners[uin] for uin in ordered}),
+                )
+                .values(consumed=_customers.c.consumed + shift)
+                .returning(*_CHANGED)
+            ),
         )
     )
 
@@ -475,10 +511,11 @@ def ingest(
     ``lines`` gives each record's line number for those messages (default: 1-based index);
     ``what`` names a line in them ("record", "line").
 
-    The statements, whatever the batch's size: the batch's customers read and locked in
-    UIN order; the events staged (``COPY`` on PostgreSQL) and inserted by one ``INSERT ...
-    SELECT ... ON CONFLICT DO NOTHING RETURNING``; every customer's consumption added by
-    one ``UPDATE ... RETURNING``; then, when thresholds move, the alarm rule's writes
+    The statements, whatever the batch's size: the batch's customers read; the events
+    staged (``COPY`` on PostgreSQL) and inserted by one ``INSERT ... SELECT ... ON CONFLICT
+    DO NOTHING RETURNING``; the customers with new events locked in UIN order (one
+    statement per partner, PostgreSQL); their consumption added by one ``UPDATE ...
+    RETURNING``; then, when thresholds move, the alarm rule's writes
     (:func:`creditline.ledger.alarms.evaluate_many`).
     """
     if not batch and not faults:
@@ -488,7 +525,7 @@ def ingest(
     numbers = list(lines) if lines is not None else list(range(1, len(batch) + 1))
     postgres = session.get_bind().dialect.name == "postgresql"
     with session.begin_nested():
-        owners = _owners(session, {r.customer_uin for r in batch}, lock=False)
+        owners = _owners(session, {r.customer_uin for r in batch})
         unknown = _unknown(batch, numbers, owners)
         if unknown or faults:
             raise InvalidBatch(sorted([*faults, *unknown], key=lambda e: e.line), what=what)
@@ -497,7 +534,6 @@ def ingest(
         rules = rules_for(session, owners)
         if postgres:
             lock_pools(session, [owners[uin] for uin in rules])
-            _lock(session, owners)
         # Repeats inside the batch are duplicates too: the first occurrence stands.
         staged: dict[tuple[Any, ...], tuple[Any, ...]] = {}
         for r in batch:
@@ -512,7 +548,7 @@ def ingest(
                 r.counted,
                 r.occurred_at,
             )
-            staged.setdefault(tuple(row[_STAGED.index(c)] for c in CONFLICT_TARGET), row)
+            staged.setdefault(_conflict_key(row), row)
         _stage(session, list(staged.values()))
         inserted = session.execute(
             _INSERT_EVENTS["postgresql" if postgres else "sqlite"], {"ingested_at": utcnow()}
@@ -529,6 +565,12 @@ def ingest(
             daily[(owners[uin], uin, day)] += counted
             days[uin].add(day)
         forecast.add_daily(session, daily)
+        if postgres:
+            # Locked only now, the events in: concurrent batches queue on these rows for
+            # the consumption's update alone, not for the events' COPY and INSERT too (the
+            # INSERT takes no lock an UPDATE of a customer waits for; a batch holding these
+            # locks inserts no more events, so no batch waits on another's in a cycle).
+            _lock(session, {uin: owners[uin] for uin in delta})
         changed = sorted(_add_consumed(session, delta, owners), key=lambda row: row.uin)
         partner_ids = sorted({row.partner_id for row in changed})
         found = (
