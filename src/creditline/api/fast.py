@@ -298,18 +298,7 @@ class FastPath:
         if answer is None:
             await self.app(scope, replaying(body, receive), send)
             return
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(answer)).encode()),
-                    (b"x-request-id", request_id.encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": answer})
+        await send_json(send, answer, (b"x-request-id", request_id.encode()))
         access.log_request(
             request_id=request_id,
             method="POST",
@@ -444,6 +433,22 @@ def _kept_key(engine: Engine, authorization: str) -> keys.ApiKey | None:
     if not secrets.compare_digest(key.secret_key.encode(), secret_key.strip().encode()):
         return None
     return key
+
+
+async def send_json(send: Send, body: bytes, *headers: tuple[bytes, bytes]) -> None:
+    """Answer 200 with the JSON ``body`` (and ``headers``)."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 async def read_body(receive: Receive) -> bytes:

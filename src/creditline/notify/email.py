@@ -51,23 +51,18 @@ def compose(job: Job, settings: Settings) -> EmailMessage:
         "link": customer_link(settings, int(data["customer_uin"])),
         "currency": "USD",
     }
-    message = EmailMessage()
     utilization = data.get("utilization_percent")
     used = f"{utilization}% of its credit" if utilization is not None else "credit it does not have"
-    message["Subject"] = (
-        f"Credit alarm: {data['customer_name']} ({data['customer_uin']}) has used {used} "
-        f"- {data['threshold']}% threshold reached"
+    return _message(
+        job,
+        settings,
+        subject=(
+            f"Credit alarm: {data['customer_name']} ({data['customer_uin']}) has used {used} "
+            f"- {data['threshold']}% threshold reached"
+        ),
+        template="threshold_reached",
+        context=context,
     )
-    message["From"] = settings.smtp_from
-    message["To"] = job.email
-    message["Date"] = formatdate(localtime=False)
-    message["Message-ID"] = make_msgid(idstring=job.message_id)
-    message["X-Creditline-Event"] = job.message_id
-    message.set_content(_templates.get_template("threshold_reached.txt").render(context))
-    message.add_alternative(
-        _templates.get_template("threshold_reached.html").render(context), subtype="html"
-    )
-    return message
 
 
 def _compose_forecast(job: Job, settings: Settings) -> EmailMessage:
@@ -80,21 +75,16 @@ def _compose_forecast(job: Job, settings: Settings) -> EmailMessage:
         "link": customer_link(settings, int(data["customer_uin"])),
         "currency": "USD",
     }
-    message = EmailMessage()
-    message["Subject"] = (
-        f"Forecast alarm: {data['customer_name']} ({data['customer_uin']}) runs out of credit "
-        f"on {data['runs_out_on']}"
+    return _message(
+        job,
+        settings,
+        subject=(
+            f"Forecast alarm: {data['customer_name']} ({data['customer_uin']}) runs out of credit "
+            f"on {data['runs_out_on']}"
+        ),
+        template="forecast_exhaustion",
+        context=context,
     )
-    message["From"] = settings.smtp_from
-    message["To"] = job.email
-    message["Date"] = formatdate(localtime=False)
-    message["Message-ID"] = make_msgid(idstring=job.message_id)
-    message["X-Creditline-Event"] = job.message_id
-    message.set_content(_templates.get_template("forecast_exhaustion.txt").render(context))
-    message.add_alternative(
-        _templates.get_template("forecast_exhaustion.html").render(context), subtype="html"
-    )
-    return message
 
 
 #: Why a top-up was refused, as the email says it.
@@ -114,21 +104,16 @@ def _compose_top_up_refused(job: Job, settings: Settings, data: dict[str, Any]) 
         "link": customer_link(settings, int(data["customer_uin"])),
         "currency": "USD",
     }
-    message = EmailMessage()
-    message["Subject"] = (
-        f"Automatic top-up refused: {data['customer_name']} ({data['customer_uin']}) "
-        f"- {data['amount']} USD not allocated"
+    return _message(
+        job,
+        settings,
+        subject=(
+            f"Automatic top-up refused: {data['customer_name']} ({data['customer_uin']}) "
+            f"- {data['amount']} USD not allocated"
+        ),
+        template="top_up_refused",
+        context=context,
     )
-    message["From"] = settings.smtp_from
-    message["To"] = job.email
-    message["Date"] = formatdate(localtime=False)
-    message["Message-ID"] = make_msgid(idstring=job.message_id)
-    message["X-Creditline-Event"] = job.message_id
-    message.set_content(_templates.get_template("top_up_refused.txt").render(context))
-    message.add_alternative(
-        _templates.get_template("top_up_refused.html").render(context), subtype="html"
-    )
-    return message
 
 
 def _compose_for_customer(job: Job, settings: Settings, data: dict[str, Any]) -> EmailMessage:
@@ -149,19 +134,32 @@ def _compose_for_customer(job: Job, settings: Settings, data: dict[str, Any]) ->
         "link": f"{settings.public_url.rstrip('/')}/",
         "currency": "USD",
     }
-    message = EmailMessage()
-    message["Subject"] = (
-        f"Your credit with {job.sender.partner_name}: {data['threshold']}% threshold reached"
+    return _message(
+        job,
+        settings,
+        subject=(
+            f"Your credit with {job.sender.partner_name}: {data['threshold']}% threshold reached"
+        ),
+        template="customer_threshold_reached",
+        context=context,
     )
+
+
+def _message(
+    job: Job, settings: Settings, *, subject: str, template: str, context: dict[str, Any]
+) -> EmailMessage:
+    """An email of ``job``: its headers, and ``template`` (text and HTML) with ``context``."""
+    assert job.email is not None
+    message = EmailMessage()
+    message["Subject"] = subject
     message["From"] = settings.smtp_from
     message["To"] = job.email
     message["Date"] = formatdate(localtime=False)
     message["Message-ID"] = make_msgid(idstring=job.message_id)
     message["X-Creditline-Event"] = job.message_id
-    message.set_content(_templates.get_template("customer_threshold_reached.txt").render(context))
+    message.set_content(_templates.get_template(f"{template}.txt").render(context))
     message.add_alternative(
-        _templates.get_template("customer_threshold_reached.html").render(context),
-        subtype="html",
+        _templates.get_template(f"{template}.html").render(context), subtype="html"
     )
     return message
 
