@@ -203,4 +203,5 @@ def _customer_json(customer: Any) -> ColumnElement[Any]:
         "utilization_percent",
         case((total <= 0, null()), else_=json_sql.money_text(utilization)),
         "thresholds", customer.thresholds,
+        "forecast", null(),  # null in write answers (docs/ledger.md)
     )  # fmt: skip

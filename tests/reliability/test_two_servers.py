@@ -105,6 +105,10 @@ def _make_world(url: str, webhook_url: str) -> World:
             accounts.create_customer(s, partner_id=partner.id, name=f"Customer {n}").uin
             for n in range(2)
         ]
+        # The endpoint first: it receives the events recorded once it exists (the grant's).
+        endpoints.add_endpoint(
+            s, partner_id=partner.id, url=webhook_url, allow_private_targets=True
+        )
         pools.grant(s, partner_id=partner.id, amount=1_000_000, origin=origin)
 
         def key(name: str, role: str) -> keys.ApiKey:
@@ -118,9 +122,6 @@ def _make_world(url: str, webhook_url: str) -> World:
             users.create_user(
                 s, partner_id=partner.id, email=email, password=PASSWORD, role="admin"
             )
-        endpoints.add_endpoint(
-            s, partner_id=partner.id, url=webhook_url, allow_private_targets=True
-        )
     engine.dispose()
     return World(
         customers=uins,
