@@ -1,5 +1,6 @@
-"""PostgreSQL's REST allocation as one statement (served by api/fast.py): the ledger's
-guarded UPDATEs and INSERT, the answer, the idempotency key claimed with it, the outbox
+"""PostgreSQL's allocation as one statement (served by api/fast.py for REST and by
+tc3/fast.py for the Tencent-compatible action): the ledger's guarded UPDATEs and INSERT,
+the answer, the idempotency key or the request's signature claimed with it, the outbox
 event and the audit row, each the statement its module owns, with the JSON each module
 writes in Python built in SQL (creditline.db.json_sql) — so that an allocation is one
 round trip and its own transaction, with nothing to begin or commit."""
@@ -47,15 +48,15 @@ Answer = Literal["rest", "tencent"]
 
 def one_statement(*, claim: Claim, answer: Answer = "rest") -> Executable:
     """PostgreSQL's allocation as one statement: the ledger's guarded UPDATEs and the
-    record's INSERT (:func:`credit.combined_ctes`, the key checked live and, with
-    ``claim``, its idempotency key unused), the answer built from their rows, the
-    idempotency key claimed with that answer, the outbox event and the audit row — each
-    the INSERT its module owns, with the JSON its module writes in Python built in SQL
-    (creditline.db.json_sql). The customer changes only when the alarm rule leaves its
-    fired set without an alarm to raise (re-arming what it falls below; an alarm is the
-    ordinary path's to raise). Where the pool gave
-    and something after refused (the customer, a key taken meanwhile), the statement
-    raises :data:`REFUSED` and nothing of it stays."""
+    record's INSERT (:func:`credit.combined_ctes`, the key checked live and what
+    ``claim`` names unused), the answer (``answer``: REST's, or the Tencent action's)
+    built from their rows, the idempotency key or the signature claimed with that answer,
+    the outbox event and the audit row — each the INSERT its module owns, with the JSON
+    its module writes in Python built in SQL (creditline.db.json_sql). The customer
+    changes only when the alarm rule raises no alarm (re-arming what it falls below; an
+    alarm is the ordinary path's to raise). Where the pool gave and something after
+    refused (the customer, a claim taken meanwhile), the statement raises
+    :data:`REFUSED` and nothing of it stays."""
     amount = bindparam("credit_amount", type_=BigInteger)
 
     def fired_after(default: Any) -> ColumnElement[Any]:
