@@ -134,14 +134,7 @@ def turn_off(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """No automatic top-ups for this customer, whatever its partner's default."""
-    from creditline.ledger import top_ups
-
-    with session(audited=True) as s:
-        found = top_ups.set_customer_rule(
-            s, partner_id=partner_id, customer_uin=customer, mode="off"
-        )
-        data = _customer_state(s, partner_id, found)
-    emit(data, as_json=as_json, text=_describe(data))
+    _set_mode(partner_id, customer, "off", as_json=as_json)
 
 
 @top_ups_app.command("reset")
@@ -153,11 +146,16 @@ def reset(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Put a customer back on its partner's default rule."""
+    _set_mode(partner_id, customer, "default", as_json=as_json)
+
+
+def _set_mode(partner_id: int, customer: int, mode: str, *, as_json: bool) -> None:
+    """A customer's rule set to ``mode`` (off, default), audited, and said."""
     from creditline.ledger import top_ups
 
     with session(audited=True) as s:
         found = top_ups.set_customer_rule(
-            s, partner_id=partner_id, customer_uin=customer, mode="default"
+            s, partner_id=partner_id, customer_uin=customer, mode=mode
         )
         data = _customer_state(s, partner_id, found)
     emit(data, as_json=as_json, text=_describe(data))
