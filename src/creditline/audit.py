@@ -114,6 +114,15 @@ def redact(value: Any) -> Any:
     return str(value)
 
 
+def hides(value: Any) -> bool:
+    """Whether the audit log would hide part of ``value`` (a secret's field, a ``whsec_``
+    text): asked of its JSON text first (:func:`_may_redact`), so that a plain value is
+    not copied to find out; a text already reading ``[redacted]`` counts too."""
+    if not _may_redact(json.dumps(value, default=str)):
+        return False
+    return REDACTED in json.dumps(redact(value), default=str)
+
+
 def _bounded(value: Any, *, parsed: bool = False) -> Any:
     """``value`` redacted, or its summary when its JSON is longer than MAX_CHANGE_CHARS.
 

@@ -335,7 +335,7 @@ class FastPath:
             except CreditlineError:
                 return None
         request = _asked(body)
-        if audit.redact(request) != request:
+        if audit.hides(request):
             return None  # the audit row hides part of it: the ordinary path writes that
         limiter: RateLimiter = fast.app.state.rate_limiter
         state = scope.setdefault("state", {})

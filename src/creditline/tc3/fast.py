@@ -149,10 +149,10 @@ class TencentFastPath:
         uin = params.uin("ClientUin")
         amount = params.amount("AddedCredit")
         origin = credit.check(amount, _origin(caller, params.text("Remark", required=False) or ""))
-        # The request as the audit row keeps it (numbers with a fraction as their text).
-        asked = audit.redact(_asked(request))
-        if audit.REDACTED in json.dumps(asked):
+        asked = _asked(request)
+        if audit.hides(asked):
             return None  # the audit row hides part of it: the endpoint writes that
+        asked = audit.redact(asked)  # as the row keeps it: numbers with a fraction as text
         if not self.limiter.admit(authorization.secret_id, ACTION, wait=False):
             return None  # over the limit: the endpoint refuses it, and says so
         scope.setdefault("state", {})[ADMITTED] = True  # counted once, here
