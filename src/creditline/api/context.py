@@ -150,7 +150,7 @@ class Call:
             action=audit_action(self.request),
             object=self.request.url.path,
             after={
-                # What _asked makes of the body: None for an empty or non-JSON body.
+                # What asked() makes of the body: None for an empty or non-JSON body.
                 "request": None if parsed is idempotency.NOT_JSON else parsed,
                 "answer": json.loads(answer),
             },
@@ -194,7 +194,7 @@ class Call:
         if self.idempotency_key is None:
             with transaction(self.engine) as session:
                 audit.watch(session)
-                body = _dump(action(session))
+                body = dump(action(session))
                 self._audit(session, body)
             return _answer(status_code, body)
         key = idempotency.check_key(self.idempotency_key)
@@ -207,8 +207,8 @@ class Call:
                         return _answer(row_id.status_code, row_id.body, replayed=True)
                     audit.watch(session)
                     result = action(session)
-                    body = _dump(result)
-                    kept = body if stored is None else _dump(stored(result))
+                    body = dump(result)
+                    kept = body if stored is None else dump(stored(result))
                     idempotency.store(
                         session,
                         row_id,
@@ -238,7 +238,7 @@ class Call:
             with pipelined(self.engine) as session:
                 audit.watch(session, listen=False)
                 try:
-                    body = _dump(action(session, require))
+                    body = dump(action(session, require))
                 except Unconfirmed:
                     raise self._revoked() from None
                 self._audit(session, body)
@@ -286,7 +286,7 @@ class Call:
                         key=key,
                     )
                     continue
-                body = _dump(result)
+                body = dump(result)
                 idempotency.store_claimed(
                     session,
                     api_key_id=key_id,
@@ -378,14 +378,16 @@ def audit_action(request: Request) -> str:
     return f"{request.method} {template}"
 
 
-def _asked(body: bytes) -> Any:
+def asked(body: bytes) -> Any:
+    """A request's body as the audit row keeps it: its JSON, None when empty or not JSON."""
     try:
         return json.loads(body) if body else None
     except ValueError:
         return None
 
 
-def _dump(result: BaseModel) -> str:
+def dump(result: BaseModel) -> str:
+    """An answer's JSON text, as written and as stored for an idempotent replay."""
     return json.dumps(result.model_dump(mode="json"), separators=(",", ":"))
 
 
@@ -465,7 +467,7 @@ def audit_refusal(request: Request, code: str, message: str) -> None:
         object=request.url.path,
         code=code,
         message=message,
-        request=_asked(getattr(request.state, "audit_body", b"")),
+        request=asked(getattr(request.state, "audit_body", b"")),
     )
 
 

@@ -36,7 +36,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from creditline import audit, fast_write, money
-from creditline.api import access
+from creditline.api import access, context
 from creditline.api.customers import CreditIn, _change_out
 from creditline.auth import idempotency, keys
 from creditline.auth.rate_limit import RateLimiter
@@ -334,7 +334,7 @@ class FastPath:
                 idempotency.check_key(idempotency_key)
             except CreditlineError:
                 return None
-        request = _asked(body)
+        request = context.asked(body)
         if audit.hides(request):
             return None  # the audit row hides part of it: the ordinary path writes that
         limiter: RateLimiter = fast.app.state.rate_limiter
@@ -411,15 +411,7 @@ class FastPath:
 
 
 def _dump_answer(change: credit.CreditChange) -> str:
-    result = _change_out(change, change.customer)
-    return json.dumps(result.model_dump(mode="json"), separators=(",", ":"))
-
-
-def _asked(body: bytes) -> Any:
-    try:
-        return json.loads(body) if body else None
-    except ValueError:
-        return None
+    return context.dump(_change_out(change, change.customer))
 
 
 def _kept_key(engine: Engine, authorization: str) -> keys.ApiKey | None:

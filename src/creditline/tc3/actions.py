@@ -57,7 +57,7 @@ def _partner_id(caller: Caller) -> int:
     return caller.partner_id
 
 
-def _origin(caller: Caller, remark: str = "") -> records.Origin:
+def origin_of(caller: Caller, remark: str = "") -> records.Origin:
     return records.Origin(operator=caller.key_name, source=SOURCE, remark=remark)
 
 
@@ -89,7 +89,7 @@ def allocate_customer_credit(session: Session, caller: Caller, params: Params) -
         partner_id=_partner_id(caller),
         customer_uin=uin,
         amount=amount,
-        origin=_origin(caller, remark),
+        origin=origin_of(caller, remark),
         require=require,
     )
     audit.saw(session, change.changes)
@@ -107,7 +107,7 @@ def allocate_credit_pool(session: Session, caller: Caller, params: Params) -> di
         distributor_id=_partner_id(caller),
         sub_reseller_id=sub_reseller,
         amount=amount,
-        origin=_origin(caller),
+        origin=origin_of(caller),
     )
     return {
         "RemainingCredit": Cents(change.pool.remaining),

@@ -60,7 +60,7 @@ class ApiKeyStore:
             key = keys.lookup(session, secret_id)
         except keys.UnknownKey:
             return None
-        return _match(key)
+        return match_of(key)
 
     def kept(self, engine: Engine, session: Session, secret_id: str) -> KeyMatch | None:
         """:meth:`lookup` from the key cache (no statement) when the key is there, else
@@ -73,10 +73,10 @@ class ApiKeyStore:
             except keys.UnknownKey:
                 return None
             keys.CACHE.put(engine, key)
-        return _match(key)
+        return match_of(key)
 
 
-def _match(key: keys.ApiKey) -> KeyMatch:
+def match_of(key: keys.ApiKey) -> KeyMatch:
     assert key.secret_key is not None  # lookup() always decrypts it
     return KeyMatch(
         secret_key=key.secret_key,

@@ -34,7 +34,7 @@ from creditline.errors import CreditlineError
 from creditline.ledger.credit import Unconfirmed
 from creditline.tc3 import replay, signature
 from creditline.tc3.actions import ACTIONS, authorize, resolve
-from creditline.tc3.callers import ApiKeyStore, KeyStore
+from creditline.tc3.callers import ApiKeyStore, Caller, KeyStore
 from creditline.tc3.envelope import failure, new_request_id, success
 from creditline.tc3.errors import (
     FAILED_OPERATION,
@@ -133,7 +133,7 @@ class TencentEndpoint:
                     action=seen["action"],
                     code=error.code,
                     message=error.message,
-                    request=_asked(request),
+                    request=asked_of(request),
                 )
             self._remember_refused(seen, error.code)
             return failure(error.code, error.message, request_id)
@@ -203,27 +203,12 @@ class TencentEndpoint:
                 raise TencentError(
                     SECRET_ID_NOT_FOUND, "the SecretId is not found or has been revoked"
                 )
-            signature.verify(
-                authorization,
-                secret_key=match.secret_key,
-                method=request.method,
-                query=request.query,
-                headers=headers,
-                body=request.body,
-            )
-            _check_host(headers, self.hosts)
-            _check_version(headers)
+            check_signed(request, authorization, match.secret_key, self.hosts)
             action = resolve(headers["x-tc-action"].strip())
             signed = replay.Signed(authorization.secret_id, authorization.signature, timestamp)
             if action.writes and seen is not None:
                 seen["signature"] = signed
-            actor = audit.Actor(
-                source="tc3",
-                principal=f"api-key:{authorization.secret_id}",
-                partner_id=match.caller.partner_id,
-                source_ip=request.client,
-                request_id=request_id,
-            )
+            actor = actor_of(request, authorization, match.caller, request_id)
             if action.writes:
                 audit.watch(session)
                 if seen is not None:
@@ -244,7 +229,7 @@ class TencentEndpoint:
             if action.writes:
                 # In the action's transaction: claimed exactly when the write commits.
                 replay.refuse_repeat(session, signed, now=self.clock())
-            params = _params(request)
+            params = params_of(request)
             try:
                 result = action.handler(session, match.caller, params)
             except Unconfirmed:
@@ -264,7 +249,7 @@ class TencentEndpoint:
                     session,
                     actor,
                     action=action.name,
-                    after={"request": _asked(request), "answer": json.loads(_json(result))},
+                    after={"request": asked_of(request), "answer": json.loads(_json(result))},
                 )
             return result
 
@@ -274,7 +259,40 @@ class TencentEndpoint:
 KEPT_KEY_ACTIONS = frozenset({"AllocateCustomerCredit"})
 
 
-def _asked(request: TencentRequest) -> Any:
+def check_signed(
+    request: TencentRequest,
+    authorization: signature.Authorization,
+    secret_key: str,
+    hosts: frozenset[str],
+) -> None:
+    """The request's signature by ``secret_key``, its signed host (one of ``hosts``, if
+    any) and its API version: each refused as Tencent refuses it."""
+    signature.verify(
+        authorization,
+        secret_key=secret_key,
+        method=request.method,
+        query=request.query,
+        headers=request.headers,
+        body=request.body,
+    )
+    _check_host(request.headers, hosts)
+    _check_version(request.headers)
+
+
+def actor_of(
+    request: TencentRequest, authorization: signature.Authorization, caller: Caller, request_id: str
+) -> audit.Actor:
+    """Who a signed call's audit row names."""
+    return audit.Actor(
+        source="tc3",
+        principal=f"api-key:{authorization.secret_id}",
+        partner_id=caller.partner_id,
+        source_ip=request.client,
+        request_id=request_id,
+    )
+
+
+def asked_of(request: TencentRequest) -> Any:
     if request.method == "GET":
         return dict(parse_qsl(request.query, keep_blank_values=True))
     try:
@@ -312,7 +330,7 @@ def _check_version(headers: Mapping[str, str]) -> None:
         raise TencentError(INVALID_PARAMETER_VALUE, f"X-TC-Version must be {VERSION}")
 
 
-def _params(request: TencentRequest) -> Params:
+def params_of(request: TencentRequest) -> Params:
     if request.method == "GET":
         return Params(unflatten(parse_qsl(request.query, keep_blank_values=True)), textual=True)
     if len(request.body) > MAX_BODY_BYTES:

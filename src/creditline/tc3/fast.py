@@ -28,15 +28,15 @@ from creditline.auth import keys, signatures
 from creditline.errors import CreditlineError
 from creditline.ledger import credit
 from creditline.tc3 import signature
-from creditline.tc3.actions import ACTIONS, _origin, authorize
-from creditline.tc3.callers import _match
+from creditline.tc3.actions import ACTIONS, authorize, origin_of
+from creditline.tc3.callers import match_of
 from creditline.tc3.endpoint import (
     ADMITTED,
     TencentRequest,
-    _asked,
-    _check_host,
-    _check_version,
-    _params,
+    actor_of,
+    asked_of,
+    check_signed,
+    params_of,
 )
 from creditline.tc3.envelope import Cents, new_request_id, success
 from creditline.tc3.limits import RateLimiter
@@ -129,27 +129,20 @@ class TencentFastPath:
         key = keys.CACHE.get(self.fast.engine, authorization.secret_id)
         if key is None or key.secret_key is None:
             return None  # the endpoint looks it up (and keeps it)
-        match = _match(key)
-        signature.verify(
-            authorization,
-            secret_key=match.secret_key,
-            method=request.method,
-            query=request.query,
-            headers=headers,
-            body=request.body,
-        )
-        _check_host(headers, self.hosts)
-        _check_version(headers)
+        match = match_of(key)
+        check_signed(request, authorization, match.secret_key, self.hosts)
         action = ACTIONS[ACTION]
         authorize(action, match.caller)
         caller = match.caller
         if caller.partner_id is None or caller.key_id is None:
             return None
-        params = _params(request)
+        params = params_of(request)
         uin = params.uin("ClientUin")
         amount = params.amount("AddedCredit")
-        origin = credit.check(amount, _origin(caller, params.text("Remark", required=False) or ""))
-        asked = _asked(request)
+        origin = credit.check(
+            amount, origin_of(caller, params.text("Remark", required=False) or "")
+        )
+        asked = asked_of(request)
         if audit.hides(asked):
             return None  # the audit row hides part of it: the endpoint writes that
         asked = audit.redact(asked)  # as the row keeps it: numbers with a fraction as text
@@ -157,13 +150,7 @@ class TencentFastPath:
             return None  # over the limit: the endpoint refuses it, and says so
         scope.setdefault("state", {})[ADMITTED] = True  # counted once, here
         request_id = new_request_id()
-        actor = audit.Actor(
-            source="tc3",
-            principal=f"api-key:{authorization.secret_id}",
-            partner_id=caller.partner_id,
-            source_ip=request.client,
-            request_id=request_id,
-        )
+        actor = actor_of(request, authorization, caller, request_id)
         base = audit.row(actor, action=ACTION)
         del base["audit_before"], base["audit_after"]
         claim = signatures.claim_params(
