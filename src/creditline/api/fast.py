@@ -161,11 +161,15 @@ class FastCredit:
             timeout=30.0,
             # One statement is one transaction: nothing to begin, nothing to commit. It is
             # prepared at once, and planned once: its plan is the same for every value (a
-            # few rows by their keys), and planning it costs as much as running it.
+            # few rows by their keys), and planning it costs as much as running it. Every
+            # row it reads is found by its key, so it never scans a table: planned once
+            # while a table was small (the idempotency keys of a new database), the plan
+            # would otherwise scan it for as long as the connection lives, however large
+            # it grows (measured: 13 million rows read in 6,800 allocations).
             kwargs={
                 "autocommit": True,
                 "prepare_threshold": 0,
-                "options": "-c plan_cache_mode=force_generic_plan",
+                "options": "-c plan_cache_mode=force_generic_plan -c enable_seqscan=off",
             },
         )
         self.pools[asyncio.get_running_loop()] = pool

@@ -25,6 +25,7 @@ TABLE_CLASS: dict[str, TableClass] = {
     "accounts": "reference",
     "partners": "distributed",
     "customers": "distributed",
+    "customer_search": "distributed",
     "allocation_records": "distributed",
     "usage_events": "distributed",
     "usage_daily": "distributed",
@@ -64,6 +65,8 @@ REASON: dict[str, str] = {
     "every other table. The distributor/sub-reseller hierarchy (parent_id) crosses "
     "partners, so it is no foreign key",
     "customers": "a partner's customers, changed by every allocation and usage batch",
+    "customer_search": "what the customers search looks in, one row per customer, beside "
+    "it on the partner's shard (kept by triggers on customers)",
     "allocation_records": "a partner's ledger; a pool allocation names another partner "
     "(sub_partner_id), which is therefore no foreign key",
     "usage_events": "the largest table: a partner's customers' charges and refunds",

@@ -26,7 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Compiled
 from sqlalchemy.orm import Session, aliased
 
-from creditline.db.tables import Customer
+from creditline.db.tables import Customer, CustomerSearch
 from creditline.errors import InvalidInput
 from creditline.limits import MAX_UIN, check_page_size
 
@@ -305,8 +305,17 @@ def _statements(sort: str, descending: bool, field: str, form: str) -> SearchQue
             select(func.count()).select_from(Customer).where(mine),
             select(table.uin).where(mine),
         )
-    count = select(func.count()).select_from(Customer).where(mine, matched)
-    uins = select(table.uin).where(mine, matched)
+    if field != "uin":
+        # The text is looked for where its index is: in CustomerSearch (migration 0019).
+        searched = CustomerSearch.__table__.c
+        found = _matching(searched, field, form)
+        assert found is not None  # the same search as ``matched``
+        uins = select(searched.uin).where(searched.partner_id == _PARTNER, found)
+        count = select(func.count()).select_from(uins.subquery())
+        matched = table.uin.in_(uins)
+    else:
+        uins = select(table.uin).where(mine, matched)
+        count = select(func.count()).select_from(Customer).where(mine, matched)
     # Every match's sort key first (MATERIALIZED: planned on its own, so without walking
     # the sort order's index), then the page of them in sort order, then its customers:
     # only the page's rows are read whole.
