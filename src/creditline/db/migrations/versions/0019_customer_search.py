@@ -8,7 +8,7 @@ A customer's row changes with every allocation, withdrawal and usage batch, and 
 place: its sort columns (available credit, utilisation, projected exhaustion) are indexed,
 so PostgreSQL writes a new entry into every index of the table, the search's trigram GIN
 index on name, email and remark included (some sixty trigrams per customer), although
-those three never change with credit. Measured on a 630-customer usage update: 37–45 ms
+those three never change with credit. Measured on a 630-customer usage update: 37 to 45 ms
 with the GIN index, 24 ms without; a one-statement allocation at 16 clients: about 10 %
 of PostgreSQL's CPU.
 
