@@ -21,7 +21,6 @@ from sqlalchemy import (
     bindparam,
     case,
     cast,
-    exists,
     func,
     null,
     select,
@@ -68,19 +67,32 @@ def one_statement(*, claim: Claim, answer: Answer = "rest") -> Executable:
         )
 
     # The pool gives only where the customer, as the statement first sees it, would take
-    # it without an alarm to raise: the common refusals change nothing and raise nothing.
-    # The customer's own UPDATE checks again under its row lock (a concurrent change
-    # between the two is refused by raising), and re-arms the thresholds it falls below.
-    customer_would = exists().where(
-        *credit.customer_guard(), fired_after(Partner.thresholds).is_not(None)
+    # it without an alarm to raise, the key is live and the claim unused: the common
+    # refusals change nothing and raise nothing. The customer's own UPDATE checks again
+    # under its row lock (a concurrent change between the two is refused by raising), and
+    # re-arms the thresholds it falls below. The checks are a row of their own (``seen``,
+    # with the partner's thresholds read apart from the row the pool's UPDATE locks),
+    # joined to that UPDATE: an allocation that waited for a concurrent one's lock on the
+    # pool, every allocation's row, then rechecks that row alone with the row ``seen``
+    # gave, where a condition inside the UPDATE would be computed all over again.
+    partner = Partner.__table__.alias("partner_seen")
+    thresholds_seen = (
+        select(partner.c.thresholds).where(partner.c.id == credit.PARTNER).scalar_subquery()
     )
-    condition = and_(keys.LIVE_KEY, customer_would)
+    checks = [keys.LIVE_KEY, *credit.customer_guard(), fired_after(thresholds_seen).is_not(None)]
     if claim == "idempotency":
-        condition = and_(condition, idempotency.UNUSED)
+        checks.append(idempotency.UNUSED)
     elif claim == "signature":
-        condition = and_(condition, signatures.UNUSED)
+        checks.append(signatures.UNUSED)
+    seen = (
+        select(true().label("ok"))
+        .select_from(Customer)
+        .where(*checks)
+        .cte("seen")
+        .prefix_with("MATERIALIZED")
+    )
     pool, customer, record = credit.combined_ctes(
-        credit.Requirement(condition, {}),
+        credit.Requirement(seen.c.ok, {}),
         customer_also=lambda pool: fired_after(select(pool.c.thresholds).scalar_subquery()).is_not(
             None
         ),

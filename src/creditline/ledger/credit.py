@@ -94,6 +94,8 @@ def max_withdrawable(total_credit: int, consumed: int) -> int:
 
 # The rules, each one statement, with the same guards on every engine. Parameters:
 _PARTNER = bindparam("credit_partner_id", type_=BigInteger)
+#: The partner of a rule's statement, for a statement built around them (fast_write).
+PARTNER = _PARTNER
 _UIN = bindparam("credit_customer_uin", type_=BigInteger)
 _AMOUNT = bindparam("credit_amount", type_=BigInteger)
 
