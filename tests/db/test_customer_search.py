@@ -47,9 +47,7 @@ def test_the_search_table_follows_every_change_of_its_columns(engine: Engine) ->
     with transaction(engine) as s:
         page = customers.search(s, partner.id, text="KEY ACC")
         assert [c.uin for c in page.rows] == [made.uin] and page.total == 1
-        assert [c.name for c in customers.search(s, partner.id, text="renamed").rows] == [
-            "Renamed"
-        ]
+        assert [c.name for c in customers.search(s, partner.id, text="renamed").rows] == ["Renamed"]
 
     with transaction(engine) as s:
         s.execute(text("DELETE FROM customers WHERE uin = :uin"), {"uin": partner.customers[1]})
