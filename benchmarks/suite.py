@@ -58,6 +58,7 @@ QUICK = Sizes(
     alarms=20,
 )
 #: The ASGI application of the bare floor (benchmarks/floor_app.py).
+FLOOR_WRITE_APP = "benchmarks.floor_write:app"
 FLOOR_APP = "benchmarks.floor_app:app"
 #: Allocations: 1,000 customers over as many resellers as pgbench's scale has branches.
 PARTNERS = 10
@@ -368,6 +369,23 @@ def run(*, engine: str, quick: bool, workers: int, only: list[str] | None) -> di
                     bare, load.Workload("bare", bare.port, [], [[]], seconds=sizes.load_seconds)
                 )
             paths.append(_cost("floor: empty ASGI app on uvicorn", result, cpu, pg_tps))
+            if engine == "postgresql":  # the floor is PostgreSQL's statement
+                _log(f"floor: the smallest one-statement allocation, {CLIENTS} clients")
+                url, db = made.new("floor_write")
+                world = seed.build_world(db, partners=PARTNERS, customers=CUSTOMERS, credit=CREDIT)
+                os.environ["CREDITLINE_FLOOR_DATABASE_URL"] = url
+                with Server("", workers=workers, log=log, asgi_app=FLOOR_WRITE_APP) as floor:
+                    result, cpu = measured(
+                        floor,
+                        load.Workload(
+                            "rest_allocate",
+                            floor.port,
+                            [p.key for p in world.partners],
+                            [p.customers for p in world.partners],
+                            seconds=sizes.load_seconds,
+                        ),
+                    )
+                paths.append(_cost("floor: smallest one-statement allocation", result, cpu, pg_tps))
 
         if wanted & {"allocations", "usage", "purchase_checks"}:
             url, db = made.new("load")
