@@ -20,7 +20,7 @@ import re
 import secrets
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import psycopg
@@ -31,8 +31,7 @@ from pydantic import ValidationError
 from sqlalchemy import (
     Engine,
 )
-from sqlalchemy.sql import ClauseElement, Executable
-from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql import Executable
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from creditline import audit, fast_write, money
@@ -41,6 +40,7 @@ from creditline.api.customers import CreditIn, _change_out
 from creditline.auth import idempotency, keys
 from creditline.auth.rate_limit import RateLimiter
 from creditline.clock import utcnow
+from creditline.db.compiled import Compiled, compile_for
 from creditline.db.tables import MAX_BIGINT, Customer, Partner
 from creditline.errors import CreditlineError
 from creditline.ledger import credit
@@ -64,54 +64,35 @@ _MAX_BODY = 4096
 
 
 @dataclass(frozen=True)
-class _Compiled:
-    """A statement compiled once for psycopg, and its parameters' conversions."""
+class _Raw:
+    """A statement compiled once for psycopg, with PostgreSQL's own placeholders (``$1``…),
+    which psycopg sends as it is (a raw cursor): a long statement's text is not parsed
+    again on every execution."""
 
-    sql: str
-    processors: Mapping[str, Callable[[Any], Any]]
-    #: The statement's own constants (its literal values), by parameter name.
-    constants: Mapping[str, Any]
-    #: The same statement with PostgreSQL's own placeholders (``$1``…), which psycopg
-    #: sends as it is (a raw cursor): a long statement's text is not parsed again on
-    #: every execution. Its parameters, in order: :attr:`names`.
-    raw: str = ""
-    names: tuple[str, ...] = ()
-
-    def params(self, values: Mapping[str, Any]) -> dict[str, Any]:
-        merged = {**self.constants, **values}
-        return {
-            name: (self.processors[name](value) if name in self.processors else value)
-            for name, value in merged.items()
-        }
+    compiled: Compiled
+    raw: str
+    #: The parameters of :attr:`raw`, in order.
+    names: tuple[str, ...]
 
     def positional(self, values: Mapping[str, Any]) -> list[Any]:
-        """:meth:`params` in the order of :attr:`raw`'s placeholders."""
-        given = self.params(values)
+        """The values (converted) in the order of :attr:`raw`'s placeholders."""
+        given = self.compiled.named(values)
         return [given[name] for name in self.names]
 
 
-#: Each raw statement's text (:attr:`_Compiled.raw`) → its named form and parameter
-#: names, for what reads a statement as it is sent (the tests judge the named form).
+#: Each raw statement's text (:attr:`_Raw.raw`) → its named form and parameter names, for
+#: what reads a statement as it is sent (the tests judge the named form).
 RAW_STATEMENTS: dict[str, tuple[str, tuple[str, ...]]] = {}
 _NAMED = re.compile(r"%\((\w+)\)s")
 
 
-def _compile(engine: Engine, statement: Executable) -> _Compiled:
-    assert isinstance(statement, ClauseElement)
-    compiled = statement.compile(dialect=engine.dialect)
-    assert isinstance(compiled, SQLCompiler)
-    # SQLAlchemy's own conversions of each parameter (JSON values, for one).
-    processors = dict(getattr(compiled, "_bind_processors", {}))
-    constants = {
-        name: value
-        for name, value in compiled.params.items()
-        if compiled.binds[name].value is not None
-    }
+def _compile(engine: Engine, statement: Executable) -> _Raw:
+    compiled = compile_for(engine.dialect, statement)
     # The statement's own plain constants (JSON keys, formats, bounds) written into its
     # text, so that each execution sends only its parameters.
-    sql = str(compiled)
+    sql, constants = compiled.sql, dict(compiled.constants)
     for name, value in list(constants.items()):
-        if name in processors or type(value) not in (int, str):
+        if name in compiled.processors or type(value) not in (int, str):
             continue
         written = str(value) if type(value) is int else "'" + value.replace("'", "''") + "'"
         sql = sql.replace(f"%({name})s", written.replace("%", "%%"))
@@ -125,7 +106,7 @@ def _compile(engine: Engine, statement: Executable) -> _Compiled:
 
     raw = _NAMED.sub(numbered, sql).replace("%%", "%")
     RAW_STATEMENTS[raw] = (sql, tuple(names))
-    return _Compiled(sql, processors, constants, raw, tuple(names))
+    return _Raw(replace(compiled, sql=sql, constants=constants), raw, tuple(names))
 
 
 class FastCredit:

@@ -22,74 +22,22 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
 from fastapi import FastAPI
 from sqlalchemy import Engine
-from sqlalchemy.sql import ClauseElement, Executable
-from sqlalchemy.sql.compiler import SQLCompiler
 
 from creditline import audit
 from creditline.api.fast import Write
 from creditline.auth import idempotency, keys
 from creditline.clock import utcnow
+from creditline.db.compiled import Compiled, compile_for
 from creditline.db.tables import Alarm, AllocationRecord, Customer
 from creditline.db.writers import WriteQueue, queue_for
 from creditline.ledger import alarms, credit, outbox, records
 from creditline.ledger.records import Origin
-
-
-@dataclass(frozen=True)
-class _Statement:
-    """A statement compiled once for ``sqlite3``: its SQL with positional parameters,
-    their conversions, and the conversions of the columns it returns."""
-
-    sql: str
-    names: tuple[str, ...]
-    processors: Mapping[str, Callable[[Any], Any]]
-    #: The statement's own constants (its literal values), by parameter name.
-    constants: Mapping[str, Any]
-    #: The returned columns' names and conversions (SQLAlchemy's, as the ORM applies them).
-    columns: tuple[str, ...]
-    results: tuple[Callable[[Any], Any] | None, ...]
-
-    def params(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
-        merged = {**self.constants, **values}
-        out = []
-        for name in self.names:
-            value = merged[name]
-            processor = self.processors.get(name)
-            out.append(value if processor is None else processor(value))
-        return tuple(out)
-
-    def row(self, found: Sequence[Any]) -> dict[str, Any]:
-        return {
-            name: value if convert is None or value is None else convert(value)
-            for name, convert, value in zip(self.columns, self.results, found, strict=True)
-        }
-
-
-def _compile(engine: Engine, statement: Executable) -> _Statement:
-    assert isinstance(statement, ClauseElement)
-    dialect = engine.dialect
-    compiled = statement.compile(dialect=dialect)
-    assert isinstance(compiled, SQLCompiler) and compiled.positiontup is not None
-    processors = dict(getattr(compiled, "_bind_processors", {}))
-    constants = {
-        name: value
-        for name, value in compiled.params.items()
-        if compiled.binds[name].value is not None
-    }
-    columns = tuple(column[0] for column in compiled._result_columns)
-    results = tuple(
-        column[3]._cached_result_processor(dialect, None) for column in compiled._result_columns
-    )
-    return _Statement(
-        str(compiled), tuple(compiled.positiontup), processors, constants, columns, results
-    )
 
 
 class _NotPlain(Exception):
@@ -116,18 +64,18 @@ class FastSqliteCredit:
         # The ordinary path's statements on SQLite: the same requirements, the same SQL.
         plain = credit.Requirement(keys.LIVE_KEY, {})
         claimed = credit.Requirement(idempotency.LIVE_KEY_AND_CLAIM, {})
-        self.pool_plain = _compile(engine, credit.pool_statement(plain))
-        self.pool_claimed = _compile(engine, credit.pool_statement(claimed))
-        self.customer = _compile(engine, credit.customer_statement())
-        self.record = _compile(engine, credit.RECORD_INSERT)
-        self.claim = _compile(engine, idempotency.CLAIM_PENDING["sqlite"])
-        self.store = _compile(engine, idempotency.STORE_CLAIMED)
-        self.outbox = _compile(engine, outbox.INSERT)
-        self.allocation_event = _compile(engine, outbox.INSERT_ALLOCATION)
-        self.audit = _compile(engine, audit.INSERT)
-        self.insert_alarm = _compile(engine, alarms.INSERT_ALARM)
-        self.fired = _compile(engine, alarms.UPDATE_FIRED)
-        self.fired_alarmed = _compile(engine, alarms.UPDATE_FIRED_ALARMED)
+        self.pool_plain = compile_for(engine.dialect, credit.pool_statement(plain))
+        self.pool_claimed = compile_for(engine.dialect, credit.pool_statement(claimed))
+        self.customer = compile_for(engine.dialect, credit.customer_statement())
+        self.record = compile_for(engine.dialect, credit.RECORD_INSERT)
+        self.claim = compile_for(engine.dialect, idempotency.CLAIM_PENDING["sqlite"])
+        self.store = compile_for(engine.dialect, idempotency.STORE_CLAIMED)
+        self.outbox = compile_for(engine.dialect, outbox.INSERT)
+        self.allocation_event = compile_for(engine.dialect, outbox.INSERT_ALLOCATION)
+        self.audit = compile_for(engine.dialect, audit.INSERT)
+        self.insert_alarm = compile_for(engine.dialect, alarms.INSERT_ALARM)
+        self.fired = compile_for(engine.dialect, alarms.UPDATE_FIRED)
+        self.fired_alarmed = compile_for(engine.dialect, alarms.UPDATE_FIRED_ALARMED)
 
     async def open(self) -> None:
         """Open the running event loop's connection (at the app's start)."""
@@ -198,7 +146,7 @@ class FastSqliteCredit:
             self.queue.release(holder)
 
     def _run(
-        self, connection: sqlite3.Connection, statement: _Statement, values: Mapping[str, Any]
+        self, connection: sqlite3.Connection, statement: Compiled, values: Mapping[str, Any]
     ) -> list[Any]:
         self.statements += 1
         return connection.execute(statement.sql, statement.params(values)).fetchall()

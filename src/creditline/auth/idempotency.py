@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 
 from creditline.auth.keys import LIVE_KEY
 from creditline.clock import utcnow
+from creditline.db import compiled
 from creditline.db.tables import IdempotentRequest
 from creditline.errors import CreditlineError, InvalidInput
 
@@ -214,7 +215,8 @@ def claim_pending(
     """:func:`claim` without asking for its outcome, so that on PostgreSQL it goes with the
     write's own statement in one round trip; the write then holds only if
     :data:`LIVE_KEY_AND_CLAIM` does (the key's row is this transaction's, unanswered)."""
-    session.execute(
+    compiled.execute(
+        session,
         CLAIM_PENDING[session.get_bind().dialect.name],
         claimed(api_key_id=api_key_id, partner_id=partner_id, key=key, fingerprint=fingerprint),
     )

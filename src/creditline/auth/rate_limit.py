@@ -50,6 +50,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import FunctionElement
 
+from creditline.db import compiled
 from creditline.db.tables import RateBucket
 from creditline.errors import CreditlineError
 
@@ -198,13 +199,13 @@ class BucketStore:
             # On its own, outside any transaction: one round trip, and the row's lock is
             # held only for the statement.
             with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
-                row = c.execute(self._statement, values).one()
+                granted, tokens = compiled.execute(c, self._statement, values).one()
         else:
             # SQLite: a write transaction of its own (BEGIN IMMEDIATE, in this process's
             # writer queue); one machine, so no round trip to spare.
             with self.engine.begin() as c:
-                row = c.execute(self._statement, values).one()
-        return Grant(int(row.granted), float(row.tokens))
+                granted, tokens = compiled.execute(c, self._statement, values).one()
+        return Grant(int(granted), float(tokens))
 
 
 # --- One process's leases ---

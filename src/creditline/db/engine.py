@@ -15,6 +15,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from creditline.config import Settings, get_settings
+from creditline.db.compiled import RETURNS_ROWS
 from creditline.db.writers import queue_for
 
 
@@ -116,6 +117,8 @@ def _sync_for_rows(
     writes = context.isinsert or context.isupdate or context.isdelete
     if writes and not (compiled is not None and compiled.effective_returning):
         return
+    if compiled is None and context.execution_options.get(RETURNS_ROWS) is False:
+        return  # a statement compiled once (db/compiled.py) that returns no rows
     pipeline.sync()
     _count_round_trip(connection.engine)
 

@@ -63,6 +63,7 @@ from sqlalchemy.orm import Session
 
 from creditline import money
 from creditline.clock import utcnow
+from creditline.db import compiled
 from creditline.db.tables import Customer, Partner, PartnerNotice, UsageDaily
 from creditline.errors import InvalidInput
 from creditline.ledger.accounts import get_customer, get_partner
@@ -384,7 +385,8 @@ def add_daily(session: Session, totals: Mapping[tuple[int, int, int], int]) -> N
         return
     keys = sorted(totals)
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(
+        compiled.execute(
+            session,
             _ADD_DAILY_PG,
             {
                 "d_partner_ids": [k[0] for k in keys],
