@@ -326,9 +326,17 @@ _RECORD_VALUES = insert(_records).values(
     {c: bindparam(f"record_{c}", type_=_records.c[c].type) for c in _RECORD_COLUMNS}
 )
 RECORD_INSERT = _RECORD_VALUES.returning(_records.c.id)
-#: The same INSERT for many records at once (automatic top-ups): their ids in the order of
-#: the parameters.
-RECORD_INSERTS = _RECORD_VALUES.returning(_records.c.id, sort_by_parameter_order=True)
+#: The same INSERT for many customers' records at once (automatic top-ups), by engine: one
+#: statement returning each record's id with its customer, the ids numbered in the order
+#: of the parameters. On PostgreSQL SQLAlchemy's ``sort_by_parameter_order`` makes sure of
+#: it (``INSERT ... SELECT ... ORDER BY``); on SQLite it would send one INSERT per row, and
+#: its one writer numbers the rows of one INSERT in order anyway.
+RECORD_INSERTS = {
+    "postgresql": _RECORD_VALUES.returning(
+        _records.c.id, _records.c.customer_uin, sort_by_parameter_order=True
+    ),
+    "sqlite": _RECORD_VALUES.returning(_records.c.id, _records.c.customer_uin),
+}
 
 
 def record_params(values: Mapping[str, Any]) -> dict[str, Any]:

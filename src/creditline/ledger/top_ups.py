@@ -8,25 +8,31 @@ and never past a ceiling of total credit.
 - Only usage triggers a top-up: a usage batch that raised a customer's consumption and
   left the rule's condition holding makes **one** top-up of that customer, in the batch's
   transaction, after the batch's own threshold alarms. The top-up is an ordinary
-  allocation (:func:`creditline.ledger.credit.allocate_credit`: same guards, same record
-  with source ``rule`` and the rule named as operator, same alarms), so it cannot make
-  another (an allocation never triggers one) and cannot loop. Withdrawals never trigger one:
-  a withdrawal is the partner taking credit back on purpose, and refilling it from the
-  same pool would undo it.
+  allocation: it leaves exactly what :func:`creditline.ledger.credit.allocate_credit`
+  would (same guards, same record with source ``rule`` and the rule named as operator,
+  same event, same alarm rule), so it cannot make another (an allocation never triggers
+  one) and cannot loop. Withdrawals never trigger one: a withdrawal is the partner taking
+  credit back on purpose, and refilling it from the same pool would undo it.
 - Checked in this order, the first that fails refuses the top-up: the ceiling (total
   credit after it above the ceiling), the monthly cap (the month's top-ups after it above
-  the cap), the pool (less remaining than the amount). A refused top-up changes nothing
-  and alarms the partner (``credit.top_up_refused``: a notice in its message centre and an
+  the cap), the pool (less remaining than the amount). A batch's top-ups are decided in
+  ascending (partner, UIN) order, each against what the ones before it left of the pool,
+  so a short pool serves the lowest UINs first. A refused top-up changes nothing and
+  alarms the partner (``credit.top_up_refused``: a notice in its message centre and an
   outbox event for its webhooks and email recipients), once per customer, month and reason
   until a top-up of that customer succeeds again.
+- Set-based (issue 16.5): a batch's top-ups, however many, are made by one statement per
+  kind of write (:func:`after_usage`), not one allocation each; a test holds what they
+  leave equal to one allocation after another (``tests/ledger/test_top_ups_set_based.py``).
 - The month is the UTC calendar month of the top-up's record, so ``verify`` can recompute
   each month's total from the records whatever time zone a partner later chooses.
 - The cap holds under concurrency: a batch that may top up locks its partners' pool rows
-  before its customers' (:func:`lock_pools`, the lock order every allocation follows), so
-  the ceiling, the month's total and the pool are checked on rows it holds, before anything
-  is written; the month's total is then added by one guarded statement (``... ON CONFLICT
-  DO UPDATE ... WHERE topped_up + amount <= cap``) that fails the batch should it ever
-  refuse a checked top-up.
+  before its customers' (:func:`lock_pools`, the lock order every allocation follows; both
+  once the batch's events are in), so the ceiling, the month's total and the pool are
+  checked on rows it holds, before anything is written; the guarded statements stay the
+  last word (the pools' ``WHERE remaining >= amount``, the months' ``... ON CONFLICT DO
+  UPDATE ... WHERE topped_up + amount <= cap``) and fail the batch should one ever refuse
+  a checked top-up.
 """
 
 from __future__ import annotations
@@ -751,12 +757,12 @@ def _make(
                 created_at=now,
             )
         )
-    ids = session.execute(
-        credit.RECORD_INSERTS, [credit.record_params(v) for v in values]
-    ).scalars()
-    made_records = [
-        AllocationRecord(id=record_id, **v) for record_id, v in zip(ids, values, strict=True)
-    ]
+    inserted = session.execute(
+        credit.RECORD_INSERTS["postgresql" if dialect == "postgresql" else "sqlite"],
+        [credit.record_params(v) for v in values],
+    )
+    ids = {uin: record_id for record_id, uin in inserted.tuples().all()}
+    made_records = [AllocationRecord(id=ids[v["customer_uin"]], **v) for v in values]
     alarms = {
         alarm.customer_uin: alarm
         for alarm in evaluate_many(

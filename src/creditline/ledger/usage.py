@@ -531,7 +531,8 @@ def ingest(
         if unknown or faults:
             raise InvalidBatch(sorted([*faults, *unknown], key=lambda e: e.line), what=what)
         # The top-up rules as the batch begins: a partner whose customers may be topped up
-        # has its pool locked before its customers, the order of every allocation.
+        # has its pool locked before its customers (below, once the events are in), the
+        # order of every allocation.
         rules = rules_for(session, owners)
         # Repeats inside the batch are duplicates too: the first occurrence stands.
         staged: dict[tuple[Any, ...], tuple[Any, ...]] = {}
@@ -567,8 +568,10 @@ def ingest(
         if postgres:
             # Locked only now, the events in: concurrent batches queue on these rows for
             # the consumption's update alone, not for the events' COPY and INSERT too (the
-            # INSERT takes no lock an UPDATE of a customer waits for; a batch holding these
-            # locks inserts no more events, so no batch waits on another's in a cycle).
+            # INSERT takes no lock an UPDATE of a customer or a pool waits for; a batch
+            # holding these locks inserts no more events, so no batch waits on another's in
+            # a cycle). The pools first (of the partners whose customers may be topped up),
+            # their remaining read as they are locked, then the customers.
             pools = lock_pools(session, [owners[uin] for uin in rules if uin in delta])
             _lock(session, {uin: owners[uin] for uin in delta})
         changed = sorted(_add_consumed(session, delta, owners), key=lambda row: row.uin)
