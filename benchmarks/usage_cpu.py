@@ -1,5 +1,5 @@
 """CPU per REST usage batch, in-process: ``python -m benchmarks.usage_cpu [--batches N]
-[--rules]``.
+[--rules [--top-up CENTS]]``.
 
 One client posts batches of 1,000 events (shaped as ``benchmarks/load.py``'s usage load:
 random customers of 1,000 customers of 10 resellers) to the app in this process (FastAPI's test
@@ -10,7 +10,8 @@ decoding, authentication, the ledger, the audit row, the answer, the worker, and
 client's small share) and the database's backends (from ``/proc``). CPU time, unlike a
 rate, hardly moves with the machine's other work: compare two versions of the code with
 it, runs alternated. ``--rules``: every partner's default top-up rule on, as the suite's
-"top-up rules on" row (:func:`benchmarks.seed.top_up_rules`); the answer then also gives
+"top-up rules on" row (:func:`benchmarks.seed.top_up_rules`), ``--top-up 100`` with a top-up
+of 1.00 instead of 100.00 (a few dozen top-ups in every batch); the answer then also gives
 the top-ups made per measured batch. Run it from the repository root, as the suite."""
 
 from __future__ import annotations
@@ -50,9 +51,9 @@ def _spent(before: dict[int, float], after: dict[int, float]) -> float:
     return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
 
 
-def measure(batches: int, *, rules: bool = False) -> dict[str, float]:
+def measure(batches: int, *, rules: bool = False, top_up: int = 100_00) -> dict[str, float]:
     """Post ``WARM_UP`` + ``batches`` batches; CPU milliseconds per measured batch (with
-    ``rules``, every partner's default top-up rule on)."""
+    ``rules``, every partner's default top-up rule on, of ``top_up`` cents)."""
     os.environ.setdefault("CREDITLINE_SECRET_KEY", "benchmark-server-key-" + "b" * 32)
     from fastapi.testclient import TestClient
 
@@ -67,7 +68,7 @@ def measure(batches: int, *, rules: bool = False) -> dict[str, float]:
         upgrade(engine)
         world = seed.build_world(engine, partners=10, customers=1_000, credit=100_000)
         if rules:
-            seed.top_up_rules(engine, world)
+            seed.top_up_rules(engine, world, amount=top_up)
         app = create_app(Settings(database_url=url, api_rate_limit_per_minute=0), engine)
         rnd = random.Random(7)
         stamp = datetime.now(UTC).isoformat()
@@ -124,8 +125,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.usage_cpu", description=__doc__)
     parser.add_argument("--batches", type=int, default=30)
     parser.add_argument("--rules", action="store_true", help="every partner's top-up rule on")
+    parser.add_argument("--top-up", type=int, default=100_00, help="its amount in cents")
     args = parser.parse_args()
-    print(json.dumps(measure(args.batches, rules=args.rules)))
+    print(json.dumps(measure(args.batches, rules=args.rules, top_up=args.top_up)))
 
 
 if __name__ == "__main__":
