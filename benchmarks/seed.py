@@ -220,15 +220,17 @@ def purchase_policies(engine: Engine, world: World) -> None:
                 purchases.set_customer_policy(s, partner_id=partner.id, uin=uin, policy=policy)
 
 
-def top_up_rules(engine: Engine, world: World) -> None:
+def top_up_rules(engine: Engine, world: World, *, amount: int = 100_00) -> None:
     """Every partner's default top-up rule on (issue 16.4), through the ledger: 100.00 when
     a customer's available credit falls below 50.00. The seeded consumption spreads
     customers evenly over their credit, so about 5 % start below it and are topped up at
     their first event, and a few more cross it as the workload goes on: every batch reads
-    the rules and locks its pools, and the top-ups come at the rate a partner would see."""
+    the rules and locks its pools, and the top-ups come at the rate a partner would see.
+    ``amount`` (cents): another top-up; a small one (1.00) leaves a customer below
+    50.00 for many batches, each of which tops it up again: a few dozen top-ups a batch."""
     from creditline.ledger import top_ups
 
-    rule = top_ups.check_rule(below=50_00, amount=100_00, monthly_cap=10**10)
+    rule = top_ups.check_rule(below=50_00, amount=amount, monthly_cap=10**10)
     with transaction(engine) as s:
         for partner in world.partners:
             top_ups.set_partner_rule(s, partner_id=partner.id, rule=rule)

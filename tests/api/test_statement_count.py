@@ -15,6 +15,7 @@ from tests.api.conftest import World
 from creditline.db import transaction
 from creditline.db.engine import round_trips
 from creditline.db.tables import AllocationRecord, AuditEvent, Customer, Partner
+from creditline.ledger import accounts, credit, records, top_ups
 
 #: Statements sent for one allocation with a fresh Idempotency-Key (COMMITs counted too).
 #: No authentication of its own: the key comes from the key cache, and the write's own
@@ -193,3 +194,83 @@ def test_a_usage_batch_makes_a_pinned_number_of_statements_whatever_its_size(
         assert len(seen) == USAGE_EXPECTED[engine.dialect.name], listing
         staged = [s for s in seen if s.startswith("INSERT INTO usage_staging")]
         assert len(staged) == (0 if postgres else 1), listing  # PostgreSQL: COPY
+
+
+#: Statements of a usage batch that tops customers up (issue 16.5), the same whatever the
+#: number of top-ups made and refused: USAGE_EXPECTED's (PostgreSQL: less one, the batch's
+#: customers all of one partner, locked by one statement); on PostgreSQL that partner's
+#: pool locked before them, its remaining read by the same statement; the months of the
+#: triggered customers read (SQLite: and the pool's remaining); then one statement of each
+#: write: the pools' guarded UPDATE, the customers' UPDATE, the records' INSERT, the
+#: months' guarded upsert, the outbox events' INSERT and the refusals' notices' INSERT.
+#: (No threshold is reached, so none is re-armed by a top-up: no fired thresholds'
+#: UPDATE, which would be one more.) One top-up per customer was one allocation each,
+#: three to four statements, before (docs/benchmarks.md).
+USAGE_TOP_UPS_EXPECTED = {"sqlite": 19 + 8, "postgresql": 18 - 1 + 8}
+
+
+def test_a_usage_batch_tops_up_by_a_pinned_number_of_statements_whatever_their_number(
+    client: TestClient, world: World, engine: Engine
+) -> None:
+    origin = records.Origin(operator="setup", source="cli")
+    with transaction(engine) as s:
+        # A's default tops up below 50.00; the customers of a rule of their own are refused
+        # (its ceiling).
+        top_ups.set_partner_rule(
+            s,
+            partner_id=world.a,
+            rule=top_ups.check_rule(below=50_00, amount=10_00, monthly_cap=1_000_00),
+        )
+        customers: dict[str, list[int]] = {"made": [], "refused": []}
+        for kind, count in (("made", 6), ("refused", 3)):
+            for n in range(count):
+                uin = accounts.create_customer(s, partner_id=world.a, name=f"{kind} {n}").uin
+                credit.allocate_credit(
+                    s, partner_id=world.a, customer_uin=uin, amount=50_00, origin=origin
+                )
+                customers[kind].append(uin)
+        for uin in customers["refused"]:
+            top_ups.set_customer_rule(
+                s,
+                partner_id=world.a,
+                customer_uin=uin,
+                mode="own",
+                rule=top_ups.check_rule(
+                    below=50_00, amount=10_00, monthly_cap=10_00, ceiling=55_00
+                ),
+            )
+
+    def batch(tag: str, uins: list[int], amount: str) -> dict[str, Any]:
+        return {
+            "records": [
+                {
+                    "event_id": f"{tag}-{uin}",
+                    "customer_uin": uin,
+                    "product": "cvm",
+                    "list_amount": amount,
+                    "occurred_at": "2026-01-01T00:00:00Z",
+                }
+                for uin in uins
+            ]
+        }
+
+    # The warm-up counts nothing (no top-up) and makes every customer's forecast current.
+    everyone = customers["made"] + customers["refused"]
+    warm = world.h("platform", **{"Idempotency-Key": "warm-up"})
+    assert client.post("/v1/usage-batches", json=batch("w", everyone, "0.00"), headers=warm)
+    made, refused = customers["made"], customers["refused"]
+    for tag, uins, expected in (
+        ("one", made[:1] + refused[:1], [(True, None), (False, "ceiling")]),
+        ("many", made[1:] + refused[1:], [(True, None)] * 5 + [(False, "ceiling")] * 2),
+    ):
+        headers = world.h("platform", **{"Idempotency-Key": f"counted-{tag}"})
+        with _statements(engine) as seen:
+            # 0.01 each: available 49.99, below the trigger; no threshold reached.
+            answer = client.post(
+                "/v1/usage-batches", json=batch(tag, uins, "0.01"), headers=headers
+            )
+        assert answer.status_code == 200, answer.text
+        outcomes = [(t["record_id"] is not None, t["refused"]) for t in answer.json()["top_ups"]]
+        assert outcomes == expected
+        listing = "\n".join(s[:90] + " ... " + s[-40:] for s in seen)
+        assert len(seen) == USAGE_TOP_UPS_EXPECTED[engine.dialect.name], listing

@@ -203,6 +203,36 @@ def test_top_ups_by_partner_then_uin_when_the_pool_serves_one(engine: Engine) ->
     ]
 
 
+def test_a_short_pool_refuses_in_uin_order_what_it_cannot_cover(engine: Engine) -> None:
+    # 150.00 left: the first customer takes 100.00, the second's 100.00 does not fit, the
+    # third's own 30.00 does, the fourth's 100.00 does not (20.00 left).
+    acme = reseller(engine, pool=400_00 + 150_00, credits=(100_00,) * 4)
+    _default(engine, acme.id, _rule())
+    with transaction(engine) as s:
+        top_ups.set_customer_rule(
+            s,
+            partner_id=acme.id,
+            customer_uin=acme.customers[2],
+            mode="own",
+            rule=_rule(amount=30_00),
+        )
+    result = ingest(engine, *(charge(uin, "60.00") for uin in reversed(acme.customers)))
+    assert [(t.customer_uin, t.refused) for t in result.top_ups] == [
+        (acme.customers[0], None),
+        (acme.customers[1], "pool_short"),
+        (acme.customers[2], None),
+        (acme.customers[3], "pool_short"),
+    ]
+    assert pool(engine, acme.id)[2] == 20_00
+    refusals = _refusals(engine)
+    assert [(r["customer_uin"], r["pool_remaining"]) for r in refusals] == [
+        (acme.customers[1], "50.00"),
+        (acme.customers[3], "20.00"),
+    ]
+    with transaction(engine) as s:
+        assert verify(s) == []
+
+
 @pytest.mark.parametrize(
     ("given", "error", "param"),
     [

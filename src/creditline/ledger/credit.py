@@ -292,7 +292,7 @@ def _split(row: Mapping[Any, Any], prefix: str) -> dict[str, Any]:
     return {k[cut:]: v for k, v in row.items() if k.startswith(prefix)}
 
 
-def _customer_object(session: Session, row: Mapping[str, Any]) -> Customer:
+def customer_object(session: Session, row: Mapping[str, Any]) -> Customer:
     """The customer as changed: the session's own object brought up to date when it holds
     one, or a new one (not added to the session) from the row."""
     held = session.identity_map.get(identity_key(Customer, row["uin"]))
@@ -324,11 +324,21 @@ def customer_statement() -> Executable:
 _records = AllocationRecord.metadata.tables[AllocationRecord.__tablename__]
 #: The record's INSERT (SQLite's third statement), parameters ``record_<column>``
 #: (:func:`record_params`).
-RECORD_INSERT = (
-    insert(_records)
-    .values({c: bindparam(f"record_{c}", type_=_records.c[c].type) for c in _RECORD_COLUMNS})
-    .returning(_records.c.id)
+_RECORD_VALUES = insert(_records).values(
+    {c: bindparam(f"record_{c}", type_=_records.c[c].type) for c in _RECORD_COLUMNS}
 )
+RECORD_INSERT = _RECORD_VALUES.returning(_records.c.id)
+#: The same INSERT for many customers' records at once (automatic top-ups), by engine: one
+#: statement returning each record's id with its customer, the ids numbered in the order
+#: of the parameters. On PostgreSQL SQLAlchemy's ``sort_by_parameter_order`` makes sure of
+#: it (``INSERT ... SELECT ... ORDER BY``); on SQLite it would send one INSERT per row, and
+#: its one writer numbers the rows of one INSERT in order anyway.
+RECORD_INSERTS = {
+    "postgresql": _RECORD_VALUES.returning(
+        _records.c.id, _records.c.customer_uin, sort_by_parameter_order=True
+    ),
+    "sqlite": _RECORD_VALUES.returning(_records.c.id, _records.c.customer_uin),
+}
 
 
 def record_params(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -502,7 +512,7 @@ def allocate_credit(
         record=record,
         pool_after=pool_after,
         after=after,
-        customer=_customer_object(session, after),
+        customer=customer_object(session, after),
         alarm=alarm,
     )
 

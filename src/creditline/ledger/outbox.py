@@ -7,10 +7,12 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     ColumnElement,
     Insert,
     String,
     Text,
+    and_,
     bindparam,
     case,
     cast,
@@ -71,6 +73,34 @@ INSERT_ALLOCATION = (
             "delivered_at": case(
                 (taken(bindparam("outbox_partner_id"), ALLOCATION_RECORDED), null()),
                 else_=bindparam("outbox_created_at", type_=OutboxEvent.__table__.c.created_at.type),
+            )
+        }
+    )
+)
+
+
+#: :data:`INSERT` of many events of any types at once (an executemany, in the order of the
+#: parameters: the ids follow it): parameters those of :func:`event` and
+#: ``outbox_allocation``, whether the event is an allocation's, which is written handed
+#: over as :data:`INSERT_ALLOCATION` writes it.
+INSERT_EVENTS = (
+    insert(OutboxEvent.metadata.tables[OutboxEvent.__tablename__])
+    .inline()
+    .values(
+        {
+            name: bindparam(f"outbox_{name}", type_=OutboxEvent.__table__.c[name].type)
+            for name in ("partner_id", "type", "payload", "created_at")
+        }
+        | {
+            "delivered_at": case(
+                (
+                    and_(
+                        bindparam("outbox_allocation", type_=Boolean),
+                        ~taken(bindparam("outbox_partner_id"), ALLOCATION_RECORDED),
+                    ),
+                    bindparam("outbox_created_at", type_=OutboxEvent.__table__.c.created_at.type),
+                ),
+                else_=null(),
             )
         }
     )

@@ -8,42 +8,66 @@ and never past a ceiling of total credit.
 - Only usage triggers a top-up: a usage batch that raised a customer's consumption and
   left the rule's condition holding makes **one** top-up of that customer, in the batch's
   transaction, after the batch's own threshold alarms. The top-up is an ordinary
-  allocation (:func:`creditline.ledger.credit.allocate_credit`: same guards, same record
-  with source ``rule`` and the rule named as operator, same alarms), so it cannot make
-  another (an allocation never triggers one) and cannot loop. Withdrawals never trigger one:
-  a withdrawal is the partner taking credit back on purpose, and refilling it from the
-  same pool would undo it.
+  allocation: it leaves exactly what :func:`creditline.ledger.credit.allocate_credit`
+  would (same guards, same record with source ``rule`` and the rule named as operator,
+  same event, same alarm rule), so it cannot make another (an allocation never triggers
+  one) and cannot loop. Withdrawals never trigger one: a withdrawal is the partner taking
+  credit back on purpose, and refilling it from the same pool would undo it.
 - Checked in this order, the first that fails refuses the top-up: the ceiling (total
   credit after it above the ceiling), the monthly cap (the month's top-ups after it above
-  the cap), the pool (less remaining than the amount). A refused top-up changes nothing
-  and alarms the partner (``credit.top_up_refused``: a notice in its message centre and an
+  the cap), the pool (less remaining than the amount). A batch's top-ups are decided in
+  ascending (partner, UIN) order, each against what the ones before it left of the pool,
+  so a short pool serves the lowest UINs first. A refused top-up changes nothing and
+  alarms the partner (``credit.top_up_refused``: a notice in its message centre and an
   outbox event for its webhooks and email recipients), once per customer, month and reason
   until a top-up of that customer succeeds again.
+- Set-based (issue 16.5): a batch's top-ups, however many, are made by one statement per
+  kind of write (:func:`after_usage`), not one allocation each; a test holds what they
+  leave equal to one allocation after another (``tests/ledger/test_top_ups_set_based.py``).
 - The month is the UTC calendar month of the top-up's record, so ``verify`` can recompute
   each month's total from the records whatever time zone a partner later chooses.
 - The cap holds under concurrency: a batch that may top up locks its partners' pool rows
-  before its customers' (:func:`lock_pools`, the lock order every allocation follows), so
-  the ceiling, the month's total and the pool are checked on rows it holds, before anything
-  is written; the month's total is then added by one guarded statement (``... ON CONFLICT
-  DO UPDATE ... WHERE topped_up + amount <= cap``) that fails the batch should it ever
-  refuse a checked top-up.
+  before its customers' (:func:`lock_pools`, the lock order every allocation follows; both
+  once the batch's events are in), so the ceiling, the month's total and the pool are
+  checked on rows it holds, before anything is written; the guarded statements stay the
+  last word (the pools' ``WHERE remaining >= amount``, the months' ``... ON CONFLICT DO
+  UPDATE ... WHERE topped_up + amount <= cap``) and fail the batch should one ever refuse
+  a checked top-up.
 """
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import BigInteger, Row, insert, literal, select, union_all
+from sqlalchemy import (
+    BigInteger,
+    FromClause,
+    Row,
+    String,
+    and_,
+    bindparam,
+    case,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from creditline import money
 from creditline.clock import utcnow
 from creditline.db.tables import (
+    AllocationRecord,
+    Customer,
     CustomerTopUpRule,
     Partner,
     PartnerNotice,
@@ -51,11 +75,12 @@ from creditline.db.tables import (
     TopUpMonth,
 )
 from creditline.errors import CreditlineError, InvalidAmount, InvalidInput
-from creditline.ledger import records
+from creditline.ledger import credit, records
 from creditline.ledger.accounts import get_customer, get_partner
-from creditline.ledger.credit import CreditChange, allocate_credit
-from creditline.ledger.outbox import TOP_UP_REFUSED
-from creditline.ledger.outbox import enqueue as enqueue_event
+from creditline.ledger.alarms import evaluate_many
+from creditline.ledger.changes import RETURNED
+from creditline.ledger.credit import CreditChange
+from creditline.ledger.outbox import ALLOCATION_RECORDED, INSERT_EVENTS, TOP_UP_REFUSED
 from creditline.money import MAX_CENTS
 
 Reason = Literal["pool_short", "monthly_cap", "ceiling"]
@@ -363,82 +388,35 @@ def rules_for(session: Session, owners: Mapping[int, int]) -> dict[int, Applied]
     return found
 
 
-def lock_pools(session: Session, partner_ids: Sequence[int]) -> None:
+_partners = Partner.metadata.tables[Partner.__tablename__]
+_customers = Customer.metadata.tables[Customer.__tablename__]
+_months = TopUpMonth.metadata.tables[TopUpMonth.__tablename__]
+_notices = PartnerNotice.metadata.tables[PartnerNotice.__tablename__]
+
+#: PostgreSQL: one partner's pool locked (``FOR NO KEY UPDATE``, the lock an UPDATE of it
+#: takes), and its remaining read, by the same statement.
+_LOCK_POOL = (
+    select(_partners.c.pool_total - _partners.c.pool_allocated)
+    .where(_partners.c.id == bindparam("partner_id"))
+    .with_for_update(key_share=True)
+)
+
+
+def lock_pools(session: Session, partner_ids: Sequence[int]) -> dict[int, int]:
     """Lock the pools of ``partner_ids`` (ascending, one statement each, as an UPDATE of
     them would) before a usage batch locks its customers: the batch may then allocate
-    from them, and every allocation locks its pool before its customer. PostgreSQL only
-    (SQLite has one writer at a time)."""
-    for partner_id in sorted(set(partner_ids)):
-        session.execute(
-            select(Partner.id).where(Partner.id == partner_id).with_for_update(key_share=True)
-        )
+    from them, and every allocation locks its pool before its customer. Each pool's
+    remaining as locked, by partner: nothing but this transaction changes it now.
+    PostgreSQL only (SQLite has one writer at a time)."""
+    return {
+        partner_id: session.execute(_LOCK_POOL, {"partner_id": partner_id}).scalar_one()
+        for partner_id in sorted(set(partner_ids))
+    }
 
 
 def month_of(moment: datetime) -> str:
     """The UTC calendar month of ``moment``: ``YYYY-MM``."""
     return moment.strftime("%Y-%m")
-
-
-_months = TopUpMonth.metadata.tables[TopUpMonth.__tablename__]
-
-
-def _upsert(session: Session) -> Any:
-    module = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    return module.insert(_months)
-
-
-def _add_to_month(
-    session: Session, *, partner_id: int, uin: int, month: str, amount: int, cap: int
-) -> int | None:
-    """Add a top-up to its month, guarded by the cap: the month's new total, or None when
-    it would pass the cap (nothing written)."""
-    statement = _upsert(session).values(
-        partner_id=partner_id,
-        customer_uin=uin,
-        month=month,
-        topped_up=amount,
-        top_ups=1,
-        cap=cap,
-        refused=None,
-        updated_at=utcnow(),
-    )
-    excluded = statement.excluded
-    statement = statement.on_conflict_do_update(
-        index_elements=["partner_id", "customer_uin", "month"],
-        set_={
-            "topped_up": _months.c.topped_up + excluded.topped_up,
-            "top_ups": _months.c.top_ups + 1,
-            "cap": excluded.cap,
-            "refused": None,
-            "updated_at": excluded.updated_at,
-        },
-        where=_months.c.topped_up + excluded.topped_up <= excluded.cap,
-    ).returning(_months.c.topped_up)
-    return session.execute(statement).scalar_one_or_none()
-
-
-def _note_refusal(
-    session: Session, *, partner_id: int, uin: int, month: str, reason: str, cap: int
-) -> bool:
-    """Keep the refusal's reason on its month; whether it is new (to be alarmed): not
-    already the month's last refusal since its last top-up."""
-    statement = _upsert(session).values(
-        partner_id=partner_id,
-        customer_uin=uin,
-        month=month,
-        topped_up=0,
-        top_ups=0,
-        cap=cap,
-        refused=reason,
-        updated_at=utcnow(),
-    )
-    excluded = statement.excluded
-    statement = statement.on_conflict_do_update(
-        index_elements=["partner_id", "customer_uin", "month"],
-        set_={"refused": excluded.refused, "updated_at": excluded.updated_at},
-        where=(_months.c.refused.is_(None)) | (_months.c.refused != excluded.refused),
-    ).returning(literal(1))
-    return session.execute(statement).scalar_one_or_none() is not None
 
 
 @dataclass(frozen=True)
@@ -456,24 +434,201 @@ class TopUp:
     alarmed: bool = False
 
 
-def _month_totals(
+def _rows(dialect: str, name: str, columns: Sequence[str]) -> FromClause:
+    """A batch's rows as a table ``name`` of integer ``columns``, for one statement to
+    join: on PostgreSQL ``unnest`` of one array per column (parameters ``<name>_<column>``),
+    on SQLite ``json_each`` of one JSON array of rows (parameter ``<name>_rows``). Either
+    way one statement text whatever the number of rows, compiled (and on PostgreSQL
+    planned) once; a ``VALUES`` list would be rendered anew for each number of rows, and
+    SQLAlchemy cannot cache a statement holding one (8 ms to compile with 60 rows)."""
+    if dialect == "postgresql":
+        arrays = (bindparam(f"{name}_{c}", type_=postgresql.ARRAY(BigInteger)) for c in columns)
+        return func.unnest(*arrays).table_valued(*columns).render_derived(name=name)
+    each = func.json_each(bindparam(f"{name}_rows", type_=String)).table_valued("value")
+    return select(
+        *(
+            func.json_extract(each.c.value, f"$[{n}]", type_=BigInteger).label(column)
+            for n, column in enumerate(columns)
+        )
+    ).subquery(name)
+
+
+def _rows_params(
+    dialect: str, name: str, columns: Sequence[str], rows: Sequence[Sequence[int | None]]
+) -> dict[str, Any]:
+    """The parameters of :func:`_rows` for ``rows`` (each a value per column)."""
+    if dialect == "postgresql":
+        return {f"{name}_{c}": [row[n] for row in rows] for n, c in enumerate(columns)}
+    return {f"{name}_rows": json.dumps([list(row) for row in rows])}
+
+
+_POOL_COLUMNS = ("partner_id", "amount")
+_CREDIT_COLUMNS = ("partner_id", "uin", "amount", "ceiling")
+
+
+def _pool_update(dialect: str) -> Any:
+    """Every pool gives its batch's top-ups by one statement, each guarded by its
+    remaining (as an allocation's pool is, for the partner's total of the batch)."""
+    given = _rows(dialect, "pool_top_ups", _POOL_COLUMNS)
+    return (
+        update(_partners)
+        .where(
+            _partners.c.id == given.c.partner_id,
+            _partners.c.pool_total - _partners.c.pool_allocated >= given.c.amount,
+        )
+        .values(pool_allocated=_partners.c.pool_allocated + given.c.amount)
+        .returning(*_partners.c)
+        # The changes are the operation's own (TopUp.change.changes), as an allocation's:
+        # the audit log reads nothing for them.
+        .execution_options(**RETURNED)
+    )
+
+
+def _credit_update(dialect: str) -> Any:
+    """Every topped-up customer's credit raised by one statement; the ceiling checked again
+    in it (a customer it refuses fails the batch)."""
+    given = _rows(dialect, "credit_top_ups", _CREDIT_COLUMNS)
+    return (
+        update(_customers)
+        .where(
+            _customers.c.partner_id == given.c.partner_id,
+            _customers.c.uin == given.c.uin,
+            or_(
+                given.c.ceiling.is_(None),
+                _customers.c.total_credit + given.c.amount <= given.c.ceiling,
+            ),
+        )
+        .values(total_credit=_customers.c.total_credit + given.c.amount)
+        .returning(*_customers.c)
+        .execution_options(**RETURNED)
+    )
+
+
+def _month_upsert(dialect: str) -> Any:
+    """The months of a batch's top-ups, made and refused, by one upsert (an executemany,
+    one row per customer): a made top-up adds its amount and one top-up, guarded by the
+    cap (``topped_up + amount <= cap``), and clears the last refusal; a refused one
+    (``top_ups`` 0, ``topped_up`` 0) keeps its reason, only when it is not already the
+    month's last refusal. Returns the rows written: a made top-up missing from them broke
+    its cap; a refusal among them is new (the partner is alarmed of it)."""
+    module = postgresql if dialect == "postgresql" else sqlite
+    statement = module.insert(_months).values(
+        {
+            name: bindparam(f"month_{name}", type_=_months.c[name].type)
+            for name in (
+                "partner_id",
+                "customer_uin",
+                "month",
+                "topped_up",
+                "top_ups",
+                "cap",
+                "refused",
+                "updated_at",
+            )
+        }
+    )
+    excluded = statement.excluded
+    made = excluded.top_ups > 0
+    return statement.on_conflict_do_update(
+        index_elements=["partner_id", "customer_uin", "month"],
+        set_={
+            "topped_up": _months.c.topped_up + excluded.topped_up,
+            "top_ups": _months.c.top_ups + excluded.top_ups,
+            "cap": case((made, excluded.cap), else_=_months.c.cap),
+            "refused": excluded.refused,
+            "updated_at": excluded.updated_at,
+        },
+        where=or_(
+            and_(made, _months.c.topped_up + excluded.topped_up <= excluded.cap),
+            and_(
+                ~made,
+                or_(_months.c.refused.is_(None), _months.c.refused != excluded.refused),
+            ),
+        ),
+    ).returning(_months.c.partner_id, _months.c.customer_uin)
+
+
+_INSERT_NOTICE = insert(_notices).values(
+    {
+        name: bindparam(f"notice_{name}", type_=_notices.c[name].type)
+        for name in ("partner_id", "kind", "message", "created_at")
+    }
+)
+_STATEMENTS = {
+    dialect: {
+        "pool": _pool_update(dialect),
+        "credit": _credit_update(dialect),
+        "month": _month_upsert(dialect),
+    }
+    for dialect in ("postgresql", "sqlite")
+}
+
+
+def _months_of(
     session: Session, wanted: Sequence[tuple[int, int]], month: str
 ) -> dict[tuple[int, int], int]:
-    """The month's top-up total of each (partner, UIN), one read per partner."""
-    by_partner: dict[int, list[int]] = defaultdict(list)
-    for partner_id, uin in wanted:
-        by_partner[partner_id].append(uin)
-    found: dict[tuple[int, int], int] = {}
-    for partner_id, uins in sorted(by_partner.items()):
-        for uin, total in session.execute(
-            select(TopUpMonth.customer_uin, TopUpMonth.topped_up).where(
-                TopUpMonth.partner_id == partner_id,
-                TopUpMonth.customer_uin.in_(sorted(uins)),
-                TopUpMonth.month == month,
-            )
-        ).tuples():
-            found[(partner_id, uin)] = total
-    return found
+    """The month's top-up total of each (partner, UIN) of ``wanted`` that has one: one
+    read, whatever the batch's partners."""
+    found = session.execute(
+        select(_months.c.partner_id, _months.c.customer_uin, _months.c.topped_up).where(
+            _months.c.partner_id.in_(sorted({partner_id for partner_id, _ in wanted})),
+            _months.c.customer_uin.in_(sorted({uin for _, uin in wanted})),
+            _months.c.month == month,
+        )
+    ).tuples()
+    pairs = set(wanted)
+    return {(p, uin): total for p, uin, total in found if (p, uin) in pairs}
+
+
+def _remaining(session: Session, partner_ids: Sequence[int]) -> dict[int, int]:
+    """Each pool's remaining (SQLite: read under its one writer; PostgreSQL reads it as it
+    locks the pools, :func:`lock_pools`)."""
+    found = session.execute(
+        select(_partners.c.id, _partners.c.pool_total - _partners.c.pool_allocated).where(
+            _partners.c.id.in_(sorted(set(partner_ids)))
+        )
+    )
+    return dict(found.tuples().all())
+
+
+@dataclass(frozen=True)
+class _Decided:
+    """One triggered customer's top-up as decided: ``reason`` None: made."""
+
+    row: Any
+    applied: Applied
+    reason: str | None
+    #: The pool's remaining once the batch's top-ups decided before this one are made.
+    pool_remaining: int
+    #: The customer's month total before the batch.
+    topped_up: int
+
+
+def _decide(
+    triggered: Sequence[Any],
+    rules: Mapping[int, Applied],
+    totals: Mapping[tuple[int, int], int],
+    remaining: Mapping[int, int],
+) -> list[_Decided]:
+    """Each triggered customer's top-up, in the order given, against what the ones before
+    it left of their pool: the ceiling, then the monthly cap, then the pool."""
+    left = dict(remaining)
+    decided: list[_Decided] = []
+    for row in triggered:
+        applied = rules[row.uin]
+        rule = applied.rule
+        topped_up = totals.get((row.partner_id, row.uin), 0)
+        reason: str | None = None
+        if rule.ceiling is not None and row.total_credit + rule.amount > rule.ceiling:
+            reason = "ceiling"
+        elif topped_up + rule.amount > rule.monthly_cap:
+            reason = "monthly_cap"
+        elif rule.amount > left[row.partner_id]:
+            reason = "pool_short"
+        else:
+            left[row.partner_id] -= rule.amount
+        decided.append(_Decided(row, applied, reason, left[row.partner_id], topped_up))
+    return decided
 
 
 def after_usage(
@@ -481,6 +636,8 @@ def after_usage(
     changed: Sequence[Any],
     raised: Mapping[int, int],
     rules: Mapping[int, Applied],
+    *,
+    pools: Mapping[int, int] | None = None,
 ) -> list[TopUp]:
     """The top-ups a usage batch triggers, made or refused, in ascending (partner, UIN)
     order (which customer's top-up a short pool serves first).
@@ -488,7 +645,16 @@ def after_usage(
     ``changed``: the batch's customer rows as its consumption left them (UIN, partner,
     total credit, consumed, name), still locked by the batch; ``raised``: each customer's
     net consumption added by the batch (only a rise triggers); ``rules``: what
-    :func:`rules_for` read before the batch locked its customers."""
+    :func:`rules_for` read before the batch locked its customers; ``pools``: each pool's
+    remaining as :func:`lock_pools` locked it (None: read here, SQLite).
+
+    Set-based: whatever the number of top-ups, one read of the months and then one
+    statement for each kind of write — the pools' guarded UPDATE, the customers'
+    UPDATE, the records' INSERT, the months' guarded upsert, the outbox events' INSERT,
+    the refusals' notices, the fired thresholds (:func:`creditline.ledger.alarms.
+    evaluate_many`) — leaving exactly what one allocation after another
+    (:func:`creditline.ledger.credit.allocate_credit`) leaves: the same records, events,
+    notices, months and fired thresholds, with their ids in the same order."""
     triggered = sorted(
         (
             row
@@ -501,127 +667,230 @@ def after_usage(
     )
     if not triggered:
         return []
-    month = month_of(utcnow())
-    totals = _month_totals(session, [(row.partner_id, row.uin) for row in triggered], month)
-    remaining = {
-        partner_id: session.execute(
-            select(Partner.pool_total - Partner.pool_allocated).where(Partner.id == partner_id)
-        ).scalar_one()
-        for partner_id in sorted({row.partner_id for row in triggered})
-    }
-    made: list[TopUp] = []
-    for row in triggered:
-        applied = rules[row.uin]
-        rule = applied.rule
-        reason: str | None = None
-        change: CreditChange | None = None
-        if rule.ceiling is not None and row.total_credit + rule.amount > rule.ceiling:
-            reason = "ceiling"
-        elif totals.get((row.partner_id, row.uin), 0) + rule.amount > rule.monthly_cap:
-            reason = "monthly_cap"
-        elif rule.amount > remaining[row.partner_id]:
-            reason = "pool_short"
-        else:
-            # Decided above on rows this batch holds locked (its customers; the pool, locked
-            # before them; SQLite: its one writer), so the guards below cannot refuse: no
-            # savepoint is needed. Should one refuse all the same, the batch fails whole.
-            change = allocate_credit(
-                session,
-                partner_id=row.partner_id,
-                customer_uin=row.uin,
-                amount=rule.amount,
-                origin=records.Origin(
-                    operator=OPERATORS[applied.scope],
-                    source="rule",
-                    remark=rule.describe(total_credit=row.total_credit, consumed=row.consumed),
-                ),
-            )
-            remaining[row.partner_id] -= rule.amount
-            month = month_of(change.record.created_at)
-            if (
-                _add_to_month(
-                    session,
-                    partner_id=row.partner_id,
-                    uin=row.uin,
-                    month=month,
-                    amount=rule.amount,
-                    cap=rule.monthly_cap,
-                )
-                is None
-            ):
-                raise _CapReached(f"customer {row.uin}: the monthly cap refused a checked top-up")
-        if change is not None:
-            made.append(TopUp(row.partner_id, row.uin, applied.scope, rule, month, change=change))
-            continue
-        assert reason is not None
-        alarmed = _note_refusal(
-            session,
-            partner_id=row.partner_id,
-            uin=row.uin,
-            month=month,
-            reason=reason,
-            cap=rule.monthly_cap,
-        )
-        if alarmed:
-            _alarm(session, row, applied, reason=reason, month=month)
-        made.append(
-            TopUp(
-                row.partner_id,
-                row.uin,
-                applied.scope,
-                rule,
-                month,
-                refused=reason,
-                alarmed=alarmed,
-            )
-        )
-    return made
-
-
-class _CapReached(CreditlineError):
-    """The month's guarded total refused a top-up already checked against it: a broken
-    lock, never a refusal to keep (the batch fails whole)."""
-
-    code = "monthly_cap"
-
-
-def _alarm(session: Session, row: Row[Any], applied: Applied, *, reason: str, month: str) -> None:
-    """The partner's notice and the ``credit.top_up_refused`` event of a refused top-up."""
-    pool = session.execute(
-        select(Partner.pool_total - Partner.pool_allocated).where(Partner.id == row.partner_id)
-    ).scalar_one()
-    topped_up = (
-        session.execute(
-            select(TopUpMonth.topped_up).where(
-                TopUpMonth.partner_id == row.partner_id,
-                TopUpMonth.customer_uin == row.uin,
-                TopUpMonth.month == month,
-            )
-        ).scalar_one_or_none()
-        or 0
-    )
+    dialect = session.get_bind().dialect.name
+    statements = _STATEMENTS["postgresql" if dialect == "postgresql" else "sqlite"]
     now = utcnow()
-    payload = refused_payload(
-        row,
-        applied,
-        reason=reason,
-        month=month,
-        topped_up=topped_up,
-        pool_remaining=pool,
-        at=now,
-    )
-    enqueue_event(session, partner_id=row.partner_id, type=TOP_UP_REFUSED, payload=payload)
-    session.execute(
-        insert(PartnerNotice).values(
-            partner_id=row.partner_id,
-            kind="top_up_refused",
-            message=(
-                f"Automatic top-up of {money.to_display(applied.rule.amount)} for "
-                f"{row.name} ({row.uin}) refused: {REASONS[reason]}."
-            ),
-            created_at=now,
+    month = month_of(now)
+    totals = _months_of(session, [(row.partner_id, row.uin) for row in triggered], month)
+    partner_ids = sorted({row.partner_id for row in triggered})
+    remaining = dict(pools) if pools is not None else _remaining(session, partner_ids)
+    decided = _decide(triggered, rules, totals, remaining)
+    made = [d for d in decided if d.reason is None]
+    changes = _make(session, statements, made, now) if made else {}
+    written = _add_to_months(session, statements, decided, month, now)
+    refused = [d for d in decided if d.reason is not None]
+    alarmed = {d.row.uin for d in refused if (d.row.partner_id, d.row.uin) in written}
+    _write_events(session, decided, changes, alarmed, month=month, at=now)
+    return [
+        TopUp(
+            d.row.partner_id,
+            d.row.uin,
+            d.applied.scope,
+            d.applied.rule,
+            month,
+            change=changes.get(d.row.uin),
+            refused=d.reason,
+            alarmed=d.row.uin in alarmed,
         )
+        for d in decided
+    ]
+
+
+class _Refused(CreditlineError):
+    """A guarded statement refused a top-up already decided on rows this batch holds
+    locked: a broken lock, never a refusal to keep (the batch fails whole)."""
+
+    code = "top_up_conflict"
+    kind = "conflict"
+
+
+def _make(
+    session: Session, statements: Mapping[str, Any], made: Sequence[_Decided], now: datetime
+) -> dict[int, CreditChange]:
+    """Make the decided top-ups (each customer's one, in order): the pools, the
+    customers, the records, and the alarm rule applied to the customers; each one's
+    change, by UIN, as :func:`creditline.ledger.credit.allocate_credit` returns it."""
+    dialect = session.get_bind().dialect.name
+    given: dict[int, int] = defaultdict(int)
+    for d in made:
+        given[d.row.partner_id] += d.applied.rule.amount
+    pools_after = {
+        row["id"]: dict(row)
+        for row in session.execute(
+            statements["pool"],
+            _rows_params(dialect, "pool_top_ups", _POOL_COLUMNS, sorted(given.items())),
+        ).mappings()
+    }
+    credit_rows = [
+        (d.row.partner_id, d.row.uin, d.applied.rule.amount, d.applied.rule.ceiling) for d in made
+    ]
+    afters = {
+        row["uin"]: dict(row)
+        for row in session.execute(
+            statements["credit"],
+            _rows_params(dialect, "credit_top_ups", _CREDIT_COLUMNS, credit_rows),
+        ).mappings()
+    }
+    if len(pools_after) != len(given) or len(afters) != len(made):
+        # Decided on rows this batch holds locked (its customers; the pools, locked
+        # before them; SQLite: its one writer): the guards cannot refuse. Should one
+        # refuse all the same, the batch fails whole.
+        raise _Refused("a guarded statement refused an automatic top-up already checked")
+    values: list[dict[str, Any]] = []
+    for d in made:
+        rule = d.applied.rule
+        origin = credit.check(
+            rule.amount,
+            records.Origin(
+                operator=OPERATORS[d.applied.scope],
+                source="rule",
+                remark=rule.describe(total_credit=d.row.total_credit, consumed=d.row.consumed),
+            ),
+        )
+        values.append(
+            credit.record_values_of(
+                partner_id=d.row.partner_id,
+                customer_uin=d.row.uin,
+                amount=rule.amount,
+                after=afters[d.row.uin],
+                origin=origin,
+                created_at=now,
+            )
+        )
+    inserted = session.execute(
+        credit.RECORD_INSERTS["postgresql" if dialect == "postgresql" else "sqlite"],
+        [credit.record_params(v) for v in values],
     )
+    ids = {uin: record_id for record_id, uin in inserted.tuples().all()}
+    made_records = [AllocationRecord(id=ids[v["customer_uin"]], **v) for v in values]
+    alarms = {
+        alarm.customer_uin: alarm
+        for alarm in evaluate_many(
+            session,
+            [
+                (
+                    credit.credit_of(d.row.partner_id, afters[d.row.uin]),
+                    pools_after[d.row.partner_id]["thresholds"],
+                    credit.kind_of(d.applied.rule.amount),
+                )
+                for d in made
+            ],
+        )
+    }
+    # Each pool as its top-up left it: the pool after the batch's, less those after it.
+    later: dict[int, int] = defaultdict(int)
+    changes: dict[int, CreditChange] = {}
+    for d, record in reversed(list(zip(made, made_records, strict=True))):
+        pool_after = pools_after[d.row.partner_id]
+        pool_after = {
+            **pool_after,
+            "pool_allocated": pool_after["pool_allocated"] - later[d.row.partner_id],
+        }
+        later[d.row.partner_id] += d.applied.rule.amount
+        after = afters[d.row.uin]
+        changes[d.row.uin] = credit.change_of(
+            partner_id=d.row.partner_id,
+            amount=d.applied.rule.amount,
+            record=record,
+            pool_after=pool_after,
+            after=after,
+            customer=credit.customer_object(session, after),
+            alarm=alarms.get(d.row.uin),
+        )
+    return changes
+
+
+def _add_to_months(
+    session: Session,
+    statements: Mapping[str, Any],
+    decided: Sequence[_Decided],
+    month: str,
+    now: datetime,
+) -> set[tuple[int, int]]:
+    """Each decided top-up added to its customer's month (:func:`_month_upsert`): the
+    (partner, UIN) of the rows written. Fails the batch should the cap refuse a made one."""
+    params = [
+        {
+            "month_partner_id": d.row.partner_id,
+            "month_customer_uin": d.row.uin,
+            "month_month": month,
+            "month_topped_up": d.applied.rule.amount if d.reason is None else 0,
+            "month_top_ups": 1 if d.reason is None else 0,
+            "month_cap": d.applied.rule.monthly_cap,
+            "month_refused": d.reason,
+            "month_updated_at": now,
+        }
+        for d in decided
+    ]
+    written = set(session.execute(statements["month"], params).tuples().all())
+    broken = [
+        d.row.uin
+        for d in decided
+        if d.reason is None and (d.row.partner_id, d.row.uin) not in written
+    ]
+    if broken:
+        raise _Refused(f"customer {broken[0]}: the monthly cap refused a checked top-up")
+    return written
+
+
+def _write_events(
+    session: Session,
+    decided: Sequence[_Decided],
+    changes: Mapping[int, CreditChange],
+    alarmed: set[int],
+    *,
+    month: str,
+    at: datetime,
+) -> None:
+    """The outbox events of the batch's top-ups, in (partner, UIN) order as one allocation
+    after another writes them: each made top-up's ``credit.allocation_recorded``, each
+    newly alarmed refusal's ``credit.top_up_refused``; and each alarmed refusal's notice
+    in the partner's message centre. One INSERT of each, whatever their number."""
+    events: list[dict[str, Any]] = []
+    notices: list[dict[str, Any]] = []
+    for d in decided:
+        row, rule = d.row, d.applied.rule
+        change = changes.get(row.uin)
+        if change is not None:
+            event_type, payload = ALLOCATION_RECORDED, records.as_payload(change.record)
+        elif row.uin in alarmed:
+            assert d.reason is not None
+            event_type = TOP_UP_REFUSED
+            payload = refused_payload(
+                row,
+                d.applied,
+                reason=d.reason,
+                month=month,
+                topped_up=d.topped_up,
+                pool_remaining=d.pool_remaining,
+                at=at,
+            )
+            notices.append(
+                {
+                    "notice_partner_id": row.partner_id,
+                    "notice_kind": "top_up_refused",
+                    "notice_message": (
+                        f"Automatic top-up of {money.to_display(rule.amount)} for "
+                        f"{row.name} ({row.uin}) refused: {REASONS[d.reason]}."
+                    ),
+                    "notice_created_at": at,
+                }
+            )
+        else:
+            continue
+        events.append(
+            {
+                "outbox_partner_id": row.partner_id,
+                "outbox_type": event_type,
+                "outbox_payload": payload,
+                "outbox_created_at": at,
+                "outbox_allocation": event_type == ALLOCATION_RECORDED,
+            }
+        )
+    if events:
+        session.execute(INSERT_EVENTS, events)
+    if notices:
+        session.execute(_INSERT_NOTICE, notices)
 
 
 def refused_payload(

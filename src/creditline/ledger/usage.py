@@ -524,16 +524,16 @@ def ingest(
         raise InvalidBatch([LineError(MAX_BATCH + 1, f"a batch holds at most {MAX_BATCH} records")])
     numbers = list(lines) if lines is not None else list(range(1, len(batch) + 1))
     postgres = session.get_bind().dialect.name == "postgresql"
+    pools: dict[int, int] | None = None
     with session.begin_nested():
         owners = _owners(session, {r.customer_uin for r in batch})
         unknown = _unknown(batch, numbers, owners)
         if unknown or faults:
             raise InvalidBatch(sorted([*faults, *unknown], key=lambda e: e.line), what=what)
         # The top-up rules as the batch begins: a partner whose customers may be topped up
-        # has its pool locked before its customers, the order of every allocation.
+        # has its pool locked before its customers (below, once the events are in), the
+        # order of every allocation.
         rules = rules_for(session, owners)
-        if postgres:
-            lock_pools(session, [owners[uin] for uin in rules])
         # Repeats inside the batch are duplicates too: the first occurrence stands.
         staged: dict[tuple[Any, ...], tuple[Any, ...]] = {}
         for r in batch:
@@ -568,8 +568,11 @@ def ingest(
         if postgres:
             # Locked only now, the events in: concurrent batches queue on these rows for
             # the consumption's update alone, not for the events' COPY and INSERT too (the
-            # INSERT takes no lock an UPDATE of a customer waits for; a batch holding these
-            # locks inserts no more events, so no batch waits on another's in a cycle).
+            # INSERT takes no lock an UPDATE of a customer or a pool waits for; a batch
+            # holding these locks inserts no more events, so no batch waits on another's in
+            # a cycle). The pools first (of the partners whose customers may be topped up),
+            # their remaining read as they are locked, then the customers.
+            pools = lock_pools(session, [owners[uin] for uin in rules if uin in delta])
             _lock(session, {uin: owners[uin] for uin in delta})
         changed = sorted(_add_consumed(session, delta, owners), key=lambda row: row.uin)
         partner_ids = sorted({row.partner_id for row in changed})
@@ -608,7 +611,7 @@ def ingest(
                 for row in changed
             ],
         )
-        made = after_usage(session, changed, delta, rules) if rules else []
+        made = after_usage(session, changed, delta, rules, pools=pools) if rules else []
     return IngestResult(
         accepted=len(inserted),
         duplicates=len(batch) - len(inserted),
