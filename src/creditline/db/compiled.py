@@ -51,6 +51,13 @@ class Compiled:
             return given
         return tuple(given[name] for name in self.names)
 
+    def converted(self, found: Sequence[Any]) -> tuple[Any, ...]:
+        """A returned row, converted as SQLAlchemy would, in column order."""
+        return tuple(
+            value if convert is None or value is None else convert(value)
+            for convert, value in zip(self.results, found, strict=True)
+        )
+
     def row(self, found: Sequence[Any]) -> dict[str, Any]:
         """A returned row, converted as SQLAlchemy would, by column name."""
         return {
@@ -98,26 +105,46 @@ _COMPILED: dict[tuple[Executable, type[Dialect]], Compiled] = {}
 _LOCK = threading.Lock()
 
 
-def execute(
-    bind: Connection | Session, statement: Executable, values: Mapping[str, Any]
-) -> CursorResult[Any]:
-    """Run ``statement`` (a module's constant, built once) with ``values`` on ``bind`` (a
-    session's: in its transaction, after what it has pending), compiled only the first
-    time for its dialect. Its rows come back as the driver gives them (:meth:`Compiled.row`
-    converts one)."""
+def _connection(bind: Connection | Session) -> Connection:
     if isinstance(bind, Session):
         bind.flush()
-        connection = bind.connection()
-    else:
-        connection = bind
-    dialect = connection.dialect
-    key = (statement, type(dialect))
-    compiled = _COMPILED.get(key)
-    if compiled is None:
+        return bind.connection()
+    return bind
+
+
+def _compiled(connection: Connection, statement: Executable) -> Compiled:
+    key = (statement, type(connection.dialect))
+    found = _COMPILED.get(key)
+    if found is None:
         with _LOCK:
-            compiled = _COMPILED.setdefault(key, compile_for(dialect, statement))
+            found = _COMPILED.setdefault(key, compile_for(connection.dialect, statement))
+    return found
+
+
+def _run(connection: Connection, compiled: Compiled, values: Mapping[str, Any]) -> Any:
     return connection.exec_driver_sql(
         compiled.sql,
         compiled.params(values),
         execution_options={RETURNS_ROWS: bool(compiled.columns)},
     )
+
+
+def execute(
+    bind: Connection | Session, statement: Executable, values: Mapping[str, Any]
+) -> CursorResult[Any]:
+    """Run ``statement`` (a module's constant, built once) with ``values`` on ``bind`` (a
+    session's: in its transaction, after what it has pending), compiled only the first
+    time for its dialect. Its rows come back as the driver gives them (:func:`fetch_all`
+    converts them)."""
+    connection = _connection(bind)
+    result: CursorResult[Any] = _run(connection, _compiled(connection, statement), values)
+    return result
+
+
+def fetch_all(
+    bind: Connection | Session, statement: Executable, values: Mapping[str, Any]
+) -> list[tuple[Any, ...]]:
+    """:func:`execute`, and every row it returns, converted as SQLAlchemy would."""
+    connection = _connection(bind)
+    compiled = _compiled(connection, statement)
+    return [compiled.converted(row) for row in _run(connection, compiled, values).all()]

@@ -44,6 +44,7 @@ from sqlalchemy.schema import CreateTable
 
 from creditline import money
 from creditline.clock import utcnow
+from creditline.db import compiled
 from creditline.db.tables import Alarm, Customer, Partner, UsageEvent
 from creditline.errors import CreditlineError, InvalidBatch, InvalidInput, LineError
 from creditline.ledger import forecast
@@ -550,9 +551,11 @@ def ingest(
             )
             staged.setdefault(_conflict_key(row), row)
         _stage(session, list(staged.values()))
-        inserted = session.execute(
-            _INSERT_EVENTS["postgresql" if postgres else "sqlite"], {"ingested_at": utcnow()}
-        ).all()
+        inserted = compiled.fetch_all(
+            session,
+            _INSERT_EVENTS["postgresql" if postgres else "sqlite"],
+            {"ingested_at": utcnow()},
+        )
         session.execute(_EMPTY_STAGING)
         delta: dict[int, int] = defaultdict(int)
         refunds: dict[int, bool] = defaultdict(bool)
