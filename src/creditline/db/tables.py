@@ -238,6 +238,8 @@ class Customer(Base):
         Index("ix_customers_partner_id_available_credit", "partner_id", "available_credit"),
         Index("ix_customers_partner_id_utilization", "partner_id", "utilization"),
         Index("ix_customers_partner_id_runs_out_day", "partner_id", "runs_out_day"),
+        # A customer named by its UIN alone: the platform's purchase check, usage (0019).
+        Index("ix_customers_uin", "uin"),
         # The search (ILIKE '%x%' on name, email, remark): trigrams on PostgreSQL (0005).
         Index(
             "ix_customers_name_email_remark",
