@@ -13,7 +13,9 @@ The tolerance (cents, >= 0) is the partner's, set with its default; a customer m
 its own. Every decision is kept (:class:`Decision`), as it was made. A check changes no
 money: it reads the customer's credit, decides, and appends its decision — one statement
 to read, one to append, without the ORM's unit of work (it is on the vendor's checkout
-path). Policies are set through the ORM, so the audit log sees them change.
+path); on PostgreSQL's fast path all three are one ``INSERT … SELECT``
+(:func:`check_insert`, the rule in SQL: :func:`decide_sql`). Policies are set through the
+ORM, so the audit log sees them change.
 """
 
 from __future__ import annotations
