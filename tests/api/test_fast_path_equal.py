@@ -278,3 +278,31 @@ def test_a_partners_fast_check_stays_on_its_shard(client: TestClient, engine: En
     fast = client.app.state.fast_credit  # type: ignore[attr-defined]
     assert judge(fast.checks[True].sql).problems == ()
     assert judge(fast.checks[False].sql).unpinned
+
+
+@pytest.mark.parametrize("verb", ["allocate", "purchase-checks"])
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/json; charset=utf-8"])
+def test_a_body_not_sent_as_json_meets_what_the_ordinary_path_answers(
+    client: TestClient, world: World, engine: Engine, verb: str, content_type: str | None
+) -> None:
+    """FastAPI reads a body as JSON only when it is sent as JSON; the fast paths read it
+    the same way (a key kept or not, the same status)."""
+    key = "a_operator"
+    secret_id, secret_key = world.keys[key]
+    statuses = []
+    for cached in (False, True):
+        if cached:
+            keys.authenticate_kept(engine, secret_id, secret_key)
+        else:
+            keys.CACHE.forget(engine, secret_id)
+        headers = world.h(key)
+        if content_type is not None:
+            headers["content-type"] = content_type
+        answer = client.post(
+            f"/v1/customers/{world.a_customer}/{verb}",
+            content=json.dumps({"amount": "1.00"}).encode(),
+            headers=headers,
+        )
+        statuses.append(answer.status_code)
+    sent_as_json = content_type is not None and content_type.startswith("application/json")
+    assert statuses == ([200, 200] if sent_as_json else [422, 422])

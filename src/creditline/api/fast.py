@@ -348,6 +348,9 @@ class FastPath:
         ):
             await self.app(scope, receive, send)  # the ordinary layers refuse or read it
             return
+        if not _json_content(headers.get("content-type", "")):
+            await self.app(scope, receive, send)  # FastAPI reads no JSON from it: refused
+            return
         request_id = access.request_id(headers.get("x-request-id", ""))
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
@@ -529,6 +532,13 @@ def _actor(scope: Scope, key: keys.ApiKey) -> audit.Actor:
 
 def _dump_answer(change: credit.CreditChange) -> str:
     return context.dump(_change_out(change, change.customer))
+
+
+def _json_content(content_type: str) -> bool:
+    """Whether FastAPI reads a body sent with ``content_type`` as JSON (as its routes do:
+    ``application/json`` or ``application/*+json``; none at all is not JSON)."""
+    maintype, _, subtype = content_type.partition(";")[0].strip().lower().partition("/")
+    return maintype == "application" and (subtype == "json" or subtype.endswith("+json"))
 
 
 def _kept_key(engine: Engine, authorization: str) -> keys.ApiKey | None:
