@@ -306,3 +306,31 @@ def test_a_body_not_sent_as_json_meets_what_the_ordinary_path_answers(
         statuses.append(answer.status_code)
     sent_as_json = content_type is not None and content_type.startswith("application/json")
     assert statuses == ([200, 200] if sent_as_json else [422, 422])
+
+
+@pytest.mark.parametrize("verb", ["allocate", "purchase-checks"])
+def test_a_key_whose_name_the_audit_log_hides_is_answered_by_the_ordinary_path(
+    client: TestClient, world: World, engine: Engine, verb: str
+) -> None:
+    """The answer names the key (the record's operator, the decision's requester); a name
+    the audit log hides (a webhook secret's form) is hidden there by the ordinary path."""
+    with transaction(engine) as s:
+        made = keys.create(
+            s, principal="partner", partner_id=world.a, role="operator", name="whsec_pipeline"
+        )
+    assert made.secret_key is not None
+    fast = client.app.state.fast_credit  # type: ignore[attr-defined]
+    # The first request looks the key up and leases its rate limit; the second would be
+    # the fast path's.
+    for _ in range(2):
+        before = fast.answered if fast is not None else 0
+        answer = client.post(
+            f"/v1/customers/{world.a_customer}/{verb}",
+            json={"amount": "1.00"},
+            headers={"Authorization": f"Bearer {made.secret_id}:{made.secret_key}"},
+        )
+        assert answer.status_code == 200, answer.text
+        assert fast is None or fast.answered == before
+        with transaction(engine) as s:
+            kept = s.scalars(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(1)).one()
+        assert kept.after is not None and "whsec_pipeline" not in json.dumps(kept.after)
