@@ -322,10 +322,9 @@ class CreditWriter(Protocol):
 
 class FastPath:
     """ASGI middleware in front of every other layer, answering the plain credit writes
-    and purchase checks;
-    everything else, and every request it does not answer, passes through to the app.
-    What it answers gets what :class:`creditline.app.RequestContext` gives every other
-    request: its ``X-Request-Id`` and log line, and the body cap."""
+    and purchase checks; everything else, and every request it does not answer, passes
+    through to the app. What it answers gets what :class:`creditline.app.RequestContext`
+    gives every other request: its ``X-Request-Id`` and log line, and the body cap."""
 
     def __init__(self, app: ASGIApp, *, fast: CreditWriter, max_body: int) -> None:
         self.app = app
