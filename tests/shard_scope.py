@@ -51,6 +51,11 @@ ALLOWED: dict[str, str] = {
         "a platform key's idempotent check: its idempotency row is the platform's (partner 0),"
         " the customer another partner's; one statement reads both (two shards)"
     ),
+    "creditline.api.fast.FastCredit._check_by_uin": (
+        "the platform's purchase check names the customer by UIN alone: one statement finds"
+        " it on its partner's shard and keeps the decision there (a partner's check is"
+        " scoped: tests/api/test_fast_path_equal.py)"
+    ),
     "creditline.notify.deliveries.claim": (
         "the delivery worker claims due deliveries of any partner (SKIP LOCKED)"
     ),

@@ -337,3 +337,36 @@ def test_a_revoked_platform_key_is_refused(client: TestClient, world: World) -> 
     with transaction(client.app.state.engine) as s:  # type: ignore[attr-defined]
         keys.revoke(s, world.keys["platform"][0])
     assert _check(client, world, world.a_customer, "1.00").status_code == 401
+
+
+def test_a_kept_key_is_asked_what_the_endpoint_asks(
+    client: TestClient, world: World, engine: Engine
+) -> None:
+    """A key from the key cache (PostgreSQL: the fast path's) meets the endpoint's rules:
+    a viewer's or a customer's key is refused, another partner finds no customer, a key
+    revoked since it was kept is refused — and none of them keeps a decision."""
+    for _ in range(2):  # the first looks the key up and keeps it; the second is kept
+        for key in ("a_viewer", "a_customer"):
+            assert _check(client, world, world.a_customer, "1.00", key=key).status_code == 403
+        assert _check(client, world, world.a_customer, "1.00", key="b_admin").status_code == 404
+        assert _check(client, world, 999_999_999_999, "1.00").status_code == 404
+    assert _check(client, world, world.a_customer, "1.00", key="a_operator").status_code == 200
+    from creditline.auth import keys
+    from creditline.db import transaction
+
+    with transaction(engine) as s:
+        keys.revoke(s, world.keys["a_operator"][0])
+    revoked = _check(client, world, world.a_customer, "1.00", key="a_operator")
+    assert revoked.status_code == 401
+    assert revoked.json()["error"]["code"] == "invalid_api_key"
+    assert _kept(engine) == 1
+    with read_transaction(engine) as s:
+        checked = s.scalar(
+            select(func.count())
+            .select_from(AuditEvent)
+            .where(
+                AuditEvent.action == "POST /v1/customers/{uin}/purchase-checks",
+                AuditEvent.outcome == "ok",
+            )
+        )
+    assert checked == 1  # (the refusals are audited as refused)

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, event, func, select
 from tests.api.conftest import World
@@ -274,3 +275,39 @@ def test_a_usage_batch_tops_up_by_a_pinned_number_of_statements_whatever_their_n
         assert outcomes == expected
         listing = "\n".join(s[:90] + " ... " + s[-40:] for s in seen)
         assert len(seen) == USAGE_TOP_UPS_EXPECTED[engine.dialect.name], listing
+
+
+#: One purchase check with the platform's key, the key kept. PostgreSQL: nothing through
+#: the engine's pool — the fast path's ONE statement (creditline.fast_purchase: the
+#: customer and its policy looked up, the decision and the audit row inserted, the answer
+#: built), in one round trip, its own transaction. SQLite (the ordinary path): BEGIN, the
+#: customer's partner by UIN, the look-up with the key's check, the decision's INSERT, the
+#: audit INSERT, COMMIT.
+CHECK_STATEMENTS = {"sqlite": 6, "postgresql": 0}
+FAST_CHECK_STATEMENTS = {"sqlite": 0, "postgresql": 1}
+
+
+@pytest.mark.parametrize("key", ["platform", "a_operator"])
+def test_one_purchase_check_makes_a_pinned_number_of_statements(
+    client: TestClient, world: World, engine: Engine, key: str
+) -> None:
+    path = f"/v1/customers/{world.a_customer}/purchase-checks"
+    warm = client.post(path, json={"amount": "1.00"}, headers=world.h(key))
+    assert warm.status_code == 200, warm.text  # the key looked up and kept
+    fast = client.app.state.fast_credit  # type: ignore[attr-defined]
+    before = (fast.statements, getattr(fast, "round_trips", 0))
+    trips = round_trips(engine)
+    with _statements(engine) as seen:
+        answer = client.post(path, json={"amount": "2.00"}, headers=world.h(key))
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["amount"] == "2.00"
+    dialect = engine.dialect.name
+    if key == "a_operator" and dialect == "sqlite":
+        expected = CHECK_STATEMENTS[dialect] - 1  # its partner is the key's: no look-up by UIN
+    else:
+        expected = CHECK_STATEMENTS[dialect]
+    assert len(seen) == expected, seen
+    assert fast.statements - before[0] == FAST_CHECK_STATEMENTS[dialect]
+    if dialect == "postgresql":
+        assert round_trips(engine) == trips
+        assert fast.round_trips - before[1] == 1

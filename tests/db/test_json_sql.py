@@ -1,6 +1,7 @@
 """The SQL twins of the JSON creditline writes in Python (PostgreSQL's one-statement
-allocation builds its answer, event and audit row with them): each pair writes the same
-text for every value. PostgreSQL only: SQLite's fast path builds them in Python."""
+allocation and purchase check build their answers, events and audit rows with them): each
+pair writes the same text for every value. PostgreSQL only: SQLite's fast path builds them
+in Python."""
 
 from __future__ import annotations
 
@@ -35,6 +36,14 @@ def test_money_text_writes_what_to_text_writes(pg: Engine, cents: int) -> None:
     query = select(json_sql.money_text(bindparam("c", type_=BigInteger)))
     with pg.connect() as connection:
         assert connection.scalar(query, {"c": cents}) == money.to_text(cents)
+
+
+@settings(max_examples=300, deadline=None)
+@given(cents=st.one_of(BIGINT, st.integers(min_value=-100_000_000, max_value=100_000_000)))
+def test_money_display_writes_what_to_display_writes(pg: Engine, cents: int) -> None:
+    query = select(json_sql.money_display(bindparam("c", type_=BigInteger)))
+    with pg.connect() as connection:
+        assert connection.scalar(query, {"c": cents}) == money.to_display(cents)
 
 
 @settings(max_examples=200, deadline=None)

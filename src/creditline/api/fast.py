@@ -4,6 +4,12 @@ trips — the idempotency claim with the ledger's one statement (the pool's and 
 customer's guarded UPDATEs and the record's INSERT, which also checks that the API key is
 still live), then the outbox event, the stored answer, the audit row and the COMMIT.
 
+The purchase check, ``POST /v1/customers/{uin}/purchase-checks``, takes the same road:
+the platform key or a partner operator's key from the key cache, authorised by the
+endpoint's own rule, and one statement (creditline.fast_purchase) that looks the customer
+up, decides, keeps the decision and its audit row and returns the answer; a request with
+an ``Idempotency-Key`` goes to the ordinary path.
+
 It runs the same statements as the ordinary path (each built once by the module that owns
 it, compiled once here), with the key from the key cache, and answers exactly what the
 ordinary path would. Whatever is not the plain case — no key in the cache, a body the
@@ -34,8 +40,9 @@ from sqlalchemy import (
 from sqlalchemy.sql import Executable
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from creditline import audit, fast_write, money
+from creditline import audit, fast_purchase, fast_write, money
 from creditline.api import access, context
+from creditline.api import purchases as purchases_api
 from creditline.api.customers import CreditIn, _change_out
 from creditline.auth import idempotency, keys
 from creditline.auth.rate_limit import RateLimiter
@@ -43,14 +50,16 @@ from creditline.clock import utcnow
 from creditline.db.compiled import Compiled, compile_for
 from creditline.db.tables import MAX_BIGINT, Customer, Partner
 from creditline.errors import CreditlineError
-from creditline.ledger import credit
+from creditline.ledger import credit, purchases
 from creditline.ledger.records import Origin
 
 log = logging.getLogger(__name__)
 
 #: Request state: the rate limit's token is taken (by the fast path, before handing over).
 RATE_TAKEN = "creditline.rate_taken"
-_PATH = re.compile(r"^/v1/customers/([0-9]{1,19})/(allocate|withdraw)$")
+_PATH = re.compile(r"^/v1/customers/([0-9]{1,19})/(allocate|withdraw|purchase-checks)$")
+#: The purchase check's verb in :data:`_PATH`.
+_CHECK = "purchase-checks"
 #: The one statement's forms: REST's with or without an idempotency key, the Tencent
 #: action's with its signature.
 _STATEMENTS: tuple[tuple[fast_write.Claim, fast_write.Answer], ...] = (
@@ -130,6 +139,14 @@ class FastCredit:
             (claim, answer): _compile(engine, fast_write.one_statement(claim=claim, answer=answer))
             for claim, answer in _STATEMENTS
         }
+        #: The purchase check's one statement, by whether it is scoped to a partner.
+        self.checks = {
+            scoped: _compile(engine, fast_purchase.check_statement(scoped=scoped))
+            for scoped in (False, True)
+        }
+
+    #: Purchase checks are answered here too (SQLite's writer hands them over).
+    purchase_checks = True
 
     async def open(self) -> None:
         """Open the running event loop's pool (at the app's start)."""
@@ -169,7 +186,6 @@ class FastCredit:
     async def write(self, asked: Write) -> str | None:
         """One allocation (negative: withdrawal) as one statement, its own transaction: the
         answer, or None (nothing changed) when it is not the plain case."""
-        pool = self.pools[asyncio.get_running_loop()]
         now = utcnow()
         params = credit.combined_params(
             partner_id=asked.partner_id,
@@ -192,6 +208,32 @@ class FastCredit:
         statement = self.one[asked.claims, asked.shape]
         if asked.claim is not None:
             params.update(asked.claim)
+        return await self._run(statement, params)
+
+    async def check(self, asked: Check) -> str | None:
+        """One purchase check as one statement, its own transaction: the answer, or None
+        (nothing kept) when the customer is not found or the key is no longer live."""
+        params = {
+            **asked.params,
+            **asked.audit,
+            "require_key_id": asked.key_id,
+            "fast_request": json.dumps(asked.request),
+        }
+        if asked.params["check_partner_id"] is None:
+            return await self._check_by_uin(params)
+        return await self._run(self.checks[True], params)
+
+    async def _check_by_uin(self, params: Mapping[str, Any]) -> str | None:
+        """The platform's check: the customer named by its UIN alone, found on whichever
+        partner's shard holds it (what the ordinary path asks first, reports.partner_of,
+        asked in the same statement), its decision kept there."""
+        return await self._run(self.checks[False], params)
+
+    async def _run(self, statement: _Raw, params: Mapping[str, Any]) -> str | None:
+        """``statement``, prepared, in one round trip on the running loop's pool: the text
+        of its one row's first column, or None (no row; undone whole by
+        :data:`fast_write.REFUSED`)."""
+        pool = self.pools[asyncio.get_running_loop()]
         async with pool.connection() as connection:
             cursor = psycopg.AsyncRawCursor(connection)
             self.statements += 1
@@ -234,23 +276,40 @@ class Write:
     shape: fast_write.Answer = "rest"
 
 
+@dataclass(frozen=True)
+class Check:
+    """One purchase check the fast path was asked for, checked."""
+
+    key_id: int
+    #: :func:`purchases.check_params` (``check_partner_id`` None: any partner's customer).
+    params: dict[str, Any]
+    #: The request's body, as the audit row keeps it.
+    request: Any
+    #: The audit row's parameters but its before and after (:func:`audit.row`).
+    audit: dict[str, Any]
+
+
 class CreditWriter(Protocol):
     """What :class:`FastPath` writes through: :class:`FastCredit` (PostgreSQL), or
     SQLite's (api/fast_sqlite.py)."""
 
     app: FastAPI
     engine: Engine
+    #: Whether :meth:`check` answers purchase checks (else they are not read here at all).
+    purchase_checks: bool
 
     def is_open(self) -> bool: ...
 
     async def write(self, asked: Write) -> str | None: ...
 
+    async def check(self, asked: Check) -> str | None: ...
+
 
 class FastPath:
-    """ASGI middleware in front of every other layer, answering the plain credit writes;
-    everything else, and every request it does not answer, passes through to the app.
-    What it answers gets what :class:`creditline.app.RequestContext` gives every other
-    request: its ``X-Request-Id`` and log line, and the body cap."""
+    """ASGI middleware in front of every other layer, answering the plain credit writes
+    and purchase checks; everything else, and every request it does not answer, passes
+    through to the app. What it answers gets what :class:`creditline.app.RequestContext`
+    gives every other request: its ``X-Request-Id`` and log line, and the body cap."""
 
     def __init__(self, app: ASGIApp, *, fast: CreditWriter, max_body: int) -> None:
         self.app = app
@@ -261,6 +320,8 @@ class FastPath:
         matched = None
         if scope["type"] == "http" and scope["method"] == "POST" and self.fast.is_open():
             matched = _PATH.match(scope["path"])
+            if matched is not None and matched.group(2) == _CHECK and not self.fast.purchase_checks:
+                matched = None
         if matched is None:
             await self.app(scope, receive, send)
             return
@@ -270,6 +331,9 @@ class FastPath:
             self.max_body, _MAX_BODY
         ):
             await self.app(scope, receive, send)  # the ordinary layers refuse or read it
+            return
+        if not _json_content(headers.get("content-type", "")):
+            await self.app(scope, receive, send)  # FastAPI reads no JSON from it: refused
             return
         request_id = access.request_id(headers.get("x-request-id", ""))
         state = scope.setdefault("state", {})
@@ -297,21 +361,25 @@ class FastPath:
         self, scope: Scope, headers: dict[str, str], body: bytes, uin_text: str, verb: str
     ) -> bytes | None:
         fast = self.fast
-        sign = 1 if verb == "allocate" else -1
         if not fast.is_open():
             return None
         key = _kept_key(fast.engine, headers.get("authorization", ""))
-        if key is None or key.principal != "partner" or key.partner_id is None:
+        if key is None:
+            return None
+        uin = int(uin_text)
+        if not 1 <= uin <= MAX_BIGINT:
+            return None
+        if verb == _CHECK:
+            return await self._check(scope, headers, body, key, uin)
+        if key.principal != "partner" or key.partner_id is None:
             return None
         if key.role not in ("operator", "admin"):
             return None
+        sign = 1 if verb == "allocate" else -1
         try:
-            uin = int(uin_text)
             asked = CreditIn.model_validate_json(body)
             amount = sign * money.parse_amount(asked.amount)
         except (ValueError, ValidationError, CreditlineError, KeyError):
-            return None
-        if not 1 <= uin <= MAX_BIGINT:
             return None
         idempotency_key = headers.get("idempotency-key")
         if idempotency_key is not None:
@@ -320,18 +388,12 @@ class FastPath:
             except CreditlineError:
                 return None
         request = context.asked(body)
-        if audit.hides(request):
+        # The answer's texts of the caller's are the request's remark and the key's name
+        # (the record's operator).
+        if audit.hides(request) or audit.hides(key.name):
             return None  # the audit row hides part of it: the ordinary path writes that
-        limiter: RateLimiter = fast.app.state.rate_limiter
-        state = scope.setdefault("state", {})
-        try:
-            limiter.take(key.secret_id)
-        except CreditlineError:
-            # Over the limit (the ordinary path refuses it the same way, and says so), or no
-            # token leased yet in this process (the ordinary path's thread waits for one).
+        if not self._admitted(scope, key):
             return None
-        state[RATE_TAKEN] = True  # the ordinary path, if it answers, takes no more
-        state["secret_id"] = key.secret_id
         partner_id = key.partner_id
         try:
             origin = credit.check(
@@ -356,14 +418,7 @@ class FastPath:
                 key=idempotency_key,
                 fingerprint=fingerprint,
             )
-        client = scope.get("client")
-        actor = audit.Actor(
-            source="api",
-            principal=f"api-key:{key.secret_id} ({key.name})",
-            partner_id=partner_id,
-            source_ip=client[0] if client else "",
-            request_id=str(state.get("request_id", "")),
-        )
+        actor = _actor(scope, key)
         action = f"POST /v1/customers/{{uin}}/{verb}"
 
         def audited(change: credit.CreditChange, answer: str) -> dict[str, Any]:
@@ -394,9 +449,82 @@ class FastPath:
         )
         return None if answer is None else answer.encode()
 
+    async def _check(
+        self, scope: Scope, headers: dict[str, str], body: bytes, key: keys.ApiKey, uin: int
+    ) -> bytes | None:
+        """The purchase check: the endpoint's own questions of the key and the body, then
+        its one statement (None: the ordinary path answers)."""
+        if "idempotency-key" in headers:
+            return None  # the ordinary path claims the key and keeps the answer
+        try:
+            owner = purchases_api.checker(context.principal_of(key))
+            asked = purchases_api.PurchaseCheckIn.model_validate_json(body)
+            params = purchases.check_params(
+                partner_id=owner,
+                customer_uin=uin,
+                amount=money.parse_amount(asked.amount),
+                product=asked.product,
+                requested_by=key.name,
+                decided_at=utcnow(),
+            )
+        except (ValueError, ValidationError, CreditlineError):
+            return None
+        request = context.asked(body)
+        # The answer's texts of the caller's are the product and the key's name.
+        if audit.hides(request) or audit.hides(
+            [params["check_product"], params["check_requested_by"]]
+        ):
+            return None  # the audit row hides part of it: the ordinary path writes that
+        if not self._admitted(scope, key):
+            return None
+        base = audit.row(
+            _actor(scope, key),
+            action=f"POST /v1/customers/{{uin}}/{_CHECK}",
+            object=scope["path"],
+        )
+        del base["audit_before"], base["audit_after"]
+        answer = await self.fast.check(
+            Check(key_id=key.id, params=params, request=request, audit=base)
+        )
+        return None if answer is None else answer.encode()
+
+    def _admitted(self, scope: Scope, key: keys.ApiKey) -> bool:
+        """Whether the key's rate limit lets the request through here, its token taken
+        (the ordinary path, if it answers after all, takes no more)."""
+        limiter: RateLimiter = self.fast.app.state.rate_limiter
+        try:
+            limiter.take(key.secret_id)
+        except CreditlineError:
+            # Over the limit (the ordinary path refuses it the same way, and says so), or no
+            # token leased yet in this process (the ordinary path's thread waits for one).
+            return False
+        state = scope.setdefault("state", {})
+        state[RATE_TAKEN] = True
+        state["secret_id"] = key.secret_id
+        return True
+
+
+def _actor(scope: Scope, key: keys.ApiKey) -> audit.Actor:
+    """The audit log's view of the request (:func:`context.audit_actor`'s)."""
+    client = scope.get("client")
+    return audit.Actor(
+        source="api",
+        principal=f"api-key:{key.secret_id} ({key.name})",
+        partner_id=key.partner_id,
+        source_ip=client[0] if client else "",
+        request_id=str(scope.setdefault("state", {}).get("request_id", "")),
+    )
+
 
 def _dump_answer(change: credit.CreditChange) -> str:
     return context.dump(_change_out(change, change.customer))
+
+
+def _json_content(content_type: str) -> bool:
+    """Whether FastAPI reads a body sent with ``content_type`` as JSON (as its routes do:
+    ``application/json`` or ``application/*+json``; none at all is not JSON)."""
+    maintype, _, subtype = content_type.partition(";")[0].strip().lower().partition("/")
+    return maintype == "application" and (subtype == "json" or subtype.endswith("+json"))
 
 
 def _kept_key(engine: Engine, authorization: str) -> keys.ApiKey | None:

@@ -29,7 +29,7 @@ router = APIRouter(tags=["purchase checks"], responses=ERROR_RESPONSES)
 PolicyName = Literal["notify_only", "block_at_limit", "block_all"]
 
 
-def _checker(principal: Principal) -> int | None:
+def checker(principal: Principal) -> int | None:
     """Whose customers the caller may check: any (the platform key: the vendor's order
     pipeline), or a partner's own (an operator or admin key: a check keeps a decision)."""
     if principal.kind == "platform":
@@ -109,7 +109,7 @@ def purchase_check(uin: Uin, body: PurchaseCheckIn, c: Call = Depends(credit_cal
     """May the customer make this purchase? Allowed or refused, with the reason, by the
     customer's purchase policy; the decision is kept. A refusal is an answer (200), not an
     error."""
-    owner = _checker(c.principal)
+    owner = checker(c.principal)
     amount = money.parse_amount(body.amount)
     product = purchases.check_product(body.product)
     return c.credit_write(lambda s, r: _check(s, c, owner, uin, amount, product, r))

@@ -1,5 +1,6 @@
 """PostgreSQL expressions that write values as creditline's JSON does in Python: amounts
-as :func:`creditline.money.to_text` writes them, times as ``datetime.isoformat``,
+as :func:`creditline.money.to_text` writes them (and as :func:`creditline.money.to_display`
+writes them for people, in a message), times as ``datetime.isoformat``,
 pydantic's JSON and ``str`` write them. With them a statement can build an answer, an
 event's payload or an audit row itself (api/fast.py), in the same shape as the Python
 that builds them elsewhere; tests/db/test_json_sql.py holds each pair equal."""
@@ -24,6 +25,16 @@ def money_text(cents: Any) -> ColumnElement[str]:
     """``cents`` (a bigint expression) as :func:`creditline.money.to_text` writes it: the
     product with 0.01 is exact, and has two places."""
     return cast(cast(cents, BigInteger) * literal_column("0.01", Numeric), Text)
+
+
+def money_display(cents: Any) -> ColumnElement[str]:
+    """``cents`` (a bigint expression) as :func:`creditline.money.to_display` writes it:
+    the sign, the whole units grouped by commas, two places."""
+    whole = func.abs(cast(cents, BigInteger))
+    units = func.to_char(func.div(whole, 100), literal("FM9,999,999,999,999,999,990", Text))
+    fraction = func.lpad(cast(func.mod(whole, 100), Text), 2, "0")
+    sign = case((cast(cents, BigInteger) < 0, "-"), else_="")
+    return sign + units + literal(".", Text) + fraction
 
 
 def time_text(at: Any, style: TimeStyle) -> ColumnElement[str]:

@@ -238,6 +238,8 @@ class Customer(Base):
         Index("ix_customers_partner_id_available_credit", "partner_id", "available_credit"),
         Index("ix_customers_partner_id_utilization", "partner_id", "utilization"),
         Index("ix_customers_partner_id_runs_out_day", "partner_id", "runs_out_day"),
+        # A customer named by its UIN alone: the platform's purchase check, usage (0020).
+        Index("ix_customers_uin", "uin"),
         # The search's index is on CustomerSearch: a credit change rewrites every index of
         # this table, and the trigram index need not be one of them (0019).
     )

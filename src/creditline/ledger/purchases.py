@@ -13,21 +13,38 @@ The tolerance (cents, >= 0) is the partner's, set with its default; a customer m
 its own. Every decision is kept (:class:`Decision`), as it was made. A check changes no
 money: it reads the customer's credit, decides, and appends its decision — one statement
 to read, one to append, without the ORM's unit of work (it is on the vendor's checkout
-path). Policies are set through the ORM, so the audit log sees them change.
+path); on PostgreSQL's fast path all three are one ``INSERT … SELECT``
+(:func:`check_insert`, the rule in SQL: :func:`decide_sql`). Policies are set through the
+ORM, so the audit log sees them change.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, bindparam, insert, select
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Insert,
+    Select,
+    String,
+    bindparam,
+    case,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+)
 from sqlalchemy.orm import Session
 
 from creditline import money
 from creditline.clock import utcnow
+from creditline.db import json_sql
 from creditline.db.tables import (
     PURCHASE_POLICIES,
     Base,
@@ -46,6 +63,8 @@ DEFAULT_POLICY = "notify_only"
 ANSWERS = ("allowed", "refused")
 #: The longest product name, as usage events keep it.
 MAX_PRODUCT = 100
+#: The longest requester's name a decision keeps (longer ones are cut).
+MAX_REQUESTED_BY = 200
 #: Why a purchase was allowed or refused.
 REASONS = {
     "not_restricted": "the policy is notify_only: purchases are never restricted",
@@ -234,6 +253,27 @@ def decide(*, policy: str, tolerance: int, available: int, amount: int) -> Verdi
     raise ValueError(f"unknown purchase policy {policy!r}")
 
 
+def decide_sql(
+    *, policy: Any, tolerance: Any, available: Any, amount: Any
+) -> tuple[ColumnElement[str], ColumnElement[str]]:
+    """:func:`decide` in SQL (PostgreSQL's one-statement check, creditline.fast_purchase):
+    the answer and the reason, both NULL for an unknown policy (which the decision's
+    NOT NULL columns then refuse). tests/ledger/test_purchase_rule_sql.py holds the two
+    equal."""
+    within = available - amount >= -tolerance
+    answer = case(
+        (policy == "notify_only", "allowed"),
+        (policy == "block_all", "refused"),
+        (policy == "block_at_limit", case((within, "allowed"), else_="refused")),
+    )
+    reason = case(
+        (policy == "notify_only", "not_restricted"),
+        (policy == "block_all", "on_hold"),
+        (policy == "block_at_limit", case((within, "within_limit"), else_="below_limit")),
+    )
+    return answer, reason
+
+
 @dataclass(frozen=True)
 class Decision:
     """One kept decision of the purchase check."""
@@ -277,6 +317,36 @@ class Decision:
         return f"{verb}: {REASONS[self.reason]}"
 
 
+def message_sql(decision: Any) -> ColumnElement[str]:
+    """:attr:`Decision.message` in SQL, from ``decision``: the columns of a kept decision
+    (e.g. the CTE of the INSERT that returns it). The verb is the answer itself."""
+    display = json_sql.money_display
+    text = functools.partial(literal, type_=String)
+    after = decision.available - decision.amount
+    limit = case((decision.reason == "below_limit", "below"), else_="not below")
+    measured = (
+        decision.answer
+        + text(": available credit after the purchase would be ")
+        + display(after)
+        + text(", ")
+        + limit
+        + text(" the limit of ")
+        + display(-decision.tolerance)
+        + text(" (available ")
+        + display(decision.available)
+        + text(", purchase ")
+        + display(decision.amount)
+        + text(", tolerance ")
+        + display(decision.tolerance)
+        + text(")")
+    )
+    why = case(*((decision.reason == reason, text(said)) for reason, said in REASONS.items()))
+    return case(
+        (or_(decision.reason == "below_limit", decision.reason == "within_limit"), measured),
+        else_=decision.answer + text(": ") + why,
+    )
+
+
 _TABLES = Base.metadata.tables
 _CUSTOMERS = _TABLES[Customer.__tablename__]
 _OWN = _TABLES[CustomerPurchasePolicy.__tablename__]
@@ -288,8 +358,12 @@ INSERT = insert(_CHECKS).returning(_CHECKS.c.id)
 
 
 def _lookup(scoped: bool, require: Requirement | None) -> Select[Any]:
-    """The customer's credit and both policy rows in one statement (built once per shape),
-    with the caller's requirement (a live API key) as a column of its own."""
+    """The customer's credit and the policy and tolerance that apply to it in one
+    statement (built once per shape), with the caller's requirement (a live API key) as a
+    column of its own. The policy: the customer's own, else the partner's default, else
+    :data:`DEFAULT_POLICY`; the tolerance: the customer's own, else the partner's, else 0
+    (as :func:`_applied` says of them). Unscoped (the platform), by the UIN alone: a UIN
+    is one customer's (each customer takes a new account's)."""
     key = (scoped, 0 if require is None else id(require.condition))
     statement = _LOOKUPS.get(key)
     if statement is None:
@@ -297,10 +371,8 @@ def _lookup(scoped: bool, require: Requirement | None) -> Select[Any]:
             _CUSTOMERS.c.partner_id,
             _CUSTOMERS.c.total_credit,
             _CUSTOMERS.c.consumed,
-            _OWN.c.policy.label("own_policy"),
-            _OWN.c.tolerance.label("own_tolerance"),
-            _DEFAULTS.c.policy.label("default_policy"),
-            _DEFAULTS.c.tolerance.label("default_tolerance"),
+            func.coalesce(_OWN.c.policy, _DEFAULTS.c.policy, DEFAULT_POLICY).label("policy"),
+            func.coalesce(_OWN.c.tolerance, _DEFAULTS.c.tolerance, 0).label("tolerance"),
         ]
         if require is not None:
             columns.append(require.condition.label("confirmed"))
@@ -313,12 +385,88 @@ def _lookup(scoped: bool, require: Requirement | None) -> Select[Any]:
                     & (_OWN.c.customer_uin == _CUSTOMERS.c.uin),
                 ).outerjoin(_DEFAULTS, _DEFAULTS.c.partner_id == _CUSTOMERS.c.partner_id)
             )
-            .where(_CUSTOMERS.c.uin == bindparam("check_uin"))
+            .where(_CUSTOMERS.c.uin == bindparam("check_uin", type_=BigInteger))
         )
         if scoped:
-            statement = statement.where(_CUSTOMERS.c.partner_id == bindparam("check_partner_id"))
+            statement = statement.where(
+                _CUSTOMERS.c.partner_id == bindparam("check_partner_id", type_=BigInteger)
+            )
         _LOOKUPS[key] = statement
     return statement
+
+
+def check_insert(*, scoped: bool, require: Requirement) -> Insert:
+    """The whole check as one ``INSERT … SELECT`` (PostgreSQL's one-statement check,
+    creditline.fast_purchase): the customer and its policy looked up (:func:`_lookup`,
+    ``scoped``: by ``check_partner_id`` too), the rule applied (:func:`decide_sql`), the
+    decision appended only where ``require`` holds, and returned whole. No row: no such
+    customer, or the requirement does not hold (nothing kept). Parameters, beside the
+    requirement's: ``check_uin``, ``check_partner_id`` (scoped), ``check_amount``,
+    ``check_product``, ``check_requested_by``, ``check_decided_at`` — checked as
+    :func:`check` checks them (:func:`checked_purchase`)."""
+    found = _lookup(scoped, require).subquery("found")
+    amount = bindparam("check_amount", type_=BigInteger)
+    available = found.c.total_credit - found.c.consumed
+    answer, reason = decide_sql(
+        policy=found.c.policy, tolerance=found.c.tolerance, available=available, amount=amount
+    )
+    values = {
+        "partner_id": found.c.partner_id,
+        "customer_uin": bindparam("check_uin", type_=BigInteger),
+        "amount": amount,
+        "product": bindparam("check_product", type_=String),
+        "policy": found.c.policy,
+        "tolerance": found.c.tolerance,
+        "available": available,
+        "answer": answer,
+        "reason": reason,
+        "requested_by": bindparam("check_requested_by", type_=String),
+        "decided_at": bindparam("check_decided_at", type_=_CHECKS.c.decided_at.type),
+    }
+    chosen = select(*values.values()).where(found.c.confirmed)
+    return insert(_CHECKS).from_select(list(values), chosen).returning(*_CHECKS.c)
+
+
+def check_params(
+    *,
+    partner_id: int | None,
+    customer_uin: int,
+    amount: int,
+    product: str,
+    requested_by: str,
+    decided_at: datetime,
+) -> dict[str, Any]:
+    """:func:`check_insert`'s parameters but its requirement's: the purchase checked
+    (:func:`checked_purchase`: its refusal raised), the requester's name as a decision
+    keeps it."""
+    amount, product = checked_purchase(amount, product)
+    return {
+        "check_uin": customer_uin,
+        "check_partner_id": partner_id,
+        "check_amount": amount,
+        "check_product": product,
+        "check_requested_by": requested_by[:MAX_REQUESTED_BY],
+        "check_decided_at": decided_at,
+    }
+
+
+def checked_purchase(amount: object, product: object) -> tuple[int, str]:
+    """A purchase's amount (whole cents, more than 0, at most the largest amount) and its
+    product name (:func:`check_product`), or the refusal of the first that is not one.
+    Bad input is refused before anything is read."""
+    if isinstance(amount, bool) or not isinstance(amount, int):
+        raise InvalidAmount(f"{amount!r} is not an amount", param="amount")
+    if amount <= 0:
+        raise InvalidAmount(
+            f"a purchase must be more than 0.00, not {money.to_display(amount)}", param="amount"
+        )
+    if amount > money.MAX_CENTS:
+        raise InvalidAmount(
+            f"{money.to_display(amount)} is beyond the limit of "
+            f"{money.to_display(money.MAX_CENTS)}",
+            param="amount",
+        )
+    return amount, check_product(product)
 
 
 def check_product(product: object) -> str:
@@ -344,19 +492,7 @@ def check(
     (the platform's order pipeline); else another partner's customer is :class:`NotFound`.
     ``require``: the caller's own condition, read in the same statement (not holding:
     :class:`Unconfirmed`, nothing kept). Bad input is refused before anything is read."""
-    if isinstance(amount, bool) or not isinstance(amount, int):
-        raise InvalidAmount(f"{amount!r} is not an amount", param="amount")
-    if amount <= 0:
-        raise InvalidAmount(
-            f"a purchase must be more than 0.00, not {money.to_display(amount)}", param="amount"
-        )
-    if amount > money.MAX_CENTS:
-        raise InvalidAmount(
-            f"{money.to_display(amount)} is beyond the limit of "
-            f"{money.to_display(money.MAX_CENTS)}",
-            param="amount",
-        )
-    product = check_product(product)
+    amount, product = checked_purchase(amount, product)
     if partner_id is None:
         # The platform names the customer alone: its partner first, then the one-shard
         # statement below (None: no such customer, refused below as for anyone).
@@ -375,14 +511,7 @@ def check(
         raise NotFound(f"no customer {customer_uin}", param="customer_uin")
     if require is not None and not found["confirmed"]:
         raise Unconfirmed("the caller's requirement does not hold")
-    if found["own_policy"] is not None:
-        policy = found["own_policy"]
-        tolerance = found["own_tolerance"]
-    else:
-        policy = found["default_policy"] or DEFAULT_POLICY
-        tolerance = None
-    if tolerance is None:
-        tolerance = found["default_tolerance"] or 0
+    policy, tolerance = found["policy"], found["tolerance"]
     available = found["total_credit"] - found["consumed"]
     verdict = decide(policy=policy, tolerance=tolerance, available=available, amount=amount)
     values = {
@@ -395,7 +524,7 @@ def check(
         "available": available,
         "answer": verdict.answer,
         "reason": verdict.reason,
-        "requested_by": requested_by[:200],
+        "requested_by": requested_by[:MAX_REQUESTED_BY],
         "decided_at": utcnow(),
     }
     decision_id = session.execute(INSERT, values).scalar_one()
