@@ -276,8 +276,8 @@ def test_a_partners_fast_check_stays_on_its_shard(client: TestClient, engine: En
     if engine.dialect.name != "postgresql":
         pytest.skip("PostgreSQL's statement")
     fast = client.app.state.fast_credit  # type: ignore[attr-defined]
-    assert judge(fast.checks[True].sql).problems == ()
-    assert judge(fast.checks[False].sql).unpinned
+    assert judge(fast.checks[True].compiled.sql).problems == ()
+    assert judge(fast.checks[False].compiled.sql).unpinned
 
 
 @pytest.mark.parametrize("verb", ["allocate", "purchase-checks"])
