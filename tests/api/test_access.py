@@ -274,3 +274,21 @@ def test_other_partner_sees_nothing(client: TestClient, world: World) -> None:
     # A customer key for another partner's customer cannot be made.
     made = client.post("/v1/api-keys", json={"customer_uin": world.a_customer}, headers=h)
     assert made.status_code == 404
+
+
+def test_a_served_app_keeps_what_started_it_out_of_the_collectors_way() -> None:
+    """``creditline serve`` freezes what was built to start (app.settled): a full garbage
+    collection then walks only what requests made since."""
+    import gc
+
+    from fastapi import FastAPI
+
+    from creditline.app import settled
+
+    gc.unfreeze()
+    try:
+        app = FastAPI()
+        assert settled(app) is app
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()

@@ -47,11 +47,11 @@ def serve(
     engine = state.engine(wait=True)  # a database still starting is waited for
     url = served_url(host, port)
     if workers == 1:
-        from creditline.app import create_app
+        from creditline.app import create_app, settled
 
         out.print(f"Serving creditline at {url} (Ctrl-C stops it)", highlight=False)
         uvicorn.run(
-            create_app(settings, engine, worker=not no_worker),
+            settled(create_app(settings, engine, worker=not no_worker)),
             host=host,
             port=port,
             access_log=False,  # creditline writes its own structured request log
