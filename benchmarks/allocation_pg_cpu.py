@@ -22,12 +22,11 @@ import os
 import random
 import time
 import uuid
-from pathlib import Path
 
 from sqlalchemy import Engine, text
 
 from benchmarks import databases, seed
-from benchmarks.server import _cpu_seconds
+from benchmarks.server import _cpu_seconds, postgres_processes
 
 PARTNERS = 10
 CUSTOMERS = 1_000
@@ -36,16 +35,11 @@ WARM_UP = 50
 
 def _backends(database: str) -> list[int]:
     """The process ids of ``database``'s backends ("postgres: user database ...")."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                command = (entry / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if command.startswith(b"postgres:") and f" {database} ".encode() in command:
-                found.append(int(entry.name))
-    return found
+    return [
+        pid
+        for pid, command in postgres_processes()
+        if command.startswith(b"postgres:") and f" {database} ".encode() in command
+    ]
 
 
 async def _allocate(engine: Engine, world: seed.World, clients: int, allocations: int) -> dict:

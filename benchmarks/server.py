@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
@@ -54,12 +55,9 @@ def _cpu_seconds(pid: int, *, children: bool = False) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def postgres_cpu_seconds() -> float:
-    """CPU time used so far by this machine's PostgreSQL processes (0 when the server runs
-    elsewhere): with :meth:`Server.cpu_seconds`, where a workload's CPU goes. Backends
-    that have exited (pgbench's, at its end) count through the postmaster, which has
-    reaped them: its children's time."""
-    total = 0.0
+def postgres_processes() -> Iterator[tuple[int, bytes]]:
+    """This machine's PostgreSQL processes: each one's id and command line (a backend
+    names itself ``postgres: user database ...``; the postmaster is ``.../postgres``)."""
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
@@ -67,10 +65,16 @@ def postgres_cpu_seconds() -> float:
             except OSError:
                 continue
             program = command.split(b"\0", 1)[0]
-            # Backends name themselves "postgres: ..."; the postmaster is ".../postgres".
             if program.startswith(b"postgres") or program.endswith(b"/postgres"):
-                total += _cpu_seconds(int(entry.name), children=True)
-    return total
+                yield int(entry.name), command
+
+
+def postgres_cpu_seconds() -> float:
+    """CPU time used so far by this machine's PostgreSQL processes (0 when the server runs
+    elsewhere): with :meth:`Server.cpu_seconds`, where a workload's CPU goes. Backends
+    that have exited (pgbench's, at its end) count through the postmaster, which has
+    reaped them: its children's time."""
+    return sum(_cpu_seconds(pid, children=True) for pid, _ in postgres_processes())
 
 
 class Server:

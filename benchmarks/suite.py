@@ -445,19 +445,7 @@ def run(*, engine: str, quick: bool, workers: int, only: list[str] | None) -> di
                     _purchase_checks(server, world, sizes, report, pg_tps)
                 if "usage" in wanted:
                     _log(f"usage ingestion, batches of 1,000, {sizes.usage_clients} clients")
-                    result, cpu = measured(
-                        server,
-                        load.Workload(
-                            "usage",
-                            server.port,
-                            [world.platform],
-                            [world.customers],
-                            clients=sizes.usage_clients,
-                            processes=2,
-                            seconds=sizes.load_seconds,
-                            params={"run": f"u{int(time.time())}"},
-                        ),
-                    )
+                    result, cpu = measured(server, _usage_load(server, world, sizes, "u"))
                     raw["usage"] = _summary(result)
                     paths.append(_cost("usage batch of 1,000 events", result, cpu, None))
                 peak_rss.update({f"load {k}": v for k, v in server.peak_rss_mb().items()})
@@ -520,6 +508,21 @@ def run(*, engine: str, quick: bool, workers: int, only: list[str] | None) -> di
     return report
 
 
+def _usage_load(server: Server, world: seed.World, sizes: Sizes, run: str) -> load.Workload:
+    """The usage load: the platform's batches of 1,000 events for every customer (event
+    ids of their own for ``run``)."""
+    return load.Workload(
+        "usage",
+        server.port,
+        [world.platform],
+        [world.customers],
+        clients=sizes.usage_clients,
+        processes=2,
+        seconds=sizes.load_seconds,
+        params={"run": f"{run}{int(time.time())}"},
+    )
+
+
 def _usage_with_rules(
     made: Databases, sizes: Sizes, workers: int, log: Path, report: dict[str, Any]
 ) -> None:
@@ -535,19 +538,7 @@ def _usage_with_rules(
             seed.top_up_rules(db, world)
         db.dispose()
         with Server(url, workers=workers, log=log) as server:
-            result, cpu = measured(
-                server,
-                load.Workload(
-                    "usage",
-                    server.port,
-                    [world.platform],
-                    [world.customers],
-                    clients=sizes.usage_clients,
-                    processes=2,
-                    seconds=sizes.load_seconds,
-                    params={"run": f"{'r' if rules else 'n'}{int(time.time())}"},
-                ),
-            )
+            result, cpu = measured(server, _usage_load(server, world, sizes, "r" if rules else "n"))
         measured_rate[rules] = result
         report["raw"]["usage_top_ups" if rules else "usage_no_top_ups"] = _summary(result)
         report["request_path"].append(

@@ -34,17 +34,14 @@ TOP_UP_REFUSED = "credit.top_up_refused"
 EVENT_TYPES = (THRESHOLD_REACHED, ALLOCATION_RECORDED, FORECAST_EXHAUSTION, TOP_UP_REFUSED)
 
 
+#: An event's columns, each its parameter ``outbox_<column>`` (see :func:`event`).
+_VALUES = {
+    name: bindparam(f"outbox_{name}", type_=OutboxEvent.__table__.c[name].type)
+    for name in ("partner_id", "type", "payload", "created_at")
+}
+_OUTBOX = insert(OutboxEvent.metadata.tables[OutboxEvent.__tablename__]).inline()
 #: The event's one INSERT, parameters named ``outbox_<column>`` (see :func:`event`).
-INSERT = (
-    insert(OutboxEvent.metadata.tables[OutboxEvent.__tablename__])
-    .inline()
-    .values(
-        {
-            name: bindparam(f"outbox_{name}", type_=OutboxEvent.__table__.c[name].type)
-            for name in ("partner_id", "type", "payload", "created_at")
-        }
-    )
-)
+INSERT = _OUTBOX.values(_VALUES)
 
 
 def taken(partner_id: Any, event_type: str) -> ColumnElement[bool]:
@@ -61,21 +58,14 @@ def taken(partner_id: Any, event_type: str) -> ColumnElement[bool]:
 #: :data:`INSERT` for an allocation's event: written handed over (``delivered_at``) when
 #: no endpoint of its partner takes it, since the delivery worker's expansion would find
 #: nothing to deliver (an allocation's event goes to webhooks only, never by email).
-INSERT_ALLOCATION = (
-    insert(OutboxEvent.metadata.tables[OutboxEvent.__tablename__])
-    .inline()
-    .values(
-        {
-            name: bindparam(f"outbox_{name}", type_=OutboxEvent.__table__.c[name].type)
-            for name in ("partner_id", "type", "payload", "created_at")
-        }
-        | {
-            "delivered_at": case(
-                (taken(bindparam("outbox_partner_id"), ALLOCATION_RECORDED), null()),
-                else_=bindparam("outbox_created_at", type_=OutboxEvent.__table__.c.created_at.type),
-            )
-        }
-    )
+INSERT_ALLOCATION = _OUTBOX.values(
+    _VALUES
+    | {
+        "delivered_at": case(
+            (taken(bindparam("outbox_partner_id"), ALLOCATION_RECORDED), null()),
+            else_=bindparam("outbox_created_at", type_=OutboxEvent.__table__.c.created_at.type),
+        )
+    }
 )
 
 
@@ -83,27 +73,20 @@ INSERT_ALLOCATION = (
 #: parameters: the ids follow it): parameters those of :func:`event` and
 #: ``outbox_allocation``, whether the event is an allocation's, which is written handed
 #: over as :data:`INSERT_ALLOCATION` writes it.
-INSERT_EVENTS = (
-    insert(OutboxEvent.metadata.tables[OutboxEvent.__tablename__])
-    .inline()
-    .values(
-        {
-            name: bindparam(f"outbox_{name}", type_=OutboxEvent.__table__.c[name].type)
-            for name in ("partner_id", "type", "payload", "created_at")
-        }
-        | {
-            "delivered_at": case(
-                (
-                    and_(
-                        bindparam("outbox_allocation", type_=Boolean),
-                        ~taken(bindparam("outbox_partner_id"), ALLOCATION_RECORDED),
-                    ),
-                    bindparam("outbox_created_at", type_=OutboxEvent.__table__.c.created_at.type),
+INSERT_EVENTS = _OUTBOX.values(
+    _VALUES
+    | {
+        "delivered_at": case(
+            (
+                and_(
+                    bindparam("outbox_allocation", type_=Boolean),
+                    ~taken(bindparam("outbox_partner_id"), ALLOCATION_RECORDED),
                 ),
-                else_=null(),
-            )
-        }
-    )
+                bindparam("outbox_created_at", type_=OutboxEvent.__table__.c.created_at.type),
+            ),
+            else_=null(),
+        )
+    }
 )
 
 
