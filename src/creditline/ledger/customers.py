@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     ColumnElement,
     Dialect,
     Integer,
@@ -24,7 +25,9 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.engine import Compiled
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql.visitors import InternalTraversal
 
 from creditline.db.tables import Customer, CustomerSearch
 from creditline.errors import InvalidInput
@@ -137,6 +140,37 @@ def _matching(columns: Any, field: str, form: str) -> ColumnElement[bool] | None
     if form == "text_or_uin":
         terms.append(columns.uin == _UIN)
     return or_(*terms)
+
+
+class _among(ColumnElement[bool]):
+    """``column`` among the values ``query`` selects: on PostgreSQL ``column =
+    ANY(ARRAY(query))``, which finds each customer by its key (the matches collected from
+    ``customer_search``, then their rows, one index probe each), where ``IN (query)`` was
+    planned as a hash join over a scan of every customer of the partner (30 ms for 1,000
+    matches among 100,000, against 3 ms); ``column IN (query)`` elsewhere."""
+
+    inherit_cache = True
+    type = Boolean()
+    _is_implicitly_boolean = True  # a condition as it is, never ``(…) = 1``
+    _traverse_internals = [  # noqa: RUF012  (SQLAlchemy's own declaration, a list)
+        ("column", InternalTraversal.dp_clauseelement),
+        ("query", InternalTraversal.dp_clauseelement),
+    ]
+
+    def __init__(self, column: ColumnElement[Any], query: Select[Any]) -> None:
+        self.column = column
+        self.query = query
+
+
+@compiles(_among)
+def _among_anywhere(element: _among, compiler: Any, **kw: Any) -> str:
+    return compiler.process(element.column.in_(element.query), **kw)
+
+
+@compiles(_among, "postgresql")
+def _among_postgresql(element: _among, compiler: Any, **kw: Any) -> str:
+    column = compiler.process(element.column, **kw)
+    return f"{column} = ANY(ARRAY({compiler.process(element.query, **kw)}))"
 
 
 def _order(columns: Any, sort: str, descending: bool) -> list[ColumnElement[Any]]:
@@ -312,7 +346,7 @@ def _statements(sort: str, descending: bool, field: str, form: str) -> SearchQue
         assert found is not None  # the same search as ``matched``
         uins = select(searched.uin).where(searched.partner_id == _PARTNER, found)
         count = select(func.count()).select_from(uins.subquery())
-        matched = table.uin.in_(uins)
+        matched = _among(table.uin, uins)
     else:
         uins = select(table.uin).where(mine, matched)
         count = select(func.count()).select_from(Customer).where(mine, matched)
