@@ -10,6 +10,7 @@ import os
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from anyio import to_thread
 from fastapi import APIRouter, FastAPI, Request
@@ -18,6 +19,7 @@ from fastapi.responses import Response
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from creditline.api import (
@@ -227,7 +229,7 @@ def create_app(
                 delivery.stop()
                 delivery.close()
 
-    app = FastAPI(
+    app = CreditlineApp(
         title="creditline",
         version="1",
         summary="Customer credit for cloud resellers: pools, allocations, usage and alarms.",
@@ -262,20 +264,40 @@ def create_app(
     app.add_exception_handler(PoolTimeout, _database_fault)
     app.add_exception_handler(RequestValidationError, _unreadable)
     if fast is not None:
-        # The allocation's fast path first, in front of every other layer: what it does
-        # not answer passes through them all; what it answers gets their request id, log
-        # line and body cap from it.
-        app.add_middleware(api_fast.FastPath, fast=fast, max_body=settings.api_max_body_bytes)
+        # The allocation's and the purchase check's fast path first, in front of every
+        # other layer, FastAPI's own included: what it does not answer passes through them
+        # all; what it answers gets their request id, log line and body cap from it.
+        app.in_front.append(
+            Middleware(api_fast.FastPath, fast=fast, max_body=settings.api_max_body_bytes)
+        )
     if isinstance(fast, api_fast.FastCredit):
         # The Tencent action's on PostgreSQL, in front of the endpoint it hands over to.
-        app.add_middleware(
-            tc3_fast.TencentFastPath,
-            fast=fast,
-            limiter=tc3_limiter,
-            hosts=tc3_hosts,
-            clock=time.time,
+        app.in_front.append(
+            Middleware(
+                tc3_fast.TencentFastPath,
+                fast=fast,
+                limiter=tc3_limiter,
+                hosts=tc3_hosts,
+                clock=time.time,
+            )
         )
     return app
+
+
+class CreditlineApp(FastAPI):
+    """FastAPI, with layers that run in front of all of its own (its error, telemetry
+    and body-limit middleware included): :attr:`in_front`, the outermost last. The fast
+    paths answer there, so that a request they answer pays for no other layer."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.in_front: list[Middleware] = []
+
+    def build_middleware_stack(self) -> ASGIApp:
+        app = super().build_middleware_stack()
+        for layer in self.in_front:
+            app = layer.cls(app, *layer.args, **layer.kwargs)
+        return app
 
 
 def settled(app: FastAPI) -> FastAPI:
