@@ -280,15 +280,24 @@ def test_a_served_app_keeps_what_started_it_out_of_the_collectors_way() -> None:
     """``creditline serve`` freezes what was built to start (app.settled): a full garbage
     collection then walks only what requests made since."""
     import gc
+    import logging
 
     from fastapi import FastAPI
 
     from creditline.app import settled
 
+    kept = (logging._srcfile, logging.logThreads, logging.logProcesses)
     gc.unfreeze()
     try:
         app = FastAPI()
         assert settled(app) is app
         assert gc.get_freeze_count() > 0
+        assert (logging._srcfile, logging.logThreads, logging.logProcesses) == (
+            None,
+            False,
+            False,
+        )
     finally:
         gc.unfreeze()
+        logging._srcfile, logging.logThreads, logging.logProcesses = kept
+        logging.logMultiprocessing = True
