@@ -69,3 +69,16 @@ def test_an_expired_idempotency_key_is_claimed_afresh(
         ).scalars()
         assert list(changes) == [300, 400]
         assert s.execute(select(IdempotentRequest.key)).scalars().all() == ["monthly"]
+
+
+def test_the_fast_paths_answer_in_front_of_every_layer(client: TestClient, engine: Engine) -> None:
+    """The fast paths are the outermost layers, in front of FastAPI's own (its error,
+    telemetry and body-limit middleware): a request they answer pays for no other."""
+    from creditline.api.fast import FastPath
+    from creditline.tc3.fast import TencentFastPath
+
+    stack = client.app.build_middleware_stack()  # type: ignore[attr-defined]
+    if engine.dialect.name == "postgresql":
+        assert isinstance(stack, TencentFastPath)
+        stack = stack.app
+    assert isinstance(stack, FastPath)

@@ -60,10 +60,7 @@ class Compiled:
 
     def row(self, found: Sequence[Any]) -> dict[str, Any]:
         """A returned row, converted as SQLAlchemy would, by column name."""
-        return {
-            name: value if convert is None or value is None else convert(value)
-            for name, convert, value in zip(self.columns, self.results, found, strict=True)
-        }
+        return dict(zip(self.columns, self.converted(found), strict=True))
 
 
 def compile_for(dialect: Dialect, statement: Executable) -> Compiled:
