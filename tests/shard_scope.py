@@ -51,6 +51,10 @@ ALLOWED: dict[str, str] = {
         "a platform key's idempotent check: its idempotency row is the platform's (partner 0),"
         " the customer another partner's; one statement reads both (two shards)"
     ),
+    "creditline.api.fast.FastCredit.write_many": (
+        "the allocations in flight together, of distinct partners, in one statement: on one"
+        " PostgreSQL server only; on Citus the fast path makes no batches (docs/scaling.md)"
+    ),
     "creditline.api.fast.FastCredit._check_by_uin": (
         "the platform's purchase check names the customer by UIN alone: one statement finds"
         " it on its partner's shard and keeps the decision there (a partner's check is"

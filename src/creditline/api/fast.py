@@ -47,6 +47,7 @@ from creditline.api.customers import CreditIn, _change_out
 from creditline.auth import idempotency, keys
 from creditline.auth.rate_limit import RateLimiter
 from creditline.clock import utcnow
+from creditline.db.batched import Batch
 from creditline.db.compiled import Compiled, compile_for
 from creditline.db.tables import MAX_BIGINT, Customer, Partner
 from creditline.errors import CreditlineError
@@ -67,6 +68,8 @@ _STATEMENTS: tuple[tuple[fast_write.Claim, fast_write.Answer], ...] = (
     ("idempotency", "rest"),
     ("signature", "tencent"),
 )
+#: Whether the database is Citus's coordinator (api/fast.py makes no batches there).
+_CITUS = "SELECT 1 FROM pg_extension WHERE extname = 'citus'"
 #: The largest body the fast path reads (an amount and a remark); a larger one, or one of
 #: unannounced length, goes to the ordinary layers.
 _MAX_BODY = 4096
@@ -139,6 +142,17 @@ class FastCredit:
             (claim, answer): _compile(engine, fast_write.one_statement(claim=claim, answer=answer))
             for claim, answer in _STATEMENTS
         }
+        #: Its form for several allocations at once, and where that form reads each one's
+        #: parameters (:func:`fast_write.batch_statement`).
+        self.many: dict[tuple[fast_write.Claim, fast_write.Answer], tuple[_Raw, Batch]] = {}
+        for claim, answer in _STATEMENTS:
+            statement, items = fast_write.batch_statement(claim=claim, answer=answer)
+            self.many[claim, answer] = (_compile(engine, statement), items)
+        #: The allocations waiting for a statement, per event loop (:class:`_Queue`).
+        self.queues: dict[asyncio.AbstractEventLoop, _Queue] = {}
+        #: Statements that wrote several allocations, and the allocations they wrote.
+        self.batches = 0
+        self.batched = 0
         #: The purchase check's one statement, by whether it is scoped to a partner.
         self.checks = {
             scoped: _compile(engine, fast_purchase.check_statement(scoped=scoped))
@@ -170,8 +184,20 @@ class FastCredit:
                 "options": "-c plan_cache_mode=force_generic_plan -c enable_seqscan=off",
             },
         )
-        self.pools[asyncio.get_running_loop()] = pool
+        loop = asyncio.get_running_loop()
+        self.pools[loop] = pool
         await pool.open(wait=True, timeout=30.0)
+        async with pool.connection() as connection:
+            # A batch spans partners, so shards on Citus, where a statement that writes
+            # several shards is a distributed transaction: there each allocation is its own
+            # statement, as many at once as the pool has connections.
+            cursor = await connection.execute(_CITUS)
+            distributed = await cursor.fetchone() is not None
+        self.queues[loop] = (
+            _Queue(self, limit=self.size, largest=1)
+            if distributed
+            else _Queue(self, limit=STATEMENTS_IN_FLIGHT, largest=LARGEST_BATCH)
+        )
 
     def is_open(self) -> bool:
         """Whether the running event loop has its pool (the app has started in it)."""
@@ -179,13 +205,22 @@ class FastCredit:
 
     async def close(self) -> None:
         """Close the running event loop's pool (at the app's end)."""
-        pool = self.pools.pop(asyncio.get_running_loop(), None)
+        loop = asyncio.get_running_loop()
+        self.queues.pop(loop, None)
+        pool = self.pools.pop(loop, None)
         if pool is not None:
             await pool.close(timeout=5.0)
 
     async def write(self, asked: Write) -> str | None:
-        """One allocation (negative: withdrawal) as one statement, its own transaction: the
-        answer, or None (nothing changed) when it is not the plain case."""
+        """One allocation (negative: withdrawal), in one statement and its transaction —
+        its own, or one it shares with the allocations in flight beside it
+        (:class:`_Queue`): the answer, or None (nothing changed) when it is not the plain
+        case."""
+        form, params = self.prepared(asked)
+        return await self.queues[asyncio.get_running_loop()].write(form, asked.partner_id, params)
+
+    def prepared(self, asked: Write) -> tuple[Form, dict[str, Any]]:
+        """The form of the one statement that writes ``asked``, and its parameters."""
         now = utcnow()
         params = credit.combined_params(
             partner_id=asked.partner_id,
@@ -205,10 +240,42 @@ class FastCredit:
         params["fast_customer_label"] = audit.label_of(
             Customer.__tablename__, (asked.partner_id, asked.uin)
         )
-        statement = self.one[asked.claims, asked.shape]
         if asked.claim is not None:
             params.update(asked.claim)
-        return await self._run(statement, params)
+        return (asked.claims, asked.shape), params
+
+    async def write_one(self, form: Form, params: Mapping[str, Any]) -> str | None:
+        """One allocation (``params``: the one statement's) as the one statement."""
+        return await self._run(self.one[form], params)
+
+    async def write_many(self, form: Form, items: list[Mapping[str, Any]]) -> list[str | None]:
+        """Allocations of distinct partners (each its one statement's ``params``) as one
+        statement, one transaction: each one's answer, or None (nothing of it changed).
+        Where the batch was undone (:data:`fast_write.REFUSED`: something refused after
+        the pool gave; a claim, a lock or any other error of the database), each
+        allocation runs alone instead, as its one statement."""
+        statement, batch = self.many[form]
+        one = self.one[form].compiled
+        params = batch.params([one.named(item) for item in items])
+        pool = self.pools[asyncio.get_running_loop()]
+        try:
+            async with pool.connection() as connection:
+                cursor = psycopg.AsyncRawCursor(connection)
+                self.statements += 1
+                self.round_trips += 1
+                await cursor.execute(statement.raw, statement.positional(params), prepare=True)
+                found = await cursor.fetchall()
+        except psycopg.Error as error:
+            log.debug("batch of %d undone (%s): each alone", len(items), error.sqlstate)
+            return list(await asyncio.gather(*(self.write_one(form, item) for item in items)))
+        answers: list[str | None] = [None] * len(items)
+        for ordinal, body, _ in found:
+            answers[ordinal - 1] = str(body)
+        written = sum(answer is not None for answer in answers)
+        self.answered += written
+        self.batches += 1
+        self.batched += written
+        return answers
 
     async def check(self, asked: Check) -> str | None:
         """One purchase check as one statement, its own transaction: the answer, or None
@@ -249,6 +316,109 @@ class FastCredit:
             return None
         self.answered += 1
         return str(found[0])
+
+
+#: A form of the one statement: what it claims, and which answer it builds.
+Form = tuple[fast_write.Claim, fast_write.Answer]
+#: Statements each event loop (server process) has in flight at most; the allocations
+#: that arrive meanwhile wait, and go together in the next one (:class:`_Queue`).
+STATEMENTS_IN_FLIGHT = 1
+#: A statement in flight longer than this (seconds: e.g. waiting for a pool row that a
+#: long transaction holds) no longer holds up the allocations after it.
+STALLED = 0.05
+#: The most allocations one statement writes.
+LARGEST_BATCH = 16
+
+
+@dataclass
+class _Waiting:
+    form: Form
+    partner_id: int
+    params: Mapping[str, Any]
+    answer: asyncio.Future[str | None]
+
+
+class _Queue:
+    """The allocations of one event loop on their way to PostgreSQL: at most ``limit``
+    statements in flight (one that has stalled, :data:`STALLED`, no longer counts); an
+    allocation that arrives while they are busy waits, and the allocations waiting go
+    together, as one statement, as soon as one is free (those of one form and of distinct
+    partners: each partner's pool row is changed once in a statement). Under light load
+    every allocation is its own statement at once; under load several share one
+    statement's start, commit, round trip and locks, each with its own answer."""
+
+    def __init__(self, fast: FastCredit, *, limit: int, largest: int) -> None:
+        self.fast = fast
+        self.limit = limit
+        self.largest = largest
+        self.running = 0
+        self.waiting: list[_Waiting] = []
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    async def write(self, form: Form, partner_id: int, params: Mapping[str, Any]) -> str | None:
+        answer: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        self.waiting.append(_Waiting(form, partner_id, params, answer))
+        self._start()
+        return await answer
+
+    def _start(self) -> None:
+        while self.waiting and self.running < self.limit:
+            taken = self._take()
+            self.running += 1
+            task = asyncio.ensure_future(self._run(taken))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    def _take(self) -> list[_Waiting]:
+        """The first waiting allocation, and those after it of its form and of partners
+        not yet taken, in the order they came."""
+        first = self.waiting[0]
+        partners = set()
+        taken: list[_Waiting] = []
+        left: list[_Waiting] = []
+        for one in self.waiting:
+            if (
+                len(taken) < self.largest
+                and one.form == first.form
+                and one.partner_id not in partners
+            ):
+                taken.append(one)
+                partners.add(one.partner_id)
+            else:
+                left.append(one)
+        self.waiting = left
+        return taken
+
+    async def _run(self, taken: list[_Waiting]) -> None:
+        counted = True
+
+        def stalled() -> None:
+            nonlocal counted
+            counted = False
+            self.running -= 1
+            self._start()
+
+        timer = asyncio.get_running_loop().call_later(STALLED, stalled)
+        try:
+            form = taken[0].form
+            if len(taken) == 1:
+                answers = [await self.fast.write_one(form, taken[0].params)]
+            else:
+                answers = await self.fast.write_many(form, [one.params for one in taken])
+            for one, answer in zip(taken, answers, strict=True):
+                if not one.answer.done():
+                    one.answer.set_result(answer)
+        except BaseException as error:
+            for one in taken:
+                if not one.answer.done():
+                    one.answer.set_exception(error)
+            if not isinstance(error, Exception):
+                raise
+        finally:
+            timer.cancel()
+            if counted:
+                self.running -= 1
+                self._start()
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
 from creditline.clock import utcnow
+from creditline.db.batched import Batch
 from creditline.db.tables import Alarm, AllocationRecord, Customer, Partner
 from creditline.errors import (
     CreditlineError,
@@ -168,37 +169,56 @@ def combined_ctes(
     *,
     customer_also: Callable[[CTE], ColumnElement[bool]] | None = None,
     customer_sets: Callable[[CTE], dict[str, Any]] | None = None,
+    items: Batch | None = None,
 ) -> tuple[CTE, CTE, CTE]:
     """The pool's and the customer's guarded UPDATEs and the record's INSERT as
     data-modifying CTEs ``pool``, ``customer`` and ``record`` (each returning its whole
     row): the customer's UPDATE runs only once the pool's has (partner row locked first, as
     everywhere), the record only for a changed customer. ``customer_also``: a further
     condition of the customer's UPDATE, ``customer_sets`` further columns it sets, each
-    given the ``pool`` CTE."""
-    pool = _pool_update(require).cte("pool")
-    customer_update = _customer_update().where(exists(select(pool.c.id)))
+    given the ``pool`` CTE (whose row is the customer's partner's: ``pool.c.id ==
+    Customer.partner_id``).
+
+    ``items``: the same for several allocations at once, each read from its row of
+    ``items.asked`` (db/batched.py), of distinct partners; ``pool`` and ``customer`` also
+    return the item's ordinal (``n``), the record its customer's key."""
+    each: Callable[[Any], Any] = (lambda found: found) if items is None else items.each
+    pool_update = _pool_update(require)
+    if items is not None:
+        pool_update = pool_update.returning(items.ordinal)
+    pool = each(pool_update).cte("pool")
+    customer_update = _customer_update().where(
+        exists(select(pool.c.id).where(pool.c.id == Customer.partner_id))
+    )
     if customer_also is not None:
         customer_update = customer_update.where(customer_also(pool))
     if customer_sets is not None:
         customer_update = customer_update.values(customer_sets(pool))
-    customer = customer_update.cte("customer")
+    if items is not None:
+        customer_update = customer_update.returning(items.ordinal)
+    customer = each(customer_update).cte("customer")
+    changed: Any = customer
+    if items is not None:
+        changed = customer.join(items.asked, items.ordinal == customer.c.n)
     record = (
         insert(AllocationRecord)
         .from_select(
             list(_RECORD_COLUMNS),
-            select(
-                customer.c.partner_id,
-                bindparam("credit_kind"),
-                customer.c.uin,
-                cast(null(), BigInteger),
-                bindparam("credit_operator"),
-                _AMOUNT,
-                customer.c.total_credit,
-                customer.c.total_credit - customer.c.consumed,
-                bindparam("credit_remark"),
-                bindparam("credit_source"),
-                bindparam("credit_idempotency_key"),
-                bindparam("credit_created_at", type_=AllocationRecord.created_at.type),
+            each(
+                select(
+                    customer.c.partner_id,
+                    bindparam("credit_kind"),
+                    customer.c.uin,
+                    cast(null(), BigInteger),
+                    bindparam("credit_operator"),
+                    _AMOUNT,
+                    customer.c.total_credit,
+                    customer.c.total_credit - customer.c.consumed,
+                    bindparam("credit_remark"),
+                    bindparam("credit_source"),
+                    bindparam("credit_idempotency_key"),
+                    bindparam("credit_created_at", type_=AllocationRecord.created_at.type),
+                ).select_from(changed)
             ),
         )
         .returning(*AllocationRecord.__table__.columns)
