@@ -132,12 +132,34 @@ def is_postgres(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
 
 
+def sqlstate(exc: BaseException) -> str | None:
+    """The SQLSTATE of a database error (psycopg's; None for SQLite's or a client-side
+    error such as a lost connection). Safe to log, unlike the message, which can quote
+    the statement's parameters."""
+    cause = getattr(exc, "orig", None) or exc
+    state = getattr(cause, "sqlstate", None)
+    return state if isinstance(state, str) else None
+
+
+def is_conflict(exc: BaseException) -> bool:
+    """Whether the database rolled the transaction back over a concurrent one (SQLSTATE
+    class 40: a deadlock, 40P01; a serialization failure, 40001). Nothing was applied
+    and the database is fine: adapters answer a conflict to retry, not "unavailable".
+    (Writers lock partner rows before customer rows and run READ COMMITTED, so neither
+    is expected: the SQLSTATE is logged.)"""
+    state = sqlstate(exc) if isinstance(exc, DBAPIError) else None
+    return state is not None and state.startswith("40")
+
+
 def is_unavailable(exc: BaseException) -> bool:
     """Whether ``exc`` means the database could not be reached or dropped the connection
     (or a lock or pool wait ran out). The transaction did not commit — or, when the
     connection dropped during COMMIT itself, its outcome is unknown — so adapters answer
     "unavailable, retry" rather than an internal error; an idempotency key makes the retry
-    of a write safe either way."""
+    of a write safe either way. A transaction the database rolled back over a concurrent
+    one is not this: see :func:`is_conflict`."""
+    if is_conflict(exc):
+        return False
     if isinstance(exc, OperationalError | InterfaceError | PoolTimeout):
         return True
     return isinstance(exc, DBAPIError) and exc.connection_invalidated
@@ -245,7 +267,7 @@ def pipelined(engine: Engine) -> Iterator[Session]:
 def _described(exc: BaseException) -> str:
     """An error's class and SQLSTATE, never its message (which can quote parameters)."""
     cause = getattr(exc, "orig", None) or exc
-    return f"{type(cause).__name__}, SQLSTATE {getattr(cause, 'sqlstate', None)}"
+    return f"{type(cause).__name__}, SQLSTATE {sqlstate(exc)}"
 
 
 def _settle(pipeline: psycopg.Pipeline) -> None:
