@@ -44,10 +44,16 @@ from creditline.api import fast as api_fast
 from creditline.api import (
     settings as partner_settings,
 )
-from creditline.api.errors import error_response, install, invalid_request, unavailable
+from creditline.api.errors import (
+    error_response,
+    install,
+    invalid_request,
+    transaction_conflict,
+    unavailable,
+)
 from creditline.auth.rate_limit import BucketStore, RateLimiter, SharedBuckets
 from creditline.config import Settings, get_settings
-from creditline.db import is_unavailable, make_engine
+from creditline.db import is_conflict, is_unavailable, make_engine, sqlstate
 from creditline.db.migrate import upgrade
 from creditline.db.outage import wait_for
 from creditline.notify.worker import Worker
@@ -133,27 +139,32 @@ class RequestContext:
 
 def _database_fault(request: Request, exc: Exception) -> Response:
     """A lost or unreachable database answers 503 (JSON for the API, a page for the
-    console) instead of a 500; any other database error stays a 500."""
-    if not is_unavailable(exc):
+    console) instead of a 500; a transaction the database rolled back over a concurrent
+    one (a deadlock, a serialization failure) answers 409, nothing applied, retry; any
+    other database error stays a 500."""
+    conflict = is_conflict(exc)
+    if not conflict and not is_unavailable(exc):
         raise exc
-    # Only the class names: the statement's parameters could hold a secret.
+    # The class names and the SQLSTATE, never the message: it can quote the statement's
+    # parameters, which could hold a secret.
     cause = getattr(exc, "orig", None)
     access_log.warning(
         json.dumps(
             {
-                "event": "database_unavailable",
+                "event": "database_conflict" if conflict else "database_unavailable",
                 "request_id": getattr(request.state, "request_id", None),
                 "path": request.url.path,
                 "error": type(exc).__name__,
                 "cause": type(cause).__name__ if cause is not None else None,
+                "sqlstate": sqlstate(exc),
             }
         )
     )
     if request.url.path.startswith("/v1"):
-        return unavailable()
-    from creditline.console.site import unavailable_page
+        return transaction_conflict() if conflict else unavailable()
+    from creditline.console.site import conflict_page, unavailable_page
 
-    return unavailable_page(request)
+    return conflict_page(request) if conflict else unavailable_page(request)
 
 
 def _unreadable(request: Request, exc: Exception) -> Response:
@@ -259,7 +270,7 @@ def create_app(
 
     console.install(app)
     # --- end console ---
-    # --- Database faults: 503 for the API and the console (tc3 answers in its own shape) ---
+    # --- Database faults: 503 (or 409) for the API and the console (tc3: its own shape) ---
     app.add_exception_handler(DBAPIError, _database_fault)
     app.add_exception_handler(PoolTimeout, _database_fault)
     app.add_exception_handler(RequestValidationError, _unreadable)

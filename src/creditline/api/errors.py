@@ -101,6 +101,18 @@ def unavailable() -> JSONResponse:
     )
 
 
+def transaction_conflict() -> JSONResponse:
+    """The answer when the database rolled the request's transaction back over a
+    concurrent one (a deadlock, a serialization failure): 409, nothing applied, retry."""
+    return error_response(
+        409,
+        "transaction_conflict",
+        "the request ran into a concurrent one and was rolled back: nothing was applied; "
+        "retry the request (a write retried with the same Idempotency-Key is never "
+        "applied twice)",
+    )
+
+
 def _audited(request: Request, answer: JSONResponse) -> JSONResponse:
     if answer.status_code not in (401, 429, 503):
         error = json.loads(bytes(answer.body))["error"]

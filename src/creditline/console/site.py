@@ -88,6 +88,23 @@ def unavailable_page(request: Request) -> Response:
     )
 
 
+def conflict_page(request: Request) -> Response:
+    """The page shown when the database rolled the request back over a concurrent one
+    (409; nothing was changed, the form may be resent)."""
+    return templates.TemplateResponse(
+        request,
+        "error.html",
+        {
+            "v": None,
+            "title": "Conflict",
+            "message": "Another change to the same records got in the way, and nothing was "
+            "changed. Try again.",
+            "status": 409,
+        },
+        status_code=409,
+    )
+
+
 def invalid_request_page(request: Request, exc: RequestValidationError) -> Response:
     """A page address or form the console cannot read (an id beyond any there is, a page
     number too large, text where a number goes): 422, naming each part that was wrong."""

@@ -3,12 +3,15 @@ at the edge; the core only flushes (and uses savepoints so a refusal undoes itse
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import Engine, create_engine, event
+import psycopg
+from psycopg import pq
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -17,6 +20,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from creditline.config import Settings, get_settings
 from creditline.db.compiled import RETURNS_ROWS
 from creditline.db.writers import queue_for
+
+log = logging.getLogger(__name__)
 
 
 def normalise_url(url: str) -> str:
@@ -127,12 +132,34 @@ def is_postgres(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
 
 
+def sqlstate(exc: BaseException) -> str | None:
+    """The SQLSTATE of a database error (psycopg's; None for SQLite's or a client-side
+    error such as a lost connection). Safe to log, unlike the message, which can quote
+    the statement's parameters."""
+    cause = getattr(exc, "orig", None) or exc
+    state = getattr(cause, "sqlstate", None)
+    return state if isinstance(state, str) else None
+
+
+def is_conflict(exc: BaseException) -> bool:
+    """Whether the database rolled the transaction back over a concurrent one (SQLSTATE
+    class 40: a deadlock, 40P01; a serialization failure, 40001). Nothing was applied
+    and the database is fine: adapters answer a conflict to retry, not "unavailable".
+    (Writers lock partner rows before customer rows and run READ COMMITTED, so neither
+    is expected: the SQLSTATE is logged.)"""
+    state = sqlstate(exc) if isinstance(exc, DBAPIError) else None
+    return state is not None and state.startswith("40")
+
+
 def is_unavailable(exc: BaseException) -> bool:
     """Whether ``exc`` means the database could not be reached or dropped the connection
     (or a lock or pool wait ran out). The transaction did not commit — or, when the
     connection dropped during COMMIT itself, its outcome is unknown — so adapters answer
     "unavailable, retry" rather than an internal error; an idempotency key makes the retry
-    of a write safe either way."""
+    of a write safe either way. A transaction the database rolled back over a concurrent
+    one is not this: see :func:`is_conflict`."""
+    if is_conflict(exc):
+        return False
     if isinstance(exc, OperationalError | InterfaceError | PoolTimeout):
         return True
     return isinstance(exc, DBAPIError) and exc.connection_invalidated
@@ -184,26 +211,95 @@ def pipelined(engine: Engine) -> Iterator[Session]:
     return no rows are sent with the next one that does, or with the COMMIT (psycopg's
     pipeline mode; BEGIN goes with the first statement). A statement's error may therefore
     surface at a later one or at the COMMIT, still inside this block, and rolls it all
-    back. On SQLite (in-process, no round trips) it is :func:`transaction`."""
+    back. On SQLite (in-process, no round trips) it is :func:`transaction`.
+
+    The connection is this block's until pipeline mode is left and the transaction has
+    ended: only then does it go back to the pool (a session's commit or rollback would
+    hand it back at once, still in pipeline mode, for another request to take while this
+    one was still leaving pipeline mode on it). When the block raises, what is still
+    queued is sent and its errors set aside (the block's own exception is the answer: a
+    refusal stays a refusal), pipeline mode is left, and then the transaction is rolled
+    back. A connection left in any other state is closed, not pooled."""
     if not is_postgres(engine):
         with transaction(engine) as session:
             yield session
         return
     if not event.contains(engine, "after_cursor_execute", _sync_for_rows):
         event.listen(engine, "after_cursor_execute", _sync_for_rows)
-    with _factory(engine, read_only=False)() as session:
-        fairy = session.connection().connection
+    with engine.connect() as connection:
+        fairy = connection.connection
         driver = fairy.driver_connection
         assert driver is not None
-        with driver.pipeline() as pipeline:
-            fairy.info[_PIPELINE] = pipeline
-            try:
+        try:
+            with Session(bind=connection, expire_on_commit=False) as session:
+                committed = False
                 try:
-                    yield session
-                    session.commit()
-                    _count_round_trip(engine)
-                except BaseException:
-                    session.rollback()
-                    raise
-            finally:
-                fairy.info.pop(_PIPELINE, None)
+                    with driver.pipeline() as pipeline:
+                        fairy.info[_PIPELINE] = pipeline
+                        try:
+                            try:
+                                yield session
+                            except BaseException:
+                                _settle(pipeline)
+                                raise
+                            session.commit()  # with whatever is still queued: one round trip
+                            committed = True
+                        finally:
+                            fairy.info.pop(_PIPELINE, None)
+                except BaseException as exc:
+                    if committed and isinstance(exc, Exception):
+                        # Committed; only leaving pipeline mode failed. The write stands
+                        # (answering an error would invite a second one); the connection
+                        # is dropped below.
+                        log.warning(
+                            "pipelined transaction committed; leaving pipeline mode failed (%s)",
+                            _described(exc),
+                        )
+                    else:
+                        _roll_back(connection, session, driver)
+                        raise
+                _count_round_trip(engine)
+        finally:
+            if not connection.invalidated and not _settled(driver):
+                connection.invalidate()
+
+
+def _described(exc: BaseException) -> str:
+    """An error's class and SQLSTATE, never its message (which can quote parameters)."""
+    cause = getattr(exc, "orig", None) or exc
+    return f"{type(cause).__name__}, SQLSTATE {sqlstate(exc)}"
+
+
+def _settle(pipeline: psycopg.Pipeline) -> None:
+    # The block raised: send what is still queued and collect every result, so pipeline
+    # mode can be left. A queued statement's error (or the pipeline's aborted state) is
+    # not this block's answer: its own exception is, and the transaction is rolled back.
+    try:
+        pipeline.sync()
+    except psycopg.Error as exc:
+        log.warning("pipelined transaction: a queued statement failed (%s)", _described(exc))
+
+
+def _roll_back(connection: Connection, session: Session, driver: psycopg.Connection[Any]) -> None:
+    """Roll back, out of pipeline mode. After a failed COMMIT, SQLAlchemy counts the
+    transaction as ended while the server still holds it (failed): it is rolled back on
+    the driver. If rolling back fails, the connection is closed (the transaction cannot
+    have committed), and the caller raises the block's own exception."""
+    try:
+        session.rollback()
+        if connection.invalidated or driver.closed:
+            return
+        if driver.info.transaction_status != pq.TransactionStatus.IDLE:
+            driver.rollback()
+    except Exception as exc:
+        log.warning("pipelined transaction: rollback failed (%s)", _described(exc))
+        if not connection.invalidated:
+            connection.invalidate()
+
+
+def _settled(driver: psycopg.Connection[Any]) -> bool:
+    """Whether the connection may go back to the pool: out of pipeline mode, its
+    transaction ended."""
+    if driver.closed or driver.pgconn.pipeline_status != pq.PipelineStatus.OFF:
+        return False
+    return driver.info.transaction_status == pq.TransactionStatus.IDLE

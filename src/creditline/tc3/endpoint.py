@@ -29,7 +29,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from creditline import audit
 from creditline.auth import keys
 from creditline.auth.rate_limit import BucketStore, LeasePending, SharedBuckets
-from creditline.db import is_unavailable, pipelined, read_transaction, transaction
+from creditline.db import (
+    is_conflict,
+    is_unavailable,
+    pipelined,
+    read_transaction,
+    sqlstate,
+    transaction,
+)
 from creditline.errors import CreditlineError
 from creditline.ledger.credit import Unconfirmed
 from creditline.tc3 import replay, signature
@@ -138,19 +145,26 @@ class TencentEndpoint:
             self._remember_refused(seen, error.code)
             return failure(error.code, error.message, request_id)
         except Exception as error:
-            if is_unavailable(error):
-                # Lock timeouts, serialization failures, a lost or unreachable database:
-                # the transaction did not commit, a retry may pass. Logged without the
-                # statement's parameters, which could hold a secret. The signature is not
-                # remembered: the database is what failed, and a claim would wait on it.
+            conflict = is_conflict(error)
+            if conflict or is_unavailable(error):
+                # Lock timeouts, a lost or unreachable database, or a transaction rolled
+                # back over a concurrent one (deadlock, serialization failure): it did not
+                # commit, a retry may pass. Logged with the class and the SQLSTATE only,
+                # never the statement's parameters, which could hold a secret. The
+                # signature is not remembered: the database is what failed, and a claim
+                # would wait on it.
                 log.warning(
-                    "tc3 request %s: database unavailable (%s)",
+                    "tc3 request %s: %s (%s, SQLSTATE %s)",
                     request_id,
+                    "transaction conflict" if conflict else "database unavailable",
                     type(getattr(error, "orig", None) or error).__name__,
+                    sqlstate(error),
                 )
                 return failure(
                     FAILED_OPERATION,
-                    "the database is unavailable right now; retry the request",
+                    "the request ran into a concurrent one and was not applied; retry the request"
+                    if conflict
+                    else "the database is unavailable right now; retry the request",
                     request_id,
                 )
             log.exception("tc3 request %s failed", request_id)
