@@ -16,12 +16,14 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import JSON, Text, bindparam, cast, func, null, select
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.elements import ColumnElement
 
 from creditline import audit
 from creditline.auth import keys
-from creditline.db import json_sql
+from creditline.db import batched, json_sql
+from creditline.db.batched import Batch
 from creditline.ledger import purchases
 from creditline.ledger.credit import Requirement
 
@@ -32,20 +34,53 @@ def check_statement(*, scoped: bool) -> Executable:
     any partner's (the platform). Parameters: :func:`purchases.check_params`',
     ``require_key_id``, the audit row's (:func:`audit.row`, but its before and after) and
     ``fast_request`` (the request's body as the audit row keeps it, JSON text)."""
+    return _statement(scoped=scoped, items=None)
+
+
+def batch_statement(*, scoped: bool) -> tuple[Executable, Batch]:
+    """:func:`check_statement` for several checks at once, of distinct customers, each
+    read from its row of the returned :class:`Batch`'s ``asked`` (parameters: the
+    one-statement's, each an array of the checks' values, :meth:`Batch.params`). It
+    returns a row (the check's ordinal, its answer) for each check kept; one without a
+    row kept nothing, and is the ordinary path's to answer."""
+    one = check_statement(scoped=scoped)
+    items = batched.batch(batched.item_parameters(one, _DIALECT))
+    return _statement(scoped=scoped, items=items), items
+
+
+_DIALECT = postgresql.psycopg.dialect()
+
+
+def _statement(*, scoped: bool, items: Batch | None) -> Executable:
     live = Requirement(keys.LIVE_KEY, {})
-    decision = purchases.check_insert(scoped=scoped, require=live).cte("decision")
-    answered = select(answer_sql(decision.c).label("body")).select_from(decision).cte("answer")
+    decision = purchases.check_insert(scoped=scoped, require=live, items=items).cte("decision")
+    if items is None:
+        answered = select(answer_sql(decision.c).label("body")).select_from(decision)
+        rows: list[Any] = [answered.cte("answer")]
+    else:
+        # A check's decision is its customer's (the checks of a batch are of distinct
+        # customers).
+        answered = items.each(
+            select(answer_sql(decision.c).label("body"), items.ordinal.label("n")).select_from(
+                decision.join(items.asked, items.asked.c.check_uin == decision.c.customer_uin)
+            )
+        )
+    answer = answered.cte("answer")
+    rows = [answer] if items is None else [answer.join(items.asked, items.ordinal == answer.c.n)]
     audited = audit.insert_from(
         before=null(),
         after=func.json_build_object(
             "request",
             cast(bindparam("fast_request", type_=Text), JSON),
             "answer",
-            answered.c.body,
+            answer.c.body,
         ),
-        rows=[answered],
-    ).cte("audit")
-    return select(cast(answered.c.body, Text)).add_cte(audited)
+        rows=rows,
+    )
+    if items is not None:
+        audited = items.each(audited)
+        return select(answer.c.n, cast(answer.c.body, Text)).add_cte(audited.cte("audit"))
+    return select(cast(answer.c.body, Text)).add_cte(audited.cte("audit"))
 
 
 def answer_sql(decision: Any) -> ColumnElement[Any]:

@@ -3,7 +3,8 @@
 statement leaves: the answers, records, outbox events, stored answers or claimed
 signatures, audit rows, customers and pools, for each of the statement's forms. An
 allocation the batch refuses at first sight changes nothing and is the ordinary path's; a
-batch undone after the pool gave runs each allocation alone."""
+batch undone after the pool gave runs each allocation alone. Purchase checks made together
+keep the decisions and audit rows, and answer, what each check alone does."""
 
 from __future__ import annotations
 
@@ -30,14 +31,17 @@ from creditline.db.tables import (
     IdempotentRequest,
     OutboxEvent,
     Partner,
+    PurchaseCheck,
     Tc3Signature,
 )
+from creditline.ledger import accounts, purchases
 from creditline.ledger.records import Origin
 from creditline.ledger.verify import verify
 
+CHECKS_FORM = fast.CHECKS
 FORMS: list[fast.Form] = [(None, "rest"), ("idempotency", "rest"), ("signature", "tencent")]
 #: What differs between two writes by nature: ids, times, the request's id, the
-#: idempotency key and the signature each was sent with.
+#: idempotency key and the signature each was sent with, a check's time.
 _OWN = frozenset(
     {
         "id",
@@ -48,6 +52,7 @@ _OWN = frozenset(
         "idempotency_key",
         "key",
         "signature_hash",
+        "decided_at",
     }
 )
 
@@ -267,3 +272,66 @@ def test_allocations_in_flight_together_share_statements(
     assert writer.statements - statements < len(writes)
     with transaction(engine) as s:
         assert verify(s) == []
+
+
+@pytest.mark.parametrize("scoped", [False, True], ids=["platform", "partner"])
+def test_checks_together_keep_what_each_check_alone_keeps(
+    client: TestClient, world: World, engine: Engine, scoped: bool
+) -> None:
+    writer: fast.FastCredit = client.app.state.fast_credit  # type: ignore[attr-defined]
+    # A partner's key checks its own customers; the platform's, any partner's.
+    key, _ = keys.authenticate_kept(engine, *world.keys["a_admin" if scoped else "platform"])
+    with transaction(engine) as s:
+        other = accounts.create_customer(s, partner_id=world.a, name="Another Ltd").uin
+    checks = [(world.a_customer, 12_34), (other, 99_999_00)]
+
+    def asked(uin: int, amount: int) -> tuple[fast.Form, dict[str, Any]]:
+        params = purchases.check_params(
+            partner_id=world.a if scoped else None,
+            customer_uin=uin,
+            amount=amount,
+            product="cvm",
+            requested_by=key.name,
+            decided_at=datetime.now(UTC),
+        )
+        actor = audit.Actor(
+            source="api",
+            principal=f"api-key:{key.secret_id} ({key.name})",
+            partner_id=key.partner_id,
+            source_ip="127.0.0.1",
+            request_id=uuid.uuid4().hex,
+        )
+        base = audit.row(actor, action="check", object=f"/v1/customers/{uin}/purchase-checks")
+        del base["audit_before"], base["audit_after"]
+        return writer.prepared_check(
+            fast.Check(key_id=key.id, params=params, request={"amount": amount}, audit=base)
+        )
+
+    tables = (PurchaseCheck, AuditEvent)
+
+    def last() -> dict[type, int]:
+        with transaction(engine) as s:
+            return {t: s.scalar(select(func.coalesce(func.max(t.id), 0))) for t in tables}
+
+    def kept(since: dict[type, int]) -> dict[str, Any]:
+        with transaction(engine) as s:
+            return {
+                t.__tablename__: [
+                    _same(_row(r)) for r in s.scalars(select(t).where(t.id > since[t]))
+                ]
+                for t in tables
+            }
+
+    since = last()
+    alone = [client.portal.call(writer.write_one, *asked(*c)) for c in checks]  # type: ignore[union-attr]
+    by_one = kept(since)
+    since = last()
+    batches = writer.batches
+    form = CHECKS_FORM[scoped]
+    together = client.portal.call(  # type: ignore[union-attr]
+        writer.write_many, form, [asked(*c)[1] for c in checks]
+    )
+    assert writer.batches == batches + 1  # one statement kept both
+    assert None not in alone and None not in together
+    assert [_same_answer(a) for a in together] == [_same_answer(a) for a in alone]
+    assert sorted(map(repr, kept(since).items())) == sorted(map(repr, by_one.items()))

@@ -1,8 +1,8 @@
 """The allocation's fast path on PostgreSQL: ``POST /v1/customers/{uin}/allocate`` and
-``/withdraw`` answered on the event loop, through an asyncio connection pool, in two round
-trips — the idempotency claim with the ledger's one statement (the pool's and the
-customer's guarded UPDATEs and the record's INSERT, which also checks that the API key is
-still live), then the outbox event, the stored answer, the audit row and the COMMIT.
+``/withdraw`` answered on the event loop, through an asyncio connection pool, by one
+statement in autocommit (creditline.fast_write: the API key checked live, the idempotency
+key claimed with the answer, the pool's and the customer's guarded UPDATEs, the record,
+the outbox event and the audit row) — one round trip, its own transaction.
 
 The purchase check, ``POST /v1/customers/{uin}/purchase-checks``, takes the same road:
 the platform key or a partner operator's key from the key cache, authorised by the
@@ -10,11 +10,16 @@ endpoint's own rule, and one statement (creditline.fast_purchase) that looks the
 up, decides, keeps the decision and its audit row and returns the answer; a request with
 an ``Idempotency-Key`` goes to the ordinary path.
 
+Writes in flight together share a statement (:class:`_Queue`): while a server process
+has its statement out, the writes that arrive wait, and go as one statement of the same
+rules over arrays (the batch forms of both modules, db/batched.py), each with its own
+answer — a statement's start, commit, round trip and locks paid once for several.
+
 It runs the same statements as the ordinary path (each built once by the module that owns
 it, compiled once here), with the key from the key cache, and answers exactly what the
 ordinary path would. Whatever is not the plain case — no key in the cache, a body the
 model refuses, a refusal of the ledger, a key already used, an alarm to raise, a database
-error — is rolled back and handed to the ordinary endpoint, which answers it in full.
+error — changes nothing and is handed to the ordinary endpoint, which answers it in full.
 """
 
 from __future__ import annotations
@@ -137,27 +142,29 @@ class FastCredit:
         self.round_trips = 0
         #: The writes answered here (not handed to the ordinary path).
         self.answered = 0
-        #: The one statement, by what it claims and which answer it builds.
-        self.one = {
+        #: The one statement, by its form: what an allocation claims and which answer it
+        #: builds, or a purchase check's (:data:`CHECKS`, by whether it is scoped).
+        self.one: dict[Form, _Raw] = {
             (claim, answer): _compile(engine, fast_write.one_statement(claim=claim, answer=answer))
             for claim, answer in _STATEMENTS
         }
-        #: Its form for several allocations at once, and where that form reads each one's
-        #: parameters (:func:`fast_write.batch_statement`).
-        self.many: dict[tuple[fast_write.Claim, fast_write.Answer], tuple[_Raw, Batch]] = {}
+        #: Each form for several at once, and where it reads each one's parameters
+        #: (:func:`fast_write.batch_statement`, :func:`fast_purchase.batch_statement`).
+        self.many: dict[Form, tuple[_Raw, Batch]] = {}
         for claim, answer in _STATEMENTS:
             statement, items = fast_write.batch_statement(claim=claim, answer=answer)
             self.many[claim, answer] = (_compile(engine, statement), items)
-        #: The allocations waiting for a statement, per event loop (:class:`_Queue`).
+        for scoped, form in CHECKS.items():
+            self.one[form] = _compile(engine, fast_purchase.check_statement(scoped=scoped))
+            statement, items = fast_purchase.batch_statement(scoped=scoped)
+            self.many[form] = (_compile(engine, statement), items)
+        #: The writes waiting for a statement, per event loop (:class:`_Queue`).
         self.queues: dict[asyncio.AbstractEventLoop, _Queue] = {}
-        #: Statements that wrote several allocations, and the allocations they wrote.
+        #: Statements that wrote several allocations or checks, and how many they wrote.
         self.batches = 0
         self.batched = 0
         #: The purchase check's one statement, by whether it is scoped to a partner.
-        self.checks = {
-            scoped: _compile(engine, fast_purchase.check_statement(scoped=scoped))
-            for scoped in (False, True)
-        }
+        self.checks = {scoped: self.one[form] for scoped, form in CHECKS.items()}
 
     #: Purchase checks are answered here too (SQLite's writer hands them over).
     purchase_checks = True
@@ -251,15 +258,19 @@ class FastCredit:
         return (asked.claims, asked.shape), params
 
     async def write_one(self, form: Form, params: Mapping[str, Any]) -> str | None:
-        """One allocation (``params``: the one statement's) as the one statement."""
+        """One allocation or purchase check (``params``: its one statement's) as its one
+        statement."""
+        if form == CHECKS[False]:
+            return await self._check_by_uin(params)
         return await self._run(self.one[form], params)
 
     async def write_many(self, form: Form, items: list[Mapping[str, Any]]) -> list[str | None]:
-        """Allocations of distinct partners (each its one statement's ``params``) as one
-        statement, one transaction: each one's answer, or None (nothing of it changed).
-        Where the batch was undone (:data:`fast_write.REFUSED`: something refused after
-        the pool gave; a claim, a lock or any other error of the database), each
-        allocation runs alone instead, as its one statement."""
+        """Allocations of distinct partners, or purchase checks of distinct customers
+        (each its one statement's ``params``), as one statement, one transaction: each
+        one's answer, or None (nothing of it changed or kept). Where the batch was undone
+        (:data:`fast_write.REFUSED`: something refused after the pool gave; a claim, a lock
+        or any other error of the database), each runs alone instead, as its one
+        statement."""
         statement, batch = self.many[form]
         one = self.one[form].compiled
         params = batch.params([one.named(item) for item in items])
@@ -275,8 +286,8 @@ class FastCredit:
             log.debug("batch of %d undone (%s): each alone", len(items), error.sqlstate)
             return list(await asyncio.gather(*(self.write_one(form, item) for item in items)))
         answers: list[str | None] = [None] * len(items)
-        for ordinal, body, _ in found:
-            answers[ordinal - 1] = str(body)
+        for row in found:
+            answers[row[0] - 1] = str(row[1])
         written = sum(answer is not None for answer in answers)
         self.answered += written
         self.batches += 1
@@ -286,15 +297,19 @@ class FastCredit:
     async def check(self, asked: Check) -> str | None:
         """One purchase check as one statement, its own transaction: the answer, or None
         (nothing kept) when the customer is not found or the key is no longer live."""
+        form, params = self.prepared_check(asked)
+        queue = self.queues[asyncio.get_running_loop()]
+        return await queue.write(form, asked.params["check_uin"], params)
+
+    def prepared_check(self, asked: Check) -> tuple[Form, dict[str, Any]]:
+        """The form of the one statement that answers ``asked``, and its parameters."""
         params = {
             **asked.params,
             **asked.audit,
             "require_key_id": asked.key_id,
             "fast_request": json.dumps(asked.request),
         }
-        if asked.params["check_partner_id"] is None:
-            return await self._check_by_uin(params)
-        return await self._run(self.checks[True], params)
+        return CHECKS[asked.params["check_partner_id"] is not None], params
 
     async def _check_by_uin(self, params: Mapping[str, Any]) -> str | None:
         """The platform's check: the customer named by its UIN alone, found on whichever
@@ -324,8 +339,11 @@ class FastCredit:
         return str(found[0])
 
 
-#: A form of the one statement: what it claims, and which answer it builds.
-Form = tuple[fast_write.Claim, fast_write.Answer]
+#: A form of the one statement: what an allocation claims and which answer it builds, or
+#: a purchase check's (:data:`CHECKS`).
+Form = tuple[str | None, str]
+#: The purchase check's forms, by whether the check is scoped to a partner.
+CHECKS: dict[bool, Form] = {False: ("purchase check", "any"), True: ("purchase check", "scoped")}
 #: Statements each event loop (server process) has in flight at most; the allocations
 #: that arrive meanwhile wait, and go together in the next one (:class:`_Queue`).
 STATEMENTS_IN_FLIGHT = 1
@@ -339,19 +357,22 @@ LARGEST_BATCH = 16
 @dataclass
 class _Waiting:
     form: Form
-    partner_id: int
+    #: What no two writes of one statement share: an allocation's partner (its pool row is
+    #: changed once), a purchase check's customer (its decision is found by it).
+    distinct: int
     params: Mapping[str, Any]
     answer: asyncio.Future[str | None]
 
 
 class _Queue:
-    """The allocations of one event loop on their way to PostgreSQL: at most ``limit``
-    statements in flight (one that has stalled, :data:`STALLED`, no longer counts); an
-    allocation that arrives while they are busy waits, and the allocations waiting go
-    together, as one statement, as soon as one is free (those of one form and of distinct
-    partners: each partner's pool row is changed once in a statement). Under light load
-    every allocation is its own statement at once; under load several share one
-    statement's start, commit, round trip and locks, each with its own answer."""
+    """The allocations and purchase checks of one event loop on their way to PostgreSQL:
+    at most ``limit`` statements in flight (one that has stalled, :data:`STALLED`, no
+    longer counts); a write that arrives while they are busy waits, and the writes waiting
+    go together, as one statement, as soon as one is free (those of one form, allocations
+    of distinct partners: each partner's pool row is changed once in a statement; checks
+    of distinct customers). Under light load every write is its own statement at once;
+    under load several share one statement's start, commit, round trip and locks, each
+    with its own answer."""
 
     def __init__(self, fast: FastCredit, *, limit: int, largest: int) -> None:
         self.fast = fast
@@ -361,9 +382,11 @@ class _Queue:
         self.waiting: list[_Waiting] = []
         self.tasks: set[asyncio.Task[None]] = set()
 
-    async def write(self, form: Form, partner_id: int, params: Mapping[str, Any]) -> str | None:
+    async def write(self, form: Form, distinct: int, params: Mapping[str, Any]) -> str | None:
+        """Write ``params`` in a statement of ``form``, with no other write of the same
+        ``distinct``: its answer, or None."""
         answer: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
-        self.waiting.append(_Waiting(form, partner_id, params, answer))
+        self.waiting.append(_Waiting(form, distinct, params, answer))
         self._start()
         return await answer
 
@@ -376,20 +399,16 @@ class _Queue:
             task.add_done_callback(self.tasks.discard)
 
     def _take(self) -> list[_Waiting]:
-        """The first waiting allocation, and those after it of its form and of partners
-        not yet taken, in the order they came."""
+        """The first waiting write, and those after it of its form and not sharing what
+        must be distinct with one taken, in the order they came."""
         first = self.waiting[0]
-        partners = set()
+        seen = set()
         taken: list[_Waiting] = []
         left: list[_Waiting] = []
         for one in self.waiting:
-            if (
-                len(taken) < self.largest
-                and one.form == first.form
-                and one.partner_id not in partners
-            ):
+            if len(taken) < self.largest and one.form == first.form and one.distinct not in seen:
                 taken.append(one)
-                partners.add(one.partner_id)
+                seen.add(one.distinct)
             else:
                 left.append(one)
         self.waiting = left

@@ -45,6 +45,7 @@ from sqlalchemy.orm import Session
 from creditline import money
 from creditline.clock import utcnow
 from creditline.db import json_sql
+from creditline.db.batched import Batch
 from creditline.db.tables import (
     PURCHASE_POLICIES,
     Base,
@@ -395,7 +396,7 @@ def _lookup(scoped: bool, require: Requirement | None) -> Select[Any]:
     return statement
 
 
-def check_insert(*, scoped: bool, require: Requirement) -> Insert:
+def check_insert(*, scoped: bool, require: Requirement, items: Batch | None = None) -> Insert:
     """The whole check as one ``INSERT … SELECT`` (PostgreSQL's one-statement check,
     creditline.fast_purchase): the customer and its policy looked up (:func:`_lookup`,
     ``scoped``: by ``check_partner_id`` too), the rule applied (:func:`decide_sql`), the
@@ -403,8 +404,14 @@ def check_insert(*, scoped: bool, require: Requirement) -> Insert:
     customer, or the requirement does not hold (nothing kept). Parameters, beside the
     requirement's: ``check_uin``, ``check_partner_id`` (scoped), ``check_amount``,
     ``check_product``, ``check_requested_by``, ``check_decided_at`` — checked as
-    :func:`check` checks them (:func:`checked_purchase`)."""
-    found = _lookup(scoped, require).subquery("found")
+    :func:`check` checks them (:func:`checked_purchase`).
+
+    ``items``: the same for several checks at once, of distinct customers, each read from
+    its row of ``items.asked`` (db/batched.py)."""
+    lookup = _lookup(scoped, require)
+    if items is not None:
+        lookup = items.each(lookup.add_columns(items.ordinal.label("n")))
+    found = lookup.subquery("found")
     amount = bindparam("check_amount", type_=BigInteger)
     available = found.c.total_credit - found.c.consumed
     answer, reason = decide_sql(
@@ -424,6 +431,8 @@ def check_insert(*, scoped: bool, require: Requirement) -> Insert:
         "decided_at": bindparam("check_decided_at", type_=_CHECKS.c.decided_at.type),
     }
     chosen = select(*values.values()).where(found.c.confirmed)
+    if items is not None:
+        chosen = items.each(chosen.select_from(found.join(items.asked, items.ordinal == found.c.n)))
     return insert(_CHECKS).from_select(list(values), chosen).returning(*_CHECKS.c)
 
 
