@@ -1,17 +1,21 @@
 """One statement for several items (PostgreSQL): a statement written for one item's
 parameters, run for many by reading each of those parameters from the item's row of
-``asked`` — the items' values sent as one array per parameter and unnested — instead of
-from the parameter itself. The rule's statement stays the one its module owns; only where
+``asked`` — the items' values sent as one JSON text, a row per item — instead of from the
+parameter itself. The rule's statement stays the one its module owns; only where
 its values come from changes (api/fast.py batches the allocations in flight this way)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import (
     CTE,
+    JSON,
+    BigInteger,
     DateTime,
     String,
     Text,
@@ -22,7 +26,6 @@ from sqlalchemy import (
     func,
     select,
 )
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.sql import visitors
 from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.types import NullType, TypeEngine
@@ -47,7 +50,7 @@ def _stored(type_: TypeEngine[Any]) -> TypeEngine[Any]:
 @dataclass(frozen=True)
 class Batch:
     """The items of one statement: ``asked``, a row per item (column :data:`ORDINAL` and
-    one per parameter of :attr:`names`), sent as parameters ``batch_<name>`` (arrays)."""
+    one per parameter of :attr:`names`), sent as the one parameter :data:`ITEMS`."""
 
     asked: CTE
     names: tuple[str, ...]
@@ -71,26 +74,35 @@ class Batch:
     def ordinal(self) -> Any:
         return self.asked.c[ORDINAL]
 
-    def params(self, items: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
-        """The statement's parameters for ``items`` (each its parameters by name, already
-        converted as the one-item statement converts them)."""
-        return {f"batch_{name}": [item[name] for item in items] for name in self.names}
+    def params(self, items: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+        """The statement's parameter for ``items`` (each its parameters by name, already
+        converted as the one-item statement converts them): one JSON text, an object per
+        item (psycopg would dump an array per parameter element by element, in Python)."""
+        rows = [{name: item[name] for name in self.names} for item in items]
+        for ordinal, row in enumerate(rows, 1):
+            row[ORDINAL] = ordinal
+        return {ITEMS: json.dumps(rows, default=_json_value, separators=(",", ":"))}
+
+
+#: The parameter of a batched statement: its items, as JSON text (:meth:`Batch.params`).
+ITEMS = "batch_items"
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not a batch's value")
 
 
 def batch(types: Mapping[str, TypeEngine[Any]]) -> Batch:
-    """The :class:`Batch` of items giving the parameters ``types`` (name → type)."""
+    """The :class:`Batch` of items giving the parameters ``types`` (name → type): their
+    rows are ``json_to_recordset`` of the one parameter :data:`ITEMS`."""
     names = tuple(types)
-    arrays = [
-        cast(
-            bindparam(f"batch_{name}", type_=postgresql.ARRAY(_stored(t))),
-            postgresql.ARRAY(_stored(t)),
-        )
-        for name, t in types.items()
-    ]
-    rows = func.unnest(*arrays).table_valued(
-        *(column(name, t) for name, t in types.items()), with_ordinality=ORDINAL
+    columns = [column(name, _stored(t)) for name, t in types.items()]
+    rows = func.json_to_recordset(cast(bindparam(ITEMS, type_=Text), JSON)).table_valued(
+        *columns, column(ORDINAL, BigInteger)
     )
-    asked = select(rows.render_derived(name="items")).cte("asked")
+    asked = select(rows.render_derived(name="items", with_types=True)).cte("asked")
     return Batch(asked, names)
 
 
@@ -100,5 +112,5 @@ def item_parameters(statement: Any, dialect: Any) -> dict[str, TypeEngine[Any]]:
     return {
         bound.key: bound.type
         for bound in compiled.binds.values()
-        if not bound.unique and not bound.key.startswith("batch_")
+        if not bound.unique and bound.key != ITEMS
     }
