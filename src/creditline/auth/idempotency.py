@@ -81,7 +81,10 @@ def request_hash(method: str, path: str, query: str, body: bytes, *, parsed: Any
 
 def check_key(key: str) -> str:
     """An idempotency key as accepted: 1-255 printable ASCII characters."""
-    if not 1 <= len(key) <= MAX_KEY_LENGTH or not all(32 < ord(c) < 127 for c in key):
+    # Printable ASCII but the space: 33 to 126, each.
+    if not 1 <= len(key) <= MAX_KEY_LENGTH or not (
+        key.isascii() and key.isprintable() and " " not in key
+    ):
         raise InvalidInput(
             "Idempotency-Key must be 1-255 printable ASCII characters", param="Idempotency-Key"
         )
