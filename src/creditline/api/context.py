@@ -188,6 +188,7 @@ class Call:
         *,
         status_code: int = 200,
         stored: Callable[[BaseModel], BaseModel] | None = None,
+        pipeline: bool = False,
     ) -> Response:
         """Run ``action`` in the request's one transaction and answer its result.
 
@@ -195,9 +196,12 @@ class Call:
         the same key and request within 24 hours replays the stored answer (marked
         ``Idempotent-Replayed: true``), the same key with another request is 409.
         ``stored`` gives the form of the answer kept for replays, when it must differ.
+        ``pipeline``: the transaction is :func:`creditline.db.pipelined` (PostgreSQL: a
+        statement with no rows to read goes with the next one that has, or the COMMIT).
         """
+        begin = pipelined if pipeline else transaction
         if self.idempotency_key is None:
-            with transaction(self.engine) as session:
+            with begin(self.engine) as session:
                 audit.watch(session)
                 body = dump(action(session))
                 self._audit(session, body)
@@ -206,7 +210,7 @@ class Call:
         fingerprint = self._fingerprint()
         for _attempt in range(3):
             try:
-                with transaction(self.engine) as session:
+                with begin(self.engine) as session:
                     row_id = self._claim(session, key, fingerprint)
                     if isinstance(row_id, idempotency.StoredAnswer):
                         return _answer(row_id.status_code, row_id.body, replayed=True)

@@ -100,4 +100,4 @@ def post_usage(c: Call = Depends(write_call)) -> Response:
     ``line`` is the record's 1-based position in ``records``, ``field`` the field."""
     c.principal.platform()
     checked = usage_json.decode_batch(c.body)
-    return c.write(lambda s: _ingest(s, checked))
+    return c.write(lambda s: _ingest(s, checked), pipeline=True)
