@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from creditline import audit
+from creditline import audit, json_text
 from creditline.auth import idempotency, keys
 from creditline.auth.principals import Principal, Unauthenticated
 from creditline.auth.rate_limit import RateLimiter
@@ -118,10 +118,16 @@ class Call:
     #: The body as ``json.loads`` reads it, read once for both the request's fingerprint
     #: and its audit row (see :meth:`parsed_body`).
     _parsed: Any = field(default=idempotency.UNREAD, init=False, repr=False)
+    #: Whether :mod:`creditline.json_text` read it: its texts are then written there too.
+    _plain: bool = field(default=False, init=False, repr=False)
 
     def parsed_body(self) -> Any:
         """The body read as JSON (``idempotency.NOT_JSON`` when it is not JSON)."""
         if self._parsed is idempotency.UNREAD:
+            plain = json_text.read(self.body)
+            if plain is not json_text.NOT_PLAIN:
+                self._parsed, self._plain = plain, True
+                return plain
             try:
                 self._parsed = json.loads(self.body)
             except ValueError:
@@ -129,12 +135,14 @@ class Call:
         return self._parsed
 
     def _fingerprint(self) -> str:
+        parsed = self.parsed_body()
         return idempotency.request_hash(
             self.request.method,
             self.request.url.path,
             self.request.url.query,
             self.body,
-            parsed=self.parsed_body(),
+            parsed=parsed,
+            canonical=json_text.sorted_compact(parsed) if self._plain else None,
         )
 
     def origin(self, remark: str = "") -> Origin:
@@ -149,6 +157,13 @@ class Call:
     def _audit(self, session: Session, answer: str) -> None:
         # In the write's own transaction: the audit row exists exactly when the write does.
         parsed = self.parsed_body()
+        answered = json.loads(answer)
+        # json.dumps of the row's "after", when the body's own text can be written by
+        # json_text (a usage batch's: its summary is cut from that text).
+        request = json_text.spaced(parsed) if self._plain else None
+        text = None
+        if request is not None:
+            text = f'{{"request": {request}, "answer": {json.dumps(answered)}}}'
         audit.record(
             session,
             audit_actor(self.request),
@@ -157,9 +172,10 @@ class Call:
             after={
                 # What asked() makes of the body: None for an empty or non-JSON body.
                 "request": None if parsed is idempotency.NOT_JSON else parsed,
-                "answer": json.loads(answer),
+                "answer": answered,
             },
             after_parsed=True,
+            after_text=text,
         )
 
     @contextmanager

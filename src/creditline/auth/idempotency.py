@@ -60,19 +60,29 @@ UNREAD: Any = object()
 NOT_JSON: Any = object()
 
 
-def request_hash(method: str, path: str, query: str, body: bytes, *, parsed: Any = UNREAD) -> str:
+def request_hash(
+    method: str,
+    path: str,
+    query: str,
+    body: bytes,
+    *,
+    parsed: Any = UNREAD,
+    canonical: bytes | None = None,
+) -> str:
     """A fingerprint of the request: a JSON body is compared by meaning, not spacing.
     ``parsed``: the body as ``json.loads`` read it (or :data:`NOT_JSON`), when the caller
-    has read it already (a large body is then not read twice)."""
-    if parsed is UNREAD:
-        try:
-            parsed = json.loads(body)
-        except ValueError:
-            parsed = NOT_JSON
-    if parsed is NOT_JSON:
-        canonical = body
-    else:
-        canonical = json.dumps(parsed, sort_keys=True, separators=(",", ":")).encode()
+    has read it already (a large body is then not read twice); ``canonical``: its text
+    with sorted keys, compact, when the caller has it (``creditline.json_text``)."""
+    if canonical is None:
+        if parsed is UNREAD:
+            try:
+                parsed = json.loads(body)
+            except ValueError:
+                parsed = NOT_JSON
+        if parsed is NOT_JSON:
+            canonical = body
+        else:
+            canonical = json.dumps(parsed, sort_keys=True, separators=(",", ":")).encode()
     digest = hashlib.sha256()
     for part in (method.upper().encode(), path.encode(), query.encode(), canonical):
         digest.update(len(part).to_bytes(8, "big") + part)

@@ -150,6 +150,15 @@ def execute(
     return result
 
 
+def driver_rows(result: CursorResult[Any]) -> Sequence[Any]:
+    """Every row of ``result`` (of :func:`execute`) as the driver's own tuples, read from its
+    cursor and unconverted, and the result closed: a few hundred rows read through
+    SQLAlchemy's result cost about a microsecond a row more."""
+    rows = result.cursor.fetchall()
+    result.close()
+    return rows
+
+
 def fetch_all(
     bind: Connection | Session, statement: Executable, values: Mapping[str, Any]
 ) -> list[tuple[Any, ...]]:

@@ -55,7 +55,7 @@ from creditline.db import arrays, compiled
 from creditline.db.tables import Alarm, Customer, Partner, UsageDaily, UsageEvent
 from creditline.errors import CreditlineError, InvalidBatch, InvalidInput, LineError
 from creditline.ledger import forecast
-from creditline.ledger.alarms import CustomerCredit, evaluate_many
+from creditline.ledger.alarms import CustomerCredit, evaluate_many, settled
 from creditline.ledger.top_ups import TopUp, after_usage, lock_pools, rules_for
 
 USAGE_KINDS = ("charge", "refund")
@@ -443,9 +443,10 @@ def _count_pg(session: Session, rows: Sequence[tuple[Any, ...]]) -> list[_Counte
             "ingested_at": utcnow(),
         },
     )
+    number = forecast.day_number
     return [
-        _Counted(partner_id, uin, forecast.day_number(day), counted, events, refund)
-        for partner_id, uin, day, counted, events, refund in found
+        _Counted(partner_id, uin, number(day), counted, events, refund)
+        for partner_id, uin, day, counted, events, refund in compiled.driver_rows(found)
     ]
 
 
@@ -589,7 +590,7 @@ def _owners(session: Session, uins: set[int]) -> dict[int, int]:
         # is compiled, parsed and planned once (an IN list of hundreds of values was
         # rendered, parsed and planned anew on every execution).
         found = compiled.execute(session, _OWNERS_PG, {"uins": arrays.ints(ordered)})
-        return dict(found.tuples().all())
+        return dict(compiled.driver_rows(found))
     query = _OWNERS.where(_customers.c.uin.in_(ordered)).order_by(_customers.c.uin)
     return dict(session.execute(query).tuples().all())
 
@@ -630,7 +631,8 @@ def _lists(found: Any) -> list[_Changed]:
     not changed by their readers)."""
     read: dict[str | None, Any] = {None: None}
     changed = []
-    for row in found:
+    make = _Changed._make
+    for row in compiled.driver_rows(found):
         values = list(row)
         for at in (_THRESHOLDS, _FIRED):
             text = values[at]
@@ -638,7 +640,7 @@ def _lists(found: Any) -> list[_Changed]:
             if value is read:
                 value = read[text] = json.loads(text)
             values[at] = value
-        changed.append(_Changed._make(values))
+        changed.append(make(values))
     return changed
 
 
@@ -778,6 +780,8 @@ def ingest(
                 for row in changed
             },
         )
+        # The alarm rule's objects only for the customers whose fired set it changes
+        # (alarms.settled: exactly those decide() does not pass over).
         alarms = evaluate_many(
             session,
             [
@@ -795,6 +799,12 @@ def ingest(
                     "refund" if delta[row.uin] < 0 and refunds[row.uin] else "usage",
                 )
                 for row in changed
+                if not settled(
+                    row.thresholds if row.thresholds is not None else defaults[row.partner_id],
+                    row.fired_thresholds,
+                    total_credit=row.total_credit,
+                    consumed=row.consumed,
+                )
             ],
         )
         made = after_usage(session, changed, delta, rules, pools=pools) if rules else []
