@@ -218,6 +218,7 @@ class Call:
         begin = pipelined if pipeline else transaction
         if self.idempotency_key is None:
             with begin(self.engine) as session:
+                self.confirm(session)
                 audit.watch(session)
                 body = dump(action(session))
                 self._audit(session, body)
@@ -227,6 +228,7 @@ class Call:
         for _attempt in range(3):
             try:
                 with begin(self.engine) as session:
+                    self.confirm(session)
                     row_id = self._claim(session, key, fingerprint)
                     if isinstance(row_id, idempotency.StoredAnswer):
                         return _answer(row_id.status_code, row_id.body, replayed=True)
@@ -477,6 +479,23 @@ def write_call(
     return Call(request, principal, _engine(request), idempotency_key, body)
 
 
+def kept_write_call(
+    request: Request,
+    credentials: HTTPAuthorizationCredentials | None = Depends(bearer),
+    body: bytes = Depends(_raw_body),
+    idempotency_key: str | None = IDEMPOTENCY_KEY,
+) -> Call:
+    """:func:`write_call` with the key from the key cache, no transaction of its own: a key
+    taken from the cache is confirmed live by the write's first statement
+    (:meth:`Call.write`, :meth:`Call.confirm`), or by :func:`confirm_refused` when the
+    request is refused before it."""
+    principal, kept = _kept(request, credentials)
+    if kept:
+        request.state.unconfirmed_key = principal.key_id
+    request.state.audit_body = body  # for the audit row, should the write be refused
+    return Call(request, principal, _engine(request), idempotency_key, body)
+
+
 def audit_refusal(request: Request, code: str, message: str) -> None:
     """Record an authenticated caller's refused write (in its own transaction: the write's
     was rolled back). Reads, unauthenticated and throttled requests are not recorded: a
@@ -503,6 +522,7 @@ __all__ = [
     "call",
     "confirm_refused",
     "credit_call",
+    "kept_write_call",
     "principal_of",
     "write_call",
 ]

@@ -17,7 +17,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
-from creditline.api.context import Call, write_call
+from creditline.api.context import Call, kept_write_call
 from creditline.api.errors import ERROR_RESPONSES
 from creditline.api.pool import Amount
 from creditline.ledger import usage, usage_json
@@ -94,7 +94,7 @@ def _ingest(s: Session, checked: usage.Checked) -> UsageBatchOut:
         }
     },
 )
-def post_usage(c: Call = Depends(write_call)) -> Response:
+def post_usage(c: Call = Depends(kept_write_call)) -> Response:
     """Count a batch of charges and refunds: all or nothing; seen event ids are skipped.
     A refused batch answers 400 ``invalid_batch`` whose ``details`` name every fault:
     ``line`` is the record's 1-based position in ``records``, ``field`` the field."""

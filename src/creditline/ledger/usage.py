@@ -612,6 +612,7 @@ def _lock(session: Session, owners: Mapping[int, int]) -> None:
             session,
             _LOCK_PG,
             {"partner_id": partner_id, "uins": arrays.ints(by_partner[partner_id])},
+            rows=False,
         )
 
 
