@@ -9,6 +9,7 @@ The models below are the published schema of that body.
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -100,4 +101,8 @@ def post_usage(c: Call = Depends(kept_write_call)) -> Response:
     ``line`` is the record's 1-based position in ``records``, ``field`` the field."""
     c.principal.platform()
     checked = usage_json.decode_batch(c.body)
-    return c.write(lambda s: _ingest(s, checked), pipeline=True)
+    writers: threading.BoundedSemaphore | None = getattr(c.request.app.state, "usage_writers", None)
+    if writers is None:
+        return c.write(lambda s: _ingest(s, checked), pipeline=True)
+    with writers:
+        return c.write(lambda s: _ingest(s, checked), pipeline=True)
