@@ -21,7 +21,6 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from operator import itemgetter
 from typing import Any, NamedTuple
 
 import msgspec
@@ -313,8 +312,7 @@ _STAGED = (
     "counted",
     "occurred_at",
 )
-#: A staged row's unique key (CONFLICT_TARGET), for the repeats inside one batch.
-_conflict_key = itemgetter(*(_STAGED.index(c) for c in CONFLICT_TARGET))
+assert CONFLICT_TARGET == ("partner_id", "event_id")  # _staged finds repeats by these
 
 
 class _Counted(NamedTuple):
@@ -419,15 +417,13 @@ _COUNT_PG = select(
 ).add_cte(_pg_daily)
 
 
-def _count_pg(session: Session, rows: Sequence[tuple[Any, ...]]) -> list[_Counted]:
-    """Insert the staged ``rows`` (PostgreSQL) and add them to the daily totals; what the
-    new ones add up to per customer and day."""
+def _count_pg(session: Session, columns: Sequence[Sequence[Any]]) -> list[_Counted]:
+    """Insert the staged events (PostgreSQL; ``columns`` in the order of _STAGED) and add
+    them to the daily totals; what the new ones add up to per customer and day."""
     times: dict[datetime, str] = {}
-    for row in rows:
-        when = row[8]
+    for when in columns[8]:
         if when not in times:
             times[when] = when.isoformat()
-    columns = list(zip(*rows, strict=True)) if rows else [()] * len(_STAGED)
     found = compiled.execute(
         session,
         _COUNT_PG,
@@ -694,6 +690,34 @@ def _defaults(session: Session, partner_ids: Sequence[int]) -> list[tuple[int, A
     ]
 
 
+def _staged(
+    batch: Sequence[UsageRecord], uins: list[int], owners: Mapping[int, int]
+) -> list[list[Any]]:
+    """The batch's events as columns, in the order of _STAGED. Repeats inside the batch
+    (its unique key, CONFLICT_TARGET) are duplicates too: the first occurrence stands."""
+    partner_ids = [owners[uin] for uin in uins]
+    event_ids = [r.event_id for r in batch]
+    if len(set(zip(partner_ids, event_ids, strict=True))) < len(batch):
+        first: dict[tuple[Any, Any], UsageRecord] = {}
+        for partner_id, r in zip(partner_ids, batch, strict=True):
+            first.setdefault((partner_id, r.event_id), r)
+        batch = list(first.values())
+        uins = [r.customer_uin for r in batch]
+        partner_ids = [owners[uin] for uin in uins]
+        event_ids = [r.event_id for r in batch]
+    return [
+        event_ids,
+        partner_ids,
+        uins,
+        [r.product for r in batch],
+        [r.kind for r in batch],
+        [r.list_amount for r in batch],
+        [r.voucher_amount for r in batch],
+        [r.counted for r in batch],
+        [r.occurred_at for r in batch],
+    ]
+
+
 def ingest(
     session: Session,
     batch: Sequence[UsageRecord],
@@ -726,31 +750,21 @@ def ingest(
     postgres = session.get_bind().dialect.name == "postgresql"
     pools: dict[int, int] | None = None
     with session.begin_nested():
-        owners = _owners(session, {r.customer_uin for r in batch})
-        unknown = _unknown(batch, numbers, owners)
+        uins = [r.customer_uin for r in batch]
+        owners = _owners(session, set(uins))
+        unknown = _unknown(batch, numbers, owners) if len(owners) < len(set(uins)) else []
         if unknown or faults:
             raise InvalidBatch(sorted([*faults, *unknown], key=lambda e: e.line), what=what)
         # The top-up rules as the batch begins: a partner whose customers may be topped up
         # has its pool locked before its customers (below, once the events are in), the
         # order of every allocation.
         rules = rules_for(session, owners)
-        # Repeats inside the batch are duplicates too: the first occurrence stands.
-        staged: dict[tuple[Any, ...], tuple[Any, ...]] = {}
-        for r in batch:
-            row = (
-                r.event_id,
-                owners[r.customer_uin],
-                r.customer_uin,
-                r.product,
-                r.kind,
-                r.list_amount,
-                r.voucher_amount,
-                r.counted,
-                r.occurred_at,
-            )
-            staged.setdefault(_conflict_key(row), row)
-        rows = list(staged.values())
-        counted = _count_pg(session, rows) if postgres else _count_sqlite(session, rows, owners)
+        columns = _staged(batch, uins, owners)
+        counted = (
+            _count_pg(session, columns)
+            if postgres
+            else _count_sqlite(session, list(zip(*columns, strict=True)), owners)
+        )
         delta: dict[int, int] = defaultdict(int)
         refunds: dict[int, bool] = defaultdict(bool)
         days: dict[int, set[int]] = defaultdict(set)
