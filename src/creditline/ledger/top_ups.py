@@ -66,7 +66,7 @@ from sqlalchemy.orm import Session
 
 from creditline import money
 from creditline.clock import utcnow
-from creditline.db import arrays
+from creditline.db import arrays, compiled
 from creditline.db.tables import (
     AllocationRecord,
     Customer,
@@ -403,14 +403,16 @@ def rules_for(session: Session, owners: Mapping[int, int]) -> dict[int, Applied]
                 default_of[row["partner_id"]] = rule
         elif owners.get(row["customer_uin"]) == row["partner_id"]:
             own_of[row["customer_uin"]] = rule
+    # One Applied per partner default, shared by its customers (it is immutable).
+    by_default = {p: Applied(rule, "partner_default") for p, rule in default_of.items()}
     found: dict[int, Applied] = {}
     for uin, partner_id in owners.items():
         if uin in own_of:
             mine = own_of[uin]
             if mine is not None:
                 found[uin] = Applied(mine, "customer")
-        elif partner_id in default_of:
-            found[uin] = Applied(default_of[partner_id], "partner_default")
+        elif partner_id in by_default:
+            found[uin] = by_default[partner_id]
     return found
 
 
@@ -435,7 +437,7 @@ def lock_pools(session: Session, partner_ids: Sequence[int]) -> dict[int, int]:
     remaining as locked, by partner: nothing but this transaction changes it now.
     PostgreSQL only (SQLite has one writer at a time)."""
     return {
-        partner_id: session.execute(_LOCK_POOL, {"partner_id": partner_id}).scalar_one()
+        partner_id: compiled.execute(session, _LOCK_POOL, {"partner_id": partner_id}).scalar_one()
         for partner_id in sorted(set(partner_ids))
     }
 
