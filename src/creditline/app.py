@@ -7,6 +7,7 @@ import gc
 import json
 import logging
 import os
+import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -248,6 +249,10 @@ def create_app(
     )
     app.state.engine = engine
     app.state.settings = settings
+    # Usage batches written at once by this process (config.Settings.usage_writers).
+    app.state.usage_writers = (
+        threading.BoundedSemaphore(settings.usage_writers) if settings.usage_writers > 0 else None
+    )
     # Per-key rate limits (REST and Tencent), counted in the database so that every server
     # process behind a load balancer spends one allowance; leased in chunks, spent here.
     buckets = SharedBuckets(BucketStore(engine))

@@ -123,7 +123,7 @@ def hides(value: Any) -> bool:
     return REDACTED in json.dumps(redact(value), default=str)
 
 
-def _bounded(value: Any, *, parsed: bool = False) -> Any:
+def _bounded(value: Any, *, parsed: bool = False, text: str | None = None) -> Any:
     """``value`` redacted, or its summary when its JSON is longer than MAX_CHANGE_CHARS.
 
     ``parsed``: ``value`` is what ``json.loads`` returns (text keys, JSON values only; a
@@ -131,11 +131,13 @@ def _bounded(value: Any, *, parsed: bool = False) -> Any:
     names a secret's field or holds a webhook secret (:func:`_may_redact`): a value
     without either is kept as it is, or summed up from that text at once, not copied
     first (a usage batch's body, thousands of records, is one such value). The result
-    is the same as :func:`redact`'s."""
+    is the same as :func:`redact`'s. ``text``: ``json.dumps(value)``, when the caller has
+    it (``parsed`` only)."""
     if value is None:
         return None
     if parsed:
-        text = json.dumps(value)
+        if text is None:
+            text = json.dumps(value)
         if not _may_redact(text):
             if len(text) > MAX_CHANGE_CHARS:
                 return {"truncated": True, "chars": len(text), "start": text[:1000]}
@@ -455,6 +457,7 @@ def record(
     before: Any = None,
     after: Any = None,
     after_parsed: bool = False,
+    after_text: str | None = None,
 ) -> None:
     """Append one audit row in the caller's transaction (redacted, bounded).
 
@@ -462,7 +465,7 @@ def record(
     their states before, ``after`` their states after, next to what the caller passes in
     ``after`` (the request, the answer). ``after_parsed``: ``after`` holds only JSON
     as ``json.loads`` returns it (redacted the quick way when it can be, see
-    :func:`row`)."""
+    :func:`row`); ``after_text``: then ``json.dumps(after)``, when the caller has it."""
     was, now = _changes(session)
     session.execute(
         INSERT,
@@ -475,6 +478,7 @@ def record(
             after=after,
             changed=(was, now),
             after_parsed=after_parsed,
+            after_text=after_text,
         ),
     )
 
@@ -548,18 +552,21 @@ def row(
     after: Any = None,
     changed: tuple[dict[str, Any], dict[str, Any]] = ({}, {}),
     after_parsed: bool = False,
+    after_text: str | None = None,
 ) -> dict[str, Any]:
     """The parameters of :data:`INSERT` for one row (redacted, bounded): ``changed`` holds
     the objects' states before and after, next to what the caller passes.
     ``after_parsed``: ``after`` holds only JSON as ``json.loads`` returns it (a request's
     body, an answer): redacted by its text when nothing in it can be a secret, which a
-    large body (a usage batch) needs no copy for; the row is the same either way."""
+    large body (a usage batch) needs no copy for; the row is the same either way.
+    ``after_text``: ``json.dumps(after)`` when the caller has it (``after_parsed`` only)."""
     was, now = changed
     if was:
         before = {**was, **(before or {})}
     if now:
         after = {**now, **(after or {})}
         after_parsed = False  # the objects' states hold times and the like
+        after_text = None
     return {
         "audit_at": utcnow(),
         "audit_source": actor.source,
@@ -571,7 +578,7 @@ def row(
         "audit_object": object[:500],
         "audit_outcome": outcome,
         "audit_before": _bounded(before),
-        "audit_after": _bounded(after, parsed=after_parsed),
+        "audit_after": _bounded(after, parsed=after_parsed, text=after_text),
     }
 
 

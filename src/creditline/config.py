@@ -19,6 +19,12 @@ class Settings(BaseSettings):
     #: Connections kept open per process on PostgreSQL (the pool's size) and allowed beyond it.
     pool_size: int = 10
     pool_overflow: int = 10
+    #: Usage batches one process writes at once (0: no limit). A batch holds most of its
+    #: customers' rows locked from its consumption's update to its commit, so batches
+    #: beyond a few only wait for each other in PostgreSQL, holding their transactions
+    #: (and the row versions they still see) open; here they wait in the process, before
+    #: their transaction begins, and decode and check their records meanwhile.
+    usage_writers: int = 1
     #: Milliseconds SQLite waits for a lock held by another connection before giving up.
     sqlite_busy_timeout_ms: int = 10_000
     #: Server key that encrypts API secrets at rest (any long random text). Required on

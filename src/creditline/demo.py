@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
+import msgspec
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -416,7 +417,7 @@ def build_demo(
         for event in events:
             serial += 1
             # Unique per demo distributor, so a second demo (--force) adds, not collides.
-            named = replace(event, event_id=f"demo-{distributor.id}-{serial:06d}")
+            named = msgspec.structs.replace(event, event_id=f"demo-{distributor.id}-{serial:06d}")
             by_day[event.occurred_at.date()].append(named)
         for batch in by_day.values():
             result = usage.ingest(session, batch)

@@ -5,9 +5,12 @@ the transaction of the change that caused them."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import Engine, select
 from tests.ledger.scenario import allocate, charge, ingest, post_usage, reseller
 
+from creditline.clock import utcnow
 from creditline.db import transaction
 from creditline.db.tables import Alarm, Customer, OutboxEvent
 from creditline.errors import InvalidInput
@@ -182,3 +185,36 @@ def test_alarm_and_outbox_event_roll_back_with_their_cause(engine: Engine) -> No
     ingest(engine, charge(acme.customer, "95.00"))
     assert _alarms(engine) == [(90, [75, 90], "usage")]
     assert len(_threshold_events(engine)) == 1
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    thresholds=st.lists(st.integers(min_value=1, max_value=1000), max_size=10),
+    fired=st.lists(st.integers(min_value=1, max_value=1000), max_size=10),
+    total_credit=st.integers(min_value=0, max_value=10**12),
+    consumed=st.integers(min_value=-(10**12), max_value=10**12),
+    matching=st.sampled_from([None, "same", "reversed twice"]),
+)
+def test_settled_is_exactly_when_the_rule_changes_nothing(
+    thresholds: list[int], fired: list[int], total_credit: int, consumed: int, matching: str | None
+) -> None:
+    # A usage batch asks alarms.settled of every customer before it makes the rule's own
+    # objects for those it moves: the two must agree on every customer.
+    reached = alarms.reached(thresholds, total_credit=total_credit, consumed=consumed)
+    if matching == "same":
+        fired = reached
+    elif matching == "reversed twice":
+        fired = [*reversed(reached), *reached]
+    credit = alarms.CustomerCredit(
+        partner_id=1,
+        uin=2,
+        name="c",
+        total_credit=total_credit,
+        consumed=consumed,
+        thresholds=None,
+        fired=fired,
+    )
+    decided = alarms.decide(credit, default=thresholds, cause="usage", now=utcnow())
+    assert alarms.settled(thresholds, fired, total_credit=total_credit, consumed=consumed) == (
+        decided is None
+    )

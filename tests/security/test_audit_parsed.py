@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from creditline import audit
+from creditline import audit, json_text
 from creditline.audit import MAX_CHANGE_CHARS, REDACTED
+from creditline.auth import idempotency
 
 
 def _usage_body(records: int, **extra: Any) -> Any:
@@ -80,3 +81,36 @@ def test_objects_the_write_changed_are_not_taken_for_parsed_json() -> None:
     )
     assert kept["audit_after"]["customer 1"]["token"] == REDACTED
     assert isinstance(kept["audit_after"]["customer 1"]["at"], str)
+
+
+@pytest.mark.parametrize("value", VALUES, ids=range(len(VALUES)))
+def test_a_body_read_by_json_text_keeps_the_same_row_and_fingerprint(value: Any) -> None:
+    # What api.context.Call does with a body creditline.json_text reads: the row's text
+    # and the request's fingerprint written by msgspec, the same as json writes them.
+    request_value = value["request"]
+    for body in (
+        json.dumps(request_value).encode(),
+        json.dumps(request_value, ensure_ascii=False, separators=(",", ":")).encode(),
+    ):
+        parsed = json_text.read(body)
+        if parsed is json_text.NOT_PLAIN:
+            continue
+        answer = value["answer"]
+        request = json_text.spaced(parsed)
+        text = (
+            None if request is None else f'{{"request": {request}, "answer": {json.dumps(answer)}}}'
+        )
+        after = {"request": parsed, "answer": answer}
+        quick = audit.row(
+            audit.Actor("api", "p", None),
+            action="a",
+            after=after,
+            after_parsed=True,
+            after_text=text,
+        )
+        full = audit.row(audit.Actor("api", "p", None), action="a", after=value)
+        assert json.dumps(quick["audit_after"]) == json.dumps(full["audit_after"])
+        fingerprint = idempotency.request_hash(
+            "POST", "/v1/x", "", body, canonical=json_text.sorted_compact(parsed)
+        )
+        assert fingerprint == idempotency.request_hash("POST", "/v1/x", "", body)

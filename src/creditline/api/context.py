@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from creditline import audit
+from creditline import audit, json_text
 from creditline.auth import idempotency, keys
 from creditline.auth.principals import Principal, Unauthenticated
 from creditline.auth.rate_limit import RateLimiter
@@ -118,10 +118,16 @@ class Call:
     #: The body as ``json.loads`` reads it, read once for both the request's fingerprint
     #: and its audit row (see :meth:`parsed_body`).
     _parsed: Any = field(default=idempotency.UNREAD, init=False, repr=False)
+    #: Whether :mod:`creditline.json_text` read it: its texts are then written there too.
+    _plain: bool = field(default=False, init=False, repr=False)
 
     def parsed_body(self) -> Any:
         """The body read as JSON (``idempotency.NOT_JSON`` when it is not JSON)."""
         if self._parsed is idempotency.UNREAD:
+            plain = json_text.read(self.body)
+            if plain is not json_text.NOT_PLAIN:
+                self._parsed, self._plain = plain, True
+                return plain
             try:
                 self._parsed = json.loads(self.body)
             except ValueError:
@@ -129,12 +135,14 @@ class Call:
         return self._parsed
 
     def _fingerprint(self) -> str:
+        parsed = self.parsed_body()
         return idempotency.request_hash(
             self.request.method,
             self.request.url.path,
             self.request.url.query,
             self.body,
-            parsed=self.parsed_body(),
+            parsed=parsed,
+            canonical=json_text.sorted_compact(parsed) if self._plain else None,
         )
 
     def origin(self, remark: str = "") -> Origin:
@@ -149,6 +157,13 @@ class Call:
     def _audit(self, session: Session, answer: str) -> None:
         # In the write's own transaction: the audit row exists exactly when the write does.
         parsed = self.parsed_body()
+        answered = json.loads(answer)
+        # json.dumps of the row's "after", when the body's own text can be written by
+        # json_text (a usage batch's: its summary is cut from that text).
+        request = json_text.spaced(parsed) if self._plain else None
+        text = None
+        if request is not None:
+            text = f'{{"request": {request}, "answer": {json.dumps(answered)}}}'
         audit.record(
             session,
             audit_actor(self.request),
@@ -157,9 +172,10 @@ class Call:
             after={
                 # What asked() makes of the body: None for an empty or non-JSON body.
                 "request": None if parsed is idempotency.NOT_JSON else parsed,
-                "answer": json.loads(answer),
+                "answer": answered,
             },
             after_parsed=True,
+            after_text=text,
         )
 
     @contextmanager
@@ -188,6 +204,7 @@ class Call:
         *,
         status_code: int = 200,
         stored: Callable[[BaseModel], BaseModel] | None = None,
+        pipeline: bool = False,
     ) -> Response:
         """Run ``action`` in the request's one transaction and answer its result.
 
@@ -195,9 +212,13 @@ class Call:
         the same key and request within 24 hours replays the stored answer (marked
         ``Idempotent-Replayed: true``), the same key with another request is 409.
         ``stored`` gives the form of the answer kept for replays, when it must differ.
+        ``pipeline``: the transaction is :func:`creditline.db.pipelined` (PostgreSQL: a
+        statement with no rows to read goes with the next one that has, or the COMMIT).
         """
+        begin = pipelined if pipeline else transaction
         if self.idempotency_key is None:
-            with transaction(self.engine) as session:
+            with begin(self.engine) as session:
+                self.confirm(session)
                 audit.watch(session)
                 body = dump(action(session))
                 self._audit(session, body)
@@ -206,7 +227,8 @@ class Call:
         fingerprint = self._fingerprint()
         for _attempt in range(3):
             try:
-                with transaction(self.engine) as session:
+                with begin(self.engine) as session:
+                    self.confirm(session)
                     row_id = self._claim(session, key, fingerprint)
                     if isinstance(row_id, idempotency.StoredAnswer):
                         return _answer(row_id.status_code, row_id.body, replayed=True)
@@ -457,6 +479,23 @@ def write_call(
     return Call(request, principal, _engine(request), idempotency_key, body)
 
 
+def kept_write_call(
+    request: Request,
+    credentials: HTTPAuthorizationCredentials | None = Depends(bearer),
+    body: bytes = Depends(_raw_body),
+    idempotency_key: str | None = IDEMPOTENCY_KEY,
+) -> Call:
+    """:func:`write_call` with the key from the key cache, no transaction of its own: a key
+    taken from the cache is confirmed live by the write's first statement
+    (:meth:`Call.write`, :meth:`Call.confirm`), or by :func:`confirm_refused` when the
+    request is refused before it."""
+    principal, kept = _kept(request, credentials)
+    if kept:
+        request.state.unconfirmed_key = principal.key_id
+    request.state.audit_body = body  # for the audit row, should the write be refused
+    return Call(request, principal, _engine(request), idempotency_key, body)
+
+
 def audit_refusal(request: Request, code: str, message: str) -> None:
     """Record an authenticated caller's refused write (in its own transaction: the write's
     was rolled back). Reads, unauthenticated and throttled requests are not recorded: a
@@ -483,6 +522,7 @@ __all__ = [
     "call",
     "confirm_refused",
     "credit_call",
+    "kept_write_call",
     "principal_of",
     "write_call",
 ]

@@ -9,6 +9,7 @@ The models below are the published schema of that body.
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -17,7 +18,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
-from creditline.api.context import Call, write_call
+from creditline.api.context import Call, kept_write_call
 from creditline.api.errors import ERROR_RESPONSES
 from creditline.api.pool import Amount
 from creditline.ledger import usage, usage_json
@@ -94,10 +95,14 @@ def _ingest(s: Session, checked: usage.Checked) -> UsageBatchOut:
         }
     },
 )
-def post_usage(c: Call = Depends(write_call)) -> Response:
+def post_usage(c: Call = Depends(kept_write_call)) -> Response:
     """Count a batch of charges and refunds: all or nothing; seen event ids are skipped.
     A refused batch answers 400 ``invalid_batch`` whose ``details`` name every fault:
     ``line`` is the record's 1-based position in ``records``, ``field`` the field."""
     c.principal.platform()
     checked = usage_json.decode_batch(c.body)
-    return c.write(lambda s: _ingest(s, checked))
+    writers: threading.BoundedSemaphore | None = getattr(c.request.app.state, "usage_writers", None)
+    if writers is None:
+        return c.write(lambda s: _ingest(s, checked), pipeline=True)
+    with writers:
+        return c.write(lambda s: _ingest(s, checked), pipeline=True)

@@ -60,19 +60,29 @@ UNREAD: Any = object()
 NOT_JSON: Any = object()
 
 
-def request_hash(method: str, path: str, query: str, body: bytes, *, parsed: Any = UNREAD) -> str:
+def request_hash(
+    method: str,
+    path: str,
+    query: str,
+    body: bytes,
+    *,
+    parsed: Any = UNREAD,
+    canonical: bytes | None = None,
+) -> str:
     """A fingerprint of the request: a JSON body is compared by meaning, not spacing.
     ``parsed``: the body as ``json.loads`` read it (or :data:`NOT_JSON`), when the caller
-    has read it already (a large body is then not read twice)."""
-    if parsed is UNREAD:
-        try:
-            parsed = json.loads(body)
-        except ValueError:
-            parsed = NOT_JSON
-    if parsed is NOT_JSON:
-        canonical = body
-    else:
-        canonical = json.dumps(parsed, sort_keys=True, separators=(",", ":")).encode()
+    has read it already (a large body is then not read twice); ``canonical``: its text
+    with sorted keys, compact, when the caller has it (``creditline.json_text``)."""
+    if canonical is None:
+        if parsed is UNREAD:
+            try:
+                parsed = json.loads(body)
+            except ValueError:
+                parsed = NOT_JSON
+        if parsed is NOT_JSON:
+            canonical = body
+        else:
+            canonical = json.dumps(parsed, sort_keys=True, separators=(",", ":")).encode()
     digest = hashlib.sha256()
     for part in (method.upper().encode(), path.encode(), query.encode(), canonical):
         digest.update(len(part).to_bytes(8, "big") + part)
@@ -122,6 +132,25 @@ def recall(
     return StoredAnswer(row.status_code, row.response_body)
 
 
+def _claim(dialect: Any) -> Any:
+    return (
+        dialect.insert(IdempotentRequest.__table__)
+        .values(
+            api_key_id=bindparam("claim_api_key_id", type_=BigInteger),
+            partner_id=bindparam("claim_partner_id", type_=IdempotentRequest.partner_id.type),
+            key=bindparam("claim_key", type_=String),
+            request_hash=bindparam("claim_request_hash", type_=String),
+            created_at=bindparam("claim_created_at", type_=IdempotentRequest.created_at.type),
+        )
+        .on_conflict_do_nothing(index_elements=KEY)
+        .returning(IdempotentRequest.id)
+    )
+
+
+#: :func:`claim`'s statement, by engine: a dialect's INSERT, compiled once (db/compiled.py).
+_CLAIM = {"postgresql": _claim(postgresql), "sqlite": _claim(sqlite)}
+
+
 def claim(
     session: Session, *, api_key_id: int, partner_id: int | None, key: str, fingerprint: str
 ) -> int | None:
@@ -129,19 +158,12 @@ def claim(
     (on PostgreSQL after waiting for a concurrent request holding it to finish). One
     statement, so the common case — a fresh key — costs a single round trip."""
     dialect = session.get_bind().dialect.name
-    module = postgresql if dialect == "postgresql" else sqlite
-    return session.execute(
-        module.insert(IdempotentRequest)
-        .values(
-            api_key_id=api_key_id,
-            partner_id=partner_id,
-            key=key,
-            request_hash=fingerprint,
-            created_at=utcnow(),
-        )
-        .on_conflict_do_nothing(index_elements=KEY)
-        .returning(IdempotentRequest.id)
-    ).scalar_one_or_none()
+    found = compiled.fetch_all(
+        session,
+        _CLAIM["postgresql" if dialect == "postgresql" else "sqlite"],
+        claimed(api_key_id=api_key_id, partner_id=partner_id, key=key, fingerprint=fingerprint),
+    )
+    return found[0][0] if found else None
 
 
 def _claim_pending(dialect: Any) -> Any:
@@ -304,12 +326,33 @@ def clear_expired(session: Session, *, api_key_id: int, partner_id: int | None, 
     )
 
 
+#: :func:`store`'s statement (compiled once: db/compiled.py).
+_requests = IdempotentRequest.metadata.tables[IdempotentRequest.__tablename__]
+_STORE = (
+    update(_requests)
+    .where(
+        _requests.c.partner_id
+        == bindparam("store_partner_id", type_=IdempotentRequest.partner_id.type),
+        _requests.c.id == bindparam("store_id", type_=BigInteger),
+    )
+    .values(
+        status_code=bindparam("store_status_code", type_=Integer),
+        response_body=bindparam("store_body", type_=Text),
+    )
+)
+
+
 def store(
     session: Session, row_id: int, *, partner_id: int | None, status_code: int, body: str
 ) -> None:
     """Keep the answer of the claimed row, in the same transaction as the write."""
-    session.execute(
-        update(IdempotentRequest)
-        .where(_of_partner(partner_id), IdempotentRequest.id == row_id)
-        .values(status_code=status_code, response_body=body)
+    compiled.execute(
+        session,
+        _STORE,
+        {
+            "store_partner_id": partner_id,
+            "store_id": row_id,
+            "store_status_code": status_code,
+            "store_body": body,
+        },
     )

@@ -16,6 +16,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql.elements import ReleaseSavepointClause, SavepointClause
 
 from creditline.config import Settings, get_settings
 from creditline.db.compiled import RETURNS_ROWS
@@ -108,6 +109,11 @@ def _count_round_trip(engine: Engine) -> None:
     _round_trips[engine] = _round_trips.get(engine, 0) + 1
 
 
+#: Statements of a transaction's own that return no rows and cannot fail where the
+#: statements before them did not: queued like a write without RETURNING.
+_NO_ROWS = (SavepointClause, ReleaseSavepointClause)
+
+
 def _sync_for_rows(
     connection: Any, _cursor: Any, _statement: Any, _params: Any, context: Any, _many: Any
 ) -> None:
@@ -122,6 +128,8 @@ def _sync_for_rows(
     writes = context.isinsert or context.isupdate or context.isdelete
     if writes and not (compiled is not None and compiled.effective_returning):
         return
+    if compiled is not None and isinstance(compiled.statement, _NO_ROWS):
+        return  # SAVEPOINT, RELEASE SAVEPOINT
     if compiled is None and context.execution_options.get(RETURNS_ROWS) is False:
         return  # a statement compiled once (db/compiled.py) that returns no rows
     pipeline.sync()

@@ -96,6 +96,19 @@ def next_fired(credit: CustomerCredit, *, default: Sequence[int]) -> list[int]:
     )
 
 
+def settled(
+    thresholds: Sequence[int], fired: Sequence[int], *, total_credit: int, consumed: int
+) -> bool:
+    """Whether the firing rule changes nothing for a customer with these values (the list
+    that applies to it, its fired list): :func:`decide` returns None exactly when the
+    fired set is the set of thresholds reached. For a batch of many customers, asked
+    before the rule's own objects are made for each."""
+    if consumed <= 0:
+        return not fired
+    bound = consumed * 100
+    return {t for t in thresholds if bound >= t * total_credit} == set(fired)
+
+
 @dataclass(frozen=True)
 class Decision:
     """What the firing rule does to a customer: its new fired set, and the alarm to raise

@@ -50,6 +50,7 @@ from sqlalchemy import (
     Row,
     String,
     and_,
+    any_,
     bindparam,
     case,
     func,
@@ -65,6 +66,7 @@ from sqlalchemy.orm import Session
 
 from creditline import money
 from creditline.clock import utcnow
+from creditline.db import arrays, compiled
 from creditline.db.tables import (
     AllocationRecord,
     Customer,
@@ -336,6 +338,33 @@ class Applied:
 _RULE_COLUMNS = ("below", "utilization_percent", "amount", "monthly_cap", "ceiling")
 
 
+def _rules_query(partners: Any, customers: Any) -> Any:
+    """The partners' default rules and the customers' own, ``UNION ALL``: ``partners``
+    and ``customers`` the conditions on their ``partner_id`` and ``customer_uin``."""
+    defaults = select(
+        PartnerTopUpRule.partner_id,
+        literal(None, BigInteger).label("customer_uin"),
+        literal(True).label("enabled"),
+        *(getattr(PartnerTopUpRule, name) for name in _RULE_COLUMNS),
+    ).where(partners(PartnerTopUpRule.partner_id))
+    own = select(
+        CustomerTopUpRule.partner_id,
+        CustomerTopUpRule.customer_uin,
+        CustomerTopUpRule.enabled,
+        *(getattr(CustomerTopUpRule, name) for name in _RULE_COLUMNS),
+    ).where(partners(CustomerTopUpRule.partner_id), customers(CustomerTopUpRule.customer_uin))
+    return union_all(defaults, own)
+
+
+#: PostgreSQL: the rules of a batch's partners and customers, each list one array (one
+#: statement text whatever the batch: parsed and planned once, where IN lists of hundreds
+#: of UINs were rendered, parsed and planned anew for every batch).
+_RULES_PG = _rules_query(
+    lambda c: c == any_(arrays.param("rule_partner_ids")),
+    lambda c: c == any_(arrays.param("rule_uins")),
+)
+
+
 def rules_for(session: Session, owners: Mapping[int, int]) -> dict[int, Applied]:
     """The rule that applies to each customer of ``owners`` (UIN -> partner) that has one:
     one read whatever the batch's size (the partners' defaults and the customers' own,
@@ -343,24 +372,21 @@ def rules_for(session: Session, owners: Mapping[int, int]) -> dict[int, Applied]
     if not owners:
         return {}
     partner_ids = sorted(set(owners.values()))
-    defaults = select(
-        PartnerTopUpRule.partner_id,
-        literal(None, BigInteger).label("customer_uin"),
-        literal(True).label("enabled"),
-        *(getattr(PartnerTopUpRule, name) for name in _RULE_COLUMNS),
-    ).where(PartnerTopUpRule.partner_id.in_(partner_ids))
-    own = select(
-        CustomerTopUpRule.partner_id,
-        CustomerTopUpRule.customer_uin,
-        CustomerTopUpRule.enabled,
-        *(getattr(CustomerTopUpRule, name) for name in _RULE_COLUMNS),
-    ).where(
-        CustomerTopUpRule.partner_id.in_(partner_ids),
-        CustomerTopUpRule.customer_uin.in_(sorted(owners)),
-    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = session.execute(
+            _RULES_PG,
+            {
+                "rule_partner_ids": arrays.ints(partner_ids),
+                "rule_uins": arrays.ints(sorted(owners)),
+            },
+        )
+    else:
+        query = session.execute(
+            _rules_query(lambda c: c.in_(partner_ids), lambda c: c.in_(sorted(owners)))
+        )
     default_of: dict[int, Rule] = {}
     own_of: dict[int, Rule | None] = {}
-    for row in session.execute(union_all(defaults, own)).mappings():
+    for row in query.mappings():
         rule = (
             Rule(
                 amount=row["amount"],
@@ -377,14 +403,16 @@ def rules_for(session: Session, owners: Mapping[int, int]) -> dict[int, Applied]
                 default_of[row["partner_id"]] = rule
         elif owners.get(row["customer_uin"]) == row["partner_id"]:
             own_of[row["customer_uin"]] = rule
+    # One Applied per partner default, shared by its customers (it is immutable).
+    by_default = {p: Applied(rule, "partner_default") for p, rule in default_of.items()}
     found: dict[int, Applied] = {}
     for uin, partner_id in owners.items():
         if uin in own_of:
             mine = own_of[uin]
             if mine is not None:
                 found[uin] = Applied(mine, "customer")
-        elif partner_id in default_of:
-            found[uin] = Applied(default_of[partner_id], "partner_default")
+        elif partner_id in by_default:
+            found[uin] = by_default[partner_id]
     return found
 
 
@@ -409,7 +437,7 @@ def lock_pools(session: Session, partner_ids: Sequence[int]) -> dict[int, int]:
     remaining as locked, by partner: nothing but this transaction changes it now.
     PostgreSQL only (SQLite has one writer at a time)."""
     return {
-        partner_id: session.execute(_LOCK_POOL, {"partner_id": partner_id}).scalar_one()
+        partner_id: compiled.execute(session, _LOCK_POOL, {"partner_id": partner_id}).scalar_one()
         for partner_id in sorted(set(partner_ids))
     }
 

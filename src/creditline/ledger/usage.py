@@ -16,21 +16,28 @@ the alarm rule's writes for all of its customers at once.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from operator import itemgetter
 from typing import Any, NamedTuple
 
+import msgspec
 from sqlalchemy import (
     BigInteger,
     Column,
+    Date,
+    DateTime,
     MetaData,
+    String,
     Table,
+    Text,
     any_,
     bindparam,
     case,
+    cast,
+    column,
     delete,
     func,
     insert,
@@ -44,11 +51,11 @@ from sqlalchemy.schema import CreateTable
 
 from creditline import money
 from creditline.clock import utcnow
-from creditline.db import compiled
-from creditline.db.tables import Alarm, Customer, Partner, UsageEvent
+from creditline.db import arrays, compiled
+from creditline.db.tables import Alarm, Customer, Partner, UsageDaily, UsageEvent
 from creditline.errors import CreditlineError, InvalidBatch, InvalidInput, LineError
 from creditline.ledger import forecast
-from creditline.ledger.alarms import CustomerCredit, evaluate_many
+from creditline.ledger.alarms import CustomerCredit, evaluate_many, settled
 from creditline.ledger.top_ups import TopUp, after_usage, lock_pools, rules_for
 
 USAGE_KINDS = ("charge", "refund")
@@ -65,9 +72,9 @@ REQUIRED = FIELDS[:-1]
 MAX_BATCH = 10_000
 
 
-@dataclass(frozen=True)
-class UsageRecord:
-    """One validated charge or refund."""
+class UsageRecord(msgspec.Struct, frozen=True):
+    """One validated charge or refund. (A frozen msgspec struct: a batch makes a thousand,
+    which a dataclass makes about fourteen times slower.)"""
 
     event_id: str
     customer_uin: int
@@ -292,6 +299,7 @@ def parse_batch(
 CONFLICT_TARGET = ("partner_id", "event_id")
 
 _events = UsageEvent.metadata.tables[UsageEvent.__tablename__]
+_daily = UsageDaily.metadata.tables[UsageDaily.__tablename__]
 #: What a batch writes of each event, in this order (``ingested_at`` is the statement's).
 _STAGED = (
     "event_id",
@@ -304,60 +312,213 @@ _STAGED = (
     "counted",
     "occurred_at",
 )
+assert CONFLICT_TARGET == ("partner_id", "event_id")  # _staged finds repeats by these
+
+
+class _Counted(NamedTuple):
+    """What a batch's new events of one customer and one UTC day (a day number) add up
+    to, as inserted: their sum of ``counted``, how many they are, and whether any of
+    them is a refund that counts."""
+
+    partner_id: int
+    uin: int
+    day: int
+    counted: int
+    events: int
+    refund: bool
+
+
+# --- PostgreSQL: the events, their daily totals and the staging in one statement ----------
+
+#: The batch's events as arrays (each one text parameter, :mod:`creditline.db.arrays`),
+#: joined as a table: no staging table, no ``COPY``, no second statement to empty it.
+_ROWS = (
+    func.unnest(
+        arrays.param("e_event_ids", String),
+        arrays.param("e_partner_ids"),
+        arrays.param("e_customer_uins"),
+        arrays.param("e_products", String),
+        arrays.param("e_kinds", String),
+        arrays.param("e_list_amounts"),
+        arrays.param("e_voucher_amounts"),
+        arrays.param("e_counted"),
+        arrays.param("e_occurred_at", DateTime(timezone=True)),
+    )
+    .table_valued(
+        column("event_id", String),
+        column("partner_id", BigInteger),
+        column("customer_uin", BigInteger),
+        column("product", String),
+        column("kind", String),
+        column("list_amount", BigInteger),
+        column("voucher_amount", BigInteger),
+        column("counted", BigInteger),
+        column("occurred_at", DateTime(timezone=True)),
+    )
+    .render_derived(name="s")
+)
+#: The events not seen before, inserted in key order (concurrent batches sharing event
+#: ids take the unique index's entries in one order and cannot deadlock on each other);
+#: each returns its customer, amount, kind and UTC day.
+_pg_inserted = (
+    postgresql.insert(_events)
+    .from_select(
+        [*_STAGED, "ingested_at"],
+        select(
+            *(_ROWS.c[name] for name in _STAGED),
+            bindparam("ingested_at", type_=_events.c.ingested_at.type),
+        ).order_by(*(_ROWS.c[name] for name in CONFLICT_TARGET)),
+    )
+    .on_conflict_do_nothing(index_elements=list(CONFLICT_TARGET))
+    .returning(
+        _events.c.partner_id,
+        _events.c.customer_uin,
+        _events.c.counted,
+        _events.c.kind,
+        cast(func.timezone("UTC", _events.c.occurred_at), Date).label("day"),
+    )
+    .cte("inserted")
+)
+#: Their sums per customer and UTC day.
+_pg_days = (
+    select(
+        _pg_inserted.c.partner_id,
+        _pg_inserted.c.customer_uin,
+        _pg_inserted.c.day,
+        cast(func.sum(_pg_inserted.c.counted), BigInteger).label("counted"),
+        func.count().label("events"),
+        func.bool_or((_pg_inserted.c.kind == "refund") & (_pg_inserted.c.counted != 0)).label(
+            "refund"
+        ),
+    )
+    .group_by(_pg_inserted.c.partner_id, _pg_inserted.c.customer_uin, _pg_inserted.c.day)
+    .cte("days")
+)
+_pg_daily_rows = postgresql.insert(_daily).from_select(
+    ["partner_id", "customer_uin", "day", "counted"],
+    select(
+        _pg_days.c.partner_id, _pg_days.c.customer_uin, _pg_days.c.day, _pg_days.c.counted
+    ).order_by(_pg_days.c.partner_id, _pg_days.c.customer_uin, _pg_days.c.day),
+)
+#: Added to the customers' daily totals (docs/ledger.md, "Forecasts"), in key order.
+_pg_daily = _pg_daily_rows.on_conflict_do_update(
+    index_elements=["partner_id", "customer_uin", "day"],
+    set_={"counted": _daily.c.counted + _pg_daily_rows.excluded.counted},
+).cte("daily")
+#: PostgreSQL: the batch's new events inserted, their daily totals added, and what they
+#: add up to per customer and day returned: one statement, one round trip.
+_COUNT_PG = select(
+    _pg_days.c.partner_id,
+    _pg_days.c.customer_uin,
+    _pg_days.c.day,
+    _pg_days.c.counted,
+    _pg_days.c.events,
+    _pg_days.c.refund,
+).add_cte(_pg_daily)
+
+
+def _count_pg(session: Session, columns: Sequence[Sequence[Any]]) -> list[_Counted]:
+    """Insert the staged events (PostgreSQL; ``columns`` in the order of _STAGED) and add
+    them to the daily totals; what the new ones add up to per customer and day."""
+    times: dict[datetime, str] = {}
+    for when in columns[8]:
+        if when not in times:
+            times[when] = when.isoformat()
+    found = compiled.execute(
+        session,
+        _COUNT_PG,
+        {
+            "e_event_ids": arrays.texts(columns[0]),
+            "e_partner_ids": arrays.ints(columns[1]),
+            "e_customer_uins": arrays.ints(columns[2]),
+            "e_products": arrays.texts(columns[3]),
+            "e_kinds": arrays.texts(columns[4]),
+            "e_list_amounts": arrays.ints(columns[5]),
+            "e_voucher_amounts": arrays.ints(columns[6]),
+            "e_counted": arrays.ints(columns[7]),
+            "e_occurred_at": arrays.texts([times[when] for when in columns[8]]),
+            "ingested_at": utcnow(),
+        },
+    )
+    number = forecast.day_number
+    return [
+        _Counted(partner_id, uin, number(day), counted, events, refund)
+        for partner_id, uin, day, counted, events, refund in compiled.driver_rows(found)
+    ]
+
+
+# --- SQLite: staged by executemany, moved by one INSERT ... SELECT ------------------------
+
 #: The batch's events before they are inserted: a temporary table of the connection
-#: (filled by ``COPY`` on PostgreSQL, by ``executemany`` on SQLite), emptied after use.
+#: (filled by ``executemany``), emptied after use.
 _staging = Table(
     "usage_staging",
     MetaData(),
     *(Column(name, _events.c[name].type) for name in _STAGED),
     prefixes=["TEMPORARY"],
 )
-#: A staged row's unique key (CONFLICT_TARGET), for the repeats inside one batch.
-_conflict_key = itemgetter(*(_STAGED.index(c) for c in CONFLICT_TARGET))
 _CREATE_STAGING = CreateTable(_staging, if_not_exists=True)
 _FILL_STAGING = insert(_staging)
 _EMPTY_STAGING = delete(_staging)
-_COPY_STAGING = f"COPY {_staging.name} ({', '.join(_STAGED)}) FROM STDIN"
-
-
-def _insert_events(dialect: str) -> Any:
-    """``INSERT INTO usage_events SELECT ... FROM usage_staging ORDER BY <key> ON CONFLICT
-    (<key>) DO NOTHING RETURNING``: the staged events not seen before, in key order
-    (concurrent batches sharing event ids take the unique index's entries in one order and
-    cannot deadlock on each other)."""
-    module = postgresql if dialect == "postgresql" else sqlite
-    staged = select(
-        *(_staging.c[name] for name in _STAGED),
-        bindparam("ingested_at", type_=_events.c.ingested_at.type),
-    ).order_by(*(_staging.c[name] for name in CONFLICT_TARGET))
-    return (
-        module.insert(_events)
-        .from_select([*_STAGED, "ingested_at"], staged)
-        .on_conflict_do_nothing(index_elements=list(CONFLICT_TARGET))
-        .returning(_events.c.customer_uin, _events.c.counted, _events.c.kind, _events.c.occurred_at)
+#: ``INSERT INTO usage_events SELECT ... FROM usage_staging ORDER BY <key> ON CONFLICT
+#: (<key>) DO NOTHING RETURNING``: the staged events not seen before, in key order.
+_INSERT_EVENTS_SQLITE = (
+    sqlite.insert(_events)
+    .from_select(
+        [*_STAGED, "ingested_at"],
+        select(
+            *(_staging.c[name] for name in _STAGED),
+            bindparam("ingested_at", type_=_events.c.ingested_at.type),
+        ).order_by(*(_staging.c[name] for name in CONFLICT_TARGET)),
     )
+    .on_conflict_do_nothing(index_elements=list(CONFLICT_TARGET))
+    .returning(_events.c.customer_uin, _events.c.counted, _events.c.kind, _events.c.occurred_at)
+)
 
 
-_INSERT_EVENTS = {dialect: _insert_events(dialect) for dialect in ("postgresql", "sqlite")}
+def _count_sqlite(
+    session: Session, rows: Sequence[tuple[Any, ...]], owners: Mapping[int, int]
+) -> list[_Counted]:
+    """:func:`_count_pg` on SQLite: the rows staged, moved, the staging emptied, and the
+    sums made here, then added to the daily totals (:func:`forecast.add_daily`)."""
+    session.execute(_CREATE_STAGING)
+    session.execute(_FILL_STAGING, [dict(zip(_STAGED, row, strict=True)) for row in rows])
+    inserted = compiled.fetch_all(session, _INSERT_EVENTS_SQLITE, {"ingested_at": utcnow()})
+    session.execute(_EMPTY_STAGING)
+    sums: dict[tuple[int, int, int], list[Any]] = {}
+    for uin, counted, kind, when in inserted:
+        key = (owners[uin], uin, forecast.day_number_of(when))
+        found = sums.get(key)
+        if found is None:
+            found = sums[key] = [0, 0, False]
+        found[0] += counted
+        found[1] += 1
+        found[2] |= kind == "refund" and counted != 0
+    forecast.add_daily(session, {key: total for key, (total, _, _) in sums.items()})
+    return [_Counted(*key, *found) for key, found in sums.items()]
+
 
 _customers = Customer.metadata.tables[Customer.__tablename__]
 _partners = Partner.metadata.tables[Partner.__tablename__]
 #: The customers of a batch with their owner (see _owners).
 _OWNERS = select(_customers.c.uin, _customers.c.partner_id)
-_UINS = bindparam("uins", type_=postgresql.ARRAY(BigInteger))
 #: PostgreSQL: the batch's customers by ``uin = ANY(:uins)``, and one partner's of them
 #: locked in UIN order (see _owners and _lock).
-_OWNERS_PG = _OWNERS.where(_customers.c.uin == any_(_UINS)).order_by(_customers.c.uin)
+_OWNERS_PG = _OWNERS.where(_customers.c.uin == any_(arrays.param("uins"))).order_by(
+    _customers.c.uin
+)
 _LOCK_PG = (
-    _OWNERS.where(
-        _customers.c.partner_id == bindparam("partner_id"),
-        _customers.c.uin == any_(_UINS),
+    select(_customers.c.uin)
+    .where(
+        _customers.c.partner_id == bindparam("partner_id", type_=BigInteger),
+        _customers.c.uin == any_(arrays.param("uins")),
     )
     .order_by(_customers.c.uin)
     .with_for_update(key_share=True)
 )
 #: The partners' default threshold lists and forecast alarm windows.
 _DEFAULTS = select(_partners.c.id, _partners.c.thresholds, _partners.c.forecast_days)
+_DEFAULTS_PG = _DEFAULTS.where(_partners.c.id == any_(arrays.param("partner_ids")))
 _CHANGED = tuple(
     dict.fromkeys(
         (
@@ -396,14 +557,10 @@ class _Changed(NamedTuple):
 
 assert _Changed._fields == tuple(column.name for column in _CHANGED)
 #: PostgreSQL: every customer's net consumption added by one statement, the amounts as
-#: three arrays joined as a table (compiled once, whatever the batch's size).
+#: three arrays joined as a table (compiled once, whatever the batch's size). The JSON
+#: lists come back as their text, read once per distinct text (see _lists).
 _DELTAS = (
-    func.unnest(
-        *(
-            bindparam(name, type_=postgresql.ARRAY(BigInteger))
-            for name in ("uins", "partner_ids", "deltas")
-        )
-    )
+    func.unnest(arrays.param("uins"), arrays.param("partner_ids"), arrays.param("deltas"))
     .table_valued("uin", "partner_id", "delta")
     .render_derived(name="d")
 )
@@ -411,8 +568,15 @@ _ADD_CONSUMED_PG = (
     update(_customers)
     .where(_customers.c.uin == _DELTAS.c.uin, _customers.c.partner_id == _DELTAS.c.partner_id)
     .values(consumed=_customers.c.consumed + _DELTAS.c.delta)
-    .returning(*_CHANGED)
+    .returning(
+        *(
+            cast(c, Text).label(c.name) if c.name in ("thresholds", "fired_thresholds") else c
+            for c in _CHANGED
+        )
+    )
 )
+_THRESHOLDS = _Changed._fields.index("thresholds")
+_FIRED = _Changed._fields.index("fired_thresholds")
 
 
 def _owners(session: Session, uins: set[int]) -> dict[int, int]:
@@ -422,7 +586,8 @@ def _owners(session: Session, uins: set[int]) -> dict[int, int]:
         # The UINs as one array: one statement text whatever the batch's customers, so it
         # is compiled, parsed and planned once (an IN list of hundreds of values was
         # rendered, parsed and planned anew on every execution).
-        return dict(session.execute(_OWNERS_PG, {"uins": ordered}).tuples().all())
+        found = compiled.execute(session, _OWNERS_PG, {"uins": arrays.ints(ordered)})
+        return dict(compiled.driver_rows(found))
     query = _OWNERS.where(_customers.c.uin.in_(ordered)).order_by(_customers.c.uin)
     return dict(session.execute(query).tuples().all())
 
@@ -440,7 +605,12 @@ def _lock(session: Session, owners: Mapping[int, int]) -> None:
     for uin in sorted(owners):
         by_partner[owners[uin]].append(uin)
     for partner_id in sorted(by_partner):
-        session.execute(_LOCK_PG, {"partner_id": partner_id, "uins": by_partner[partner_id]})
+        compiled.execute(
+            session,
+            _LOCK_PG,
+            {"partner_id": partner_id, "uins": arrays.ints(by_partner[partner_id])},
+            rows=False,
+        )
 
 
 def _unknown(
@@ -453,17 +623,23 @@ def _unknown(
     ]
 
 
-def _stage(session: Session, rows: list[tuple[Any, ...]]) -> None:
-    """Put the batch's events in the staging table (created on the connection's first batch)."""
-    session.execute(_CREATE_STAGING)
-    if session.get_bind().dialect.name != "postgresql":
-        session.execute(_FILL_STAGING, [dict(zip(_STAGED, row, strict=True)) for row in rows])
-        return
-    driver = session.connection().connection.driver_connection
-    assert driver is not None
-    with driver.cursor() as cursor, cursor.copy(_COPY_STAGING) as copy:
-        for row in rows:
-            copy.write_row(row)
+def _lists(found: Any) -> list[_Changed]:
+    """The customers the PostgreSQL update returned, their JSON lists read from their text
+    (a batch's customers share a few lists: each distinct text is read once; the lists are
+    not changed by their readers)."""
+    read: dict[str | None, Any] = {None: None}
+    changed = []
+    make = _Changed._make
+    for row in compiled.driver_rows(found):
+        values = list(row)
+        for at in (_THRESHOLDS, _FIRED):
+            text = values[at]
+            value = read.get(text, read)
+            if value is read:
+                value = read[text] = json.loads(text)
+            values[at] = value
+        changed.append(make(values))
+    return changed
 
 
 def _add_consumed(
@@ -475,11 +651,11 @@ def _add_consumed(
         return []
     if session.get_bind().dialect.name == "postgresql":
         params = {
-            "uins": ordered,
-            "partner_ids": [owners[uin] for uin in ordered],
-            "deltas": [delta[uin] for uin in ordered],
+            "uins": arrays.ints(ordered),
+            "partner_ids": arrays.ints(owners[uin] for uin in ordered),
+            "deltas": arrays.ints(delta[uin] for uin in ordered),
         }
-        return list(map(_Changed._make, session.execute(_ADD_CONSUMED_PG, params)))
+        return _lists(compiled.execute(session, _ADD_CONSUMED_PG, params))
     shift = case({uin: literal(delta[uin], BigInteger) for uin in ordered}, value=_customers.c.uin)
     return list(
         map(
@@ -497,6 +673,51 @@ def _add_consumed(
     )
 
 
+def _defaults(session: Session, partner_ids: Sequence[int]) -> list[tuple[int, Any, int]]:
+    """Each partner's default threshold list and forecast alarm window."""
+    if not partner_ids:
+        return []
+    if session.get_bind().dialect.name == "postgresql":
+        found = compiled.execute(
+            session, _DEFAULTS_PG, {"partner_ids": arrays.ints(partner_ids)}
+        ).all()
+        return [(partner_id, thresholds, window) for partner_id, thresholds, window in found]
+    return [
+        (partner_id, thresholds, window)
+        for partner_id, thresholds, window in session.execute(
+            _DEFAULTS.where(_partners.c.id.in_(partner_ids))
+        ).tuples()
+    ]
+
+
+def _staged(
+    batch: Sequence[UsageRecord], uins: list[int], owners: Mapping[int, int]
+) -> list[list[Any]]:
+    """The batch's events as columns, in the order of _STAGED. Repeats inside the batch
+    (its unique key, CONFLICT_TARGET) are duplicates too: the first occurrence stands."""
+    partner_ids = [owners[uin] for uin in uins]
+    event_ids = [r.event_id for r in batch]
+    if len(set(zip(partner_ids, event_ids, strict=True))) < len(batch):
+        first: dict[tuple[Any, Any], UsageRecord] = {}
+        for partner_id, r in zip(partner_ids, batch, strict=True):
+            first.setdefault((partner_id, r.event_id), r)
+        batch = list(first.values())
+        uins = [r.customer_uin for r in batch]
+        partner_ids = [owners[uin] for uin in uins]
+        event_ids = [r.event_id for r in batch]
+    return [
+        event_ids,
+        partner_ids,
+        uins,
+        [r.product for r in batch],
+        [r.kind for r in batch],
+        [r.list_amount for r in batch],
+        [r.voucher_amount for r in batch],
+        [r.counted for r in batch],
+        [r.occurred_at for r in batch],
+    ]
+
+
 def ingest(
     session: Session,
     batch: Sequence[UsageRecord],
@@ -512,11 +733,13 @@ def ingest(
     ``lines`` gives each record's line number for those messages (default: 1-based index);
     ``what`` names a line in them ("record", "line").
 
-    The statements, whatever the batch's size: the batch's customers read; the events
-    staged (``COPY`` on PostgreSQL) and inserted by one ``INSERT ... SELECT ... ON CONFLICT
-    DO NOTHING RETURNING``; the customers with new events locked in UIN order (one
-    statement per partner, PostgreSQL); their consumption added by one ``UPDATE ...
-    RETURNING``; then, when thresholds move, the alarm rule's writes
+    The statements, whatever the batch's size: the batch's customers read; on PostgreSQL
+    the events inserted by one ``INSERT ... SELECT ... ON CONFLICT DO NOTHING RETURNING``
+    from arrays, which also adds them to the daily totals and returns their sums per
+    customer and day (SQLite: staged by ``executemany``, moved, the staging emptied, the
+    daily totals added by a statement of their own); the customers with new events locked
+    in UIN order (one statement per partner, PostgreSQL); their consumption added by one
+    ``UPDATE ... RETURNING``; then, when thresholds move, the alarm rule's writes
     (:func:`creditline.ledger.alarms.evaluate_many`).
     """
     if not batch and not faults:
@@ -527,63 +750,41 @@ def ingest(
     postgres = session.get_bind().dialect.name == "postgresql"
     pools: dict[int, int] | None = None
     with session.begin_nested():
-        owners = _owners(session, {r.customer_uin for r in batch})
-        unknown = _unknown(batch, numbers, owners)
+        uins = [r.customer_uin for r in batch]
+        owners = _owners(session, set(uins))
+        unknown = _unknown(batch, numbers, owners) if len(owners) < len(set(uins)) else []
         if unknown or faults:
             raise InvalidBatch(sorted([*faults, *unknown], key=lambda e: e.line), what=what)
         # The top-up rules as the batch begins: a partner whose customers may be topped up
         # has its pool locked before its customers (below, once the events are in), the
         # order of every allocation.
         rules = rules_for(session, owners)
-        # Repeats inside the batch are duplicates too: the first occurrence stands.
-        staged: dict[tuple[Any, ...], tuple[Any, ...]] = {}
-        for r in batch:
-            row = (
-                r.event_id,
-                owners[r.customer_uin],
-                r.customer_uin,
-                r.product,
-                r.kind,
-                r.list_amount,
-                r.voucher_amount,
-                r.counted,
-                r.occurred_at,
-            )
-            staged.setdefault(_conflict_key(row), row)
-        _stage(session, list(staged.values()))
-        inserted = compiled.fetch_all(
-            session,
-            _INSERT_EVENTS["postgresql" if postgres else "sqlite"],
-            {"ingested_at": utcnow()},
+        columns = _staged(batch, uins, owners)
+        counted = (
+            _count_pg(session, columns)
+            if postgres
+            else _count_sqlite(session, list(zip(*columns, strict=True)), owners)
         )
-        session.execute(_EMPTY_STAGING)
         delta: dict[int, int] = defaultdict(int)
         refunds: dict[int, bool] = defaultdict(bool)
-        daily: dict[tuple[int, int, int], int] = defaultdict(int)
         days: dict[int, set[int]] = defaultdict(set)
-        for uin, counted, kind, when in inserted:
-            day = forecast.day_number_of(when)
-            delta[uin] += counted
-            refunds[uin] |= kind == "refund" and counted != 0
-            daily[(owners[uin], uin, day)] += counted
-            days[uin].add(day)
-        forecast.add_daily(session, daily)
+        accepted = 0
+        for sums in counted:
+            delta[sums.uin] += sums.counted
+            refunds[sums.uin] |= sums.refund
+            days[sums.uin].add(sums.day)
+            accepted += sums.events
         if postgres:
             # Locked only now, the events in: concurrent batches queue on these rows for
-            # the consumption's update alone, not for the events' COPY and INSERT too (the
-            # INSERT takes no lock an UPDATE of a customer or a pool waits for; a batch
-            # holding these locks inserts no more events, so no batch waits on another's in
-            # a cycle). The pools first (of the partners whose customers may be topped up),
+            # the consumption's update alone, not for the events' INSERT too (the INSERT
+            # takes no lock an UPDATE of a customer or a pool waits for; a batch holding
+            # these locks inserts no more events, so no batch waits on another's in a
+            # cycle). The pools first (of the partners whose customers may be topped up),
             # their remaining read as they are locked, then the customers.
             pools = lock_pools(session, [owners[uin] for uin in rules if uin in delta])
             _lock(session, {uin: owners[uin] for uin in delta})
         changed = sorted(_add_consumed(session, delta, owners), key=lambda row: row.uin)
-        partner_ids = sorted({row.partner_id for row in changed})
-        found = (
-            session.execute(_DEFAULTS.where(_partners.c.id.in_(partner_ids))).tuples().all()
-            if partner_ids
-            else []
-        )
+        found = _defaults(session, sorted({row.partner_id for row in changed}))
         defaults = {partner_id: thresholds for partner_id, thresholds, _ in found}
         forecast.update_forecasts(
             session,
@@ -595,6 +796,8 @@ def ingest(
                 for row in changed
             },
         )
+        # The alarm rule's objects only for the customers whose fired set it changes
+        # (alarms.settled: exactly those decide() does not pass over).
         alarms = evaluate_many(
             session,
             [
@@ -612,12 +815,18 @@ def ingest(
                     "refund" if delta[row.uin] < 0 and refunds[row.uin] else "usage",
                 )
                 for row in changed
+                if not settled(
+                    row.thresholds if row.thresholds is not None else defaults[row.partner_id],
+                    row.fired_thresholds,
+                    total_credit=row.total_credit,
+                    consumed=row.consumed,
+                )
             ],
         )
         made = after_usage(session, changed, delta, rules, pools=pools) if rules else []
     return IngestResult(
-        accepted=len(inserted),
-        duplicates=len(batch) - len(inserted),
+        accepted=accepted,
+        duplicates=len(batch) - accepted,
         alarms=alarms,
         top_ups=made,
     )

@@ -19,8 +19,7 @@ said before this module existed, and the fast path can only be stricter, never l
 from __future__ import annotations
 
 import json
-from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -28,11 +27,17 @@ from creditline import money
 from creditline.errors import CreditlineError, InvalidBatch, InvalidInput, LineError
 from creditline.ledger import usage
 
+#: The lengths and range the ledger's rules allow (usage.text_value, usage.uin_value),
+#: checked as the body is decoded; whether a text is blank once stripped is asked after.
+_EventId = Annotated[str, msgspec.Meta(max_length=128)]
+_Product = Annotated[str, msgspec.Meta(max_length=100)]
+_Uin = Annotated[int, msgspec.Meta(gt=0, le=2**63 - 1)]
+
 
 class _Record(msgspec.Struct, forbid_unknown_fields=True):
-    event_id: str
-    customer_uin: int
-    product: str
+    event_id: _EventId
+    customer_uin: _Uin
+    product: _Product
     list_amount: str
     occurred_at: str
     voucher_amount: str = "0"
@@ -49,36 +54,38 @@ _LINE = msgspec.json.Decoder(_Record)
 
 def _validated(decoded: list[_Record]) -> list[usage.UsageRecord] | None:
     """The records by the ledger's rules, or None at the first fault (the plain reader then
-    names them all)."""
-    amounts: dict[str, int] = {}
-    times: dict[str, datetime] = {}
-    records = []
+    names them all). Each distinct amount or time text is read once."""
+    # usage.text_value: stripped, and not blank (its length was checked by the decoder).
+    event_ids = [r.event_id.strip() for r in decoded]
+    products = [r.product.strip() for r in decoded]
+    if not (all(event_ids) and all(products)):
+        return None
     try:
-        for r in decoded:
-            list_amount = amounts.get(r.list_amount)
-            if list_amount is None:
-                list_amount = amounts[r.list_amount] = money.parse_amount(r.list_amount)
-            voucher_amount = amounts.get(r.voucher_amount)
-            if voucher_amount is None:
-                voucher_amount = amounts[r.voucher_amount] = money.parse_amount(r.voucher_amount)
-            if voucher_amount > list_amount:
-                return None
-            occurred_at = times.get(r.occurred_at)
-            if occurred_at is None:
-                occurred_at = times[r.occurred_at] = usage.parse_time(r.occurred_at)
-            records.append(
-                usage.UsageRecord(
-                    event_id=usage.text_value(r.event_id, "event_id", 128),
-                    customer_uin=usage.uin_value(r.customer_uin, strict=True),
-                    product=usage.text_value(r.product, "product", 100),
-                    list_amount=list_amount,
-                    voucher_amount=voucher_amount,
-                    occurred_at=occurred_at,
-                    kind=r.kind,
-                )
-            )
+        amounts = {
+            text: money.parse_amount(text)
+            for text in {r.list_amount for r in decoded} | {r.voucher_amount for r in decoded}
+        }
+        times = {text: usage.parse_time(text) for text in {r.occurred_at for r in decoded}}
     except (CreditlineError, ValueError):
         return None
+    make = usage.UsageRecord
+    records = []
+    for r, event_id, product in zip(decoded, event_ids, products, strict=True):
+        list_amount = amounts[r.list_amount]
+        voucher_amount = amounts[r.voucher_amount]
+        if voucher_amount > list_amount:
+            return None
+        records.append(
+            make(
+                event_id,
+                r.customer_uin,
+                product,
+                list_amount,
+                voucher_amount,
+                times[r.occurred_at],
+                r.kind,
+            )
+        )
     return records
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, insert, or_, select, update
+from sqlalchemy import ColumnElement, and_, insert, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from creditline.db.tables import (
@@ -136,9 +136,8 @@ def expand(
             select(NotificationSettings).where(NotificationSettings.partner_id.in_(partner_ids))
         ).scalars()
     }
-    rows: list[dict[str, Any]] = []
-    for event in events:
-        common = {
+    commons = {
+        event.id: {
             "partner_id": event.partner_id,
             "event_id": event.id,
             "status": "pending",
@@ -148,6 +147,42 @@ def expand(
             "last_error": "",
             "created_at": now,
         }
+        for event in events
+    }
+    # An alarm's payload names its customer: the one event kind whose payload is read, all
+    # of the round's at once; the customers' own copies of the thresholds reached likewise
+    # (customer_alarms.hand_over_many), when their partners let them receive their alarms.
+    alarmed = [event for event in events if event.type in ALARM_TYPES]
+    payloads: dict[int, dict[str, Any]] = (
+        dict(
+            session.execute(
+                select(OutboxEvent.id, OutboxEvent.payload).where(
+                    tuple_(OutboxEvent.partner_id, OutboxEvent.id).in_(
+                        [(event.partner_id, event.id) for event in alarmed]
+                    )
+                )
+            )
+            .tuples()
+            .all()
+        )
+        if alarmed
+        else {}
+    )
+    reached = [event for event in alarmed if event.type == THRESHOLD_REACHED]
+    copies = dict(
+        zip(
+            [event.id for event in reached],
+            customer_alarms.hand_over_many(
+                session,
+                [(event.partner_id, payloads[event.id], commons[event.id]) for event in reached],
+                email_enabled=email_enabled,
+            ),
+            strict=True,
+        )
+    )
+    rows: list[dict[str, Any]] = []
+    for event in events:
+        common = commons[event.id]
         for endpoint in endpoints[event.partner_id]:
             if event.type in endpoint.event_types:
                 rows.append(
@@ -161,19 +196,8 @@ def expand(
                 )
         if event.type not in ALARM_TYPES:
             continue
-        # An alarm's payload names its customer: the one event kind whose payload is read.
-        payload = session.execute(
-            select(OutboxEvent.payload).where(
-                OutboxEvent.partner_id == event.partner_id, OutboxEvent.id == event.id
-            )
-        ).scalar_one()
-        if event.type == THRESHOLD_REACHED:
-            # The customer's own copy, when its partner lets it receive its alarms.
-            rows.extend(
-                customer_alarms.hand_over(
-                    session, event.partner_id, payload, common, email_enabled=email_enabled
-                )
-            )
+        payload = payloads[event.id]
+        rows.extend(copies.get(event.id, []))
         if email_enabled:
             # A refused top-up is the partner's business (its pool, its rule): its own
             # recipients only, never the customer.
