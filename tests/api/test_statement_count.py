@@ -187,6 +187,30 @@ def _usage(world: World, tag: str, size: int) -> dict[str, Any]:
     }
 
 
+def _without_leases(seen: list[str]) -> tuple[list[str], int]:
+    """``seen`` without the rate limiter's leases, and how many there were. A lease is the
+    limiter's own transaction (auth/rate_limit.py: its BEGIN on SQLite, its INSERT, its
+    COMMIT), taken when the process's leased tokens have run out or expired (a second
+    after their lease): it comes with a request when the machine is slow enough, not with
+    what the request does."""
+    kept: list[str] = []
+    leased = 0
+    after_lease = False
+    for statement in seen:
+        if statement.startswith("INSERT INTO rate_buckets"):
+            leased += 1
+            if kept and kept[-1].startswith("BEGIN"):
+                kept.pop()
+            after_lease = True
+            continue
+        if after_lease and statement == "COMMIT":
+            after_lease = False
+            continue
+        after_lease = False
+        kept.append(statement)
+    return kept, leased
+
+
 def test_a_usage_batch_makes_a_pinned_number_of_statements_whatever_its_size(
     client: TestClient, world: World, engine: Engine
 ) -> None:
@@ -201,7 +225,8 @@ def test_a_usage_batch_makes_a_pinned_number_of_statements_whatever_its_size(
                 "/v1/usage-batches", json=_usage(world, f"s{size}", size), headers=headers
             )
         assert answer.status_code == 200, answer.text
-        if postgres:
+        seen[:], leased = _without_leases(seen)
+        if postgres and not leased:
             assert round_trips(engine) - trips == USAGE_ROUND_TRIPS
         assert answer.json() == {"accepted": size, "duplicates": 0, "alarm_ids": [], "top_ups": []}
         listing = "\n".join(s[:90] + " ... " + s[-40:] for s in seen)
