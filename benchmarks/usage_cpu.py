@@ -19,9 +19,10 @@ instead of 100.00 (a few dozen top-ups in every batch); the answer then also giv
 top-ups made per measured batch.
 
 ``--served``: the suite's usage load itself (``creditline serve --workers 2``, 4 clients in
-2 load processes, ``--seconds`` long) on a fresh database, and the CPU per batch of the
-server's processes and of this database's backends (concurrent batches queue on their
-customers' row locks, which the in-process client never meets).
+2 load processes, ``--seconds`` long) on a fresh database (with ``--rules``, the rules on),
+and the CPU per batch of the server's processes and of this database's backends
+(concurrent batches queue on their customers' row locks, which the in-process client
+never meets).
 
 Run it from the repository root, as the suite."""
 
@@ -130,9 +131,12 @@ def measure(
         databases.drop_database(url)
 
 
-def measure_served(seconds: float, *, clients: int = 4, workers: int = 2) -> dict[str, float]:
+def measure_served(
+    seconds: float, *, clients: int = 4, workers: int = 2, rules: bool = False
+) -> dict[str, float]:
     """The suite's usage load for ``seconds`` against ``creditline serve``; CPU
-    milliseconds per batch of the server's processes and of the database's backends."""
+    milliseconds per batch of the server's processes and of the database's backends
+    (``rules``: every partner's default top-up rule on, as the suite's row)."""
     os.environ.setdefault("CREDITLINE_SECRET_KEY", "benchmark-server-key-" + "b" * 32)
     os.environ.setdefault("CREDITLINE_API_RATE_LIMIT_PER_MINUTE", "0")
     from creditline.db import make_engine
@@ -144,6 +148,8 @@ def measure_served(seconds: float, *, clients: int = 4, workers: int = 2) -> dic
     try:
         upgrade(engine)
         world = seed.build_world(engine, partners=10, customers=1_000, credit=100_000)
+        if rules:
+            seed.top_up_rules(engine, world)
         engine.dispose()
         with Server(url, workers=workers) as server:
             work = load.Workload(
@@ -186,7 +192,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4, help="--served: clients")
     args = parser.parse_args()
     if args.served:
-        print(json.dumps(measure_served(args.seconds, clients=args.clients)))
+        print(json.dumps(measure_served(args.seconds, clients=args.clients, rules=args.rules)))
         return
     print(json.dumps(measure(args.batches, rules=args.rules, top_up=args.top_up, grow=args.grow)))
 

@@ -118,36 +118,42 @@ def _compiled(connection: Connection, statement: Executable) -> Compiled:
     return found
 
 
-def _run(
-    connection: Connection, compiled: Compiled, values: Mapping[str, Any], *, rows: bool = True
-) -> Any:
+def _run(connection: Connection, compiled: Compiled, values: Mapping[str, Any]) -> Any:
     return connection.exec_driver_sql(
         compiled.sql,
         compiled.params(values),
-        execution_options={RETURNS_ROWS: rows and bool(compiled.columns)},
+        execution_options={RETURNS_ROWS: bool(compiled.columns)},
     )
 
 
 def execute(
-    bind: Connection | Session,
-    statement: Executable,
-    values: Mapping[str, Any],
-    *,
-    rows: bool = True,
+    bind: Connection | Session, statement: Executable, values: Mapping[str, Any]
 ) -> CursorResult[Any]:
     """Run ``statement`` (a module's constant, built once) with ``values`` on ``bind`` (a
     session's: in its transaction, after what it has pending), compiled only the first
     time for its dialect. Its rows come back as the driver gives them (:func:`fetch_all`
-    converts them). ``rows=False``: its rows are not wanted (a ``SELECT ... FOR UPDATE``
-    run for its locks), so a pipelined transaction sends it with the next statement that
-    has rows to read instead of waiting for it (db/engine.py); the result is closed."""
+    converts them)."""
     connection = _connection(bind)
-    result: CursorResult[Any] = _run(
-        connection, _compiled(connection, statement), values, rows=rows
-    )
-    if not rows:
-        result.close()
+    result: CursorResult[Any] = _run(connection, _compiled(connection, statement), values)
     return result
+
+
+def execute_many(
+    bind: Connection | Session, statement: Executable, values: Sequence[Mapping[str, Any]]
+) -> None:
+    """Run ``statement`` once for each of ``values``, in order, its rows not wanted (a
+    ``SELECT ... FOR UPDATE`` run for its locks, one partner's at a time): one call to the
+    driver's ``executemany``, whose statements a pipelined transaction sends with the next
+    statement that has rows to read (db/engine.py). Each is still its own statement."""
+    if not values:
+        return
+    connection = _connection(bind)
+    compiled = _compiled(connection, statement)
+    connection.exec_driver_sql(
+        compiled.sql,
+        [compiled.params(v) for v in values],
+        execution_options={RETURNS_ROWS: False},
+    )
 
 
 def driver_rows(result: CursorResult[Any]) -> Sequence[Any]:

@@ -422,24 +422,27 @@ _months = TopUpMonth.metadata.tables[TopUpMonth.__tablename__]
 _notices = PartnerNotice.metadata.tables[PartnerNotice.__tablename__]
 
 #: PostgreSQL: one partner's pool locked (``FOR NO KEY UPDATE``, the lock an UPDATE of it
-#: takes), and its remaining read, by the same statement.
+#: takes).
 _LOCK_POOL = (
-    select(_partners.c.pool_total - _partners.c.pool_allocated)
-    .where(_partners.c.id == bindparam("partner_id"))
+    select(_partners.c.id)
+    .where(_partners.c.id == bindparam("partner_id", type_=BigInteger))
     .with_for_update(key_share=True)
 )
+#: A pool's remaining, as :func:`after_usage` takes it (``pools``).
+REMAINING = (_partners.c.pool_total - _partners.c.pool_allocated).label("remaining")
 
 
-def lock_pools(session: Session, partner_ids: Sequence[int]) -> dict[int, int]:
+def lock_pools(session: Session, partner_ids: Sequence[int]) -> None:
     """Lock the pools of ``partner_ids`` (ascending, one statement each, as an UPDATE of
     them would) before a usage batch locks its customers: the batch may then allocate
-    from them, and every allocation locks its pool before its customer. Each pool's
-    remaining as locked, by partner: nothing but this transaction changes it now.
-    PostgreSQL only (SQLite has one writer at a time)."""
-    return {
-        partner_id: compiled.execute(session, _LOCK_POOL, {"partner_id": partner_id}).scalar_one()
-        for partner_id in sorted(set(partner_ids))
-    }
+    from them, and every allocation locks its pool before its customer. Their rows are
+    not read here (a pipelined transaction sends these statements with the next that has
+    rows to read): the batch reads each pool's remaining (:data:`REMAINING`) once they are
+    locked, when nothing but its own transaction can change them. PostgreSQL only (SQLite
+    has one writer at a time)."""
+    compiled.execute_many(
+        session, _LOCK_POOL, [{"partner_id": partner_id} for partner_id in sorted(set(partner_ids))]
+    )
 
 
 def month_of(moment: datetime) -> str:
@@ -609,8 +612,8 @@ def _months_of(
 
 
 def _remaining(session: Session, partner_ids: Sequence[int]) -> dict[int, int]:
-    """Each pool's remaining (SQLite: read under its one writer; PostgreSQL reads it as it
-    locks the pools, :func:`lock_pools`)."""
+    """Each pool's remaining (SQLite: read under its one writer; PostgreSQL reads it once
+    :func:`lock_pools` has locked them, with the partners' default lists)."""
     found = session.execute(
         select(_partners.c.id, _partners.c.pool_total - _partners.c.pool_allocated).where(
             _partners.c.id.in_(sorted(set(partner_ids)))
@@ -674,7 +677,7 @@ def after_usage(
     total credit, consumed, name), still locked by the batch; ``raised``: each customer's
     net consumption added by the batch (only a rise triggers); ``rules``: what
     :func:`rules_for` read before the batch locked its customers; ``pools``: each pool's
-    remaining as :func:`lock_pools` locked it (None: read here, SQLite).
+    remaining as read under :func:`lock_pools`' locks (None: read here, SQLite).
 
     Set-based: whatever the number of top-ups, one read of the months and then one
     statement for each kind of write — the pools' guarded UPDATE, the customers'

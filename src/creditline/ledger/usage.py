@@ -54,7 +54,7 @@ from creditline.clock import utcnow
 from creditline.db import arrays, compiled
 from creditline.db.tables import Alarm, Customer, Partner, UsageDaily, UsageEvent
 from creditline.errors import CreditlineError, InvalidBatch, InvalidInput, LineError
-from creditline.ledger import forecast
+from creditline.ledger import forecast, top_ups
 from creditline.ledger.alarms import CustomerCredit, evaluate_many, settled
 from creditline.ledger.top_ups import TopUp, after_usage, lock_pools, rules_for
 
@@ -516,8 +516,11 @@ _LOCK_PG = (
     .order_by(_customers.c.uin)
     .with_for_update(key_share=True)
 )
-#: The partners' default threshold lists and forecast alarm windows.
-_DEFAULTS = select(_partners.c.id, _partners.c.thresholds, _partners.c.forecast_days)
+#: The partners' default threshold lists and forecast alarm windows, and their pools'
+#: remaining (what top-ups read on PostgreSQL, the pools locked: top_ups.lock_pools).
+_DEFAULTS = select(
+    _partners.c.id, _partners.c.thresholds, _partners.c.forecast_days, top_ups.REMAINING
+)
 _DEFAULTS_PG = _DEFAULTS.where(_partners.c.id == any_(arrays.param("partner_ids")))
 _CHANGED = tuple(
     dict.fromkeys(
@@ -604,13 +607,14 @@ def _lock(session: Session, owners: Mapping[int, int]) -> None:
     by_partner: dict[int, list[int]] = defaultdict(list)
     for uin in sorted(owners):
         by_partner[owners[uin]].append(uin)
-    for partner_id in sorted(by_partner):
-        compiled.execute(
-            session,
-            _LOCK_PG,
-            {"partner_id": partner_id, "uins": arrays.ints(by_partner[partner_id])},
-            rows=False,
-        )
+    compiled.execute_many(
+        session,
+        _LOCK_PG,
+        [
+            {"partner_id": partner_id, "uins": arrays.ints(by_partner[partner_id])}
+            for partner_id in sorted(by_partner)
+        ],
+    )
 
 
 def _unknown(
@@ -673,20 +677,18 @@ def _add_consumed(
     )
 
 
-def _defaults(session: Session, partner_ids: Sequence[int]) -> list[tuple[int, Any, int]]:
-    """Each partner's default threshold list and forecast alarm window."""
+def _defaults(session: Session, partner_ids: Sequence[int]) -> list[tuple[int, Any, int, int]]:
+    """Each partner's default threshold list, forecast alarm window and pool remaining."""
     if not partner_ids:
         return []
     if session.get_bind().dialect.name == "postgresql":
         found = compiled.execute(
             session, _DEFAULTS_PG, {"partner_ids": arrays.ints(partner_ids)}
         ).all()
-        return [(partner_id, thresholds, window) for partner_id, thresholds, window in found]
+    else:
+        found = session.execute(_DEFAULTS.where(_partners.c.id.in_(partner_ids))).all()
     return [
-        (partner_id, thresholds, window)
-        for partner_id, thresholds, window in session.execute(
-            _DEFAULTS.where(_partners.c.id.in_(partner_ids))
-        ).tuples()
+        (partner_id, thresholds, window, left) for partner_id, thresholds, window, left in found
     ]
 
 
@@ -780,17 +782,23 @@ def ingest(
             # takes no lock an UPDATE of a customer or a pool waits for; a batch holding
             # these locks inserts no more events, so no batch waits on another's in a
             # cycle). The pools first (of the partners whose customers may be topped up),
-            # their remaining read as they are locked, then the customers.
-            pools = lock_pools(session, [owners[uin] for uin in rules if uin in delta])
+            # then the customers; the pools' remaining is read with the defaults below,
+            # under these locks (the lock statements go with the UPDATE: no round trip).
+            locked = sorted({owners[uin] for uin in rules if uin in delta})
+            lock_pools(session, locked)
             _lock(session, {uin: owners[uin] for uin in delta})
         changed = sorted(_add_consumed(session, delta, owners), key=lambda row: row.uin)
         found = _defaults(session, sorted({row.partner_id for row in changed}))
-        defaults = {partner_id: thresholds for partner_id, thresholds, _ in found}
+        defaults = {partner_id: thresholds for partner_id, thresholds, _, _ in found}
+        if postgres:
+            # The locked pools' remaining, read under their locks.
+            left = {partner_id: remaining for partner_id, _, _, remaining in found}
+            pools = {partner_id: left[partner_id] for partner_id in locked if partner_id in left}
         forecast.update_forecasts(
             session,
             changed,
             new_days=days,
-            defaults={partner_id: window for partner_id, _, window in found},
+            defaults={partner_id: window for partner_id, _, window, _ in found},
             cause={
                 row.uin: "refund" if delta[row.uin] < 0 and refunds[row.uin] else "usage"
                 for row in changed
