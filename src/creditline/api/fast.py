@@ -12,8 +12,9 @@ an ``Idempotency-Key`` goes to the ordinary path.
 
 Writes in flight together share a statement (:class:`_Queue`): while a server process
 has its statement out, the writes that arrive wait, and go as one statement of the same
-rules over arrays (the batch forms of both modules, db/batched.py), each with its own
-answer — a statement's start, commit, round trip and locks paid once for several.
+rules, their parameters sent as one JSON text (the batch forms of both modules,
+db/batched.py), each with its own answer — a statement's start, commit, round trip and
+locks paid once for several.
 
 It runs the same statements as the ordinary path (each built once by the module that owns
 it, compiled once here), with the key from the key cache, and answers exactly what the
