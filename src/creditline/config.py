@@ -23,12 +23,8 @@ class Settings(BaseSettings):
     #: customers' rows locked from its consumption's update to its commit, so batches
     #: beyond a few only wait for each other in PostgreSQL, holding their transactions
     #: (and the row versions they still see) open; here they wait in the process, before
-    #: their transaction begins, and decode and check their records meanwhile. Not limited
-    #: by default: with one at a time, the batches whose customers top-up rules refill
-    #: (the top-ups written inside the batch's locked section) no longer overlap, and the
-    #: suite's row with every rule on fell to 0.83 times the row without (target 0.90;
-    #: unlimited: 0.97, docs/benchmarks.md run 17).
-    usage_writers: int = 0
+    #: their transaction begins, and decode and check their records meanwhile.
+    usage_writers: int = 1
     #: Milliseconds SQLite waits for a lock held by another connection before giving up.
     sqlite_busy_timeout_ms: int = 10_000
     #: Server key that encrypts API secrets at rest (any long random text). Required on
