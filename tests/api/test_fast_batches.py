@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, func, inspect, select
+from sqlalchemy import Engine, func, select
+from tests.api import test_fast_path_equal as equal
 from tests.api.conftest import World
 
 from creditline import audit
@@ -59,15 +60,10 @@ _OWN = frozenset(
 
 def _same(value: Any) -> Any:
     """``value`` without what differs by nature (see :data:`_OWN`), at every depth."""
-    if isinstance(value, dict):
-        return {k: _same(v) for k, v in value.items() if k not in _OWN}
-    if isinstance(value, list):
-        return [_same(v) for v in value]
-    return value
+    return equal._same(value, _OWN)
 
 
-def _row(obj: Any) -> dict[str, Any]:
-    return {c.key: getattr(obj, c.key) for c in inspect(obj).mapper.column_attrs}
+_row = equal._row
 
 
 @pytest.fixture

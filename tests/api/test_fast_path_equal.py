@@ -34,12 +34,13 @@ from creditline.ledger.records import Origin
 _OWN = frozenset({"id", "created_at", "delivered_at", "at", "request_id", "idempotency_key", "key"})
 
 
-def _same(value: Any) -> Any:
-    """``value`` without what differs by nature (see :data:`_OWN`), at every depth."""
+def _same(value: Any, own: frozenset[str] = _OWN) -> Any:
+    """``value`` without what differs by nature (``own``, by default :data:`_OWN`), at
+    every depth."""
     if isinstance(value, dict):
-        return {k: _same(v) for k, v in value.items() if k not in _OWN}
+        return {k: _same(v, own) for k, v in value.items() if k not in own}
     if isinstance(value, list):
-        return [_same(v) for v in value]
+        return [_same(v, own) for v in value]
     return value
 
 
