@@ -5,13 +5,15 @@ shapes: each seeded customer's credit is one allocation record, and the pool's
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, select, text
 
 from creditline.auth import keys
 from creditline.db import transaction
+from creditline.db.tables import Partner as PartnerRow
 from creditline.ledger import accounts, pools
 from creditline.ledger.records import Origin
 
@@ -66,8 +68,16 @@ def _now(engine: Engine) -> object:
     return now if engine.dialect.name == "postgresql" else now.strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
-def _empty_list(engine: Engine) -> str:
-    return "CAST('[]' AS JSON)" if engine.dialect.name == "postgresql" else "'[]'"
+def _fired(engine: Engine, thresholds: list[int], consumed: str, total: str) -> str:
+    """SQL for the fired list the alarm rule leaves a customer with ``consumed`` of
+    ``total`` (SQL expressions, ``total`` > 0) under ``thresholds``: those reached."""
+    ascending = sorted(thresholds)
+    levels = " ".join(
+        f"WHEN {consumed} * 100 >= {t} * {total} THEN '{json.dumps(ascending[: i + 1])}'"
+        for i, t in reversed(list(enumerate(ascending)))
+    )
+    listed = f"CASE {levels} ELSE '[]' END"
+    return f"CAST({listed} AS JSON)" if engine.dialect.name == "postgresql" else listed
 
 
 def new_partner(engine: Engine, *, name: str, pool: int) -> Partner:
@@ -94,6 +104,11 @@ def add_customers(engine: Engine, partner: Partner, count: int, *, credit: int) 
         base = c.execute(text("SELECT COALESCE(MAX(uin), 0) FROM accounts")).scalar_one()
         now = _now(engine)
         params = {"n": count, "base": base, "now": now, "p": partner.id, "credit": credit}
+        # The alarm rule's state as it leaves every customer (and as verify checks it):
+        # the partner's default thresholds that the seeded consumption reaches, fired.
+        defaults = c.execute(
+            select(PartnerRow.thresholds).where(PartnerRow.id == partner.id)
+        ).scalar_one()
         c.execute(
             text(
                 f"{_series(engine)} INSERT INTO accounts (uin, kind, created_at) "
@@ -118,7 +133,7 @@ def add_customers(engine: Engine, partner: Partner, count: int, *, credit: int) 
                 f"'billing' || i || '@' || {pick} || '.example', '', "
                 "CASE WHEN i % 100 = 0 THEN 'key account' ELSE '' END, i % 3, "
                 f"{_seconds_before_now(engine, ':n - i')}, :credit, (i * 7919) % :credit, "
-                f"NULL, {_empty_list(engine)} FROM g"
+                f"NULL, {_fired(engine, defaults, '(i * 7919) % :credit', ':credit')} FROM g"
             ),
             params,
         )

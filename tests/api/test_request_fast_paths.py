@@ -72,13 +72,15 @@ def test_an_expired_idempotency_key_is_claimed_afresh(
 
 
 def test_the_fast_paths_answer_in_front_of_every_layer(client: TestClient, engine: Engine) -> None:
-    """The fast paths are the outermost layers, in front of FastAPI's own (its error,
-    telemetry and body-limit middleware): a request they answer pays for no other."""
+    """The fast paths are the outermost layers, in front of FastAPI's own entry and
+    layers (its error, telemetry and body-limit middleware): a request they answer pays
+    for no other."""
     from creditline.api.fast import FastPath
     from creditline.tc3.fast import TencentFastPath
 
-    stack = client.app.build_middleware_stack()  # type: ignore[attr-defined]
+    stack = client.app.front()  # type: ignore[attr-defined]
     if engine.dialect.name == "postgresql":
         assert isinstance(stack, TencentFastPath)
         stack = stack.app
     assert isinstance(stack, FastPath)
+    assert stack.app.__name__ == "fastapi"  # type: ignore[attr-defined]

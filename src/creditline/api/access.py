@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-import uuid
+import secrets
 from typing import Any
 
 access_log = logging.getLogger("creditline.access")
@@ -15,7 +15,7 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
 
 def request_id(given: str) -> str:
     """The request's id: the caller's ``X-Request-Id`` if sane, else a new one."""
-    return given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+    return given if _REQUEST_ID.match(given) else secrets.token_hex(16)
 
 
 def log_request(
