@@ -23,10 +23,9 @@ class Settings(BaseSettings):
     #: customers' rows locked from its consumption's update to its commit, so batches
     #: beyond a few only wait for each other in PostgreSQL, holding their transactions
     #: (and the row versions they still see) open; here they wait in the process, before
-    #: their transaction begins, and decode and check their records meanwhile. Two: one
-    #: batch's statements run while the other's records are read (measured best with
-    #: one server process on two cores, docs/benchmarks.md run 18).
-    usage_writers: int = 2
+    #: their transaction begins, and decode and check their records meanwhile. One per
+    #: process: with ``--workers 2`` two at once (docs/benchmarks.md runs 17 and 18).
+    usage_writers: int = 1
     #: Milliseconds SQLite waits for a lock held by another connection before giving up.
     sqlite_busy_timeout_ms: int = 10_000
     #: Server key that encrypts API secrets at rest (any long random text). Required on
