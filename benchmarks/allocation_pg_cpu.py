@@ -75,12 +75,11 @@ async def _allocate(
                 source_ip="127.0.0.1",
                 request_id=uuid.uuid4().hex,
             )
-            base = audit.row(
+            base = audit.statement_row(
                 actor,
                 action="POST /v1/customers/{uin}/allocate",
                 object=f"/v1/customers/{uin}/allocate",
             )
-            del base["audit_before"], base["audit_after"]
             idempotency_key = uuid.uuid4().hex
             if tencent:  # the Tencent action's form: its signature claimed, its answer
                 now = datetime.now(UTC)

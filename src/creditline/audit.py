@@ -582,6 +582,14 @@ def row(
     }
 
 
+def statement_row(actor: Actor, *, action: str, object: str = "") -> dict[str, Any]:
+    """:func:`row`'s parameters but its before and after, for a statement that builds
+    those from the rows it changes (:func:`insert_from`)."""
+    found = row(actor, action=action, object=object)
+    del found["audit_before"], found["audit_after"]
+    return found
+
+
 def refused(
     engine: Engine,
     actor: Actor,

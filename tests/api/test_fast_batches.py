@@ -109,8 +109,7 @@ def _write(key: keys.ApiKey, partner: int, uin: int, form: fast.Form, amount: in
         source_ip="127.0.0.1",
         request_id=tag,
     )
-    base = audit.row(actor, action="allocate", object=f"/v1/customers/{uin}/allocate")
-    del base["audit_before"], base["audit_after"]
+    base = audit.statement_row(actor, action="allocate", object=f"/v1/customers/{uin}/allocate")
     return fast.Write(
         key_id=key.id,
         partner_id=partner,
@@ -297,8 +296,9 @@ def test_checks_together_keep_what_each_check_alone_keeps(
             source_ip="127.0.0.1",
             request_id=uuid.uuid4().hex,
         )
-        base = audit.row(actor, action="check", object=f"/v1/customers/{uin}/purchase-checks")
-        del base["audit_before"], base["audit_after"]
+        base = audit.statement_row(
+            actor, action="check", object=f"/v1/customers/{uin}/purchase-checks"
+        )
         return writer.prepared_check(
             fast.Check(key_id=key.id, params=params, request={"amount": amount}, audit=base)
         )

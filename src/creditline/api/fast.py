@@ -626,8 +626,7 @@ class FastPath:
                 changed=audit.changed(change.changes),
             )
 
-        base = audit.row(actor, action=action, object=scope["path"])
-        del base["audit_before"], base["audit_after"]
+        base = audit.statement_row(actor, action=action, object=scope["path"])
         answer = await fast.write(
             Write(
                 claims=None if claim is None else "idempotency",
@@ -673,12 +672,11 @@ class FastPath:
             return None  # the audit row hides part of it: the ordinary path writes that
         if not self._admitted(scope, key):
             return None
-        base = audit.row(
+        base = audit.statement_row(
             _actor(scope, key),
             action=f"POST /v1/customers/{{uin}}/{_CHECK}",
             object=scope["path"],
         )
-        del base["audit_before"], base["audit_after"]
         answer = await self.fast.check(
             Check(key_id=key.id, params=params, request=request, audit=base)
         )

@@ -151,8 +151,7 @@ class TencentFastPath:
         scope.setdefault("state", {})[ADMITTED] = True  # counted once, here
         request_id = new_request_id()
         actor = actor_of(request, authorization, caller, request_id)
-        base = audit.row(actor, action=ACTION)
-        del base["audit_before"], base["audit_after"]
+        base = audit.statement_row(actor, action=ACTION)
         claim = signatures.claim_params(
             secret_id=authorization.secret_id,
             signature=authorization.signature,
