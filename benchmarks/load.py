@@ -49,6 +49,8 @@ class Result:
     failed: int = 0
     items: int = 0
     seconds: float = 0.0
+    #: CPU the load processes themselves used (all their threads), in seconds.
+    client_cpu_seconds: float = 0.0
     latencies: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
@@ -238,6 +240,7 @@ def _process(work: Workload, first: int, threads: int, start_at: float, queue: A
     # Every process starts at the same wall-clock moment, after its interpreter is warm.
     time.sleep(max(0.0, start_at - time.time()))
     began = time.monotonic()
+    cpu_before = time.process_time()
     deadline = began + work.seconds
     budget = max(1, work.max_requests // work.clients)
     workers = [
@@ -248,7 +251,9 @@ def _process(work: Workload, first: int, threads: int, start_at: float, queue: A
         w.start()
     for w in workers:
         w.join()
-    total = Result(seconds=time.monotonic() - began)
+    total = Result(
+        seconds=time.monotonic() - began, client_cpu_seconds=time.process_time() - cpu_before
+    )
     for r in results:
         total.ok += r.ok
         total.failed += r.failed
@@ -280,6 +285,7 @@ def run(work: Workload) -> Result:
         total.ok += r.ok
         total.failed += r.failed
         total.items += r.items
+        total.client_cpu_seconds += r.client_cpu_seconds
         total.latencies += r.latencies
         total.errors += r.errors
     return total

@@ -188,6 +188,18 @@ def add_records(engine: Engine, partner: Partner, count: int, *, chunk: int = 1_
     analyze(engine)
 
 
+def vacuum(engine: Engine) -> None:
+    """Clear the dead row versions the loads before left, as autovacuum would between
+    them (PostgreSQL only): a load measured after another starts from the same state as
+    the first. Every allocation rewrites its customer's row and all six of its index
+    entries (their keys change: no HOT update); where autovacuum is off, as on machines
+    set up for tests, 60,000 allocations leave 60,000 dead versions that the next load's
+    lookups wade through (docs/benchmarks.md, run 19)."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+            c.execute(text("VACUUM"))
+
+
 def analyze(engine: Engine) -> None:
     """Refresh the planner's statistics after a bulk load, and clear the dead row versions
     earlier loads left (as autovacuum would, later). Without the VACUUM, the partner row

@@ -80,6 +80,17 @@ def machine() -> dict[str, Any]:
         engine = make_engine(databases.ADMIN_URL)
         with engine.connect() as c:
             postgres = c.execute(text("SHOW server_version")).scalar_one()
+            # Settings the figures depend on: autovacuum off (as on machines set up for
+            # tests) leaves each load's dead row versions to the next (seed.vacuum).
+            postgres += "; " + ", ".join(
+                f"{name}={setting}"
+                for name, setting in c.execute(
+                    text(
+                        "SELECT name, setting FROM pg_settings WHERE name IN ('autovacuum', "
+                        "'shared_buffers', 'synchronous_commit', 'fsync') ORDER BY name"
+                    )
+                )
+            )
         engine.dispose()
     except Exception as exc:  # the report says so instead of failing
         postgres = f"unreachable: {exc.__class__.__name__}"
@@ -271,26 +282,34 @@ def alarm_latency(url: str, alarms: int) -> dict[str, Any]:
     return modes
 
 
-def measured(server: Server, work: load.Workload) -> tuple[load.Result, dict[str, float]]:
-    """Run ``work`` against ``server``; the result and where the CPU went, per request:
+def measured(
+    server: Server, work: load.Workload, *, database: Engine | None = None
+) -> tuple[load.Result, dict[str, float]]:
+    """Run ``work`` against ``server`` (on ``database``, vacuumed first: see
+    :func:`seed.vacuum`); the result and where the CPU went, per request:
     milliseconds of the server's processes and of PostgreSQL's, and the request rate the
     machine's cores could carry at that cost (``cores / CPU per request``). The load
-    generator's own CPU is left out: it is the client's, as pgbench's client is."""
+    generator's own CPU is left out of that rate, as pgbench's client is, but shown: it
+    runs on the same cores."""
+    if database is not None:
+        seed.vacuum(database)
     server_before, postgres_before = server.cpu_seconds(), postgres_cpu_seconds()
     result = load.run(work)
     server_ms = (server.cpu_seconds() - server_before) * 1000 / max(result.ok, 1)
     postgres_ms = (postgres_cpu_seconds() - postgres_before) * 1000 / max(result.ok, 1)
-    return result, cpu_per_request(server_ms, postgres_ms)
+    client_ms = result.client_cpu_seconds * 1000 / max(result.ok, 1)
+    return result, cpu_per_request(server_ms, postgres_ms, client_ms)
 
 
-def cpu_per_request(server_ms: float, postgres_ms: float) -> dict[str, float]:
+def cpu_per_request(server_ms: float, postgres_ms: float, client_ms: float) -> dict[str, float]:
     """The CPU columns of the request-path table, and the rate the machine's cores could
-    carry at that cost."""
+    carry at the server's and PostgreSQL's cost."""
     cores = os.cpu_count() or 1
     total = server_ms + postgres_ms
     return {
         "server_cpu_ms_per_request": round(server_ms, 2),
         "postgres_cpu_ms_per_request": round(postgres_ms, 2),
+        "client_cpu_ms_per_request": round(client_ms, 2),
         "cpu_bound_requests_per_second": round(cores * 1000 / total, 1) if total > 0 else 0.0,
     }
 
@@ -363,7 +382,7 @@ def run(*, engine: str, quick: bool, workers: int, only: list[str] | None) -> di
                     "ratio_to_pgbench": 1.0,
                     "p50_ms": float("nan"),  # pgbench reports only the mean latency
                     "p99_ms": float("nan"),
-                    **cpu_per_request(pg.client_cpu_ms, pg.postgres_cpu_ms),
+                    **cpu_per_request(pg.client_cpu_ms, pg.postgres_cpu_ms, pg.client_cpu_ms),
                 }
             )
 
@@ -389,6 +408,7 @@ def run(*, engine: str, quick: bool, workers: int, only: list[str] | None) -> di
                             [p.customers for p in world.partners],
                             seconds=sizes.load_seconds,
                         ),
+                        database=db,
                     )
                 paths.append(_cost("floor: smallest one-statement allocation", result, cpu, pg_tps))
 
@@ -408,6 +428,7 @@ def run(*, engine: str, quick: bool, workers: int, only: list[str] | None) -> di
                         load.Workload(
                             "rest_pool", server.port, keys, customers, seconds=sizes.load_seconds
                         ),
+                        database=db,
                     )
                     paths.append(
                         _cost("floor: GET /v1/pool (authenticate + one read)", result, cpu, pg_tps)
@@ -421,6 +442,7 @@ def run(*, engine: str, quick: bool, workers: int, only: list[str] | None) -> di
                         load.Workload(
                             kind, server.port, keys, customers, seconds=sizes.load_seconds
                         ),
+                        database=db,
                     )
                     raw[kind] = _summary(result)
                     paths.append(_cost(f"allocation through {label}", result, cpu, pg_tps))
@@ -447,10 +469,12 @@ def run(*, engine: str, quick: bool, workers: int, only: list[str] | None) -> di
                         )
                     )
                 if "purchase_checks" in wanted:
-                    _purchase_checks(server, world, sizes, report, pg_tps)
+                    _purchase_checks(server, db, world, sizes, report, pg_tps)
                 if "usage" in wanted:
                     _log(f"usage ingestion, batches of 1,000, {sizes.usage_clients} clients")
-                    result, cpu = measured(server, _usage_load(server, world, sizes, "u"))
+                    result, cpu = measured(
+                        server, _usage_load(server, world, sizes, "u"), database=db
+                    )
                     raw["usage"] = _summary(result)
                     paths.append(_cost("usage batch of 1,000 events", result, cpu, None))
                 peak_rss.update({f"load {k}": v for k, v in server.peak_rss_mb().items()})
@@ -572,6 +596,7 @@ def _usage_with_rules(
 
 def _purchase_checks(
     server: Server,
+    database: Engine,
     world: seed.World,
     sizes: Sizes,
     report: dict[str, Any],
@@ -589,6 +614,7 @@ def _purchase_checks(
             [world.customers],
             seconds=sizes.load_seconds,
         ),
+        database=database,
     )
     report["raw"]["purchase_check"] = _summary(result)
     report["request_path"].append(_cost("purchase check through REST", result, cpu, pg_tps))
@@ -752,10 +778,10 @@ def render(report: dict[str, Any]) -> str:
     if report.get("request_path"):
         lines += [
             "",
-            "request path: rate, and CPU per request (server processes, PostgreSQL); "
-            "'CPU-bound' is cores / CPU per request",
+            "request path: rate, and CPU per request (server processes, PostgreSQL, the load "
+            "generator); 'CPU-bound' is cores / (server + PostgreSQL CPU per request)",
             f"{'what':<52} {'per s':>9} {'x pgbench':>9} {'p50 ms':>8} {'p99 ms':>8} "
-            f"{'server ms':>9} {'pg ms':>7} {'CPU-bound/s':>11}",
+            f"{'server ms':>9} {'pg ms':>7} {'client ms':>9} {'CPU-bound/s':>11}",
         ]
         for path in report["request_path"]:
             ratio = "" if path["ratio_to_pgbench"] is None else f"{path['ratio_to_pgbench']:.3f}"
@@ -764,6 +790,7 @@ def render(report: dict[str, Any]) -> str:
                 f"{path['p50_ms']:>8.1f} {path['p99_ms']:>8.1f} "
                 f"{path['server_cpu_ms_per_request']:>9.2f} "
                 f"{path['postgres_cpu_ms_per_request']:>7.2f} "
+                f"{path.get('client_cpu_ms_per_request', float('nan')):>9.2f} "
                 f"{path['cpu_bound_requests_per_second']:>11,.1f}"
             )
     if report["scaling"]:
