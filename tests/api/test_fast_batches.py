@@ -331,3 +331,34 @@ def test_checks_together_keep_what_each_check_alone_keeps(
     assert None not in alone and None not in together
     assert [_same_answer(a) for a in together] == [_same_answer(a) for a in alone]
     assert sorted(map(repr, kept(since).items())) == sorted(map(repr, by_one.items()))
+
+
+def test_the_next_statement_starts_before_the_answers_are_handed_out() -> None:
+    """The queue sends the writes that waited as soon as a statement's rows are back,
+    before that statement's answers resume their requests (each of which then sends its
+    answer): no statement would be in flight meanwhile."""
+    events: list[str] = []
+
+    class Writer:
+        async def write_one(self, form: fast.Form, params: dict[str, int]) -> str:
+            events.append(f"statement {params['n']}")
+            await asyncio.sleep(0.01)
+            return str(params["n"])
+
+        async def write_many(self, form: fast.Form, items: list[dict[str, int]]) -> list[str]:
+            events.append("statement " + ",".join(str(item["n"]) for item in items))
+            await asyncio.sleep(0.01)
+            return [str(item["n"]) for item in items]
+
+    async def main() -> None:
+        queue = fast._Queue(Writer(), limit=1, largest=16)  # type: ignore[arg-type]
+
+        async def one(n: int) -> None:
+            events.append(f"answered {await queue.write(('idempotency', 'rest'), n, {'n': n})}")
+
+        first = asyncio.ensure_future(one(0))
+        await asyncio.sleep(0)  # the first statement is in flight: the next two wait
+        await asyncio.gather(first, one(1), one(2))
+
+    asyncio.run(main())
+    assert events == ["statement 0", "statement 1,2", "answered 0", "answered 1", "answered 2"]
