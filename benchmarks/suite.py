@@ -346,8 +346,9 @@ def _row(
 def run(*, engine: str, quick: bool, workers: int, only: list[str] | None) -> dict[str, Any]:
     """Everything, in order; the report."""
     sizes = QUICK if quick else FULL
-    # Two on PostgreSQL: docs/benchmarks.md, "Serving and the connection pool" (run 18).
-    workers = workers or (2 if engine == "postgresql" else 1)
+    # One, as `creditline serve` by default: docs/benchmarks.md, "Serving and the
+    # connection pool" (runs 18 and 19).
+    workers = workers or 1
     wanted = set(
         only or ["pgbench", "floors", "allocations", "purchase_checks", "usage", "pages", "alarms"]
     )

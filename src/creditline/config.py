@@ -23,9 +23,11 @@ class Settings(BaseSettings):
     #: customers' rows locked from its consumption's update to its commit, so batches
     #: beyond a few only wait for each other in PostgreSQL, holding their transactions
     #: (and the row versions they still see) open; here they wait in the process, before
-    #: their transaction begins, and decode and check their records meanwhile. One per
-    #: process: with ``--workers 2`` two at once (docs/benchmarks.md runs 17 and 18).
-    usage_writers: int = 1
+    #: their transaction begins, and decode and check their records meanwhile. Two at
+    #: once write faster than one (one's statements leave the database idle between its
+    #: round trips) and than four (docs/benchmarks.md runs 17–19): two per process, as
+    #: ``creditline serve`` runs one; with ``--workers 2``, set 1.
+    usage_writers: int = 2
     #: Milliseconds SQLite waits for a lock held by another connection before giving up.
     sqlite_busy_timeout_ms: int = 10_000
     #: Server key that encrypts API secrets at rest (any long random text). Required on
