@@ -25,8 +25,8 @@ class Settings(BaseSettings):
     #: (and the row versions they still see) open; here they wait in the process, before
     #: their transaction begins, and decode and check their records meanwhile. Two at
     #: once write faster than one (one's statements leave the database idle between its
-    #: round trips) and than four (docs/benchmarks.md runs 17–19): two per process, as
-    #: ``creditline serve`` runs one; with ``--workers 2``, set 1.
+    #: round trips) and than three or four (docs/benchmarks.md runs 18 and 19): two per
+    #: process, as ``creditline serve`` runs one; with ``--workers 2``, set 1.
     usage_writers: int = 2
     #: Milliseconds SQLite waits for a lock held by another connection before giving up.
     sqlite_busy_timeout_ms: int = 10_000
