@@ -16,7 +16,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--engine", choices=["postgresql", "sqlite"], default="postgresql")
     run.add_argument("--quick", action="store_true", help="a smoke run, under 3 minutes")
     run.add_argument("--json", type=Path, help="also write every figure to this file")
-    run.add_argument("--workers", type=int, default=0, help="server processes (0: by engine)")
+    run.add_argument("--workers", type=int, default=0, help="server processes (0: one)")
     run.add_argument(
         "--only", nargs="*", default=None, help="run only these parts (see benchmarks.suite)"
     )

@@ -791,7 +791,7 @@ def render(report: dict[str, Any]) -> str:
                 f"{path['p50_ms']:>8.1f} {path['p99_ms']:>8.1f} "
                 f"{path['server_cpu_ms_per_request']:>9.2f} "
                 f"{path['postgres_cpu_ms_per_request']:>7.2f} "
-                f"{path.get('client_cpu_ms_per_request', float('nan')):>9.2f} "
+                f"{path['client_cpu_ms_per_request']:>9.2f} "
                 f"{path['cpu_bound_requests_per_second']:>11,.1f}"
             )
     if report["scaling"]:

@@ -427,6 +427,8 @@ class _Queue:
                 self._start()
 
         timer = asyncio.get_running_loop().call_later(STALLED, release)
+        answers: list[str | None] = []
+        failed: BaseException | None = None
         try:
             form = taken[0].form
             if len(taken) == 1:
@@ -434,23 +436,21 @@ class _Queue:
             else:
                 answers = await self.fast.write_many(form, [one.params for one in taken])
         except BaseException as error:
-            timer.cancel()
-            release()
-            for one in taken:
-                if not one.answer.done():
-                    one.answer.set_exception(error)
-            if not isinstance(error, Exception):
-                raise
-            return
+            failed = error
         timer.cancel()
         # The next statement starts before this one's answers are handed out: its task
         # runs before the requests they resume, each of which then sends its answer (a
         # millisecond for a batch of eight, during which no statement would be in flight;
         # docs/benchmarks.md, run 19).
         release()
-        for one, answer in zip(taken, answers, strict=True):
+        for n, one in enumerate(taken):
             if not one.answer.done():
-                one.answer.set_result(answer)
+                if failed is None:
+                    one.answer.set_result(answers[n])
+                else:
+                    one.answer.set_exception(failed)
+        if failed is not None and not isinstance(failed, Exception):
+            raise failed
 
 
 @dataclass(frozen=True)
