@@ -1,5 +1,5 @@
 """CPU per REST usage batch: ``python -m benchmarks.usage_cpu [--batches N] [--grow N]
-[--rules [--top-up CENTS]] [--served [--seconds S] [--clients C]]``.
+[--rules [--top-up CENTS]] [--served [--seconds S] [--clients C] [--workers W]]``.
 
 In-process (the default), one client posts batches of 1,000 events (shaped as
 ``benchmarks/load.py``'s usage load: random customers of 1,000 customers of 10 resellers)
@@ -18,11 +18,11 @@ on" row (:func:`benchmarks.seed.top_up_rules`), ``--top-up 100`` with a top-up o
 instead of 100.00 (a few dozen top-ups in every batch); the answer then also gives the
 top-ups made per measured batch.
 
-``--served``: the suite's usage load itself (``creditline serve --workers 2``, 4 clients in
-2 load processes, ``--seconds`` long) on a fresh database (with ``--rules``, the rules on),
-and the CPU per batch of the server's processes and of this database's backends
-(concurrent batches queue on their customers' row locks, which the in-process client
-never meets).
+``--served``: the suite's usage load itself (``creditline serve``, one process as the
+suite's, or ``--workers``; 4 clients in 2 load processes, ``--seconds`` long) on a fresh
+database (with ``--rules``, the rules on), and the CPU per batch of the server's
+processes and of this database's backends (concurrent batches queue on their customers'
+row locks, which the in-process client never meets).
 
 Run it from the repository root, as the suite."""
 
@@ -132,7 +132,7 @@ def measure(
 
 
 def measure_served(
-    seconds: float, *, clients: int = 4, workers: int = 2, rules: bool = False
+    seconds: float, *, clients: int = 4, workers: int = 1, rules: bool = False
 ) -> dict[str, float]:
     """The suite's usage load for ``seconds`` against ``creditline serve``; CPU
     milliseconds per batch of the server's processes and of the database's backends
@@ -190,9 +190,16 @@ def main() -> None:
     parser.add_argument("--served", action="store_true", help="the suite's load on a server")
     parser.add_argument("--seconds", type=float, default=20.0, help="--served: load length")
     parser.add_argument("--clients", type=int, default=4, help="--served: clients")
+    parser.add_argument("--workers", type=int, default=1, help="--served: server processes")
     args = parser.parse_args()
     if args.served:
-        print(json.dumps(measure_served(args.seconds, clients=args.clients, rules=args.rules)))
+        print(
+            json.dumps(
+                measure_served(
+                    args.seconds, clients=args.clients, workers=args.workers, rules=args.rules
+                )
+            )
+        )
         return
     print(json.dumps(measure(args.batches, rules=args.rules, top_up=args.top_up, grow=args.grow)))
 

@@ -152,11 +152,8 @@ def after_usage(
     changed: Sequence[Any],
     raised: Mapping[int, int],
     rules: Mapping[int, Applied],
-    *,
-    pools: Mapping[int, int] | None = None,
 ) -> list[TopUp]:
-    """The top-ups of a usage batch, one allocation after another (``pools`` unused: the
-    remaining is read here)."""
+    """The top-ups of a usage batch, one allocation after another."""
     triggered = sorted(
         (
             row

@@ -63,7 +63,7 @@ from sqlalchemy.orm import Session
 
 from creditline import money
 from creditline.clock import utcnow
-from creditline.db import compiled
+from creditline.db import arrays, compiled
 from creditline.db.tables import Customer, Partner, PartnerNotice, UsageDaily
 from creditline.errors import InvalidInput
 from creditline.ledger.accounts import get_customer, get_partner
@@ -294,10 +294,10 @@ _customers = Customer.metadata.tables[Customer.__tablename__]
 
 _DAILY_ROWS = (
     func.unnest(
-        bindparam("d_partner_ids", type_=postgresql.ARRAY(BigInteger)),
-        bindparam("d_uins", type_=postgresql.ARRAY(BigInteger)),
-        bindparam("d_days", type_=postgresql.ARRAY(Integer)),
-        bindparam("d_counted", type_=postgresql.ARRAY(BigInteger)),
+        arrays.param("d_partner_ids"),
+        arrays.param("d_uins"),
+        arrays.param("d_days", Integer),
+        arrays.param("d_counted"),
     )
     .table_valued("partner_id", "customer_uin", "day", "counted")
     .render_derived(name="d")
@@ -379,8 +379,9 @@ COLUMNS = (
 
 def add_daily(session: Session, totals: Mapping[tuple[int, int, int], int]) -> None:
     """Add a batch's counted usage per (partner, customer, day number) to ``usage_daily``:
-    one statement (PostgreSQL: the rows as arrays joined as a table; SQLite: one prepared
-    statement run for each row), in key order."""
+    one statement (PostgreSQL: the rows as arrays joined as a table, :mod:`creditline.db.
+    arrays`; SQLite: one prepared statement run for each row), in key order. A usage batch
+    adds them once it holds its customers' locks (:func:`creditline.ledger.usage.ingest`)."""
     if not totals:
         return
     keys = sorted(totals)
@@ -389,10 +390,10 @@ def add_daily(session: Session, totals: Mapping[tuple[int, int, int], int]) -> N
             session,
             _ADD_DAILY_PG,
             {
-                "d_partner_ids": [k[0] for k in keys],
-                "d_uins": [k[1] for k in keys],
-                "d_days": [k[2] for k in keys],
-                "d_counted": [totals[k] for k in keys],
+                "d_partner_ids": arrays.ints(k[0] for k in keys),
+                "d_uins": arrays.ints(k[1] for k in keys),
+                "d_days": arrays.ints(k[2] for k in keys),
+                "d_counted": arrays.ints(totals[k] for k in keys),
             },
         )
         return

@@ -428,8 +428,6 @@ _LOCK_POOL = (
     .where(_partners.c.id == bindparam("partner_id", type_=BigInteger))
     .with_for_update(key_share=True)
 )
-#: A pool's remaining, as :func:`after_usage` takes it (``pools``).
-REMAINING = (_partners.c.pool_total - _partners.c.pool_allocated).label("remaining")
 
 
 def lock_pools(session: Session, partner_ids: Sequence[int]) -> None:
@@ -437,9 +435,9 @@ def lock_pools(session: Session, partner_ids: Sequence[int]) -> None:
     them would) before a usage batch locks its customers: the batch may then allocate
     from them, and every allocation locks its pool before its customer. Their rows are
     not read here (a pipelined transaction sends these statements with the next that has
-    rows to read): the batch reads each pool's remaining (:data:`REMAINING`) once they are
-    locked, when nothing but its own transaction can change them. PostgreSQL only (SQLite
-    has one writer at a time)."""
+    rows to read): :func:`after_usage` reads the remaining of those a top-up draws on,
+    once they are locked, when nothing but its own transaction can change them.
+    PostgreSQL only (SQLite has one writer at a time)."""
     compiled.execute_many(
         session, _LOCK_POOL, [{"partner_id": partner_id} for partner_id in sorted(set(partner_ids))]
     )
@@ -595,31 +593,32 @@ _STATEMENTS = {
 }
 
 
-def _months_of(
+def _months_and_pools(
     session: Session, wanted: Sequence[tuple[int, int]], month: str
-) -> dict[tuple[int, int], int]:
-    """The month's top-up total of each (partner, UIN) of ``wanted`` that has one: one
-    read, whatever the batch's partners."""
-    found = session.execute(
-        select(_months.c.partner_id, _months.c.customer_uin, _months.c.topped_up).where(
-            _months.c.partner_id.in_(sorted({partner_id for partner_id, _ in wanted})),
-            _months.c.customer_uin.in_(sorted({uin for _, uin in wanted})),
-            _months.c.month == month,
-        )
-    ).tuples()
-    pairs = set(wanted)
-    return {(p, uin): total for p, uin, total in found if (p, uin) in pairs}
-
-
-def _remaining(session: Session, partner_ids: Sequence[int]) -> dict[int, int]:
-    """Each pool's remaining (SQLite: read under its one writer; PostgreSQL reads it once
-    :func:`lock_pools` has locked them, with the partners' default lists)."""
-    found = session.execute(
-        select(_partners.c.id, _partners.c.pool_total - _partners.c.pool_allocated).where(
-            _partners.c.id.in_(sorted(set(partner_ids)))
-        )
+) -> tuple[dict[tuple[int, int], int], dict[int, int]]:
+    """The month's top-up total of each (partner, UIN) of ``wanted`` that has one, and the
+    remaining of their partners' pools, read under the pools' locks (:func:`lock_pools`;
+    SQLite: its one writer): one read, ``UNION ALL`` (a pool's row has no UIN)."""
+    partner_ids = sorted({partner_id for partner_id, _ in wanted})
+    months = select(_months.c.partner_id, _months.c.customer_uin, _months.c.topped_up).where(
+        _months.c.partner_id.in_(partner_ids),
+        _months.c.customer_uin.in_(sorted({uin for _, uin in wanted})),
+        _months.c.month == month,
     )
-    return dict(found.tuples().all())
+    pools = select(
+        _partners.c.id,
+        literal(None, BigInteger),
+        _partners.c.pool_total - _partners.c.pool_allocated,
+    ).where(_partners.c.id.in_(partner_ids))
+    pairs = set(wanted)
+    totals: dict[tuple[int, int], int] = {}
+    remaining: dict[int, int] = {}
+    for partner_id, uin, amount in session.execute(union_all(months, pools)).tuples():
+        if uin is None:
+            remaining[partner_id] = amount
+        elif (partner_id, uin) in pairs:
+            totals[(partner_id, uin)] = amount
+    return totals, remaining
 
 
 @dataclass(frozen=True)
@@ -667,8 +666,6 @@ def after_usage(
     changed: Sequence[Any],
     raised: Mapping[int, int],
     rules: Mapping[int, Applied],
-    *,
-    pools: Mapping[int, int] | None = None,
 ) -> list[TopUp]:
     """The top-ups a usage batch triggers, made or refused, in ascending (partner, UIN)
     order (which customer's top-up a short pool serves first).
@@ -676,10 +673,11 @@ def after_usage(
     ``changed``: the batch's customer rows as its consumption left them (UIN, partner,
     total credit, consumed, name), still locked by the batch; ``raised``: each customer's
     net consumption added by the batch (only a rise triggers); ``rules``: what
-    :func:`rules_for` read before the batch locked its customers; ``pools``: each pool's
-    remaining as read under :func:`lock_pools`' locks (None: read here, SQLite).
+    :func:`rules_for` read before the batch locked its customers (and, on PostgreSQL, the
+    pools of their partners: :func:`lock_pools`). Only a batch that triggers a top-up
+    reads the pools' remaining, with its customers' month totals.
 
-    Set-based: whatever the number of top-ups, one read of the months and then one
+    Set-based: whatever the number of top-ups, one read of the months and pools, then one
     statement for each kind of write — the pools' guarded UPDATE, the customers'
     UPDATE, the records' INSERT, the months' guarded upsert, the outbox events' INSERT,
     the refusals' notices, the fired thresholds (:func:`creditline.ledger.alarms.
@@ -702,9 +700,9 @@ def after_usage(
     statements = _STATEMENTS["postgresql" if dialect == "postgresql" else "sqlite"]
     now = utcnow()
     month = month_of(now)
-    totals = _months_of(session, [(row.partner_id, row.uin) for row in triggered], month)
-    partner_ids = sorted({row.partner_id for row in triggered})
-    remaining = dict(pools) if pools is not None else _remaining(session, partner_ids)
+    totals, remaining = _months_and_pools(
+        session, [(row.partner_id, row.uin) for row in triggered], month
+    )
     decided = _decide(triggered, rules, totals, remaining)
     made = [d for d in decided if d.reason is None]
     changes = _make(session, statements, made, now) if made else {}

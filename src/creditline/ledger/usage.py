@@ -52,9 +52,9 @@ from sqlalchemy.schema import CreateTable
 from creditline import money
 from creditline.clock import utcnow
 from creditline.db import arrays, compiled
-from creditline.db.tables import Alarm, Customer, Partner, UsageDaily, UsageEvent
+from creditline.db.tables import Alarm, Customer, Partner, UsageEvent
 from creditline.errors import CreditlineError, InvalidBatch, InvalidInput, LineError
-from creditline.ledger import forecast, top_ups
+from creditline.ledger import forecast
 from creditline.ledger.alarms import CustomerCredit, evaluate_many, settled
 from creditline.ledger.top_ups import TopUp, after_usage, lock_pools, rules_for
 
@@ -299,7 +299,6 @@ def parse_batch(
 CONFLICT_TARGET = ("partner_id", "event_id")
 
 _events = UsageEvent.metadata.tables[UsageEvent.__tablename__]
-_daily = UsageDaily.metadata.tables[UsageDaily.__tablename__]
 #: What a batch writes of each event, in this order (``ingested_at`` is the statement's).
 _STAGED = (
     "event_id",
@@ -328,7 +327,7 @@ class _Counted(NamedTuple):
     refund: bool
 
 
-# --- PostgreSQL: the events, their daily totals and the staging in one statement ----------
+# --- PostgreSQL: the events and the staging in one statement ------------------------------
 
 #: The batch's events as arrays (each one text parameter, :mod:`creditline.db.arrays`),
 #: joined as a table: no staging table, no ``COPY``, no second statement to empty it.
@@ -394,19 +393,11 @@ _pg_days = (
     .group_by(_pg_inserted.c.partner_id, _pg_inserted.c.customer_uin, _pg_inserted.c.day)
     .cte("days")
 )
-_pg_daily_rows = postgresql.insert(_daily).from_select(
-    ["partner_id", "customer_uin", "day", "counted"],
-    select(
-        _pg_days.c.partner_id, _pg_days.c.customer_uin, _pg_days.c.day, _pg_days.c.counted
-    ).order_by(_pg_days.c.partner_id, _pg_days.c.customer_uin, _pg_days.c.day),
-)
-#: Added to the customers' daily totals (docs/ledger.md, "Forecasts"), in key order.
-_pg_daily = _pg_daily_rows.on_conflict_do_update(
-    index_elements=["partner_id", "customer_uin", "day"],
-    set_={"counted": _daily.c.counted + _pg_daily_rows.excluded.counted},
-).cte("daily")
-#: PostgreSQL: the batch's new events inserted, their daily totals added, and what they
-#: add up to per customer and day returned: one statement, one round trip.
+#: PostgreSQL: the batch's new events inserted and what they add up to per customer and
+#: day returned: one statement, one round trip. (The daily totals are added once the
+#: batch holds its customers' locks, by :func:`forecast.add_daily`: an upsert here would
+#: wait for the daily rows of a concurrent batch until it commits, and batches would
+#: queue for their events' INSERT too, not for the consumption alone.)
 _COUNT_PG = select(
     _pg_days.c.partner_id,
     _pg_days.c.customer_uin,
@@ -414,12 +405,12 @@ _COUNT_PG = select(
     _pg_days.c.counted,
     _pg_days.c.events,
     _pg_days.c.refund,
-).add_cte(_pg_daily)
+)
 
 
 def _count_pg(session: Session, columns: Sequence[Sequence[Any]]) -> list[_Counted]:
-    """Insert the staged events (PostgreSQL; ``columns`` in the order of _STAGED) and add
-    them to the daily totals; what the new ones add up to per customer and day."""
+    """Insert the staged events (PostgreSQL; ``columns`` in the order of _STAGED); what the
+    new ones add up to per customer and day."""
     times: dict[datetime, str] = {}
     for when in columns[8]:
         if when not in times:
@@ -480,7 +471,7 @@ def _count_sqlite(
     session: Session, rows: Sequence[tuple[Any, ...]], owners: Mapping[int, int]
 ) -> list[_Counted]:
     """:func:`_count_pg` on SQLite: the rows staged, moved, the staging emptied, and the
-    sums made here, then added to the daily totals (:func:`forecast.add_daily`)."""
+    sums made here."""
     session.execute(_CREATE_STAGING)
     session.execute(_FILL_STAGING, [dict(zip(_STAGED, row, strict=True)) for row in rows])
     inserted = compiled.fetch_all(session, _INSERT_EVENTS_SQLITE, {"ingested_at": utcnow()})
@@ -494,7 +485,6 @@ def _count_sqlite(
         found[0] += counted
         found[1] += 1
         found[2] |= kind == "refund" and counted != 0
-    forecast.add_daily(session, {key: total for key, (total, _, _) in sums.items()})
     return [_Counted(*key, *found) for key, found in sums.items()]
 
 
@@ -516,11 +506,8 @@ _LOCK_PG = (
     .order_by(_customers.c.uin)
     .with_for_update(key_share=True)
 )
-#: The partners' default threshold lists and forecast alarm windows, and their pools'
-#: remaining (what top-ups read on PostgreSQL, the pools locked: top_ups.lock_pools).
-_DEFAULTS = select(
-    _partners.c.id, _partners.c.thresholds, _partners.c.forecast_days, top_ups.REMAINING
-)
+#: The partners' default threshold lists and forecast alarm windows.
+_DEFAULTS = select(_partners.c.id, _partners.c.thresholds, _partners.c.forecast_days)
 _DEFAULTS_PG = _DEFAULTS.where(_partners.c.id == any_(arrays.param("partner_ids")))
 _CHANGED = tuple(
     dict.fromkeys(
@@ -677,8 +664,8 @@ def _add_consumed(
     )
 
 
-def _defaults(session: Session, partner_ids: Sequence[int]) -> list[tuple[int, Any, int, int]]:
-    """Each partner's default threshold list, forecast alarm window and pool remaining."""
+def _defaults(session: Session, partner_ids: Sequence[int]) -> list[tuple[int, Any, int]]:
+    """Each partner's default threshold list and forecast alarm window."""
     if not partner_ids:
         return []
     if session.get_bind().dialect.name == "postgresql":
@@ -687,9 +674,7 @@ def _defaults(session: Session, partner_ids: Sequence[int]) -> list[tuple[int, A
         ).all()
     else:
         found = session.execute(_DEFAULTS.where(_partners.c.id.in_(partner_ids))).all()
-    return [
-        (partner_id, thresholds, window, left) for partner_id, thresholds, window, left in found
-    ]
+    return [(partner_id, thresholds, window) for partner_id, thresholds, window in found]
 
 
 def _staged(
@@ -750,7 +735,6 @@ def ingest(
         raise InvalidBatch([LineError(MAX_BATCH + 1, f"a batch holds at most {MAX_BATCH} records")])
     numbers = list(lines) if lines is not None else list(range(1, len(batch) + 1))
     postgres = session.get_bind().dialect.name == "postgresql"
-    pools: dict[int, int] | None = None
     with session.begin_nested():
         uins = [r.customer_uin for r in batch]
         owners = _owners(session, set(uins))
@@ -776,29 +760,31 @@ def ingest(
             refunds[sums.uin] |= sums.refund
             days[sums.uin].add(sums.day)
             accepted += sums.events
+        # The partners' defaults (settings, not balances) read before any lock is taken:
+        # one round trip less while the batch holds its customers.
+        found = _defaults(session, sorted({owners[uin] for uin in delta}))
+        defaults = {partner_id: thresholds for partner_id, thresholds, _ in found}
         if postgres:
             # Locked only now, the events in: concurrent batches queue on these rows for
             # the consumption's update alone, not for the events' INSERT too (the INSERT
             # takes no lock an UPDATE of a customer or a pool waits for; a batch holding
             # these locks inserts no more events, so no batch waits on another's in a
-            # cycle). The pools first (of the partners whose customers may be topped up),
-            # then the customers; the pools' remaining is read with the defaults below,
-            # under these locks (the lock statements go with the UPDATE: no round trip).
-            locked = sorted({owners[uin] for uin in rules if uin in delta})
-            lock_pools(session, locked)
+            # cycle). The pools first (of the partners whose customers may be topped up;
+            # a top-up reads their remaining under these locks), then the customers (the
+            # lock statements go with the UPDATE: no round trip).
+            lock_pools(session, sorted({owners[uin] for uin in rules if uin in delta}))
             _lock(session, {uin: owners[uin] for uin in delta})
+        # The daily totals, once the customers are locked: no batch waits on another's
+        # daily rows before it holds the customers' locks (sent with the UPDATE below).
+        forecast.add_daily(
+            session, {(sums.partner_id, sums.uin, sums.day): sums.counted for sums in counted}
+        )
         changed = sorted(_add_consumed(session, delta, owners), key=lambda row: row.uin)
-        found = _defaults(session, sorted({row.partner_id for row in changed}))
-        defaults = {partner_id: thresholds for partner_id, thresholds, _, _ in found}
-        if postgres:
-            # The locked pools' remaining, read under their locks.
-            left = {partner_id: remaining for partner_id, _, _, remaining in found}
-            pools = {partner_id: left[partner_id] for partner_id in locked if partner_id in left}
         forecast.update_forecasts(
             session,
             changed,
             new_days=days,
-            defaults={partner_id: window for partner_id, _, window, _ in found},
+            defaults={partner_id: window for partner_id, _, window in found},
             cause={
                 row.uin: "refund" if delta[row.uin] < 0 and refunds[row.uin] else "usage"
                 for row in changed
@@ -831,7 +817,7 @@ def ingest(
                 )
             ],
         )
-        made = after_usage(session, changed, delta, rules, pools=pools) if rules else []
+        made = after_usage(session, changed, delta, rules) if rules else []
     return IngestResult(
         accepted=accepted,
         duplicates=len(batch) - accepted,
