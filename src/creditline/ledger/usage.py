@@ -4,11 +4,11 @@ Each charge counts ``list_amount - voucher_amount`` against its customer's credi
 counts negative); partner discounts never change what is counted. An event id seen before
 is a duplicate and changes nothing. A batch with any invalid record is refused whole, with
 every invalid record named. Ingestion takes the same few statements whatever the batch's
-size (see :func:`ingest`): its events staged by ``COPY`` (SQLite: ``executemany``) and
-moved by one ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``, the customers with new
+size (see :func:`ingest`): its events sent as arrays (SQLite: staged by ``executemany``)
+and moved by one ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``, the customers with new
 events locked in ascending UIN order (so concurrent batches cannot deadlock; the pools of
-partners with top-up rules locked before them, as every allocation does), one ``UPDATE``
-that adds each customer's net consumption, one upsert of the customers' daily totals, the
+partners with top-up rules locked before them, as every allocation does), one upsert of
+the customers' daily totals, one ``UPDATE`` that adds each customer's net consumption, the
 forecasts' writes (:mod:`creditline.ledger.forecast`: a read of the daily totals and one
 ``UPDATE``, only for customers whose forecast is stale or whose alarm state moves) and
 the alarm rule's writes for all of its customers at once.
@@ -722,11 +722,11 @@ def ingest(
 
     The statements, whatever the batch's size: the batch's customers read; on PostgreSQL
     the events inserted by one ``INSERT ... SELECT ... ON CONFLICT DO NOTHING RETURNING``
-    from arrays, which also adds them to the daily totals and returns their sums per
-    customer and day (SQLite: staged by ``executemany``, moved, the staging emptied, the
-    daily totals added by a statement of their own); the customers with new events locked
-    in UIN order (one statement per partner, PostgreSQL); their consumption added by one
-    ``UPDATE ... RETURNING``; then, when thresholds move, the alarm rule's writes
+    from arrays, which returns their sums per customer and day (SQLite: staged by
+    ``executemany``, moved, the staging emptied); the partners' defaults read; the
+    customers with new events locked in UIN order (one statement per partner,
+    PostgreSQL); the daily totals' upsert; their consumption added by one ``UPDATE ...
+    RETURNING``; then, when thresholds move, the alarm rule's writes
     (:func:`creditline.ledger.alarms.evaluate_many`).
     """
     if not batch and not faults:
