@@ -242,8 +242,9 @@ def test_a_usage_batch_makes_a_pinned_number_of_statements_whatever_its_size(
 #: number of top-ups made and refused: USAGE_EXPECTED's; on PostgreSQL the pools of the
 #: batch's partners locked before its customers (one statement per partner, one
 #: executemany); the months of the triggered customers and their pools' remaining read
-#: (one statement); then one statement of each write: the pools' guarded UPDATE, the customers' UPDATE, the records' INSERT, the
-#: months' guarded upsert, the outbox events' INSERT and the refusals' notices' INSERT.
+#: (one statement); then one statement of each write: the pools' guarded UPDATE, the
+#: customers' UPDATE, the records' INSERT, the months' guarded upsert, the outbox events'
+#: INSERT and the refusals' notices' INSERT.
 #: (No threshold is reached, so none is re-armed by a top-up: no fired thresholds'
 #: UPDATE, which would be one more.) One top-up per customer was one allocation each,
 #: three to four statements, before (docs/benchmarks.md).
