@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from creditline.auth import server_key
 from creditline.clock import utcnow
-from creditline.db import read_transaction
+from creditline.db import compiled, read_transaction
 from creditline.db.tables import ApiKey as ApiKeyRow
 from creditline.db.tables import Partner as PartnerRow
 from creditline.errors import CreditlineError, InvalidInput, NotFound
@@ -30,10 +30,16 @@ LIVE_KEY: ColumnElement[bool] = exists().where(
 PRINCIPALS = ("platform", "partner", "customer")
 
 
+#: :data:`LIVE_KEY` asked on its own (compiled once: every request that takes its key from
+#: the key cache asks it, :func:`is_live`).
+_IS_LIVE = select(LIVE_KEY)
+
+
 def is_live(session: Session, params: Mapping[str, Any]) -> bool:
     """Whether the key of a write's requirement (``params``: ``require_key_id``) is still
     live: the same check :data:`LIVE_KEY` makes inside the write, asked on its own."""
-    return bool(session.scalar(select(LIVE_KEY), dict(params)))
+    (found,) = compiled.fetch_all(session, _IS_LIVE, params)
+    return bool(found[0])
 
 
 ROLES = ("admin", "operator", "viewer")
