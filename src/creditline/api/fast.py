@@ -427,7 +427,7 @@ class _Queue:
                 self._start()
 
         timer = asyncio.get_running_loop().call_later(STALLED, release)
-        answers: list[str | None] = []
+        answered: list[tuple[_Waiting, str | None]] = []
         failed: BaseException | None = None
         try:
             form = taken[0].form
@@ -435,6 +435,8 @@ class _Queue:
                 answers = [await self.fast.write_one(form, taken[0].params)]
             else:
                 answers = await self.fast.write_many(form, [one.params for one in taken])
+            # One answer per write, or every write is answered by the mismatch.
+            answered = list(zip(taken, answers, strict=True))
         except BaseException as error:
             failed = error
         timer.cancel()
@@ -443,13 +445,15 @@ class _Queue:
         # millisecond for a batch of eight, during which no statement would be in flight;
         # docs/benchmarks.md, run 19).
         release()
-        for n, one in enumerate(taken):
+        if failed is None:
+            for one, answer in answered:
+                if not one.answer.done():
+                    one.answer.set_result(answer)
+            return
+        for one in taken:
             if not one.answer.done():
-                if failed is None:
-                    one.answer.set_result(answers[n])
-                else:
-                    one.answer.set_exception(failed)
-        if failed is not None and not isinstance(failed, Exception):
+                one.answer.set_exception(failed)
+        if not isinstance(failed, Exception):
             raise failed
 
 
