@@ -30,7 +30,7 @@ def test_audit_json_compressed_with_lz4_and_back(engine_name: str, tmp_path: Pat
         long = '{"state": "' + "x" * 9000 + '"}'  # beyond the TOAST threshold
         with engine.begin() as c:
             c.execute(text(_ROW), {"before": long, "after": long})
-        upgrade(engine)
+        upgrade(engine, "0021")
         assert current_revision(engine) == "0021"
         with engine.begin() as c:
             c.execute(text(_ROW), {"before": long, "after": long})

@@ -385,8 +385,14 @@ class UsageEvent(Base):
         # An event id is unique per partner (a distributed table's unique keys hold the
         # distribution column); the billing feed's ids are unique across the vendor anyway.
         UniqueConstraint("partner_id", "event_id"),
+        # Checked at COMMIT (migration 0022): by then the batch holds its customers' rows
+        # (their consumption updated), so the check's share lock adds nothing to a row
+        # another batch is locking too.
         ForeignKeyConstraint(
-            ["partner_id", "customer_uin"], ["customers.partner_id", "customers.uin"]
+            ["partner_id", "customer_uin"],
+            ["customers.partner_id", "customers.uin"],
+            deferrable=True,
+            initially="DEFERRED",
         ),
         Index(
             "ix_usage_events_partner_id_customer_uin_occurred_at",
