@@ -99,6 +99,11 @@ class Params:
         self._values = values
         self._textual = textual
 
+    @property
+    def values(self) -> Mapping[str, Any]:
+        """The parameters as read (a POST body's JSON object)."""
+        return self._values
+
     def _get(self, name: str, required: bool) -> Any:
         value = self._values.get(name)
         if value is None and required:

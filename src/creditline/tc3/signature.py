@@ -13,6 +13,7 @@ caller would get from Tencent.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 from collections.abc import Mapping
@@ -115,14 +116,22 @@ def string_to_sign(*, timestamp: str, credential_scope: str, canonical: str) -> 
     return f"{ALGORITHM}\n{timestamp}\n{credential_scope}\n{digest}"
 
 
+def _hmac(key: bytes, text: str) -> bytes:
+    return hmac.digest(key, text.encode("utf-8"), "sha256")
+
+
+@functools.lru_cache(maxsize=1024)
+def _derived_key(secret_key: str, date: str, service: str) -> bytes:
+    """The signing key of a secret for one day and service: the same for every request of
+    that key on that day, so derived once (three HMACs of the four per request). A key
+    kept here checks nothing by itself: a request is verified only with the secret the
+    key store hands out for a live key (a revoked key's never is)."""
+    return _hmac(_hmac(_hmac(("TC3" + secret_key).encode("utf-8"), date), service), TERMINATOR)
+
+
 def sign(secret_key: str, *, date: str, service: str, message: str) -> str:
     """The hex HMAC-SHA256 signature of ``message`` with the key derived for date/service."""
-
-    def _hmac(key: bytes, text: str) -> bytes:
-        return hmac.new(key, text.encode("utf-8"), hashlib.sha256).digest()
-
-    key = _hmac(_hmac(_hmac(("TC3" + secret_key).encode("utf-8"), date), service), TERMINATOR)
-    return hmac.new(key, message.encode("utf-8"), hashlib.sha256).hexdigest()
+    return _hmac(_derived_key(secret_key, date, service), message).hex()
 
 
 def payload_hash(method: str, body: bytes, headers: Mapping[str, str]) -> str:
@@ -155,6 +164,12 @@ def request_time(headers: Mapping[str, str], *, now: float) -> int:
     return timestamp
 
 
+@functools.lru_cache(maxsize=8)
+def _utc_date(day: int) -> str:
+    """The UTC date (``YYYY-MM-DD``) of a day counted from 1970-01-01."""
+    return datetime.fromtimestamp(day * 86_400, UTC).strftime("%Y-%m-%d")
+
+
 def check_scope(authorization: Authorization, timestamp: int) -> None:
     """The credential scope must be today's (by the request's timestamp) for this service."""
     if authorization.service != SERVICE or authorization.terminator != TERMINATOR:
@@ -162,7 +177,7 @@ def check_scope(authorization: Authorization, timestamp: int) -> None:
             INVALID_AUTHORIZATION,
             f"the credential scope must be <date>/{SERVICE}/{TERMINATOR}",
         )
-    expected = datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d")
+    expected = _utc_date(timestamp // 86_400)
     if authorization.date != expected:
         raise TencentError(
             SIGNATURE_FAILURE,
