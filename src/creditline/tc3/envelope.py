@@ -10,6 +10,7 @@ import json
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from json.encoder import encode_basestring
 from typing import Any
 
 from creditline import money
@@ -50,7 +51,12 @@ def _key(key: object) -> str:
 
 
 def _write(value: Any, out: list[str]) -> None:
-    if isinstance(value, Cents):
+    # The plain cases first, written as json.dumps(value, ensure_ascii=False) writes them.
+    if type(value) is str:
+        out.append(encode_basestring(value))
+    elif type(value) is int:
+        out.append(int.__repr__(value))
+    elif isinstance(value, Cents):
         out.append(money.to_text(int(value)))
     elif isinstance(value, Mapping):
         out.append("{")
