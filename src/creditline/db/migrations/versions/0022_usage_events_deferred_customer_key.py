@@ -10,10 +10,11 @@ share lock on the customer's row at the INSERT; when two batches share customers
 batches of the billing feed share most of them), the second's share lock joined the
 first's, and every lock and update of those rows after it went through a multixact
 (a list of the transactions holding the row): 6 % more of PostgreSQL's CPU per batch
-under the usage load (docs/benchmarks.md, run 21). Checked at COMMIT, the lock falls on the row version the batch has
-just written itself, which no other transaction holds: no multixact. What the key
-guarantees is unchanged: a transaction that would leave an event without its customer
-fails at its COMMIT. SQLite copies the table (it cannot alter a constraint).
+under the usage load (docs/benchmarks.md, run 21). Checked at COMMIT, the lock falls on
+the row version the batch has just written itself, which no other transaction holds: no
+multixact. What the key guarantees is unchanged: a transaction that would leave an event
+without its customer fails at its COMMIT. SQLite copies the table (it cannot alter a
+constraint).
 """
 
 from __future__ import annotations
