@@ -141,7 +141,8 @@ class TencentFastPath:
         origin = credit.check(
             amount, origin_of(caller, params.text("Remark", required=False) or "")
         )
-        asked = params.values  # what asked_of reads from the same body, read once
+        # What asked_of reads from a POST's body (this path takes POSTs only), read once.
+        asked = params.values
         if audit.hides(asked):
             return None  # the audit row hides part of it: the endpoint writes that
         asked = audit.redact(asked)  # as the row keeps it: numbers with a fraction as text
