@@ -1,14 +1,20 @@
 """Load from separate processes (never the server's): each process runs a few threads,
 each thread one keep-alive HTTP connection sending requests back to back until its
-deadline or its request budget runs out. Latencies are timed per request in the client."""
+deadline or its request budget runs out. Latencies are timed per request in the client.
+
+The connection is :class:`Connection`, not ``http.client``: the load shares the machine's
+two cores with the server and PostgreSQL, and ``http.client`` (which parses every answer's
+headers with the ``email`` package) spent more than half as much CPU on an allocation as
+the server did; this one spends less than half of what it spent (docs/benchmarks.md,
+run 22). The requests on the wire are the same."""
 
 from __future__ import annotations
 
 import hashlib
-import http.client
 import json
 import multiprocessing
 import random
+import socket
 import threading
 import time
 import urllib.parse
@@ -205,33 +211,133 @@ class Client:
         return True
 
 
+class ProtocolError(Exception):
+    """The server's answer is not HTTP/1.1 this client reads."""
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection to the server under test: a request written as
+    one buffer, its answer read with no more parsing than the status, ``Content-Length``
+    or chunked framing, and ``Connection: close`` need (after which it reconnects)."""
+
+    def __init__(self, host: str, port: int, *, timeout: float = 60.0) -> None:
+        self.address = (host, port)
+        self.host_header = f"{host}:{port}"
+        self.timeout = timeout
+        self.sock: socket.socket | None = None
+        self.buffer = bytearray()
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+        self.sock = None
+        self.buffer.clear()
+
+    def _socket(self) -> socket.socket:
+        if self.sock is None:
+            self.sock = socket.create_connection(self.address, timeout=self.timeout)
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return self.sock
+
+    def request(
+        self, method: str, path: str, body: bytes, headers: dict[str, str]
+    ) -> tuple[int, bytes]:
+        """Send one request and read its whole answer: (status, body)."""
+        lines = [f"{method} {path} HTTP/1.1"]
+        if "host" not in headers:
+            lines.append(f"host: {self.host_header}")
+        lines.extend(f"{name}: {value}" for name, value in headers.items())
+        if body or method in ("POST", "PUT", "PATCH"):
+            lines.append(f"content-length: {len(body)}")
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        self._socket().sendall(head + body if body else head)
+        return self._response()
+
+    def _fill(self) -> None:
+        assert self.sock is not None
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise ProtocolError("the server closed the connection")
+        self.buffer += chunk
+
+    def _line(self) -> bytes:
+        while (end := self.buffer.find(b"\r\n")) < 0:
+            self._fill()
+        line = bytes(self.buffer[:end])
+        del self.buffer[: end + 2]
+        return line
+
+    def _exactly(self, size: int) -> bytes:
+        while len(self.buffer) < size:
+            self._fill()
+        data = bytes(self.buffer[:size])
+        del self.buffer[:size]
+        return data
+
+    def _response(self) -> tuple[int, bytes]:
+        status_line = self._line()
+        parts = status_line.split(b" ", 2)
+        if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
+            raise ProtocolError(f"not an HTTP/1.1 status line: {status_line[:80]!r}")
+        status = int(parts[1])
+        length: int | None = None
+        chunked = close = False
+        while line := self._line():
+            name, _, value = line.partition(b":")
+            name = name.strip().lower()
+            if name == b"content-length":
+                length = int(value)
+            elif name == b"transfer-encoding":
+                chunked = b"chunked" in value.lower()
+            elif name == b"connection":
+                close = b"close" in value.lower()
+        if chunked:
+            pieces = []
+            while size := int(self._line().split(b";", 1)[0], 16):
+                pieces.append(self._exactly(size))
+                self._line()
+            while self._line():  # trailers, up to the empty line
+                pass
+            body = b"".join(pieces)
+        elif length is not None:
+            body = self._exactly(length)
+        elif status in (204, 304) or 100 <= status < 200:
+            body = b""
+        else:  # no framing: the body runs to the end of the connection
+            assert self.sock is not None
+            while chunk := self.sock.recv(65536):
+                self.buffer += chunk
+            body, close = bytes(self.buffer), True
+            self.buffer.clear()
+        if close:
+            self.close()
+        return status, body
+
+
 def _thread(work: Workload, index: int, deadline: float, budget: int, out: Result) -> None:
     client = Client(work, index)
-    connection = http.client.HTTPConnection("127.0.0.1", work.port, timeout=60)
+    connection = Connection("127.0.0.1", work.port)
     sent = 0
     while time.monotonic() < deadline and sent < budget:
         (method, path, body, headers), items = client.next()
         started = time.perf_counter()
         try:
-            connection.request(method, path, body=body or None, headers=headers)
-            response = connection.getresponse()
-            answer = response.read()
-        except (OSError, http.client.HTTPException) as exc:
+            status, answer = connection.request(method, path, body, headers)
+        except (OSError, ValueError, ProtocolError) as exc:
             out.failed += 1
             out.errors.append(repr(exc))
             connection.close()
-            connection = http.client.HTTPConnection("127.0.0.1", work.port, timeout=60)
             continue
         elapsed = time.perf_counter() - started
         sent += 1
-        if client.succeeded(response.status, answer):
+        if client.succeeded(status, answer):
             out.ok += 1
             out.items += items
             out.latencies.append(elapsed)
         else:
             out.failed += 1
             if len(out.errors) < 5:
-                out.errors.append(f"{response.status} {answer[:300]!r}")
+                out.errors.append(f"{status} {answer[:300]!r}")
     connection.close()
 
 
