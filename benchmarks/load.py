@@ -130,25 +130,12 @@ class Client:
             body = json.dumps({"ClientUin": uin, "AddedCredit": 1.0, "Remark": remark})
             return self._tc3("AllocateCustomerCredit", body.encode()), 1
         if kind == "usage":
-            stamp = datetime.now(UTC).isoformat()
             tag = f"{self.work.params.get('run', 'u')}-{self.index}-{self.sequence}"
-            records = [
-                {
-                    "event_id": f"{tag}-{n}",
-                    "customer_uin": self.random.choice(self.customers),
-                    "product": "cvm",
-                    "list_amount": "0.35",
-                    "voucher_amount": "0.05",
-                    "occurred_at": stamp,
-                }
-                for n in range(self.work.batch)
-            ]
-            return self._rest(
-                "POST",
-                "/v1/usage-batches",
-                {"records": records},
-                **{"idempotency-key": tag},
-            ), self.work.batch
+            method, path, _, headers = self._rest(
+                "POST", "/v1/usage-batches", **{"idempotency-key": tag}
+            )
+            headers["content-type"] = "application/json"
+            return (method, path, self.usage_body(tag), headers), self.work.batch
         if kind == "customers_page":
             words = self.work.params["words"]
             q = urllib.parse.quote(self.random.choice(words))
@@ -169,6 +156,24 @@ class Client:
                 query += "&kind=withdrawal"
             return self._rest("GET", f"/v1/allocation-records?{query}"), 1
         raise ValueError(f"unknown workload {kind}")
+
+    def usage_body(self, tag: str) -> bytes:
+        """A usage batch: ``{"records": [...]}`` of ``work.batch`` charges of 0.35 less a
+        0.05 voucher, each of a random customer, as ``json.dumps`` writes it — written
+        from a template, which costs the load a seventh of what ``json.dumps`` of the
+        records' dicts did (its ids and times need no escaping: tests hold it to
+        ``json.dumps``)."""
+        stamp = datetime.now(UTC).isoformat()
+        rest = (
+            ', "product": "cvm", "list_amount": "0.35", "voucher_amount": "0.05", '
+            f'"occurred_at": "{stamp}"}}'
+        )
+        choice, customers = self.random.choice, self.customers
+        records = ", ".join(
+            f'{{"event_id": "{tag}-{n}", "customer_uin": {choice(customers)}{rest}'
+            for n in range(self.work.batch)
+        )
+        return f'{{"records": [{records}]}}'.encode()
 
     def _tc3(self, action: str, body: bytes) -> Request:
         now = int(time.time())

@@ -4,13 +4,15 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
 
 import pytest
-from benchmarks.load import Connection, ProtocolError
+from benchmarks.load import Client, Connection, ProtocolError, Workload
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -89,3 +91,22 @@ def test_a_closed_connection_is_an_error_not_an_empty_answer(port: int) -> None:
     with pytest.raises(ProtocolError):
         connection._response()
     connection.close()
+
+
+def test_a_usage_batch_is_what_json_dumps_writes() -> None:
+    work = Workload("usage", 1, [], [[100000000001, 100000000002, 7]], batch=5)
+    client = Client(work, 3)
+    (method, path, body, headers), items = client.next()
+    assert (method, path, items, headers["idempotency-key"]) == (
+        "POST",
+        "/v1/usage-batches",
+        5,
+        "u-3-1",
+    )
+    records = json.loads(body)["records"]
+    assert body == json.dumps({"records": records}).encode()
+    assert [r["event_id"] for r in records] == [f"u-3-1-{n}" for n in range(5)]
+    assert {r["customer_uin"] for r in records} <= {100000000001, 100000000002, 7}
+    for r in records:
+        assert (r["product"], r["list_amount"], r["voucher_amount"]) == ("cvm", "0.35", "0.05")
+        assert datetime.fromisoformat(r["occurred_at"]).tzinfo is not None
