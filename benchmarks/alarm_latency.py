@@ -13,7 +13,9 @@ alarm is one customer's usage crossing 75 %; the webhook receiver is a local HTT
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import operator
 import os
 import statistics
 import subprocess
@@ -106,7 +108,8 @@ def measure(engine: Engine, uins: list[int], arrivals: Arrivals, label: str) -> 
             usage.ingest(s, [record])
         committed = time.monotonic()
         with arrivals.changed:
-            if not arrivals.changed.wait_for(lambda u=uin: u in arrivals.at, timeout=30):
+            arrived = functools.partial(operator.contains, arrivals.at, uin)
+            if not arrivals.changed.wait_for(arrived, timeout=30):
                 raise SystemExit(f"{label}: alarm for {uin} never arrived")
             latencies.append(arrivals.at[uin] - committed)
         time.sleep(0.01)
