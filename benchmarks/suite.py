@@ -10,7 +10,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+import traceback
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -343,6 +345,30 @@ def _row(
     }
 
 
+@contextmanager
+def _part(report: dict[str, Any], name: str) -> Iterator[None]:
+    """One part of the run: an error in it (a server that would not start, a database
+    error, a load that could not connect) is the part's failed row, with its traceback
+    kept in the report's ``errors`` and logged, and the run goes on to the next part
+    instead of losing every row measured before it."""
+    try:
+        yield
+    except Exception as exc:
+        detail = traceback.format_exc()
+        _log(f"{name} failed:\n{detail}")
+        report.setdefault("errors", {})[name] = detail
+        report["rows"].append(
+            _row(
+                f"{name}: stopped by {type(exc).__name__}: {exc}"[:88],
+                float("nan"),
+                "",
+                baseline=None,
+                target="runs to the end",
+                ok=False,
+            )
+        )
+
+
 def run(*, engine: str, quick: bool, workers: int, only: list[str] | None) -> dict[str, Any]:
     """Everything, in order; the report."""
     sizes = QUICK if quick else FULL
@@ -372,153 +398,170 @@ def run(*, engine: str, quick: bool, workers: int, only: list[str] | None) -> di
     try:
         pg_tps = None
         if "pgbench" in wanted:
-            _log("pgbench TPC-B, scale 10, 16 clients")
-            pg = databases.pgbench(scale=10, clients=CLIENTS, seconds=sizes.pgbench_seconds)
-            raw["pgbench"] = pg.__dict__
-            pg_tps = pg.tps
-            paths.append(
-                {
-                    "what": "baseline: pgbench TPC-B (server ms: pgbench's own C client)",
-                    "per_second": pg.tps,
-                    "ratio_to_pgbench": 1.0,
-                    "p50_ms": float("nan"),  # pgbench reports only the mean latency
-                    "p99_ms": float("nan"),
-                    **cpu_per_request(pg.client_cpu_ms, pg.postgres_cpu_ms, pg.client_cpu_ms),
-                }
-            )
+            with _part(report, "pgbench"):
+                _log("pgbench TPC-B, scale 10, 16 clients")
+                pg = databases.pgbench(scale=10, clients=CLIENTS, seconds=sizes.pgbench_seconds)
+                raw["pgbench"] = pg.__dict__
+                pg_tps = pg.tps
+                paths.append(
+                    {
+                        "what": "baseline: pgbench TPC-B (server ms: pgbench's own C client)",
+                        "per_second": pg.tps,
+                        "ratio_to_pgbench": 1.0,
+                        "p50_ms": float("nan"),  # pgbench reports only the mean latency
+                        "p99_ms": float("nan"),
+                        **cpu_per_request(pg.client_cpu_ms, pg.postgres_cpu_ms, pg.client_cpu_ms),
+                    }
+                )
 
         if "floors" in wanted:
-            _log(f"floor: an empty ASGI app on uvicorn, {CLIENTS} clients")
-            with Server("", workers=workers, log=log, asgi_app=FLOOR_APP) as bare:
-                result, cpu = measured(
-                    bare, load.Workload("bare", bare.port, [], [[]], seconds=sizes.load_seconds)
-                )
-            paths.append(_cost("floor: empty ASGI app on uvicorn", result, cpu, pg_tps))
-            if engine == "postgresql":  # the floor is PostgreSQL's statement
-                _log(f"floor: the smallest one-statement allocation, {CLIENTS} clients")
-                url, db = made.new("floor_write")
-                world = seed.build_world(db, partners=PARTNERS, customers=CUSTOMERS, credit=CREDIT)
-                os.environ["CREDITLINE_FLOOR_DATABASE_URL"] = url
-                with Server("", workers=workers, log=log, asgi_app=FLOOR_WRITE_APP) as floor:
+            with _part(report, "floors"):
+                _log(f"floor: an empty ASGI app on uvicorn, {CLIENTS} clients")
+                with Server("", workers=workers, log=log, asgi_app=FLOOR_APP) as bare:
                     result, cpu = measured(
-                        floor,
-                        load.Workload(
-                            "rest_allocate",
-                            floor.port,
-                            [p.key for p in world.partners],
-                            [p.customers for p in world.partners],
-                            seconds=sizes.load_seconds,
-                        ),
-                        database=db,
+                        bare, load.Workload("bare", bare.port, [], [[]], seconds=sizes.load_seconds)
                     )
-                paths.append(_cost("floor: smallest one-statement allocation", result, cpu, pg_tps))
+                paths.append(_cost("floor: empty ASGI app on uvicorn", result, cpu, pg_tps))
+                if engine == "postgresql":  # the floor is PostgreSQL's statement
+                    _log(f"floor: the smallest one-statement allocation, {CLIENTS} clients")
+                    url, db = made.new("floor_write")
+                    world = seed.build_world(
+                        db, partners=PARTNERS, customers=CUSTOMERS, credit=CREDIT
+                    )
+                    os.environ["CREDITLINE_FLOOR_DATABASE_URL"] = url
+                    with Server("", workers=workers, log=log, asgi_app=FLOOR_WRITE_APP) as floor:
+                        result, cpu = measured(
+                            floor,
+                            load.Workload(
+                                "rest_allocate",
+                                floor.port,
+                                [p.key for p in world.partners],
+                                [p.customers for p in world.partners],
+                                seconds=sizes.load_seconds,
+                            ),
+                            database=db,
+                        )
+                    paths.append(
+                        _cost("floor: smallest one-statement allocation", result, cpu, pg_tps)
+                    )
 
         if wanted & {"allocations", "usage", "purchase_checks"}:
-            url, db = made.new("load")
-            _log(f"seeding {PARTNERS} resellers with {CUSTOMERS} customers")
-            world = seed.build_world(db, partners=PARTNERS, customers=CUSTOMERS, credit=CREDIT)
-            if "purchase_checks" in wanted:
-                seed.purchase_policies(db, world)
-            with Server(url, workers=workers, log=log) as server:
-                keys = [p.key for p in world.partners]
-                customers = [p.customers for p in world.partners]
-                if "floors" in wanted:
-                    _log(f"floor: GET /v1/pool through REST, {CLIENTS} clients")
-                    result, cpu = measured(
-                        server,
-                        load.Workload(
-                            "rest_pool", server.port, keys, customers, seconds=sizes.load_seconds
-                        ),
-                        database=db,
-                    )
-                    paths.append(
-                        _cost("floor: GET /v1/pool (authenticate + one read)", result, cpu, pg_tps)
-                    )
-                for kind, label in (("rest_allocate", "REST"), ("tc3_allocate", "Tencent")):
-                    if "allocations" not in wanted:
-                        break
-                    _log(f"allocations through {label}, {CLIENTS} clients")
-                    result, cpu = measured(
-                        server,
-                        load.Workload(
-                            kind, server.port, keys, customers, seconds=sizes.load_seconds
-                        ),
-                        database=db,
-                    )
-                    raw[kind] = _summary(result)
-                    paths.append(_cost(f"allocation through {label}", result, cpu, pg_tps))
-                    ok = pg_tps is not None and result.rate >= 0.45 * pg_tps
-                    rows.append(
-                        _row(
-                            f"allocations/s through {label}, {CLIENTS} clients, "
-                            f"{CUSTOMERS:,} customers",
-                            result.rate,
-                            "tps",
-                            baseline=pg_tps,
-                            target=">= 0.45 x pgbench tps",
-                            ok=ok and result.failed == 0,
-                        )
-                    )
-                    rows.append(
-                        _row(
-                            f"allocation p99 through {label} (p50 {result.percentile(50):.1f} ms)",
-                            result.percentile(99),
-                            "ms",
-                            baseline=None,
-                            target="<= 50 ms",
-                            ok=result.percentile(99) <= 50,
-                        )
-                    )
+            with _part(report, "allocations, purchase checks and usage"):
+                url, db = made.new("load")
+                _log(f"seeding {PARTNERS} resellers with {CUSTOMERS} customers")
+                world = seed.build_world(db, partners=PARTNERS, customers=CUSTOMERS, credit=CREDIT)
                 if "purchase_checks" in wanted:
-                    _purchase_checks(server, db, world, sizes, report, pg_tps)
+                    seed.purchase_policies(db, world)
+                with Server(url, workers=workers, log=log) as server:
+                    keys = [p.key for p in world.partners]
+                    customers = [p.customers for p in world.partners]
+                    if "floors" in wanted:
+                        _log(f"floor: GET /v1/pool through REST, {CLIENTS} clients")
+                        result, cpu = measured(
+                            server,
+                            load.Workload(
+                                "rest_pool",
+                                server.port,
+                                keys,
+                                customers,
+                                seconds=sizes.load_seconds,
+                            ),
+                            database=db,
+                        )
+                        paths.append(
+                            _cost(
+                                "floor: GET /v1/pool (authenticate + one read)", result, cpu, pg_tps
+                            )
+                        )
+                    for kind, label in (("rest_allocate", "REST"), ("tc3_allocate", "Tencent")):
+                        if "allocations" not in wanted:
+                            break
+                        _log(f"allocations through {label}, {CLIENTS} clients")
+                        result, cpu = measured(
+                            server,
+                            load.Workload(
+                                kind, server.port, keys, customers, seconds=sizes.load_seconds
+                            ),
+                            database=db,
+                        )
+                        raw[kind] = _summary(result)
+                        paths.append(_cost(f"allocation through {label}", result, cpu, pg_tps))
+                        ok = pg_tps is not None and result.rate >= 0.45 * pg_tps
+                        rows.append(
+                            _row(
+                                f"allocations/s through {label}, {CLIENTS} clients, "
+                                f"{CUSTOMERS:,} customers",
+                                result.rate,
+                                "tps",
+                                baseline=pg_tps,
+                                target=">= 0.45 x pgbench tps",
+                                ok=ok and result.failed == 0,
+                            )
+                        )
+                        p50 = result.percentile(50)
+                        rows.append(
+                            _row(
+                                f"allocation p99 through {label} (p50 {p50:.1f} ms)",
+                                result.percentile(99),
+                                "ms",
+                                baseline=None,
+                                target="<= 50 ms",
+                                ok=result.percentile(99) <= 50,
+                            )
+                        )
+                    if "purchase_checks" in wanted:
+                        _purchase_checks(server, db, world, sizes, report, pg_tps)
+                    if "usage" in wanted:
+                        _log(f"usage ingestion, batches of 1,000, {sizes.usage_clients} clients")
+                        result, cpu = measured(
+                            server, _usage_load(server, world, sizes, "u"), database=db
+                        )
+                        raw["usage"] = _summary(result)
+                        paths.append(_cost("usage batch of 1,000 events", result, cpu, None))
+                    peak_rss.update({f"load {k}": v for k, v in server.peak_rss_mb().items()})
                 if "usage" in wanted:
-                    _log(f"usage ingestion, batches of 1,000, {sizes.usage_clients} clients")
-                    result, cpu = measured(
-                        server, _usage_load(server, world, sizes, "u"), database=db
+                    base = insert_select_rate(db, max(result.items, 100_000))
+                    raw["usage_baseline"] = base
+                    ratio_ok = result.items_rate >= 0.30 * base["rows_per_second"]
+                    rows.append(
+                        _row(
+                            "usage events/s through REST, batches of 1,000, alarms on",
+                            result.items_rate,
+                            "events/s",
+                            baseline=base["rows_per_second"],
+                            target=">= 0.30 x INSERT ... SELECT rows/s",
+                            ok=ratio_ok and result.failed == 0,
+                        )
                     )
-                    raw["usage"] = _summary(result)
-                    paths.append(_cost("usage batch of 1,000 events", result, cpu, None))
-                peak_rss.update({f"load {k}": v for k, v in server.peak_rss_mb().items()})
-            if "usage" in wanted:
-                base = insert_select_rate(db, max(result.items, 100_000))
-                raw["usage_baseline"] = base
-                ratio_ok = result.items_rate >= 0.30 * base["rows_per_second"]
-                rows.append(
-                    _row(
-                        "usage events/s through REST, batches of 1,000, alarms on",
-                        result.items_rate,
-                        "events/s",
-                        baseline=base["rows_per_second"],
-                        target=">= 0.30 x INSERT ... SELECT rows/s",
-                        ok=ratio_ok and result.failed == 0,
-                    )
-                )
-            db.dispose()
+                db.dispose()
         if "usage" in wanted:
-            _usage_with_rules(made, sizes, workers, log, report)
+            with _part(report, "usage with top-up rules"):
+                _usage_with_rules(made, sizes, workers, log, report)
 
         if wanted & {"pages", "customers", "records"}:
-            parts = {"customers", "records"} if "pages" in wanted else wanted
-            _pages(made, sizes, workers, log, report, peak_rss, parts)
+            with _part(report, "pages"):
+                parts = {"customers", "records"} if "pages" in wanted else wanted
+                _pages(made, sizes, workers, log, report, peak_rss, parts)
 
         if "alarms" in wanted:
-            url, db = made.new("alarms")
-            db.dispose()
-            _log(f"alarm webhook latency, {sizes.alarms} alarms per mode")
-            modes = alarm_latency(url, sizes.alarms)
-            raw["alarm_latency"] = modes
-            worst = max((m["p99_ms"] for m in modes.values()), default=float("nan"))
-            rows.append(
-                _row(
-                    "alarm webhook after usage commit, p99 (worse of in-process and "
-                    "standalone worker)",
-                    worst,
-                    "ms",
-                    baseline=None,
-                    target="<= 2000 ms",
-                    ok=worst <= 2000,
+            with _part(report, "alarms"):
+                url, db = made.new("alarms")
+                db.dispose()
+                _log(f"alarm webhook latency, {sizes.alarms} alarms per mode")
+                modes = alarm_latency(url, sizes.alarms)
+                raw["alarm_latency"] = modes
+                worst = max((m["p99_ms"] for m in modes.values()), default=float("nan"))
+                rows.append(
+                    _row(
+                        "alarm webhook after usage commit, p99 (worse of in-process and "
+                        "standalone worker)",
+                        worst,
+                        "ms",
+                        baseline=None,
+                        target="<= 2000 ms",
+                        ok=worst <= 2000,
+                    )
                 )
-            )
 
         if peak_rss:
             raw["peak_rss_mb"] = {k: round(v, 1) for k, v in peak_rss.items()}
