@@ -160,9 +160,9 @@ class Client:
     def usage_body(self, tag: str) -> bytes:
         """A usage batch: ``{"records": [...]}`` of ``work.batch`` charges of 0.35 less a
         0.05 voucher, each of a random customer, as ``json.dumps`` writes it — written
-        from a template, which costs the load a seventh of what ``json.dumps`` of the
-        records' dicts did (its ids and times need no escaping: tests hold it to
-        ``json.dumps``)."""
+        from a template: the load's CPU per batch is a third of what the records' dicts
+        and ``json.dumps`` took (its ids and times need no escaping; a test holds the
+        text to ``json.dumps``)."""
         stamp = datetime.now(UTC).isoformat()
         rest = (
             ', "product": "cvm", "list_amount": "0.35", "voucher_amount": "0.05", '
