@@ -7,8 +7,6 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import pytest
-from hypothesis import example, given
-from hypothesis import strategies as st
 from tencentcloud.common import credential
 from tencentcloud.common.http.request import RequestInternal
 from tencentcloud.common.profile.client_profile import ClientProfile
@@ -160,64 +158,3 @@ def test_unsigned_payload_is_refused() -> None:
     with pytest.raises(TencentError) as refused:
         signature.payload_hash("POST", b"{}", {"x-tc-content-sha256": "UNSIGNED-PAYLOAD"})
     assert refused.value.code == INVALID_AUTHORIZATION
-
-
-_PART = st.text(alphabet="aZ0-_=/, é\t.", min_size=0, max_size=6)
-_NAMES = st.lists(
-    st.sampled_from(["content-type", "host", "x-tc-action", "Host", "", "x_y", " host"]),
-    max_size=4,
-)
-
-
-_SDK = {
-    "algorithm": "TC3-HMAC-SHA256",
-    "credential_parts": ["AKIDx", "2026-01-01", "intlpartnersmgt", "tc3_request"],
-    "signature_text": HEX,
-    "separator": ", ",
-    "around": "",
-}
-
-
-@example(**_SDK, names=["content-type", "host"])
-@example(**_SDK, names=["content-type", "host", "host"])
-@example(**_SDK, names=["host", "x-tc-action"])
-@example(**{**_SDK, "credential_parts": ["AKID=x", "d", "s", "t"]}, names=["content-type", "host"])
-@given(
-    algorithm=st.sampled_from(["TC3-HMAC-SHA256", "TC3-HMAC-SHA1", "tc3-hmac-sha256"]),
-    credential_parts=st.lists(_PART, min_size=3, max_size=5),
-    names=_NAMES,
-    signature_text=st.one_of(
-        st.text(alphabet="0123456789abcdef", min_size=64, max_size=64),
-        st.text(alphabet="0123456789abcdefABX ", min_size=62, max_size=66),
-    ),
-    separator=st.sampled_from([", ", ",", " , ", ",  "]),
-    around=st.sampled_from(["", " ", "\n"]),
-)
-def test_the_sdk_form_is_read_as_every_form_is(
-    algorithm: str,
-    credential_parts: list[str],
-    names: list[str],
-    signature_text: str,
-    separator: str,
-    around: str,
-) -> None:
-    # The one-match reading of the SDK's header gives what the general reading gives:
-    # the same parts, or the same refusal.
-    header = (
-        f"{around}{algorithm} Credential={'/'.join(credential_parts)}{separator}"
-        f"SignedHeaders={';'.join(names)}{separator}Signature={signature_text}{around}"
-    )
-
-    def read(parse: Any) -> Any:
-        try:
-            return parse(header)
-        except TencentError as refused:
-            return (refused.code, refused.message)
-
-    assert read(signature.parse_authorization) == read(signature._parse_any_form)
-
-
-def test_the_sdks_own_header_is_read_in_one_match() -> None:
-    header = _signed("POST", {"ClientUin": 1, "AddedCredit": 1.0}).header["Authorization"]
-    assert signature._SDK_FORM.fullmatch(header) is not None
-    assert signature.parse_authorization(header) == signature._parse_any_form(header)

@@ -57,12 +57,6 @@ class Authorization:
         return f"{self.date}/{self.service}/{self.terminator}"
 
 
-#: The header as Tencent's SDKs write it, read by one match; the general reading below
-#: gives the same answer for it, and answers (or refuses) every other form.
-_SDK_FORM = re.compile(
-    r"TC3-HMAC-SHA256 Credential=([^/,=\s]+)/([^/,\s]+)/([^/,\s]+)/([^/,\s]+), "
-    r"SignedHeaders=([a-z0-9-]+(?:;[a-z0-9-]+)*), Signature=([0-9a-f]{64})"
-)
 _SIGNATURE = re.compile(r"[0-9a-f]{64}")
 
 
@@ -70,18 +64,6 @@ def parse_authorization(value: str | None) -> Authorization:
     """Split the Authorization header; anything malformed is ``InvalidAuthorization``."""
     if not value:
         raise TencentError(INVALID_AUTHORIZATION, "the Authorization header is missing")
-    sdk = _SDK_FORM.fullmatch(value)
-    if sdk is not None:
-        secret_id, date, service, terminator, names, signature = sdk.groups()
-        signed = tuple(names.split(";"))
-        if len(set(signed)) == len(signed) and all(
-            name in signed for name in REQUIRED_SIGNED_HEADERS
-        ):
-            return Authorization(secret_id, date, service, terminator, signed, signature)
-    return _parse_any_form(value)
-
-
-def _parse_any_form(value: str) -> Authorization:
     algorithm, _, rest = value.strip().partition(" ")
     if algorithm != ALGORITHM:
         raise TencentError(INVALID_AUTHORIZATION, f"the signing algorithm must be {ALGORITHM}")
