@@ -9,8 +9,8 @@ A usage event and a customer's daily total each had two foreign keys: to their c
 ``partners``). The second says nothing the first does not: the customer's row holds the
 same ``partner_id`` under its own key to ``partners``, so no event or daily total can name
 a partner that does not exist. It cost one check per row: a usage batch's INSERT of its
-1,000 events ran the partner's check 1,000 times, about a third of the INSERT's time, and
-the suite's usage load spent 12 % more of PostgreSQL's CPU per batch with it
+1,000 events ran the partner's check 1,000 times, about a third of the INSERT's time;
+without it the suite's usage load took 13 % less of PostgreSQL's CPU per batch
 (docs/benchmarks.md, run 23). The customer keys stay as they are (the events' checked at
 COMMIT, migration 0022). SQLite copies the tables (it cannot drop a constraint).
 """
