@@ -391,7 +391,6 @@ def run(*, engine: str, quick: bool, workers: int, only: list[str] | None) -> di
     }
     rows: list[dict[str, Any]] = report["rows"]
     raw: dict[str, Any] = report["raw"]
-    paths: list[dict[str, Any]] = report["request_path"]
     made = Databases(engine)
     peak_rss: dict[str, float] = {}
     log = made.directory / "serve.log"
@@ -399,169 +398,23 @@ def run(*, engine: str, quick: bool, workers: int, only: list[str] | None) -> di
         pg_tps = None
         if "pgbench" in wanted:
             with _part(report, "pgbench"):
-                _log("pgbench TPC-B, scale 10, 16 clients")
-                pg = databases.pgbench(scale=10, clients=CLIENTS, seconds=sizes.pgbench_seconds)
-                raw["pgbench"] = pg.__dict__
-                pg_tps = pg.tps
-                paths.append(
-                    {
-                        "what": "baseline: pgbench TPC-B (server ms: pgbench's own C client)",
-                        "per_second": pg.tps,
-                        "ratio_to_pgbench": 1.0,
-                        "p50_ms": float("nan"),  # pgbench reports only the mean latency
-                        "p99_ms": float("nan"),
-                        **cpu_per_request(pg.client_cpu_ms, pg.postgres_cpu_ms, pg.client_cpu_ms),
-                    }
-                )
-
+                pg_tps = _pgbench(sizes, report)
         if "floors" in wanted:
             with _part(report, "floors"):
-                _log(f"floor: an empty ASGI app on uvicorn, {CLIENTS} clients")
-                with Server("", workers=workers, log=log, asgi_app=FLOOR_APP) as bare:
-                    result, cpu = measured(
-                        bare, load.Workload("bare", bare.port, [], [[]], seconds=sizes.load_seconds)
-                    )
-                paths.append(_cost("floor: empty ASGI app on uvicorn", result, cpu, pg_tps))
-                if engine == "postgresql":  # the floor is PostgreSQL's statement
-                    _log(f"floor: the smallest one-statement allocation, {CLIENTS} clients")
-                    url, db = made.new("floor_write")
-                    world = seed.build_world(
-                        db, partners=PARTNERS, customers=CUSTOMERS, credit=CREDIT
-                    )
-                    os.environ["CREDITLINE_FLOOR_DATABASE_URL"] = url
-                    with Server("", workers=workers, log=log, asgi_app=FLOOR_WRITE_APP) as floor:
-                        result, cpu = measured(
-                            floor,
-                            load.Workload(
-                                "rest_allocate",
-                                floor.port,
-                                [p.key for p in world.partners],
-                                [p.customers for p in world.partners],
-                                seconds=sizes.load_seconds,
-                            ),
-                            database=db,
-                        )
-                    paths.append(
-                        _cost("floor: smallest one-statement allocation", result, cpu, pg_tps)
-                    )
-
+                _floors(made, sizes, workers, log, report, pg_tps)
         if wanted & {"allocations", "usage", "purchase_checks"}:
             with _part(report, "allocations, purchase checks and usage"):
-                url, db = made.new("load")
-                _log(f"seeding {PARTNERS} resellers with {CUSTOMERS} customers")
-                world = seed.build_world(db, partners=PARTNERS, customers=CUSTOMERS, credit=CREDIT)
-                if "purchase_checks" in wanted:
-                    seed.purchase_policies(db, world)
-                with Server(url, workers=workers, log=log) as server:
-                    keys = [p.key for p in world.partners]
-                    customers = [p.customers for p in world.partners]
-                    if "floors" in wanted:
-                        _log(f"floor: GET /v1/pool through REST, {CLIENTS} clients")
-                        result, cpu = measured(
-                            server,
-                            load.Workload(
-                                "rest_pool",
-                                server.port,
-                                keys,
-                                customers,
-                                seconds=sizes.load_seconds,
-                            ),
-                            database=db,
-                        )
-                        paths.append(
-                            _cost(
-                                "floor: GET /v1/pool (authenticate + one read)", result, cpu, pg_tps
-                            )
-                        )
-                    for kind, label in (("rest_allocate", "REST"), ("tc3_allocate", "Tencent")):
-                        if "allocations" not in wanted:
-                            break
-                        _log(f"allocations through {label}, {CLIENTS} clients")
-                        result, cpu = measured(
-                            server,
-                            load.Workload(
-                                kind, server.port, keys, customers, seconds=sizes.load_seconds
-                            ),
-                            database=db,
-                        )
-                        raw[kind] = _summary(result)
-                        paths.append(_cost(f"allocation through {label}", result, cpu, pg_tps))
-                        ok = pg_tps is not None and result.rate >= 0.45 * pg_tps
-                        rows.append(
-                            _row(
-                                f"allocations/s through {label}, {CLIENTS} clients, "
-                                f"{CUSTOMERS:,} customers",
-                                result.rate,
-                                "tps",
-                                baseline=pg_tps,
-                                target=">= 0.45 x pgbench tps",
-                                ok=ok and result.failed == 0,
-                            )
-                        )
-                        p50 = result.percentile(50)
-                        rows.append(
-                            _row(
-                                f"allocation p99 through {label} (p50 {p50:.1f} ms)",
-                                result.percentile(99),
-                                "ms",
-                                baseline=None,
-                                target="<= 50 ms",
-                                ok=result.percentile(99) <= 50,
-                            )
-                        )
-                    if "purchase_checks" in wanted:
-                        _purchase_checks(server, db, world, sizes, report, pg_tps)
-                    if "usage" in wanted:
-                        _log(f"usage ingestion, batches of 1,000, {sizes.usage_clients} clients")
-                        result, cpu = measured(
-                            server, _usage_load(server, world, sizes, "u"), database=db
-                        )
-                        raw["usage"] = _summary(result)
-                        paths.append(_cost("usage batch of 1,000 events", result, cpu, None))
-                    peak_rss.update({f"load {k}": v for k, v in server.peak_rss_mb().items()})
-                if "usage" in wanted:
-                    base = insert_select_rate(db, max(result.items, 100_000))
-                    raw["usage_baseline"] = base
-                    ratio_ok = result.items_rate >= 0.30 * base["rows_per_second"]
-                    rows.append(
-                        _row(
-                            "usage events/s through REST, batches of 1,000, alarms on",
-                            result.items_rate,
-                            "events/s",
-                            baseline=base["rows_per_second"],
-                            target=">= 0.30 x INSERT ... SELECT rows/s",
-                            ok=ratio_ok and result.failed == 0,
-                        )
-                    )
-                db.dispose()
+                _loads(made, sizes, workers, log, report, peak_rss, pg_tps, wanted)
         if "usage" in wanted:
             with _part(report, "usage with top-up rules"):
                 _usage_with_rules(made, sizes, workers, log, report)
-
         if wanted & {"pages", "customers", "records"}:
             with _part(report, "pages"):
                 parts = {"customers", "records"} if "pages" in wanted else wanted
                 _pages(made, sizes, workers, log, report, peak_rss, parts)
-
         if "alarms" in wanted:
             with _part(report, "alarms"):
-                url, db = made.new("alarms")
-                db.dispose()
-                _log(f"alarm webhook latency, {sizes.alarms} alarms per mode")
-                modes = alarm_latency(url, sizes.alarms)
-                raw["alarm_latency"] = modes
-                worst = max((m["p99_ms"] for m in modes.values()), default=float("nan"))
-                rows.append(
-                    _row(
-                        "alarm webhook after usage commit, p99 (worse of in-process and "
-                        "standalone worker)",
-                        worst,
-                        "ms",
-                        baseline=None,
-                        target="<= 2000 ms",
-                        ok=worst <= 2000,
-                    )
-                )
+                _alarms(made, sizes, report)
 
         if peak_rss:
             raw["peak_rss_mb"] = {k: round(v, 1) for k, v in peak_rss.items()}
@@ -579,6 +432,179 @@ def run(*, engine: str, quick: bool, workers: int, only: list[str] | None) -> di
     finally:
         made.drop_all()
     return report
+
+
+def _pgbench(sizes: Sizes, report: dict[str, Any]) -> float:
+    """pgbench's TPC-B, the allocations' baseline; its transactions per second."""
+    raw, paths = report["raw"], report["request_path"]
+    _log("pgbench TPC-B, scale 10, 16 clients")
+    pg = databases.pgbench(scale=10, clients=CLIENTS, seconds=sizes.pgbench_seconds)
+    raw["pgbench"] = pg.__dict__
+    paths.append(
+        {
+            "what": "baseline: pgbench TPC-B (server ms: pgbench's own C client)",
+            "per_second": pg.tps,
+            "ratio_to_pgbench": 1.0,
+            "p50_ms": float("nan"),  # pgbench reports only the mean latency
+            "p99_ms": float("nan"),
+            **cpu_per_request(pg.client_cpu_ms, pg.postgres_cpu_ms, pg.client_cpu_ms),
+        }
+    )
+    return pg.tps
+
+
+def _floors(
+    made: Databases,
+    sizes: Sizes,
+    workers: int,
+    log: Path,
+    report: dict[str, Any],
+    pg_tps: float | None,
+) -> None:
+    """The request path's floors: an empty ASGI app, and (PostgreSQL) the smallest
+    one-statement allocation."""
+    paths = report["request_path"]
+    _log(f"floor: an empty ASGI app on uvicorn, {CLIENTS} clients")
+    with Server("", workers=workers, log=log, asgi_app=FLOOR_APP) as bare:
+        result, cpu = measured(
+            bare, load.Workload("bare", bare.port, [], [[]], seconds=sizes.load_seconds)
+        )
+    paths.append(_cost("floor: empty ASGI app on uvicorn", result, cpu, pg_tps))
+    if made.engine == "postgresql":  # the floor is PostgreSQL's statement
+        _log(f"floor: the smallest one-statement allocation, {CLIENTS} clients")
+        url, db = made.new("floor_write")
+        world = seed.build_world(db, partners=PARTNERS, customers=CUSTOMERS, credit=CREDIT)
+        os.environ["CREDITLINE_FLOOR_DATABASE_URL"] = url
+        with Server("", workers=workers, log=log, asgi_app=FLOOR_WRITE_APP) as floor:
+            result, cpu = measured(
+                floor,
+                load.Workload(
+                    "rest_allocate",
+                    floor.port,
+                    [p.key for p in world.partners],
+                    [p.customers for p in world.partners],
+                    seconds=sizes.load_seconds,
+                ),
+                database=db,
+            )
+        paths.append(_cost("floor: smallest one-statement allocation", result, cpu, pg_tps))
+
+
+def _loads(
+    made: Databases,
+    sizes: Sizes,
+    workers: int,
+    log: Path,
+    report: dict[str, Any],
+    peak_rss: dict[str, float],
+    pg_tps: float | None,
+    wanted: set[str],
+) -> None:
+    """On one seeded database and one server: the pool read's floor, the allocations
+    through REST and Tencent, the purchase checks and the usage ingestion (those of them
+    ``wanted``)."""
+    rows, raw, paths = report["rows"], report["raw"], report["request_path"]
+    url, db = made.new("load")
+    _log(f"seeding {PARTNERS} resellers with {CUSTOMERS} customers")
+    world = seed.build_world(db, partners=PARTNERS, customers=CUSTOMERS, credit=CREDIT)
+    if "purchase_checks" in wanted:
+        seed.purchase_policies(db, world)
+    with Server(url, workers=workers, log=log) as server:
+        keys = [p.key for p in world.partners]
+        customers = [p.customers for p in world.partners]
+        if "floors" in wanted:
+            _log(f"floor: GET /v1/pool through REST, {CLIENTS} clients")
+            result, cpu = measured(
+                server,
+                load.Workload(
+                    "rest_pool",
+                    server.port,
+                    keys,
+                    customers,
+                    seconds=sizes.load_seconds,
+                ),
+                database=db,
+            )
+            paths.append(
+                _cost("floor: GET /v1/pool (authenticate + one read)", result, cpu, pg_tps)
+            )
+        for kind, label in (("rest_allocate", "REST"), ("tc3_allocate", "Tencent")):
+            if "allocations" not in wanted:
+                break
+            _log(f"allocations through {label}, {CLIENTS} clients")
+            result, cpu = measured(
+                server,
+                load.Workload(kind, server.port, keys, customers, seconds=sizes.load_seconds),
+                database=db,
+            )
+            raw[kind] = _summary(result)
+            paths.append(_cost(f"allocation through {label}", result, cpu, pg_tps))
+            ok = pg_tps is not None and result.rate >= 0.45 * pg_tps
+            rows.append(
+                _row(
+                    f"allocations/s through {label}, {CLIENTS} clients, {CUSTOMERS:,} customers",
+                    result.rate,
+                    "tps",
+                    baseline=pg_tps,
+                    target=">= 0.45 x pgbench tps",
+                    ok=ok and result.failed == 0,
+                )
+            )
+            p50 = result.percentile(50)
+            rows.append(
+                _row(
+                    f"allocation p99 through {label} (p50 {p50:.1f} ms)",
+                    result.percentile(99),
+                    "ms",
+                    baseline=None,
+                    target="<= 50 ms",
+                    ok=result.percentile(99) <= 50,
+                )
+            )
+        if "purchase_checks" in wanted:
+            _purchase_checks(server, db, world, sizes, report, pg_tps)
+        if "usage" in wanted:
+            _log(f"usage ingestion, batches of 1,000, {sizes.usage_clients} clients")
+            result, cpu = measured(server, _usage_load(server, world, sizes, "u"), database=db)
+            raw["usage"] = _summary(result)
+            paths.append(_cost("usage batch of 1,000 events", result, cpu, None))
+        peak_rss.update({f"load {k}": v for k, v in server.peak_rss_mb().items()})
+    if "usage" in wanted:
+        base = insert_select_rate(db, max(result.items, 100_000))
+        raw["usage_baseline"] = base
+        ratio_ok = result.items_rate >= 0.30 * base["rows_per_second"]
+        rows.append(
+            _row(
+                "usage events/s through REST, batches of 1,000, alarms on",
+                result.items_rate,
+                "events/s",
+                baseline=base["rows_per_second"],
+                target=">= 0.30 x INSERT ... SELECT rows/s",
+                ok=ratio_ok and result.failed == 0,
+            )
+        )
+    db.dispose()
+
+
+def _alarms(made: Databases, sizes: Sizes, report: dict[str, Any]) -> None:
+    """The alarm webhook's latency after a usage commit."""
+    rows, raw = report["rows"], report["raw"]
+    url, db = made.new("alarms")
+    db.dispose()
+    _log(f"alarm webhook latency, {sizes.alarms} alarms per mode")
+    modes = alarm_latency(url, sizes.alarms)
+    raw["alarm_latency"] = modes
+    worst = max((m["p99_ms"] for m in modes.values()), default=float("nan"))
+    rows.append(
+        _row(
+            "alarm webhook after usage commit, p99 (worse of in-process and standalone worker)",
+            worst,
+            "ms",
+            baseline=None,
+            target="<= 2000 ms",
+            ok=worst <= 2000,
+        )
+    )
 
 
 def _usage_load(server: Server, world: seed.World, sizes: Sizes, run: str) -> load.Workload:
